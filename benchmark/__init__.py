@@ -1,0 +1,1 @@
+"""Benchmark runner for any-size text-to-image synthesis: runs, measures, scores, reports."""
