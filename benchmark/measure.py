@@ -1,0 +1,56 @@
+"""Wall time and peak memory of one unit of work, measured the same way on every device.
+
+Seconds exclude model loading (the caller warms up first) and include device
+synchronisation. Peak memory is ``torch.cuda.max_memory_allocated``/``reserved`` after a
+reset on CUDA; on a CPU it is the process's peak resident set size, which never resets,
+so it is an upper bound for each sample.
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+
+
+@dataclass
+class Measurement:
+    seconds: float = 0.0
+    peak_memory_mib: float = 0.0
+    peak_reserved_mib: Optional[float] = None
+    memory_kind: str = ""
+
+
+def _sync(device: torch.device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _process_peak_rss_mib() -> float:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes vs KiB
+
+
+@contextmanager
+def measured(device: torch.device):
+    """Measure the block: ``with measured(dev) as m: ...; m.seconds, m.peak_memory_mib``."""
+    result = Measurement()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    _sync(device)
+    start = time.perf_counter()
+    yield result
+    _sync(device)
+    result.seconds = time.perf_counter() - start
+    if device.type == "cuda":
+        result.peak_memory_mib = torch.cuda.max_memory_allocated(device) / 2**20
+        result.peak_reserved_mib = torch.cuda.max_memory_reserved(device) / 2**20
+        result.memory_kind = "cuda max_memory_allocated"
+    else:
+        result.peak_memory_mib = _process_peak_rss_mib()
+        result.memory_kind = "process peak RSS (CPU)"

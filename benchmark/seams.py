@@ -1,0 +1,41 @@
+"""Seam score: how much stronger the jumps across tile borders are than jumps elsewhere.
+
+For an image or latent and the non-overlap tile grid that would have cut it, the score is
+the mean squared difference between neighbouring pixels across a tile border, divided by
+the same mean at every other position. A stationary image scores 1.0 whatever its
+content; a seam makes the border differences stand out and the score rise above 1.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from baselines.tiling import axis_origins
+
+
+def tile_borders(size: int, tile: int) -> list[int]:
+    """Positions p (0 < p < size) where a non-overlap tile starts or ends: the border lies
+    between pixels p - 1 and p. The clamped last tile contributes both its start and the
+    end of its neighbour."""
+    borders = set()
+    for origin in axis_origins(size, tile, tile):
+        borders.update(p for p in (origin, origin + tile) if 0 < p < size)
+    return sorted(borders)
+
+
+def seam_score(image: torch.Tensor, tile: int) -> float:
+    """Seam score of ``image`` (..., H, W) against a non-overlap grid of ``tile`` pixels."""
+    image = image.double()
+    border_energy, border_count, other_energy, other_count = 0.0, 0, 0.0, 0
+    for axis in (-2, -1):
+        size = image.shape[axis]
+        jumps = image.diff(dim=axis).pow(2).movedim(axis, 0).reshape(size - 1, -1).mean(dim=1)
+        at_border = torch.zeros(size - 1, dtype=torch.bool)
+        at_border[[p - 1 for p in tile_borders(size, tile)]] = True
+        border_energy += float(jumps[at_border].sum())
+        border_count += int(at_border.sum())
+        other_energy += float(jumps[~at_border].sum())
+        other_count += int((~at_border).sum())
+    if border_count == 0:
+        return 1.0
+    return (border_energy / border_count) / (other_energy / other_count)
