@@ -1,0 +1,117 @@
+"""FID: Frechet distance between Gaussians fitted to Inception features.
+
+The distance is clean-fid's `frechet_distance` (scipy sqrtm, the pytorch-fid / TTUR
+formula); tests cross-check it against torchmetrics' eigenvalue form. Reference
+statistics are cached on disk per data set, keyed by a hash of the reference file list
+(or manifest) together with the extractor's conventions, so statistics from random
+`tiny` weights can never be reused for real weights.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Optional
+
+import numpy as np
+from cleanfid.fid import frechet_distance as _clean_fid_frechet_distance
+from PIL import Image
+
+from .images import ImageLike
+from .inception import RESIZE_CONVENTION, InceptionOutputs, InceptionV3, inception_outputs
+
+DISTANCE_CONVENTION = "cleanfid.fid.frechet_distance (scipy sqrtm); statistics: mean, np.cov (N - 1)"
+
+
+@dataclass(frozen=True)
+class ReferenceStats:
+    """Gaussian statistics of a reference set and where they came from."""
+
+    key: str
+    mu: np.ndarray
+    sigma: np.ndarray
+    count: int
+    manifest_sha256: str
+    conventions: dict
+    cache_path: Path
+    from_cache: bool
+
+
+def gaussian_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance of N x D features, as clean-fid fits them."""
+    features = np.asarray(features, dtype=np.float64)
+    if features.ndim != 2 or len(features) < 2:
+        raise ValueError(f"need at least 2 feature vectors (N x D), got shape {features.shape}")
+    return features.mean(axis=0), np.cov(features, rowvar=False)
+
+
+def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
+    """||mu1 - mu2||^2 + Tr(sigma1 + sigma2 - 2 sqrt(sigma1 sigma2)), the suite's one implementation."""
+    return float(_clean_fid_frechet_distance(mu1, sigma1, mu2, sigma2))
+
+
+def manifest_hash(images: Iterable[ImageLike], manifest: "str | os.PathLike | None" = None) -> str:
+    """sha256 of the manifest file if given, else of the sorted file list (path, size, mtime) or pixels."""
+    if manifest is not None:
+        return hashlib.sha256(Path(manifest).read_bytes()).hexdigest()
+    lines = []
+    for image in images:
+        if isinstance(image, (str, os.PathLike)):
+            stat = os.stat(image)
+            lines.append(f"{os.fspath(image)}\t{stat.st_size}\t{stat.st_mtime_ns}")
+        else:
+            array = np.asarray(image.convert("RGB") if isinstance(image, Image.Image) else image)
+            lines.append(f"{array.shape}\t{hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()}")
+    return hashlib.sha256("\n".join(sorted(lines)).encode()).hexdigest()
+
+
+def reference_stats(
+    images: Iterable[ImageLike],
+    key: str,
+    cache_dir: "str | os.PathLike",
+    net: InceptionV3,
+    manifest: "str | os.PathLike | None" = None,
+    batch_size: int = 32,
+) -> ReferenceStats:
+    """Statistics of the reference set `key`, from `cache_dir` when its file list and extractor match."""
+    if not re.fullmatch(r"[A-Za-z0-9._-]+", key):
+        raise ValueError(f"reference key must be a plain file-name stem, got {key!r}")
+    images = list(images)
+    digest = manifest_hash(images, manifest)
+    conventions = {"resize": RESIZE_CONVENTION, **net.conventions}
+    cache_id = hashlib.sha256(json.dumps([digest, conventions], sort_keys=True).encode()).hexdigest()[:16]
+    path = Path(cache_dir) / f"{key}-{cache_id}.npz"
+    if path.is_file():
+        with np.load(path) as cached:
+            return ReferenceStats(key, cached["mu"], cached["sigma"], int(cached["count"]), digest,
+                                  json.loads(str(cached["conventions"])), path, from_cache=True)
+    outputs = inception_outputs(images, net, batch_size)
+    mu, sigma = gaussian_stats(outputs.features)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npz", delete=False) as tmp:
+        np.savez(tmp, mu=mu, sigma=sigma, count=len(outputs.features),
+                 manifest_sha256=digest, conventions=json.dumps(outputs.conventions, sort_keys=True))
+    os.replace(tmp.name, path)  # atomic: concurrent runs never read a half-written file
+    return ReferenceStats(key, mu, sigma, len(outputs.features), digest, outputs.conventions, path, from_cache=False)
+
+
+def fid(generated: InceptionOutputs, reference: ReferenceStats) -> dict:
+    """FID of generated images against a reference set, with the conventions that produced it."""
+    if generated.conventions != reference.conventions:
+        raise ValueError(
+            "generated and reference features were extracted differently:\n"
+            f"  generated: {generated.conventions}\n  reference: {reference.conventions}"
+        )
+    mu, sigma = gaussian_stats(generated.features)
+    return {
+        "metric": "fid",
+        "value": frechet_distance(mu, sigma, reference.mu, reference.sigma),
+        "n": len(generated.features),
+        "n_reference": reference.count,
+        "reference": {"key": reference.key, "manifest_sha256": reference.manifest_sha256},
+        "conventions": {**generated.conventions, "distance": DISTANCE_CONVENTION},
+    }

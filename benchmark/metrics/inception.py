@@ -1,0 +1,124 @@
+"""Inception-v3 pool3 features and logits in clean-fid's "clean" convention.
+
+FID and IS both read one Inception pass: images are resized with PIL bicubic to 299x299
+in float32 (clean-fid "clean" mode, no quantisation), scaled to [-1, 1] by (x - 128) / 128,
+and the network returns the 2048-d pool3 features and the class logits. Real weights are
+the TF 2015-12-05 graph as clean-fid's TorchScript file; the `tiny` profile uses
+torchvision's Inception-v3 architecture with seeded random weights, so numbers from it
+check the plumbing, never the paper.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from cleanfid.resize import build_resizer
+from torch import nn
+
+from .images import ImageLike, to_rgb_array
+from .weights import (INCEPTION_FILE, default_device, inception_candidates, locate, seeded, sha256_file,
+                      uses_random_weights)
+
+RESIZE_CONVENTION = "clean-fid 'clean': PIL bicubic to 299x299 per channel in float32, no quantisation"
+
+
+class InceptionV3(nn.Module):
+    """Maps Nx3x299x299 float images in [0, 255] to (pool3 features N x 2048, logits N x classes).
+
+    Logits are the output layer without its bias, as StyleGAN2-ADA and torch-fidelity
+    compute IS from the TF graph.
+    """
+
+    def __init__(self, body: nn.Module, head: nn.Linear, conventions: dict):
+        super().__init__()
+        self.body = body
+        self.head = head
+        self.conventions = conventions
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.body((x - 128) / 128).reshape(len(x), 2048)
+        return features, F.linear(features, self.head.weight)
+
+
+@dataclass(frozen=True)
+class InceptionOutputs:
+    """One Inception pass over a set of images, shared by FID and IS."""
+
+    features: np.ndarray
+    logits: np.ndarray
+    conventions: dict
+
+
+def load_inception(profile: str, path=None, seed: int = 0, device=None) -> InceptionV3:
+    """The profile's Inception-v3: clean-fid's TorchScript file, or random weights for `tiny`.
+
+    `path` is the weight file or a folder holding inception-2015-12-05.pt; by default it
+    is looked for where clean-fid caches it.
+    """
+    device = torch.device(device) if device is not None else default_device()
+    if uses_random_weights(profile):
+        return _random_inception(seed).to(device).eval()
+    file = locate("inception", inception_candidates(path), INCEPTION_FILE, "FID, IS (Inception-v3)")
+    base = torch.jit.load(str(file), map_location="cpu").eval()
+    conventions = {
+        "network": "Inception-v3, TF graph inception-2015-12-05 (clean-fid / StyleGAN2-ADA TorchScript)",
+        "weights": str(file),
+        "weights_sha256": sha256_file(file),
+        "features": "pool3, 2048-d",
+        "logits": f"{base.output.out_features} classes, output layer without bias",
+    }
+    return InceptionV3(base.layers, base.output, conventions).to(device).eval()
+
+
+def _random_inception(seed: int) -> InceptionV3:
+    from torchvision.models import inception_v3
+
+    # torchvision's own TF-style init (std 0.1) makes activations explode through
+    # BatchNorm in eval mode; He-normal convolutions keep features of order 1.
+    with seeded(seed):
+        net = inception_v3(weights=None, aux_logits=False, init_weights=False)
+        for module in net.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+    head, net.fc = net.fc, nn.Identity()
+    conventions = {
+        "network": "Inception-v3, torchvision architecture",
+        "weights": f"random (seed {seed})",
+        "init": "He-normal convolutions, PyTorch default linear layer",
+        "features": "avgpool, 2048-d",
+        "logits": f"{head.out_features} classes, output layer without bias",
+    }
+    return InceptionV3(net, head, conventions)
+
+
+def clean_resize(image: ImageLike) -> np.ndarray:
+    """299x299x3 float32 in [0, 255], resized as clean-fid's "clean" mode does."""
+    return build_resizer("clean")(to_rgb_array(image))
+
+
+def inception_outputs(images: Iterable[ImageLike], net: InceptionV3, batch_size: int = 32) -> InceptionOutputs:
+    """Features and logits of `images` (any sizes), batch by batch."""
+    device = next(net.parameters()).device
+    features, logits, batch = [], [], []
+
+    def flush():
+        x = torch.from_numpy(np.stack(batch)).permute(0, 3, 1, 2).to(device)
+        f, l = net(x)
+        features.append(f.double().cpu().numpy())
+        logits.append(l.double().cpu().numpy())
+        batch.clear()
+
+    for image in images:
+        batch.append(clean_resize(image))
+        if len(batch) == batch_size:
+            flush()
+    if batch:
+        flush()
+    if not features:
+        raise ValueError("no images")
+    conventions = {"resize": RESIZE_CONVENTION, **net.conventions}
+    return InceptionOutputs(np.concatenate(features), np.concatenate(logits), conventions)
