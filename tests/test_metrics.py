@@ -352,12 +352,14 @@ def test_clip_score_range_and_determinism(clip_tiny):
 
 
 def test_clip_score_formula_by_hand(clip_tiny):
-    image, text = _image(42, 80, 80), "a gradient"
+    images = [_image(seed, 80, 60 + 20 * seed) for seed in range(4)]
+    texts = ["a gradient", "a red square", "two cats on a sofa", "noise"]
     with torch.no_grad():
-        i = clip_tiny.model.encode_image(clip_tiny.preprocess(Image.fromarray(image))[None])
-        t = clip_tiny.model.encode_text(clip_tiny.tokenizer([text]))
-    cos = torch.nn.functional.cosine_similarity(i, t).item()
-    assert metrics.clip_scores([image], [text], clip_tiny)[0] == pytest.approx(max(100 * cos, 0), abs=1e-4)
+        i = clip_tiny.model.encode_image(torch.stack([clip_tiny.preprocess(Image.fromarray(x)) for x in images]))
+        t = clip_tiny.model.encode_text(clip_tiny.tokenizer(texts))
+    expected = (100 * torch.nn.functional.cosine_similarity(i, t)).clamp(min=0).numpy()
+    assert (expected > 0).any()
+    np.testing.assert_allclose(metrics.clip_scores(images, texts, clip_tiny, batch_size=3), expected, atol=1e-4)
 
 
 # ---------------------------------------------------------------- weights
@@ -367,6 +369,7 @@ def test_weight_files_and_missing_weights(tmp_path):
     nowhere = {"inception": tmp_path / "a.pt", "lpips-alexnet": tmp_path / "b.pth", "clip": tmp_path / "c.bin"}
     tiny = {r.key: r for r in metrics.weight_files("tiny", nowhere)}
     assert not tiny["inception"].needed and tiny["lpips-linear"].needed and tiny["lpips-linear"].present
+    assert not any(r.needed for r in metrics.weight_files("oracle", nowhere) if r.key != "lpips-linear")
     assert metrics.require_weights("tiny", nowhere).keys() == {"lpips-linear"}
 
     with pytest.raises(metrics.MissingWeightsError) as error:

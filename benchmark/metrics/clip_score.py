@@ -74,7 +74,7 @@ def load_clip(
         tokenizer = open_clip.get_tokenizer(model)
     conventions.update(
         score="max(100 * cos(image, text), 0)",
-        preprocess=f"open_clip eval transform: {preprocess}".replace("\n", " "),
+        preprocess="open_clip eval transform: " + " ".join(str(preprocess).split()),
     )
     return ClipModel(net.eval(), preprocess, tokenizer, conventions)
 

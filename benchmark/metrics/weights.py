@@ -3,8 +3,8 @@
 Nothing here downloads: each file is looked for where its library would have cached it
 (or at an explicit path), so a run works offline and a missing file is reported with
 every place that was searched instead of triggering a download. The `tiny` profile runs
-the same architectures with seeded random weights and needs only files shipped inside
-installed packages.
+the same architectures with seeded random weights (so does the CLI's `oracle` profile)
+and needs only files shipped inside installed packages.
 """
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ from typing import Iterator, Mapping, Optional
 
 import torch
 
-TINY_PROFILE = "tiny"
+# Profiles that run without real weights: `tiny`, and `oracle` (the CLI's no-weights profile).
+RANDOM_WEIGHT_PROFILES = ("tiny", "oracle")
 CLIP_MODEL = "ViT-L-14"  # our choice: the paper does not name its CLIP model
 CLIP_PRETRAINED = "openai"
 INCEPTION_FILE = "inception-2015-12-05.pt"
@@ -49,8 +50,8 @@ class WeightFile:
 
 
 def uses_random_weights(profile: str) -> bool:
-    """Only the `tiny` profile runs on random weights; every other profile needs the real files."""
-    return profile == TINY_PROFILE
+    """Metric networks get seeded random weights on no-weight profiles; every other profile needs the real files."""
+    return profile in RANDOM_WEIGHT_PROFILES
 
 
 def default_device() -> torch.device:
