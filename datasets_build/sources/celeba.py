@@ -66,9 +66,12 @@ def _samples(names: list[str], text_dir: Path, hr_dir: Path) -> Iterator[Sample]
 
 
 class _ListsOnly(pickle.Unpickler):
-    """Split lists are plain lists of strings: refuse anything that imports code."""
+    """Split lists are plain lists of strings: refuse anything that imports code, except
+    the codec function Python 3 uses to pickle bytes for Python 2 readers."""
 
     def find_class(self, module, name):
+        if (module, name) == ("_codecs", "encode"):
+            return super().find_class(module, name)
         raise pickle.UnpicklingError(f"refusing to load {module}.{name}: a split list holds only names")
 
 
