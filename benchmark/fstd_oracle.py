@@ -92,8 +92,9 @@ class OracleFSTDJob:
             "seam_score_std": float(np.std(seams)),
             "seam_score_tile": self.tiling.tile,
             "distribution_error": patch_frechet_distance(latents, self.field),
-            "distribution_error_interior": patch_frechet_distance(latents, self.field,
-                                                                  margin=INTERIOR_MARGIN),
+            "distribution_error_interior": (
+                patch_frechet_distance(latents, self.field, margin=INTERIOR_MARGIN)
+                if min(self.latent_size) >= 4 * INTERIOR_MARGIN else None),
             "distribution_error_interior_margin": INTERIOR_MARGIN,
             "distribution_error_kind": "Fréchet distance of 6x6 patch Gaussian fits vs the true field",
         }

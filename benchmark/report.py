@@ -68,7 +68,8 @@ def _row_figures(result: dict | None, reference_seconds: float | None) -> dict:
     return {
         "seam score": f"{result['seam_score']:.3f} ± {result['seam_score_std']:.3f}",
         "distribution error": f"{result['distribution_error']:.4f}",
-        "distribution error, interior": f"{result['distribution_error_interior']:.4f}",
+        "distribution error, interior": ("–" if result["distribution_error_interior"] is None
+                                         else f"{result['distribution_error_interior']:.4f}"),
         "denoiser calls / sample": f"{result['denoiser_calls_per_sample']:.0f}",
         "s / sample": f"{result['seconds_per_sample']:.3f}",
         "time ÷ no overlap": (f"{result['seconds_per_sample'] / reference_seconds:.2f}"
