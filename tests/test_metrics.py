@@ -210,9 +210,23 @@ def test_real_inception_loader_reads_cleanfid_torchscript_layout(tmp_path):
 
     fake = torch.jit.script(FakeInception())
     fake.save(str(tmp_path / "inception-2015-12-05.pt"))
+    files = []
+    for i, (h, w) in enumerate([(40, 48), (30, 60)]):
+        files.append(str(tmp_path / f"{i}.png"))
+        Image.fromarray(_image(i, h, w)).save(files[-1])
+
     net = metrics.load_inception("full", path=tmp_path, device="cpu")
-    out = metrics.inception_outputs([_image(0), _image(1, 30, 60)], net)
+    out = metrics.inception_outputs(files, net)
     assert out.features.shape == (2, 2048) and out.logits.shape == (2, 1008)
+
+    # clean-fid's own pipeline (file loading, "clean" resize, InceptionV3W) gives the same features
+    from cleanfid.fid import get_files_features
+    from cleanfid.inception_torchscript import InceptionV3W
+
+    cleanfid_net = InceptionV3W(str(tmp_path), download=False)
+    expected = get_files_features(files, model=cleanfid_net, num_workers=0, device=torch.device("cpu"),
+                                  mode="clean", verbose=False)
+    np.testing.assert_allclose(out.features, expected, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(out.logits, out.features @ fake.output.weight.detach().double().numpy().T,
                                rtol=1e-4, atol=1e-4)
     assert out.conventions["weights_sha256"] == hashlib.sha256(
@@ -360,6 +374,26 @@ def test_clip_score_formula_by_hand(clip_tiny):
     expected = (100 * torch.nn.functional.cosine_similarity(i, t)).clamp(min=0).numpy()
     assert (expected > 0).any()
     np.testing.assert_allclose(metrics.clip_scores(images, texts, clip_tiny, batch_size=3), expected, atol=1e-4)
+
+
+def test_real_clip_loader_reads_a_local_checkpoint(tmp_path, clip_tiny):
+    """A registered small architecture saved to disk stands in for real OpenCLIP weights."""
+    import json
+
+    import open_clip
+    from benchmark.metrics.clip_score import TINY_OVERRIDES
+
+    (tmp_path / "asd-test-clip.json").write_text(json.dumps(TINY_OVERRIDES))
+    open_clip.add_model_config(tmp_path / "asd-test-clip.json")
+    checkpoint = tmp_path / "weights.bin"
+    torch.save(clip_tiny.model.state_dict(), checkpoint)
+
+    loaded = metrics.load_clip("full", model="asd-test-clip", pretrained="local-test", path=checkpoint, device="cpu")
+    assert loaded.conventions["model"] == "asd-test-clip" and loaded.conventions["pretrained"] == "local-test"
+    assert loaded.conventions["weights_sha256"] == hashlib.sha256(checkpoint.read_bytes()).hexdigest()
+    images, texts = [_image(50, 64, 80), _image(51, 70, 70)], ["a gradient", "a cat"]
+    np.testing.assert_allclose(metrics.clip_scores(images, texts, loaded),
+                               metrics.clip_scores(images, texts, clip_tiny), atol=1e-4)
 
 
 # ---------------------------------------------------------------- weights

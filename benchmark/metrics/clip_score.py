@@ -69,7 +69,7 @@ def load_clip(
             image_interpolation=tag.get("interpolation"),
             image_resize_mode=tag.get("resize_mode"),
         )
-        conventions = {"model": model, "pretrained": pretrained, "weights": str(file),
+        conventions = {"model": model, "pretrained": pretrained, "weights": file.name,
                        "weights_sha256": sha256_file(file)}
         tokenizer = open_clip.get_tokenizer(model)
     conventions.update(

@@ -87,7 +87,7 @@ def load_lpips(profile: str, path=None, seed: int = 0, device=None) -> Lpips:
     else:
         file = locate("lpips-alexnet", alexnet_candidates(path), ALEXNET_FILE, "LPIPS backbone")
         _load_alexnet_features(net.net, torch.load(file, map_location="cpu", weights_only=True))
-        conventions.update(weights=str(file), weights_sha256=sha256_file(file))
+        conventions.update(weights=file.name, weights_sha256=sha256_file(file))
     return Lpips(net, conventions).to(device)
 
 

@@ -66,7 +66,7 @@ def load_inception(profile: str, path=None, seed: int = 0, device=None) -> Incep
     base = torch.jit.load(str(file), map_location="cpu").eval()
     conventions = {
         "network": "Inception-v3, TF graph inception-2015-12-05 (clean-fid / StyleGAN2-ADA TorchScript)",
-        "weights": str(file),
+        "weights": file.name,
         "weights_sha256": sha256_file(file),
         "features": "pool3, 2048-d",
         "logits": f"{base.output.out_features} classes, output layer without bias",

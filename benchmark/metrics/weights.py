@@ -39,7 +39,7 @@ class WeightFile:
     key: str
     name: str
     used_by: str
-    path: Optional[str]
+    path: str
     looked_in: tuple[str, ...]
     present: bool
     needed: bool
