@@ -6,7 +6,7 @@ or :func:`build`; the benchmark finds a build with :func:`resolve` and reads it 
 :func:`iter_items`.
 """
 
-from .build import build
+from .builder import build
 from .errors import DatasetError, LayoutError, NotBuiltError, StaleBuildError
 from .loader import Item, is_built, iter_items, resolve
 from .sets import SETS

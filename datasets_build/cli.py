@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .build import build
+from .builder import build
 from .errors import DatasetError
 from .sets import SETS
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from .build import BUILD_INFO, build
+from .builder import BUILD_INFO, build
 from .errors import DatasetError, NotBuiltError
 from .manifest import MANIFEST, read_manifest
 from .sets import SETS

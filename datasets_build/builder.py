@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from . import images, selection
 from .errors import DatasetError, DecodeError, StaleBuildError
-from .manifest import MANIFEST, write_manifest
+from .manifest import MANIFEST, SCHEMA, write_manifest
 from .resume import BuildState
 from .sets import SETS, DataSet
 from .sizes import Size, arad_buckets
@@ -288,7 +288,7 @@ def _manifest_frame(plan: pd.DataFrame, state: BuildState, sizes, params: dict) 
                 "exif_orientation": row.orientation,
             }
         )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=SCHEMA.names)
 
 
 def _where(file: str, member: str | None) -> str:
