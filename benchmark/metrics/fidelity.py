@@ -109,11 +109,13 @@ def fidelity(
     """Mean and per-image PSNR-Y, SSIM-Y (and LPIPS when a model is given) of test images against references."""
     if len(references) != len(tests) or not references:
         raise ValueError(f"need matching, non-empty image lists, got {len(references)} and {len(tests)}")
-    pairs = [(to_rgb_array(r), to_rgb_array(t)) for r, t in zip(references, tests)]
-    per_image = {
-        "psnr": [psnr_y(r, t, crop_border) for r, t in pairs],
-        "ssim": [ssim_y(r, t, crop_border) for r, t in pairs],
-    }
+    per_image = {"psnr": [], "ssim": [], **({"lpips": []} if lpips_model is not None else {})}
+    for reference, test in zip(references, tests):  # one pair in memory at a time: HR images are large
+        reference, test = to_rgb_array(reference), to_rgb_array(test)
+        per_image["psnr"].append(psnr_y(reference, test, crop_border))
+        per_image["ssim"].append(ssim_y(reference, test, crop_border))
+        if lpips_model is not None:
+            per_image["lpips"].append(lpips_model(reference, test))
     conventions = {
         "psnr_ssim_channel": "Y of ITU-R BT.601 YCbCr (skimage rgb2ycbcr, [16, 235], float)",
         "data_range": DATA_RANGE,
@@ -121,12 +123,11 @@ def fidelity(
         "ssim": {"implementation": "skimage.metrics.structural_similarity", **SSIM_SETTINGS},
     }
     if lpips_model is not None:
-        per_image["lpips"] = [lpips_model(r, t) for r, t in pairs]
         conventions["lpips"] = lpips_model.conventions
     return {
         "metric": "fidelity",
         "values": {name: float(np.mean(values)) for name, values in per_image.items()},
         "per_image": per_image,
-        "n": len(pairs),
+        "n": len(references),
         "conventions": conventions,
     }
