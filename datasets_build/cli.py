@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
-from .builder import build
+from .builder import BUILD_INFO, build
 from .errors import DatasetError
 from .sets import SETS
 
@@ -67,5 +68,19 @@ def main(argv: list[str] | None = None) -> int:
     except DatasetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    print(summary(out), file=sys.stderr)
     print(out)
     return 0
+
+
+def summary(out: Path) -> str:
+    """One paragraph of a build's counts; the details are in build_info.json."""
+    counts = json.loads((out / BUILD_INFO).read_text())["counts"]
+    reasons = ", ".join(f"{n} {reason}" for reason, n in counts["skipped_by_reason"].items()) or "none"
+    short = {size: c["shortfall"] for size, c in counts["per_size"].items() if c["shortfall"]}
+    lines = [
+        f"{counts['selected']} items from {counts['samples_read']} samples; skipped: {reasons}",
+        f"short sizes (fewer candidates than asked): {short}" if short else "every size is full",
+        f"details: {out / BUILD_INFO}",
+    ]
+    return "\n".join(lines)

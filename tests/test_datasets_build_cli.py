@@ -36,6 +36,7 @@ def _coco_without(tmp_path, breakage):
         (lambda r: (r / "annotations" / "captions_val2014.json").write_text('{"images": []}'), r"no 'images' and 'annotations' lists"),
         (lambda r: (r / "annotations" / "captions_val2014.json").write_text("{not json"), r"not a readable JSON"),
         (lambda r: (r / "annotations" / "captions_val2014.json").write_text('{"images": [], "annotations": []}'), r"lists no images"),
+        (lambda r: [p.unlink() for p in (r / "val2014").iterdir()], r"image folder .*val2014 is empty"),
     ],
 )
 def test_coco_layout_errors_say_what_is_expected(tmp_path, breakage, message):
@@ -78,6 +79,10 @@ def test_celeba_layout_errors(tmp_path):
         datasets_build.build("mm-celeba-hq", tmp_path / "o2", tmp_path / "mm", tmp_path / "hq")
     with pytest.raises(LayoutError, match=r"has no text/"):
         datasets_build.build("mm-celeba-hq", tmp_path / "o3", tmp_path / "hq", tmp_path / "hq")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "mm" / "test.txt").write_text("0\n")
+    with pytest.raises(LayoutError, match=r"empty is not a folder of originals"):
+        datasets_build.build("mm-celeba-hq", tmp_path / "o4", tmp_path / "mm", tmp_path / "empty")
 
 
 @pytest.mark.parametrize(
@@ -112,7 +117,9 @@ def test_cli_builds_and_prints_the_folder(tmp_path, capsys):
     source = tmp_path / "laion"
     write_img2dataset(source, "files")
     assert main(["arad-train", "--source", str(source), "--out", str(tmp_path / "out"), "--buckets", "5", "--limit", "4"]) == 0
-    assert capsys.readouterr().out.strip() == str(tmp_path / "out")
+    printed = capsys.readouterr()
+    assert printed.out.strip() == str(tmp_path / "out")
+    assert "4 items from 4 samples; skipped: none" in printed.err
     info = json.loads((tmp_path / "out" / "build_info.json").read_text())
     assert info["parameters"]["buckets"] == 5 and info["parameters"]["limit"] == 4
     assert len(info["parameters"]["sizes"]) == 5

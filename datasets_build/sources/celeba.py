@@ -41,8 +41,8 @@ def entries(source: Path, source2: Path | None = None) -> Iterator[Sample]:
     if source2 is None:
         raise LayoutError(f"mm-celeba-hq needs --source2 for the 1024² originals; {_EXPECTED}")
     hr_dir = source2 / "CelebA-HQ-img" if (source2 / "CelebA-HQ-img").is_dir() else source2
-    if not hr_dir.is_dir():
-        raise LayoutError(f"{source2} is not a folder; {_EXPECTED}")
+    if not hr_dir.is_dir() or next(hr_dir.iterdir(), None) is None:
+        raise LayoutError(f"{hr_dir} is not a folder of originals; {_EXPECTED}")
     names = read_split(split_file)
     return require_samples(_samples(names, text_dir, hr_dir), f"{split_file} is empty")
 

@@ -69,6 +69,8 @@ def _locate(source: Path, source2: Path | None) -> tuple[Path, Path]:
     image_dir = source2 if source2 is not None else root / split
     if not image_dir.is_dir():
         raise LayoutError(f"image folder {image_dir} does not exist; {_EXPECTED}")
+    if next(image_dir.iterdir(), None) is None:
+        raise LayoutError(f"image folder {image_dir} is empty; {_EXPECTED}")
     return captions_file, image_dir
 
 
