@@ -41,6 +41,10 @@ from .sources import Entry, Skip, open_image, synthetic
 
 BUILD_INFO = "build_info.json"
 FORMAT_VERSION = 1
+SCAN_COLUMNS = (
+    "id", "root", "file", "member", "offset", "length", "bytes", "captions",
+    "width", "height", "mode", "orientation", "has_alpha", "size_mismatch",
+)
 
 
 def build(
@@ -147,8 +151,10 @@ def _run(data_set: DataSet, sizes: tuple[Size, ...], params: dict, state: BuildS
 
 
 def _scan(samples, limit: int | None) -> tuple[pd.DataFrame, list[Skip]]:
-    """Read every sample's header; keep the metadata, never the pixels."""
-    rows, skips = [], []
+    """Read every sample's header; keep the metadata (column by column), never the pixels."""
+    columns: dict[str, list] = {name: [] for name in SCAN_COLUMNS}
+    roots: dict[Path, str] = {}  # one string per source root, not one per sample
+    skips = []
     for sample in tqdm(islice(samples, limit), desc="reading headers", unit="sample", total=limit):
         if isinstance(sample, Skip):
             skips.append(sample)
@@ -163,27 +169,26 @@ def _scan(samples, limit: int | None) -> tuple[pd.DataFrame, list[Skip]]:
         except OSError as exc:
             skips.append(Skip(sample.id, _where(sample.file, sample.member), "corrupt", f"unreadable: {exc}"))
             continue
-        declared_w, declared_h = sample.declared_size or (None, None)
-        rows.append(
-            {
-                "id": sample.id,
-                "root": str(sample.root),
-                "file": sample.file,
-                "member": sample.member or "",  # "" rather than None: pandas 3 turns None into NaN
-                "offset": sample.offset,
-                "length": sample.length,
-                "bytes": nbytes,
-                "captions": list(sample.captions),
-                "width": header.width,
-                "height": header.height,
-                "mode": header.mode,
-                "orientation": header.orientation,
-                "has_alpha": header.has_alpha,
-                "size_mismatch": declared_w is not None and (declared_w, declared_h) != (header.raw_width, header.raw_height),
-            }
+        declared = sample.declared_size
+        values = (
+            sample.id,
+            roots.setdefault(sample.root, str(sample.root)),
+            sample.file,
+            sample.member or "",  # "" rather than None: pandas 3 turns None into NaN
+            sample.offset,
+            sample.length,
+            nbytes,
+            list(sample.captions),
+            header.width,
+            header.height,
+            header.mode,
+            header.orientation,
+            header.has_alpha,
+            declared is not None and declared != (header.raw_width, header.raw_height),
         )
-    columns = ["id", "root", "file", "member", "offset", "length", "bytes", "captions", "width", "height", "mode", "orientation", "has_alpha", "size_mismatch"]
-    return pd.DataFrame(rows, columns=columns), skips
+        for name, value in zip(SCAN_COLUMNS, values):
+            columns[name].append(value)
+    return pd.DataFrame(columns), skips
 
 
 def _usable(candidates: pd.DataFrame, skips: list[Skip], sizes, max_upscale) -> tuple[pd.DataFrame, list[Skip]]:

@@ -33,10 +33,9 @@ def caption_index(seed: int, sample_id: str, count: int) -> int:
 
 def assign(candidates: pd.DataFrame, sizes: tuple[Size, ...]) -> pd.DataFrame:
     """Add each candidate's nearest size (``size_index``) and the upscale factor it needs there."""
-    out = candidates.copy()
-    out["size_index"] = nearest((out["height"] / out["width"]).to_numpy(), sizes)
-    out["native_scale"] = [_scale(w, h, sizes[k]) for w, h, k in zip(out["width"], out["height"], out["size_index"])]
-    return out
+    size_index = nearest((candidates["height"] / candidates["width"]).to_numpy(), sizes)
+    scales = [_scale(w, h, sizes[k]) for w, h, k in zip(candidates["width"], candidates["height"], size_index)]
+    return candidates.assign(size_index=size_index, native_scale=scales)
 
 
 def select(
@@ -50,9 +49,12 @@ def select(
     """The plan: one row per chosen candidate with its size, crop box and how it got there.
 
     ``candidates`` needs ``id``, ``width``, ``height`` (after EXIF orientation) and the
-    columns added by :func:`assign`. ``per_size=None`` keeps every candidate.
+    columns added by :func:`assign`; its other columns are carried along. The work is
+    done on those four columns only, so memory stays small for large sources.
+    ``per_size=None`` keeps every candidate.
     """
-    pool = candidates.assign(rank=[rank_key(seed, i) for i in candidates["id"]]).sort_values("rank", kind="stable")
+    slim = candidates[["id", "width", "height", "size_index"]]
+    pool = slim.assign(rank=[rank_key(seed, i) for i in slim["id"]]).sort_values("rank", kind="stable")
     chosen = pool.groupby("size_index", sort=False).head(per_size) if per_size is not None else pool
     chosen = chosen.assign(assignment="nearest")
     if borrow and per_size is not None:
@@ -68,10 +70,13 @@ def select(
                 fits = [_scale(w, h, size) <= max_upscale for w, h in zip(eligible["width"], eligible["height"])]
                 eligible = eligible[np.array(fits, dtype=bool)]
             picks = eligible.sort_values(["distance", "rank"], kind="stable").head(deficit)
-            borrowed.append(picks.drop(columns="distance").assign(size_index=k, assignment="borrowed"))
+            borrowed.append(picks[["size_index"]].assign(size_index=k, assignment="borrowed"))
             pool = pool.drop(picks.index)
-        chosen = pd.concat([chosen, *borrowed])
-    return _with_boxes(chosen, sizes).sort_values(["size_index", "id"], kind="stable").reset_index(drop=True)
+        chosen = pd.concat([chosen[["size_index", "assignment"]], *borrowed])
+    plan = candidates.drop(columns="size_index").loc[chosen.index].assign(
+        size_index=chosen["size_index"], assignment=chosen["assignment"]
+    )
+    return _with_boxes(plan, sizes).sort_values(["size_index", "id"], kind="stable").reset_index(drop=True)
 
 
 def _scale(width: int, height: int, size: Size) -> float:
