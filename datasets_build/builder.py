@@ -350,11 +350,16 @@ def _fingerprint(scan_rows: pd.DataFrame, scan_skips: list[Skip]) -> str:
     digest = hashlib.sha256()
     fields = ["id", "file", "member", "offset", "length", "bytes", "width", "height", "mode", "orientation"]
     for row in scan_rows.itertuples():
-        record = [getattr(row, f) for f in fields] + [list(row.captions)]
-        digest.update(json.dumps(record, default=str).encode() + b"\n")
+        record = [getattr(row, f) for f in fields] + [[str(c) for c in row.captions]]
+        digest.update(json.dumps(record, default=_plain).encode() + b"\n")
     for skip in scan_skips:
         digest.update(json.dumps(skip.__dict__, sort_keys=True).encode() + b"\n")
     return digest.hexdigest()
+
+
+def _plain(value):
+    """NumPy scalars as Python ones, so a scan read back from Parquet hashes the same."""
+    return value.item() if hasattr(value, "item") else str(value)
 
 
 def _versions() -> dict:

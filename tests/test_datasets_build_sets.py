@@ -179,6 +179,7 @@ def test_ma_coco_resumes_after_an_interruption(coco, tmp_path, monkeypatch):
     assert (target / "manifest.parquet").read_bytes() == (out / "manifest.parquet").read_bytes()
     assert tree_bytes(target) == tree_bytes(out)
     assert info_of(target)["counts"] == info_of(out)["counts"]
+    assert info_of(target)["source_fingerprint"] == info_of(out)["source_fingerprint"]  # scan read back
     assert not (target / ".work").exists()
 
 
