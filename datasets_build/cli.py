@@ -15,12 +15,14 @@ _EPILOG = """\
 examples:
   python -m datasets_build ma-coco --source coco/ --out data/ma-coco
   python -m datasets_build ma-laion-coco --source laion-coco-img2dataset/ --out data/ma-laion-coco
-  python -m datasets_build mm-celeba-hq --source Multi-Modal-CelebA-HQ/ --source2 CelebAMask-HQ/ --out data/mm-celeba-hq
+  python -m datasets_build mm-celeba-hq --source Multi-Modal-CelebA-HQ/ --source2 CelebAMask-HQ/ --out data/mm-celeba-hq --limit 2824
   python -m datasets_build arad-train --source laion-aesthetics-img2dataset/ --buckets 9 --out data/arad-train
   python -m datasets_build synthetic --out data/synthetic --per-ratio 1
 
-An interrupted build resumes when the same command is run again. The output folder
-holds images/, manifest.parquet, metadata.parquet and build_info.json; load it with
+Exit status: 0 when built, 2 for a usage or layout error (the message says what
+was expected where). An interrupted build resumes when the same command is run
+again. The output folder holds images/, manifest.parquet, metadata.parquet and
+build_info.json (counts, and why each skipped sample was skipped); load it with
 datasets.load_dataset(OUT) or datasets_build.iter_items(OUT). See docs/datasets.md.
 """
 
