@@ -1,4 +1,4 @@
-"""Command line: ``python -m benchmark {run,study,report,list}``.
+"""Command line: ``python -m benchmark {run,study,report,baseline,compare,list}``.
 
 Bad input is answered with one line that names the problem and the fix, exit status 2.
 """
@@ -14,7 +14,9 @@ import torch
 
 from baselines.tiling import FILLS, OFFSET_MODES, STRATEGIES, WEIGHTINGS, TilingConfig
 from benchmark.fstd_oracle import OracleFSTDJob
-from benchmark.report import write_report
+from benchmark.records import read_json, write_json
+from benchmark.regression import SUITES, BaselineError, compare, make_baseline, render
+from benchmark.report import load_results, write_report
 from benchmark.runner import RunMismatchError, run
 from benchmark.study import default_out, run_tag, unique_tilings
 
@@ -121,6 +123,29 @@ def build_parser() -> argparse.ArgumentParser:
     report_parser.add_argument("--out", type=Path, default=DEFAULT_REPORTS,
                                help="where the markdown goes (default: %(default)s)")
 
+    baseline_parser = commands.add_parser(
+        "baseline", help="run the regression suite of a profile and rewrite its baseline",
+        description="Run the profile's regression suite and write its tracked figures as the "
+                    "new baseline. Do this on purpose, when a change of outputs is intended.")
+    baseline_parser.add_argument("--profile", default="oracle",
+                                 help=f"one of {', '.join(SUITES)} (default: %(default)s)")
+    baseline_parser.add_argument("--runs", type=Path, default=DEFAULT_RUNS / "suite",
+                                 help="where the suite's runs go (default: %(default)s)")
+    baseline_parser.add_argument("--out", type=Path, default=None,
+                                 help="baseline file (default: reports/baselines/<profile>.json)")
+
+    compare_parser = commands.add_parser(
+        "compare", help="run the baseline's suite and check its figures against the baseline",
+        description="Run (or resume) the suite recorded in the baseline, print a markdown "
+                    "table of every tracked figure against the baseline, and exit with "
+                    "status 1 if one moved beyond its tolerance.")
+    compare_parser.add_argument("--baseline", type=Path, required=True,
+                                help="baseline file, e.g. reports/baselines/oracle.json")
+    compare_parser.add_argument("--runs", type=Path, default=DEFAULT_RUNS / "suite",
+                                help="where the suite's runs are (default: %(default)s)")
+    compare_parser.add_argument("--no-run", action="store_true",
+                                help="compare the runs already under --runs; run nothing")
+
     commands.add_parser("list", help="list methods and profiles")
     return parser
 
@@ -182,6 +207,36 @@ def command_report(args) -> int:
     return 0
 
 
+def _run_suite(suite: list[str], runs: Path):
+    status = main(suite + ["--runs", str(runs), "--reports", str(runs / "reports")])
+    if status:
+        raise UsageError(f"the suite `{' '.join(suite)}` failed with status {status}")
+
+
+def command_baseline(args) -> int:
+    if args.profile not in SUITES:
+        raise UsageError(f"no regression suite for profile {args.profile!r}; "
+                         f"known: {', '.join(SUITES)}")
+    suite = SUITES[args.profile]
+    _run_suite(suite, args.runs)
+    out = args.out or DEFAULT_REPORTS / "baselines" / f"{args.profile}.json"
+    write_json(out, make_baseline(load_results(args.runs), args.profile, suite))
+    print(f"wrote {out}")
+    return 0
+
+
+def command_compare(args) -> int:
+    if not args.baseline.exists():
+        raise UsageError(f"no baseline at {args.baseline}; write one with "
+                         "`python -m benchmark baseline --profile <profile>`")
+    baseline = read_json(args.baseline)
+    if not args.no_run:
+        _run_suite(baseline["suite"], args.runs)
+    checks = compare(baseline, load_results(args.runs))
+    print(render(checks, args.baseline))
+    return 0 if all(check.ok for check in checks) else 1
+
+
 def command_list(args) -> int:
     print("methods:")
     for name, text in METHODS.items():
@@ -196,10 +251,10 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handlers = {"run": command_run, "study": command_study, "report": command_report,
-                "list": command_list}
+                "baseline": command_baseline, "compare": command_compare, "list": command_list}
     try:
         return handlers[args.command](args)
-    except (UsageError, ValueError, RunMismatchError) as error:
+    except (UsageError, ValueError, RunMismatchError, BaselineError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 

@@ -83,6 +83,7 @@ def run(job: Job, count: int, out: Path, progress: bool = True) -> dict:
         "resumed_samples": count - len(todo),
         "seconds_per_sample": float(np.mean(seconds)),
         "seconds_per_sample_std": float(np.std(seconds)),
+        "seconds_per_sample_min": float(np.min(seconds)),
         "peak_memory_mib": max(r["peak_memory_mib"] for r in records),
         "memory_kind": records[0]["memory_kind"],
         "environment": environment(job.device),

@@ -44,8 +44,8 @@ def unique_tilings() -> list[TilingConfig]:
     return seen
 
 
-def run_tag(tiling: TilingConfig, size: tuple[int, int], steps: int, seed: int) -> str:
-    """A directory name that says what a run was: strategy, its parameters, size, steps, seed."""
+def tiling_tag(tiling: TilingConfig) -> str:
+    """A short name that spells out a tiling: strategy and the parameters it uses."""
     parts = [tiling.strategy]
     if tiling.strategy != "none":
         parts.append(f"t{tiling.tile}")
@@ -56,7 +56,12 @@ def run_tag(tiling: TilingConfig, size: tuple[int, int], steps: int, seed: int) 
                   f"fill-{tiling.fill}"]
     if tiling.strategy != "none" and tiling.weighting != "gaussian":
         parts.append(tiling.weighting)
-    return "-".join(parts + [f"{size[0]}x{size[1]}", f"s{steps}", f"seed{seed}"])
+    return "-".join(parts)
+
+
+def run_tag(tiling: TilingConfig, size: tuple[int, int], steps: int, seed: int) -> str:
+    """A directory name that says what a run was: its tiling, size, steps and seed."""
+    return f"{tiling_tag(tiling)}-{size[0]}x{size[1]}-s{steps}-seed{seed}"
 
 
 def default_out(runs: Path, profile: str, method: str, tag: str) -> Path:

@@ -1,0 +1,155 @@
+"""Regression guard: the tracked figures of a suite of runs against a committed baseline.
+
+A baseline file holds the suite that made it (CLI arguments), one entry per run identity
+(method, profile, tiling) with its settings and figures, the time ratios between runs, and
+the tolerances. Settings and counts are held exactly, figures from deterministic
+computation to a tight relative tolerance; wall time only as a ratio of two runs measured
+on the same machine in the same suite, so that a faster or slower CI machine changes
+nothing, and from each run's fastest sample, which other load on the machine disturbs
+least.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from baselines.tiling import TilingConfig
+from benchmark.study import tiling_tag
+
+SETTINGS = ("size", "steps", "seed", "samples")
+TOLERANCES = {
+    **{name: {"exact": True} for name in SETTINGS},
+    "denoiser_calls_per_sample": {"exact": True},
+    "tile_evaluations_per_sample": {"exact": True},
+    "seam_score": {"rel": 1e-3},
+    "distribution_error": {"rel": 1e-3},
+    "distribution_error_interior": {"rel": 1e-3},
+    "time_ratio": {"rel": 0.5},
+}
+ORACLE_IMPLICIT = "fstd/oracle/" + tiling_tag(TilingConfig("implicit"))
+TIME_RATIOS = {
+    "oracle": [
+        ("explicit ÷ implicit", "fstd/oracle/" + tiling_tag(TilingConfig("explicit")),
+         ORACLE_IMPLICIT),
+        ("implicit ÷ no overlap", ORACLE_IMPLICIT,
+         "fstd/oracle/" + tiling_tag(TilingConfig("nonoverlap"))),
+    ],
+}
+SUITES = {
+    "oracle": ["study", "--profile", "oracle", "--size", "1024x1024", "--steps", "30",
+               "--limit", "3", "--no-progress"],
+}
+
+
+class BaselineError(ValueError):
+    pass
+
+
+def identity(results: dict) -> str:
+    """What a run is, independent of where it was written: method, profile, tiling."""
+    parts = [results["method"], results["profile"]]
+    if "tiling" in results:
+        parts.append(tiling_tag(TilingConfig(**results["tiling"])))
+    return "/".join(parts)
+
+
+def tracked(results: dict) -> dict:
+    """The figures of one run that the guard holds still."""
+    return {name: results[name] for name in TOLERANCES
+            if name != "time_ratio" and results.get(name) is not None}
+
+
+def _by_identity(results: list[dict], profile: str) -> dict[str, dict]:
+    runs = {}
+    for result in results:
+        if result.get("profile") != profile:
+            continue
+        key = identity(result)
+        if key in runs:
+            raise BaselineError(f"two runs are both {key}; point --runs at one suite's runs")
+        runs[key] = result
+    return runs
+
+
+def _time_ratios(runs: dict[str, dict], profile: str) -> dict[str, float]:
+    return {name: runs[top]["seconds_per_sample_min"] / runs[bottom]["seconds_per_sample_min"]
+            for name, top, bottom in TIME_RATIOS.get(profile, [])
+            if top in runs and bottom in runs}
+
+
+def make_baseline(results: list[dict], profile: str, suite: list[str]) -> dict:
+    runs = _by_identity(results, profile)
+    if not runs:
+        raise BaselineError(f"no runs of profile {profile!r} to make a baseline from")
+    env = next(iter(runs.values()))["environment"]
+    return {"profile": profile, "suite": suite, "tolerances": TOLERANCES,
+            "made_on": {"device": env["device"], "commit": env["git"]["commit"],
+                        "date": env["date"]},
+            "runs": {key: tracked(result) for key, result in sorted(runs.items())},
+            "time_ratios": _time_ratios(runs, profile)}
+
+
+@dataclass
+class Check:
+    run: str
+    figure: str
+    baseline: object
+    current: object
+    tolerance: str
+    ok: bool
+
+
+def _within(baseline, current, tolerance: dict) -> bool:
+    if tolerance.get("exact"):
+        return baseline == current
+    if not isinstance(current, (int, float)) or not math.isfinite(current):
+        return False
+    allowed = tolerance.get("abs", 0.0) + tolerance.get("rel", 0.0) * abs(baseline)
+    return abs(current - baseline) <= allowed
+
+
+def _describe(tolerance: dict) -> str:
+    if tolerance.get("exact"):
+        return "exact"
+    return " + ".join(f"{kind} {tolerance[kind]:g}" for kind in ("abs", "rel") if kind in tolerance)
+
+
+def compare(baseline: dict, results: list[dict]) -> list[Check]:
+    """Every tracked figure of the baseline against the runs; a missing run or figure fails."""
+    profile, tolerances = baseline["profile"], baseline["tolerances"]
+    runs = _by_identity(results, profile)
+    checks = []
+    for key, figures in baseline["runs"].items():
+        current = tracked(runs[key]) if key in runs else {}
+        for name, value in figures.items():
+            tolerance = tolerances[name]
+            now = current.get(name)
+            checks.append(Check(key, name, value, now if key in runs else "missing run",
+                                _describe(tolerance), now is not None and _within(value, now, tolerance)))
+    ratios = _time_ratios(runs, profile)
+    for name, value in baseline["time_ratios"].items():
+        now = ratios.get(name)
+        checks.append(Check("time", name, value, now, _describe(tolerances["time_ratio"]),
+                            now is not None and _within(value, now, tolerances["time_ratio"])))
+    for key in sorted(set(runs) - set(baseline["runs"])):
+        checks.append(Check(key, "(run not in baseline)", None, "present", "–", True))
+    return checks
+
+
+def render(checks: list[Check], baseline_path: Path) -> str:
+    def show(value) -> str:
+        if isinstance(value, float):
+            return f"{value:.6g}"
+        return str(value)
+
+    frame = pd.DataFrame([{"run": c.run, "figure": c.figure, "baseline": show(c.baseline),
+                           "now": show(c.current), "tolerance": c.tolerance,
+                           "status": "ok" if c.ok else "**FAIL**"} for c in checks])
+    failed = sum(not c.ok for c in checks)
+    verdict = (f"{failed} of {len(checks)} tracked figures moved beyond tolerance"
+               if failed else f"all {len(checks)} tracked figures within tolerance")
+    return f"Compared with `{baseline_path}`: {verdict}.\n\n{frame.to_markdown(index=False)}\n"

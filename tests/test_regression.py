@@ -1,0 +1,102 @@
+"""The CI guard: it must fail on a change of outputs and pass on a change that alters none."""
+
+import copy
+import dataclasses
+
+import pytest
+
+import benchmark.study
+from benchmark.cli import main
+from benchmark.records import write_json
+from benchmark.regression import compare, identity, make_baseline
+from benchmark.report import load_results
+
+SUITE = ["study", "--profile", "oracle", "--size", "512x768", "--steps", "5", "--limit", "1",
+         "--no-progress"]
+
+
+def run_suite(runs, *extra):
+    assert main(SUITE + list(extra) + ["--runs", str(runs), "--reports", str(runs / "r")]) == 0
+    return load_results(runs)
+
+
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory):
+    runs = tmp_path_factory.mktemp("baseline-runs")
+    made = make_baseline(run_suite(runs), "oracle", SUITE)
+    made["tolerances"]["time_ratio"] = {"rel": 100.0}  # timing has its own test below
+    return made
+
+
+def failures(baseline, results):
+    return {(c.run, c.figure) for c in compare(baseline, results) if not c.ok}
+
+
+def test_a_change_that_alters_no_output_passes(baseline, tmp_path):
+    """The same suite run again in another directory (as a refactoring would): the same
+    outputs, so every tracked figure holds."""
+    assert failures(baseline, run_suite(tmp_path)) == set()
+
+
+def test_a_changed_seed_fails(baseline, tmp_path):
+    failed = failures(baseline, run_suite(tmp_path, "--seed", "1"))
+    assert ("fstd/oracle/nonoverlap-t64", "seed") in failed
+    assert ("fstd/oracle/nonoverlap-t64", "seam_score") in failed
+
+
+def test_a_changed_step_count_fails(baseline, tmp_path):
+    failed = failures(baseline, run_suite(tmp_path, "--steps", "6"))
+    assert ("fstd/oracle/none", "steps") in failed
+    assert ("fstd/oracle/none", "denoiser_calls_per_sample") in failed
+
+
+def test_a_changed_tiling_parameter_fails(baseline, tmp_path, monkeypatch):
+    original = benchmark.study.study_rows
+
+    def reset_every_five():
+        return [dataclasses.replace(row, tiling=dataclasses.replace(row.tiling, reset_every=5))
+                if row.tiling.strategy == "implicit" else row for row in original()]
+
+    monkeypatch.setattr(benchmark.study, "study_rows", reset_every_five)
+    failed = failures(baseline, run_suite(tmp_path))
+    implicit = "fstd/oracle/implicit-t64-random-r32-k4-fill-eps"
+    assert (implicit, "seam_score") in failed  # the k4 run is gone: reported missing
+
+
+def test_the_command_exits_1_on_a_change_and_0_without(baseline, tmp_path, capsys):
+    path = tmp_path / "baseline.json"
+    write_json(path, baseline)
+    runs = tmp_path / "runs"
+    run_suite(runs)
+    assert main(["compare", "--baseline", str(path), "--runs", str(runs), "--no-run"]) == 0
+    assert "within tolerance" in capsys.readouterr().out
+    changed = copy.deepcopy(baseline)
+    changed["runs"]["fstd/oracle/none"]["seam_score"] *= 1.01
+    write_json(path, changed)
+    assert main(["compare", "--baseline", str(path), "--runs", str(runs), "--no-run"]) == 1
+    assert "**FAIL**" in capsys.readouterr().out
+
+
+def fake_results(seconds_by_strategy: dict) -> list[dict]:
+    """Oracle results that differ only in their strategy and fastest sample's seconds."""
+    return [{"method": "fstd", "profile": "oracle", "tiling": {"strategy": strategy},
+             "size": [512, 512], "steps": 5, "seed": 0, "samples": 1,
+             "seconds_per_sample_min": seconds,
+             "environment": {"device": "cpu", "git": {"commit": "x"}, "date": "2026-01-01"}}
+            for strategy, seconds in seconds_by_strategy.items()]
+
+
+def test_time_is_guarded_only_as_a_ratio_between_runs_of_one_suite():
+    made = make_baseline(fake_results({"explicit": 2.0, "implicit": 1.0, "nonoverlap": 1.0}),
+                         "oracle", SUITE)
+    assert made["time_ratios"] == {"explicit ÷ implicit": 2.0, "implicit ÷ no overlap": 1.0}
+    ten_times_slower_machine = fake_results({"explicit": 20.0, "implicit": 10.0, "nonoverlap": 10.0})
+    assert failures(made, ten_times_slower_machine) == set()
+    implicit_got_slow = fake_results({"explicit": 2.0, "implicit": 3.0, "nonoverlap": 1.0})
+    assert failures(made, implicit_got_slow) == {("time", "explicit ÷ implicit"),
+                                                 ("time", "implicit ÷ no overlap")}
+
+
+def test_identity_names_method_profile_and_tiling():
+    assert identity({"method": "fstd", "profile": "oracle",
+                     "tiling": {"strategy": "explicit", "overlap": 16}}) == "fstd/oracle/explicit-t64-o16"
