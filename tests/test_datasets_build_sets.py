@@ -7,8 +7,10 @@ and item files, and resumption by interrupting a build and finishing it.
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
+import tarfile
 
 import pandas as pd
 import pytest
@@ -25,6 +27,7 @@ from datasets_fixtures import (
     COCO_EXPECTED_SKIPS,
     IMG2DATASET_EXPECTED_SKIPS,
     IMG2DATASET_USABLE,
+    jpeg,
     tree_bytes,
     write_celeba,
     write_coco,
@@ -62,7 +65,7 @@ def check_items_match_manifest(out, manifest):
 def coco(tmp_path_factory):
     root = tmp_path_factory.mktemp("coco")
     ids = write_coco(root)
-    out = datasets_build.build("ma-coco", root.parent / "ma-coco-out", root, per_ratio=1)
+    out = datasets_build.build("ma-coco", tmp_path_factory.mktemp("ma-coco-out"), root, per_ratio=1)
     return root, ids, out
 
 
@@ -244,6 +247,19 @@ def test_both_img2dataset_layouts_give_the_same_items(laion):
     same = ["id", "caption", "target_height", "target_width", "source_sha256", "crop_box", "assignment"]
     pd.testing.assert_frame_equal(files[same], tars[same])
     assert tree_bytes(outs["files"]) == tree_bytes(outs["webdataset"])
+
+
+def test_tar_members_that_leave_the_shard_are_refused(tmp_path):
+    source = tmp_path / "evil"
+    source.mkdir()
+    with tarfile.open(source / "00000.tar", "w") as tar:
+        for name, data in [("../../escape.jpg", b"x"), ("/abs.txt", b"y"), ("000000000.jpg", jpeg(64, 48)), ("000000000.txt", b"ok")]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    out = datasets_build.build("ma-laion-coco", tmp_path / "out", source, per_ratio=1)
+    assert info_of(out)["counts"]["skipped_by_reason"] == {"unsafe_name": 2}
+    assert list(manifest_of(out).id) == ["000000000"]
 
 
 def test_a_damaged_tar_shard_keeps_its_readable_samples(laion, tmp_path):

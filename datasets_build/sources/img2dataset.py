@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import tarfile
 from collections import defaultdict
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Iterator
 
 from ..errors import LayoutError
@@ -93,9 +93,14 @@ def _tar(source: Path, shard: Path) -> Iterator[Sample]:
         with tarfile.open(shard, "r:") as tar:
             try:
                 for info in tar:
-                    if info.isfile():
-                        key, dot, ext = info.name.removeprefix("./").partition(".")
-                        members[key][f"{dot}{ext}".lower()].append(info)
+                    name = info.name.removeprefix("./")
+                    if not info.isfile():
+                        continue
+                    if name.startswith("/") or ".." in PurePosixPath(name).parts:
+                        yield Skip(name, f"{shard.name}::{name}", "unsafe_name", "member path leaves the shard")
+                        continue
+                    key, dot, ext = name.partition(".")
+                    members[key][f"{dot}{ext}".lower()].append(info)
             except tarfile.TarError as exc:
                 yield Skip(shard.name, shard.name, "corrupt", f"shard damaged after {len(members)} keys: {exc}")
             for files in members.values():
