@@ -15,7 +15,7 @@ from datasets_build import images, selection
 from datasets_build.errors import DecodeError, LayoutError
 from datasets_build.sizes import ARAD_BUCKETS, MA_SIZES, Size, arad_buckets, box_scale, cover_box, nearest
 from datasets_build.sources.celeba import read_split
-from datasets_fixtures import encode, gradient, jpeg, odd_images, shape_for, truncated_jpeg
+from datasets_fixtures import encode, jpeg, odd_images, shape_for, truncated_jpeg
 
 
 # --- sizes -----------------------------------------------------------------------------
