@@ -11,6 +11,7 @@ least.
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,7 +87,7 @@ def make_baseline(results: list[dict], profile: str, suite: list[str]) -> dict:
     if not runs:
         raise BaselineError(f"no runs of profile {profile!r} to make a baseline from")
     env = next(iter(runs.values()))["environment"]
-    return {"profile": profile, "suite": suite, "tolerances": TOLERANCES,
+    return {"profile": profile, "suite": suite, "tolerances": copy.deepcopy(TOLERANCES),
             "made_on": {"device": env["device"], "commit": env["git"]["commit"],
                         "date": env["date"]},
             "runs": {key: tracked(result) for key, result in sorted(runs.items())},
