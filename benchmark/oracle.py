@@ -18,7 +18,8 @@ from typing import Optional
 
 import numpy as np
 import torch
-from cleanfid.fid import frechet_distance
+
+from benchmark.metrics import frechet_distance
 
 _NORMALISING_GRID = 512
 

@@ -3,7 +3,6 @@ import hashlib
 import os
 import socket
 import urllib.request
-from importlib import import_module
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -15,9 +14,8 @@ from PIL import Image
 from torch import nn
 
 import benchmark.metrics as metrics
+import benchmark.metrics.fid as fid_module
 from benchmark.metrics.inception import InceptionOutputs
-
-fid_module = import_module("benchmark.metrics.fid")  # the package's `fid` name is the function
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -123,7 +121,7 @@ def test_frechet_distance_matches_cleanfid_and_torchmetrics():
 
 def test_fid_of_a_set_against_itself_is_zero():
     features = _features(2)
-    result = metrics.fid(_outputs(features), _stats(features))
+    result = metrics.fid_score(_outputs(features), _stats(features))
     assert abs(result["value"]) < 1e-6
     assert result["n"] == result["n_reference"] == len(features)
     assert "cleanfid" in result["conventions"]["distance"]
@@ -132,7 +130,7 @@ def test_fid_of_a_set_against_itself_is_zero():
 def test_fid_refuses_features_from_another_extractor():
     features = _features(3)
     with pytest.raises(ValueError, match="extracted differently"):
-        metrics.fid(_outputs(features, {"weights": "random (seed 0)"}), _stats(features, {"weights": "real"}))
+        metrics.fid_score(_outputs(features, {"weights": "random (seed 0)"}), _stats(features, {"weights": "real"}))
 
 
 # ---------------------------------------------------------------- Inception pass and reference statistics

@@ -6,7 +6,7 @@ PSNR/SSIM (Y channel) and LPIPS measure stage-II fidelity. Every loader takes a 
 the real weight files listed by `weight_files` and never downloads them.
 """
 from .clip_score import ClipModel, clip_score, clip_scores, load_clip
-from .fid import ReferenceStats, fid, frechet_distance, gaussian_stats, manifest_hash, reference_stats
+from .fid import ReferenceStats, fid_score, frechet_distance, gaussian_stats, manifest_hash, reference_stats
 from .fidelity import Lpips, fidelity, load_lpips, psnr_y, ssim_y, y_channel
 from .images import to_rgb_array
 from .inception import InceptionOutputs, InceptionV3, clean_resize, inception_outputs, load_inception
@@ -15,7 +15,7 @@ from .weights import MissingWeightsError, WeightFile, require_weights, uses_rand
 
 __all__ = [
     "ClipModel", "InceptionOutputs", "InceptionV3", "Lpips", "MissingWeightsError", "ReferenceStats", "WeightFile",
-    "clean_resize", "clip_score", "clip_scores", "fid", "fidelity", "frechet_distance", "gaussian_stats",
+    "clean_resize", "clip_score", "clip_scores", "fid_score", "fidelity", "frechet_distance", "gaussian_stats",
     "inception_outputs", "inception_score", "inception_score_from_logits", "load_clip", "load_inception",
     "load_lpips", "manifest_hash", "psnr_y", "reference_stats", "require_weights", "ssim_y", "to_rgb_array",
     "uses_random_weights", "weight_files", "y_channel",

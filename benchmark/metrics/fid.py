@@ -99,7 +99,7 @@ def reference_stats(
     return ReferenceStats(key, mu, sigma, len(outputs.features), digest, outputs.conventions, path, from_cache=False)
 
 
-def fid(generated: InceptionOutputs, reference: ReferenceStats) -> dict:
+def fid_score(generated: InceptionOutputs, reference: ReferenceStats) -> dict:
     """FID of generated images against a reference set, with the conventions that produced it."""
     if generated.conventions != reference.conventions:
         raise ValueError(
