@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmark import paper
+from benchmark.plots import time_per_tiling
 from benchmark.records import read_json, write_atomic
 from benchmark.study import StudyRow, study_rows
 
@@ -87,8 +88,9 @@ def _paper_figures(row: StudyRow) -> dict:
     return {"paper PSNR": f"{figures['psnr']:.2f}", "paper s / image": f"{figures['seconds']}"}
 
 
-def oracle_tables(results: list[dict]) -> str:
-    """The oracle study as Tables 4, 6 and 7, one block per set of run settings."""
+def oracle_tables(results: list[dict], figures: Path) -> str:
+    """The oracle study as Tables 4, 6 and 7, one block per set of run settings, each with
+    a plot of time per tiling written under ``figures``."""
     oracle = [r for r in results if r.get("profile") == "oracle" and r.get("method") == "fstd"]
     if not oracle:
         return ""
@@ -124,6 +126,17 @@ def oracle_tables(results: list[dict]) -> str:
             frame = pd.DataFrame([{"tiling": row.label, **_row_figures(find(row), reference_seconds),
                                    **_paper_figures(row)} for row in rows])
             lines += [f"### {titles[table]}", "", frame.to_markdown(index=False), ""]
+        timed, plotted = [], set()
+        for row in study_rows():
+            if find(row) is not None and row.tiling not in plotted:
+                plotted.add(row.tiling)
+                timed.append((row.label, find(row)["seconds_per_sample"],
+                              find(row)["seconds_per_sample_std"]))
+        name = f"oracle-time-{settings[0][0]}x{settings[0][1]}-s{settings[1]}-n{settings[3]}.png"
+        plot = time_per_tiling(timed, f"FSTD tiling on the oracle, {settings[0][0]}×{settings[0][1]} "
+                                      f"px, {settings[1]} steps: seconds per sample",
+                               figures / name)
+        lines += [f"![time per tiling]({plot.relative_to(figures.parent).as_posix()})", ""]
         blocks.append("\n".join(lines))
     return "\n".join(blocks)
 
@@ -132,7 +145,7 @@ def write_report(runs: Path, out: Path) -> list[Path]:
     """Render every report that the runs under ``runs`` allow; returns the files written."""
     results = load_results(runs)
     written = []
-    oracle = oracle_tables(results)
+    oracle = oracle_tables(results, Path(out) / "figures")
     if oracle:
         path = Path(out) / "oracle.md"
         write_atomic(path, ("# FSTD tiling on the weight-free oracle\n\n"

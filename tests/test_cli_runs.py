@@ -101,6 +101,8 @@ def test_report_renders_the_paper_tables_with_provenance_and_not_run_rows(tmp_pa
     assert "| no overlap " in text and "| 1.00 " in text  # non-overlap is its own time unit
     assert "not run" in text  # explicit rows were not run
     assert "75.08" in text and "166.8" in text  # the paper's figures stand beside ours
+    plots = list((reports / "figures").glob("oracle-time-*.png"))
+    assert len(plots) == 1 and f"figures/{plots[0].name}" in text
 
 
 def test_report_without_runs_says_what_to_do(tmp_path, capsys):
