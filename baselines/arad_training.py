@@ -501,7 +501,7 @@ def fixed_loss(models: Any, data: TrainingData, sizes: Sequence[Size], *, unet: 
     m = as_train_models(models)
     unet = unet if unet is not None else m.unet
     device = next(unet.parameters()).device
-    dtype = next(unet.parameters()).dtype
+    dtype = next(p for n, p in unet.named_parameters() if "lora_" not in n).dtype
     dataset = BucketDataset(data, sizes)
     scheduler = noise_scheduler()
     gen = torch.Generator().manual_seed(seed)
@@ -670,6 +670,10 @@ def train_arad(
             if weight_dtype != torch.float32:
                 module.to(dtype=weight_dtype)
     unet.train()
+    # frozen parts may come in any precision (e.g. fp16 weights with --mixed-precision no):
+    # feed each module its own dtype
+    unet_dtype = next(p for n, p in unet.named_parameters() if "lora_" not in n).dtype
+    vae_dtype = _dtype(m.vae)
     optimizer = torch.optim.Adam(params, lr=config.learning_rate, weight_decay=0.0)
     unet_p, optimizer = accelerator.prepare(unet, optimizer)
     bare_unet = accelerator.unwrap_model(unet_p)
@@ -701,11 +705,11 @@ def train_arad(
         for pixels, captions in loader:
             start += 1
             with accelerator.accumulate(unet_p):
-                pixels = pixels.to(device, dtype=weight_dtype)
+                pixels = pixels.to(device, dtype=vae_dtype)
                 with torch.no_grad():
-                    latents = _latents(m.vae, pixels, generator)
-                    hidden = encode_captions(m, captions, device).to(weight_dtype)
-                noise = torch.randn(latents.shape, generator=generator).to(device, latents.dtype)
+                    latents = _latents(m.vae, pixels, generator).to(unet_dtype)
+                    hidden = encode_captions(m, captions, device).to(unet_dtype)
+                noise = torch.randn(latents.shape, generator=generator).to(device, unet_dtype)
                 timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (latents.shape[0],),
                                           generator=generator).to(device)
                 with accelerator.autocast():
@@ -863,8 +867,9 @@ def tiny_arad_lora(models: Any, cache_dir: str | os.PathLike, **overrides) -> Pa
     """A small ARAD LoRA for ``models`` trained on generated data, cached; return its folder.
 
     Meant for the ``tiny`` profile (random-weight, small configs) and smoke runs: nine
-    buckets with their sides divided by :func:`smallest_divisor` (16 for a VAE ×2 /
-    UNet ×2, i.e. 32×32 … 64×32 pixels; this is not the paper's setting),
+    buckets with their sides divided by :func:`smallest_divisor` (2 for the tiny profile
+    of :mod:`baselines.models`, VAE ×8 / UNet ×4: 256×256 … 512×256 pixels; 16 for a
+    VAE ×2 / UNet ×2: 32×32 … 64×32; this is not the paper's setting),
     :data:`TINY_DEFAULTS` (16 generated images, 12 steps of batch 4, learning rate
     1e-3 so a few steps move the weights), overridable by keyword. The folder is
     ``cache_dir/arad-lora-tiny-<key>``, key = hash of (base model identity, settings,
@@ -888,7 +893,10 @@ def tiny_arad_lora(models: Any, cache_dir: str | os.PathLike, **overrides) -> Pa
         pass
     tmp = cache_dir / f".arad-lora-tiny-{key}.{os.getpid()}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    copy_models = TrainModels(copy.deepcopy(m.unet), _copy(m.vae), _copy(m.text_encoder), m.tokenizer, m.name, m.encode)
+    # train on fp32 copies: the caller's models stay as they are, whatever their precision
+    own_text = m.text_encoder is not None and m.tokenizer is not None
+    copy_models = TrainModels(copy.deepcopy(m.unet).float(), _copy(m.vae), _copy(m.text_encoder), m.tokenizer,
+                              m.name, None if own_text else m.encode)
     train_arad(copy_models, data, tmp, config, log=None,
                extra_metadata={"tiny": {"key": key, "note": "tiny smoke LoRA on generated data, not the paper's run"}})
     try:
@@ -901,6 +909,7 @@ def tiny_arad_lora(models: Any, cache_dir: str | os.PathLike, **overrides) -> Pa
 def _copy(module):
     """A deep copy of a module (training moves and freezes it), or the object itself if it cannot be copied."""
     try:
-        return copy.deepcopy(module)
+        copied = copy.deepcopy(module)
+        return copied.float() if isinstance(copied, torch.nn.Module) else copied
     except Exception:  # a callable that does not copy: it is only called, never changed
         return module

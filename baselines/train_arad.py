@@ -55,9 +55,10 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m baselines.train_arad",
         description=(
-            "Train the ARAD multi-aspect LoRA of Any-Size-Diffusion (stage I): images bucketed by "
-            "aspect ratio (Eq. 1 over the Table 5 sizes), one bucket per batch, LoRA on the UNet "
-            "attention projections, eps-prediction MSE with the SD noise schedule."
+            "Train the ARAD multi-aspect LoRA of Any-Size-Diffusion (stage I): images bucketed by\n"
+            "aspect ratio (Eq. 1 over the Table 5 sizes), scaled to cover their bucket and centre-\n"
+            "cropped, one bucket per batch, LoRA on the UNet attention projections, eps-prediction\n"
+            "MSE with the SD noise schedule, on accelerate (works under `accelerate launch`)."
         ),
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -71,7 +72,11 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--output", required=True, type=Path, metavar="DIR",
                    help="the LoRA folder to write (checkpoints go to DIR/checkpoints)")
     g.add_argument("--profile", default="paper", metavar="NAME",
-                   help="base model profile of baselines.models (e.g. tiny, paper-arch, paper; default paper)")
+                   help="base model profile of baselines.models: tiny (small random-weight configs), paper-arch "
+                        "(SD 2.1-base architecture, random weights), paper (SD 2.1-base weights; default)")
+    g.add_argument("--sd21", metavar="DIR",
+                   help="paper profile: the SD 2.1-base diffusers folder (default $ASD_SD21, else the Hugging Face "
+                        "cache, offline)")
     g = p.add_argument_group("ARAD settings (defaults: the paper's, SPEC §1)")
     g.add_argument("--buckets", type=int, choices=(3, 5, 9), default=d.buckets,
                    help="train on the first 3, 5 or 9 sizes of Table 5 (Table 3; default 9)")
@@ -104,17 +109,24 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def load_models(profile: str) -> Any:
-    """The base model of ``profile`` from :mod:`baselines.models` (unet, vae, text_encoder, tokenizer)."""
+def load_models(profile: str, device=None, sd21: str | None = None) -> Any:
+    """Stage I's models of ``profile`` (:func:`baselines.models.load_text_to_image`), in fp32.
+
+    Training casts the frozen parts to the ``--mixed-precision`` dtype itself; the
+    ``paper`` profile reads SD 2.1-base from ``sd21`` / ``$ASD_SD21`` or the Hugging Face
+    cache, offline.
+    """
+    import torch
+
+    from . import models as profiles
+
+    if profile not in profiles.PROFILES:
+        raise TrainingError(f"unknown profile {profile!r}; choose one of {', '.join(profiles.PROFILES)}")
+    paths = profiles.WeightPaths.from_environment(sd21=sd21)
     try:
-        from . import models as profiles
-    except ImportError as exc:
-        raise TrainingError(f"baselines.models is not available ({exc}); cannot load profile {profile!r}") from exc
-    for name in ("load_training_models", "load_models", "load_profile", "load"):
-        loader = getattr(profiles, name, None)
-        if callable(loader):
-            return loader(profile)
-    raise TrainingError("baselines.models offers no loader (load_models(profile)) for the training CLI")
+        return profiles.load_text_to_image(profile, torch.device(device or "cpu"), torch.float32, paths)
+    except profiles.MissingWeightsError as exc:
+        raise TrainingError(str(exc)) from exc
 
 
 def config_from(args: argparse.Namespace, models: Any) -> TrainConfig:
@@ -158,7 +170,8 @@ def main(argv: list[str] | None = None) -> int:
             if log:
                 print(msg, file=sys.stderr, flush=True)
 
-        models = as_train_models(load_models(args.profile))
+        loaded = load_models(args.profile, accelerator.device, args.sd21)
+        models = as_train_models(loaded)
         if models.name is None:
             models.name = args.profile
         config = config_from(args, models)
@@ -176,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{config.gradient_accumulation} x {accelerator.num_processes}, {config.steps} steps")
         result = train_arad(models, data, args.output, config, resume=args.resume, accelerator=accelerator,
                             stop_at=args.stop_at, log=say if log else None,
-                            extra_metadata={"profile": args.profile})
+                            extra_metadata={"profile": args.profile,
+                                            "base_weights": getattr(loaded, "weights", None)})
     except (TrainingError, LoraError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

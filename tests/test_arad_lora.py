@@ -67,7 +67,7 @@ def test_the_weights_file_is_diffusers_peft_layout_and_loads_with_load_lora_weig
     assert header["unet.r"] == 4 and header["unet.lora_alpha"] == 4
     pipe = StableDiffusionPipeline(
         vae=models.vae, text_encoder=models.text_encoder, tokenizer=None, unet=tiny_unet(0).eval(),
-        scheduler=DDIMScheduler(clip_sample=False), safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+        scheduler=DDIMScheduler(clip_sample=False, steps_offset=1), safety_checker=None, feature_extractor=None, requires_safety_checker=False,
     )
     pipe.load_lora_weights(str(result.path))
     torch.testing.assert_close(_out(pipe.unet), _out(result.unet.eval()), rtol=0, atol=1e-6)

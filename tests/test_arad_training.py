@@ -309,7 +309,7 @@ def test_sizes_the_model_cannot_take_are_refused():
 
 
 def test_cli_trains_and_resumes(monkeypatch, capsys):
-    monkeypatch.setattr(cli, "load_models", lambda profile: tiny_models(0, name=profile))
+    monkeypatch.setattr(cli, "load_models", lambda profile, device=None, sd21=None: tiny_models(0, name=profile))
     out = scratch() / "cli"
     args = ["--profile", "tiny", "--data", "generated:6", "--output", str(out), "--bucket-divisor", "auto",
             "--steps", "4", "--batch-size", "2", "--checkpoint-every", "2", "--lr", "1e-3"]
@@ -324,3 +324,26 @@ def test_cli_trains_and_resumes(monkeypatch, capsys):
     assert meta["training"]["bucket_divisor"] == 16
     assert cli.main(args[:-2] + ["--lr", "1e-2", "--resume"]) == 2  # other settings than the checkpoint
     assert "other settings" in capsys.readouterr().err
+
+
+def test_cli_with_the_tiny_profile_of_baselines_models(capsys):
+    models = pytest.importorskip("baselines.models")
+    out = scratch() / "cli-tiny"
+    assert cli.main(["--profile", "tiny", "--data", "generated:4", "--output", str(out), "--bucket-divisor", "auto",
+                     "--steps", "2", "--batch-size", "2", "--checkpoint-every", "0"]) == 0
+    meta = json.loads((out / "arad_lora.json").read_text())
+    loaded = models.load_text_to_image("tiny", torch.device("cpu"))
+    assert meta["base"]["name"] == loaded.name and meta["profile"] == "tiny"
+    from baselines.lora import load_arad_lora
+
+    load_arad_lora(loaded.unet, out, base_name=loaded.name)
+    # what the methods call for the tiny profile: a cached LoRA, the caller's UNet untouched
+    from baselines.arad_training import tiny_arad_lora
+
+    fresh = models.load_text_to_image("tiny", torch.device("cpu"))
+    path = tiny_arad_lora(fresh, scratch(), steps=2)
+    assert not getattr(fresh.unet, "peft_config", None)
+    assert json.loads((path / "arad_lora.json").read_text())["training"]["bucket_sizes"][0] == "256x256"
+    load_arad_lora(fresh.unet, path, base_name=fresh.name)
+    assert cli.main(["--profile", "nope", "--data", "generated:4", "--output", str(out)]) == 2
+    assert "unknown profile 'nope'" in capsys.readouterr().err
