@@ -566,6 +566,27 @@ def latest_checkpoint(output_dir: str | os.PathLike) -> Path | None:
     return found[-1] if found else None
 
 
+def make_accelerator(mixed_precision: str = "no", gradient_accumulation: int = 1):
+    """An ``accelerate.Accelerator`` with this mixed precision and gradient accumulation.
+
+    accelerate keeps one process-wide state; a single-process state made earlier with
+    another mixed precision (an earlier run in the same process) is reset first. Under
+    ``accelerate launch`` / ``torchrun`` the launcher's state is used as it is.
+    """
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState, DistributedType
+
+    shared = AcceleratorState._shared_state
+    if shared and shared.get("_mixed_precision", mixed_precision) != mixed_precision:
+        if shared.get("distributed_type", DistributedType.NO) != DistributedType.NO:
+            raise TrainingError(
+                f"accelerate is already set up with mixed precision {shared.get('_mixed_precision')!r}, "
+                f"not {mixed_precision!r}"
+            )
+        AcceleratorState._reset_state()
+    return Accelerator(gradient_accumulation_steps=gradient_accumulation, mixed_precision=mixed_precision)
+
+
 def add_lora(unet: torch.nn.Module, config: TrainConfig, adapter_name: str = DEFAULT_ADAPTER) -> list[torch.nn.Parameter]:
     """Freeze ``unet`` and add a trainable LoRA adapter on ``config.target_modules``; return its parameters.
 
@@ -622,8 +643,6 @@ def train_arad(
     ``stop_at`` ends the run after that many steps without writing the LoRA (a planned
     interruption; checkpoints are written as usual). Returns a :class:`TrainResult`.
     """
-    from accelerate import Accelerator
-
     config.validate()
     say = log or (lambda _msg: None)
     m = as_train_models(models)
@@ -634,8 +653,7 @@ def train_arad(
         raise TrainingError("no training examples")
 
     if accelerator is None:
-        accelerator = Accelerator(gradient_accumulation_steps=config.gradient_accumulation,
-                                  mixed_precision=config.mixed_precision)
+        accelerator = make_accelerator(config.mixed_precision, config.gradient_accumulation)
     elif accelerator.gradient_accumulation_steps != config.gradient_accumulation:
         raise TrainingError(
             f"the accelerator accumulates {accelerator.gradient_accumulation_steps} steps, "

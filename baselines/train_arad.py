@@ -19,6 +19,7 @@ from .arad_training import (
     as_train_models,
     bucket_sizes,
     load_training_data,
+    make_accelerator,
     manifest_sizes,
     smallest_divisor,
     train_arad,
@@ -158,12 +159,9 @@ def config_from(args: argparse.Namespace, models: Any) -> TrainConfig:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    from accelerate import Accelerator
-
     try:
         TrainConfig(buckets=args.buckets).validate()  # cheap checks before loading anything
-        accelerator = Accelerator(gradient_accumulation_steps=max(1, args.gradient_accumulation),
-                                  mixed_precision=args.mixed_precision)
+        accelerator = make_accelerator(args.mixed_precision, max(1, args.gradient_accumulation))
         log = print if accelerator.is_main_process else None
 
         def say(msg: str) -> None:

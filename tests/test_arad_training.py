@@ -298,6 +298,22 @@ def test_metadata_records_base_rank_buckets_steps_and_data():
     assert json.loads((result.path / "losses.json").read_text()) == result.losses
 
 
+def test_gradient_accumulation_and_bf16_mixed_precision():
+    config = dataclasses.replace(RUN_CONFIG, steps=3, batch_size=2, gradient_accumulation=2, checkpoint_every=3,
+                                 mixed_precision="bf16", learning_rate=1e-3)
+    out = scratch() / "accumulate"
+    result = train_arad(tiny_models(0), run_data(), out, config, log=None)
+    assert result.finished and len(result.losses) == 3
+    # 3 optimizer steps x 2 micro-batches = 6 batches drawn from the sampler
+    state = json.loads((latest_checkpoint(out) / "state.json").read_text())
+    per_epoch = len(BucketBatchSampler(BucketDataset(run_data(), bucket_sizes(9, 16)).buckets, 2, seed=0))
+    assert state["sampler"]["epoch"] * per_epoch + state["sampler"]["start"] == 6
+    dtypes = {n: p.dtype for n, p in result.unet.named_parameters()}
+    assert {d for n, d in dtypes.items() if "lora_" in n} == {torch.float32}  # the LoRA trains in fp32
+    assert {d for n, d in dtypes.items() if "lora_" not in n} == {torch.bfloat16}
+    assert json.loads((out / "arad_lora.json").read_text())["training"]["effective_batch"] == 4
+
+
 def test_smallest_divisor_follows_the_model_factors():
     assert smallest_divisor(tiny_models(0)) == 16  # VAE x2, UNet x2
 
