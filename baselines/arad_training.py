@@ -651,6 +651,10 @@ def train_arad(
     output_dir = Path(output_dir)
     if len(data) == 0:
         raise TrainingError("no training examples")
+    if not resume and (_checkpoints(output_dir) or (output_dir / _lora.LORA_METADATA).exists()):
+        raise TrainingError(
+            f"{output_dir} already holds a run (a LoRA or checkpoints); resume it (--resume) or use another folder"
+        )
 
     if accelerator is None:
         accelerator = make_accelerator(config.mixed_precision, config.gradient_accumulation)

@@ -284,6 +284,17 @@ def test_resume_refuses_a_checkpoint_of_other_settings():
                    resume=True, log=None)
 
 
+def test_a_finished_run_can_be_extended_and_is_not_overwritten_by_accident():
+    _, _, reference, *_ = trained_run()
+    out = scratch() / "extend"
+    shutil.copytree(reference.path / "checkpoints", out / "checkpoints")
+    with pytest.raises(TrainingError, match="already holds a run"):
+        train_arad(tiny_models(0), run_data(), out, RUN_CONFIG, log=None)
+    longer = dataclasses.replace(RUN_CONFIG, steps=RUN_CONFIG.steps + 2)
+    result = train_arad(tiny_models(0), run_data(), out, longer, resume=True, log=None)
+    assert result.steps == RUN_CONFIG.steps + 2 and result.losses[: RUN_CONFIG.steps] == reference.losses
+
+
 def test_metadata_records_base_rank_buckets_steps_and_data():
     models, base_unet, result, *_ = trained_run()
     meta = json.loads((result.path / "arad_lora.json").read_text())
