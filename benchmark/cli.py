@@ -6,24 +6,34 @@ Bad input is answered with one line that names the problem and the fix, exit sta
 from __future__ import annotations
 
 import argparse
+import hashlib
 import re
 import sys
 from pathlib import Path
+from typing import Optional
 
 import torch
 
+from baselines.methods import DEFAULT_STEPS, METHODS as MODEL_METHODS, MIN_SIDE, Settings, get_method, load_pipeline
+from baselines.models import PATH_VARIABLES, PROFILES as MODEL_PROFILES, MissingWeightsError, WeightPaths
+from baselines.stage1 import DEFAULT_GUIDANCE
+from baselines.stage2 import COLOUR_FIXES
 from baselines.tiling import FILLS, OFFSET_MODES, STRATEGIES, WEIGHTINGS, TilingConfig
 from benchmark.fstd_oracle import OracleFSTDJob
+from benchmark.model_job import ModelJob, plan_samples
 from benchmark.records import read_json, write_json
 from benchmark.regression import SUITES, BaselineError, compare, make_baseline, render
 from benchmark.report import load_results, write_report
 from benchmark.runner import RunMismatchError, run
-from benchmark.study import default_out, run_tag, unique_tilings
+from benchmark.study import default_out, run_tag, tiling_tag, unique_tilings
 
-METHODS = {"fstd": "stage II alone (FSTD tiled sampling); on the oracle profile it samples "
-                   "a Gaussian random field with an analytic denoiser"}
+METHODS = {name: method.summary for name, method in MODEL_METHODS.items()}
+METHODS["fstd"] += "; on the oracle profile it samples a Gaussian random field with an analytic denoiser"
 PROFILES = {"oracle": "no weights: Gaussian random field data and its exact (truncated) "
-                      "denoiser; measures tiling alone"}
+                      "denoiser; measures tiling alone (--method fstd only, its default profile)",
+            **MODEL_PROFILES}
+PROFILES["tiny"] += " (the default for every method but fstd)"
+ORACLE = {"size": "2048x2048", "steps": 50, "limit": 4, "tile": 64, "overlap": 32, "offset_range": 32}
 DEFAULT_RUNS = Path("runs")
 DEFAULT_REPORTS = Path("reports")
 
@@ -32,13 +42,13 @@ class UsageError(ValueError):
     pass
 
 
-def parse_size(text: str) -> tuple[int, int]:
+def parse_size(text: str, minimum: int = 8) -> tuple[int, int]:
     match = re.fullmatch(r"\s*(\d+)\s*[xX×]\s*(\d+)\s*", text)
     if not match:
         raise UsageError(f"size {text!r} is not of the form HxW, e.g. 2048x2048")
     height, width = int(match.group(1)), int(match.group(2))
-    if height < 8 or width < 8:
-        raise UsageError(f"size {text!r} is too small: each side must be at least 8 px")
+    if height < minimum or width < minimum:
+        raise UsageError(f"size {text!r} is too small: each side must be at least {minimum} px")
     return height, width
 
 
@@ -49,21 +59,46 @@ def _device(name: str) -> torch.device:
     return device
 
 
-def _add_sampling_arguments(parser: argparse.ArgumentParser, size_default: str, steps: int,
-                            limit: int):
-    parser.add_argument("--profile", default="oracle", help="model profile: "
-                        + "; ".join(f"{k}: {v}" for k, v in PROFILES.items())
-                        + " (default: %(default)s)")
-    parser.add_argument("--size", default=size_default, type=str,
-                        help="output size HxW in image pixels; the latent is 1/8 per side "
-                             "(default: %(default)s)")
-    parser.add_argument("--steps", type=int, default=steps,
-                        help="sampling steps (default: %(default)s; the paper uses 200)")
-    parser.add_argument("--limit", type=int, default=limit,
-                        help="number of samples (default: %(default)s)")
+def _add_sampling_arguments(parser: argparse.ArgumentParser, defaults: Optional[dict] = None,
+                            shown: Optional[dict] = None):
+    """The options ``run`` and ``study`` share. ``run`` has no fixed defaults (they depend on
+    the method and profile, see :func:`_resolve_defaults`); ``shown`` says them in --help."""
+    defaults = defaults or {}
+    shown = shown or dict.fromkeys(("profile", "size", "steps", "limit"), "%(default)s")
+    parser.add_argument("--profile", default=defaults.get("profile"),
+                        help="model profile: " + "; ".join(f"{k}: {v}" for k, v in PROFILES.items())
+                        + f" (default: {shown['profile']})")
+    parser.add_argument("--size", default=defaults.get("size"), type=str,
+                        help=f"output size HxW in image pixels (default: {shown['size']})")
+    parser.add_argument("--steps", type=int, default=defaults.get("steps"),
+                        help=f"sampling steps (default: {shown['steps']})")
+    parser.add_argument("--limit", type=int, default=defaults.get("limit"),
+                        help=f"number of samples (default: {shown['limit']})")
     parser.add_argument("--seed", type=int, default=0, help="run seed (default: %(default)s)")
     parser.add_argument("--device", default="cpu", help="torch device (default: %(default)s)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def _add_model_arguments(parser: argparse.ArgumentParser):
+    models = parser.add_argument_group("model profiles (tiny, paper-arch, paper)")
+    models.add_argument("--prompt", default=None,
+                        help="one prompt for every sample (default: the built-in set of 3 prompts "
+                             "at 512x512, 768x1024 and 1024x256)")
+    models.add_argument("--sr-steps", type=int, default=None,
+                        help="stage II DDPM steps (default: "
+                             + ", ".join(f"{p} {s[1]}" for p, s in DEFAULT_STEPS.items()) + ")")
+    models.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE,
+                        help="stage I classifier-free guidance scale (default: %(default)s, "
+                             "diffusers'; the authors' UI uses 7.0)")
+    models.add_argument("--colour-fix", default="adain",
+                        help=f"stage II colour fix: {', '.join(COLOUR_FIXES)} (default: %(default)s)")
+    for piece, variable in PATH_VARIABLES.items():
+        models.add_argument(f"--{piece}", default=None, help={
+            "sd21": "paper: SD 2.1-base folder (default: $ASD_SD21, else the Hugging Face cache)",
+            "upscaler": "paper: SD x4 upscaler folder (default: $ASD_X4_UPSCALER, else the "
+                        "Hugging Face cache)",
+            "lora": "ARAD LoRA folder (default: $ASD_ARAD_LORA; tiny trains and caches its own, "
+                    "paper-arch uses an untrained one)"}[piece])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,20 +115,32 @@ def build_parser() -> argparse.ArgumentParser:
     run_parser.add_argument("--method", default="fstd", help="method to run: "
                             + "; ".join(f"{k}: {v}" for k, v in METHODS.items())
                             + " (default: %(default)s)")
-    _add_sampling_arguments(run_parser, "2048x2048", 50, 4)
-    tiling = run_parser.add_argument_group("tiling (stage II)")
-    tiling.add_argument("--tiling", default="implicit", help=f"one of {', '.join(STRATEGIES)} "
-                        "(default: %(default)s)")
-    tiling.add_argument("--tile", type=int, default=64, help="tile side in latent px (default: 64)")
-    tiling.add_argument("--overlap", type=int, default=32,
-                        help="explicit: overlap in latent px (default: 32)")
+    _add_sampling_arguments(run_parser, shown=dict(
+        profile="oracle for fstd, tiny otherwise",
+        size=f"{ORACLE['size']} on oracle, the built-in prompt set's sizes otherwise",
+        steps=f"{ORACLE['steps']} on oracle; stage I DDIM steps otherwise: "
+              + ", ".join(f"{p} {s[0]}" for p, s in DEFAULT_STEPS.items())
+              + "; fstd on models has only stage II, see --sr-steps",
+        limit=f"{ORACLE['limit']} on oracle, the number of prompts otherwise"))
+    _add_model_arguments(run_parser)
+    tiling = run_parser.add_argument_group(
+        "tiling (stage II; on model profiles sizes are in the SR backbone's latent px and default "
+        "to the paper's 512 px tiles, 256 px offset range and overlap)")
+    tiling.add_argument("--tiling", default=None,
+                        help=f"one of {', '.join(STRATEGIES)}; fstd only, the other methods fix "
+                             "theirs (default: implicit)")
+    tiling.add_argument("--tile", type=int, default=None,
+                        help=f"tile side in latent px (default: {ORACLE['tile']} on oracle)")
+    tiling.add_argument("--overlap", type=int, default=None,
+                        help=f"explicit: overlap in latent px (default: {ORACLE['overlap']} on oracle)")
     tiling.add_argument("--weighting", default="gaussian",
                         help=f"tile blending weights: {', '.join(WEIGHTINGS)} (default: gaussian)")
     tiling.add_argument("--offset", default="random",
                         help=f"implicit: {', '.join(OFFSET_MODES)}; fixed is a constant shift "
                              "of range/2 on every shifting step (default: random)")
-    tiling.add_argument("--offset-range", type=int, default=32,
-                        help="implicit: offsets are uniform in [0, range) latent px (default: 32)")
+    tiling.add_argument("--offset-range", type=int, default=None,
+                        help="implicit: offsets are uniform in [0, range) latent px "
+                             f"(default: {ORACLE['offset_range']} on oracle)")
     tiling.add_argument("--reset-every", type=int, default=4,
                         help="implicit: the offset is (0, 0) every k-th step (default: 4)")
     tiling.add_argument("--fill", default="eps",
@@ -101,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "step's noise prediction (released code), latent = previous latent "
                              "(paper text) (default: eps)")
     tiling.add_argument("--tile-batch-size", type=int, default=1,
-                        help="tiles per denoiser call (default: 1)")
+                        help="tiles per denoiser call; for md, views per call (default: 1)")
     run_parser.add_argument("--out", type=Path, default=None,
                             help="run directory (default: runs/<profile>/<method>/<tag>)")
 
@@ -109,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
         "study", help="run every tiling configuration of Tables 4, 6, 7, then report",
         description="Run the tiling study (Tables 4, 6 and 7) on a profile, then write the "
                     "report. Finished runs are reused.")
-    _add_sampling_arguments(study_parser, "2048x2048", 100, 8)
+    _add_sampling_arguments(study_parser, defaults=dict(ORACLE, profile="oracle", steps=100, limit=8))
     study_parser.add_argument("--runs", type=Path, default=DEFAULT_RUNS,
                               help="where runs are written (default: %(default)s)")
     study_parser.add_argument("--reports", type=Path, default=DEFAULT_REPORTS,
@@ -150,9 +197,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _job(args, tiling: TilingConfig) -> OracleFSTDJob:
+def _oracle_job(args, tiling: TilingConfig) -> OracleFSTDJob:
     if args.profile not in PROFILES:
         raise UsageError(f"unknown profile {args.profile!r}; known profiles: {', '.join(PROFILES)}")
+    if args.profile != "oracle":
+        raise UsageError(f"the tiling study runs on the oracle profile only, not {args.profile!r}; "
+                         "run model profiles one method at a time with `python -m benchmark run`")
     if args.steps < 1:
         raise UsageError(f"--steps must be at least 1, got {args.steps}")
     return OracleFSTDJob(tiling, size=parse_size(args.size), steps=args.steps, seed=args.seed,
@@ -164,15 +214,36 @@ def _check_limit(limit: int):
         raise UsageError(f"--limit must be at least 1, got {limit}")
 
 
-def command_run(args) -> int:
+def _resolve_profile(args):
+    """fstd runs on the oracle unless told otherwise; every other method on tiny."""
     if args.method not in METHODS:
         raise UsageError(f"unknown method {args.method!r}; known methods: {', '.join(METHODS)}")
+    if args.profile is None:
+        args.profile = "oracle" if args.method == "fstd" else "tiny"
+    if args.profile not in PROFILES:
+        raise UsageError(f"unknown profile {args.profile!r}; known profiles: {', '.join(PROFILES)}")
+    if args.profile == "oracle" and args.method != "fstd":
+        raise UsageError(f"the oracle profile has no models and runs --method fstd only; run "
+                         f"{args.method} on one of {', '.join(MODEL_PROFILES)}")
+
+
+def command_run(args) -> int:
+    _resolve_profile(args)
+    if args.profile == "oracle":
+        return _run_oracle(args)
+    return _run_model(args)
+
+
+def _run_oracle(args) -> int:
+    for key, value in ORACLE.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
     _check_limit(args.limit)
-    tiling = TilingConfig(args.tiling, tile=args.tile, overlap=args.overlap,
+    tiling = TilingConfig(args.tiling or "implicit", tile=args.tile, overlap=args.overlap,
                           weighting=args.weighting, offset=args.offset,
                           offset_range=args.offset_range, reset_every=args.reset_every,
                           fill=args.fill, tile_batch_size=args.tile_batch_size)
-    job = _job(args, tiling)
+    job = _oracle_job(args, tiling)
     out = args.out or default_out(DEFAULT_RUNS, args.profile, args.method,
                                   run_tag(tiling, job.size, args.steps, args.seed))
     results = run(job, args.limit, out, progress=not args.no_progress)
@@ -184,10 +255,54 @@ def command_run(args) -> int:
     return 0
 
 
+def _run_model(args) -> int:
+    method = get_method(args.method)
+    if args.tiling is not None and method.stage2 != "any":
+        raise UsageError(f"--tiling chooses fstd's stage II; {method.name} fixes its own "
+                         f"({method.stage2 or 'it has no stage II'})")
+    samples = plan_samples(args.prompt, parse_size(args.size, MIN_SIDE) if args.size else None)
+    limit = len(samples) if args.limit is None else args.limit
+    _check_limit(limit)
+    steps, sr_steps = DEFAULT_STEPS[args.profile]
+    if method.base is None:  # fstd has only stage II: --steps means its steps
+        sr_steps = args.sr_steps or args.steps or sr_steps
+    else:
+        steps, sr_steps = args.steps or steps, args.sr_steps or sr_steps
+    tiling = dict(tile=args.tile, overlap=args.overlap, weighting=args.weighting, offset=args.offset,
+                  offset_range=args.offset_range, reset_every=args.reset_every, fill=args.fill,
+                  tile_batch_size=args.tile_batch_size)
+    settings = Settings(steps, sr_steps, args.guidance, args.colour_fix, args.tiling or "implicit", tiling)
+    device = _device(args.device)
+    paths = WeightPaths.from_environment(sd21=args.sd21, upscaler=args.upscaler, lora=args.lora)
+    pipeline = load_pipeline(method, args.profile, settings, device, paths)
+    job = ModelJob(pipeline, samples, args.seed, device)
+    out = args.out or default_out(DEFAULT_RUNS, args.profile, method.name,
+                                  model_run_tag(pipeline, args.prompt, args.size, args.seed))
+    results = run(job, limit, out, progress=not args.no_progress)
+    print(f"{method.name} on {args.profile}: {results['seconds_per_image']:.2f} s/image, "
+          f"stage I {results['stage1_unet_calls_per_image']:.0f} UNet calls/image, "
+          f"stage II {results['stage2_denoiser_calls_per_image']:.0f} calls/image, "
+          f"peak memory {results['peak_memory_mib']:.0f} MiB -> {out / 'results.json'}")
+    return 0
+
+
+def model_run_tag(pipeline, prompt: Optional[str], size: Optional[str], seed: int) -> str:
+    """A directory name that says what a model run was: samples, steps, tiling, seed."""
+    settings, method = pipeline.settings, pipeline.method
+    parts = ["builtin" if size is None else size.strip().replace("×", "x").replace("X", "x")]
+    if prompt is not None:
+        parts.append("p" + hashlib.sha256(prompt.encode()).hexdigest()[:8])
+    if method.base:
+        parts += [f"s{settings.steps}", f"g{settings.guidance:g}"]
+    if pipeline.sr_tiling:
+        parts += [f"sr{settings.sr_steps}", tiling_tag(pipeline.sr_tiling), settings.colour]
+    return "-".join(parts + [f"seed{seed}"])
+
+
 def command_study(args) -> int:
     _check_limit(args.limit)
     for tiling in unique_tilings():
-        job = _job(args, tiling)
+        job = _oracle_job(args, tiling)
         out = default_out(args.runs, args.profile, "fstd",
                           run_tag(tiling, job.size, args.steps, args.seed))
         results = run(job, args.limit, out, progress=not args.no_progress)
@@ -254,7 +369,7 @@ def main(argv=None) -> int:
                 "baseline": command_baseline, "compare": command_compare, "list": command_list}
     try:
         return handlers[args.command](args)
-    except (UsageError, ValueError, RunMismatchError, BaselineError) as error:
+    except (UsageError, ValueError, RunMismatchError, BaselineError, MissingWeightsError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 

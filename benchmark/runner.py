@@ -3,20 +3,26 @@
 A job says what one sample is; the runner times it, saves its outputs and record under
 ``out/samples/`` as soon as it is done, skips samples already on disk when a run is
 resumed, and writes ``results.json`` from all records at the end. A run directory is bound
-to its parameters: resuming with different ones is refused rather than mixed.
+to its parameters: resuming with different ones is refused rather than mixed. Outputs are
+tensors (saved as ``.npy``) or images (saved as ``.png``), written atomically before the
+record, so a sample with a record is complete.
 """
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, Union
 
 import numpy as np
 import torch
+from PIL import Image
 from tqdm.auto import tqdm
 
 from benchmark.measure import measured
-from benchmark.records import environment, read_json, write_array, write_json
+from benchmark.records import environment, read_json, write_array, write_atomic, write_json
+
+Output = Union[torch.Tensor, Image.Image]
 
 
 class Job(Protocol):
@@ -28,8 +34,8 @@ class Job(Protocol):
     def warm_up(self) -> None:
         """Load models and run once untimed, so that sample timings exclude start-up."""
 
-    def run_sample(self, index: int) -> tuple[dict[str, torch.Tensor], dict]:
-        """Produce sample ``index``: arrays to save and the sample's record."""
+    def run_sample(self, index: int) -> tuple[dict[str, Output], dict]:
+        """Produce sample ``index``: arrays or images to save, and the sample's record."""
 
     def summarise(self, records: list[dict], out: Path) -> dict:
         """Figures over all samples, added to ``results.json``."""
@@ -49,6 +55,17 @@ def sample_record_path(out: Path, index: int) -> Path:
     return out / "samples" / f"{index:05d}.json"
 
 
+def save_output(out: Path, index: int, name: str, value: Output):
+    """``samples/NNNNN.<name>.png`` for an image, ``.npy`` for a tensor; atomically."""
+    stem = out / "samples" / f"{index:05d}.{name}"
+    if isinstance(value, Image.Image):
+        buffer = io.BytesIO()
+        value.save(buffer, format="PNG")
+        write_atomic(stem.with_name(stem.name + ".png"), buffer.getvalue())
+    else:
+        write_array(stem.with_name(stem.name + ".npy"), value)
+
+
 def run(job: Job, count: int, out: Path, progress: bool = True) -> dict:
     """Run samples ``0 .. count - 1`` of ``job`` into ``out``; returns the results dict."""
     out = Path(out)
@@ -66,9 +83,9 @@ def run(job: Job, count: int, out: Path, progress: bool = True) -> dict:
     for index in tqdm(todo, desc=f"{parameters['method']} ({parameters['profile']})",
                       disable=not progress, unit="sample"):
         with measured(job.device) as measurement:
-            arrays, record = job.run_sample(index)
-        for name, array in arrays.items():
-            write_array(out / "samples" / f"{index:05d}.{name}.npy", array)
+            outputs, record = job.run_sample(index)
+        for name, value in outputs.items():
+            save_output(out, index, name, value)
         record.update(index=index, seconds=measurement.seconds,
                       peak_memory_mib=measurement.peak_memory_mib,
                       peak_reserved_mib=measurement.peak_reserved_mib,

@@ -1,0 +1,373 @@
+"""The models of the three profiles, in one place: ``tiny``, ``paper-arch`` and ``paper``.
+
+Every method runs on two model sets: a text-to-image set for stage I (Stable Diffusion 2.1
+base: UNet, VAE ×8, OpenCLIP ViT-H/14 text encoder as a transformers ``CLIPTextModel``)
+and an image-conditioned super-resolution set for stage II (the SD x4 upscaler: UNet on the
+latent concatenated with the noised low-resolution image, VAE ×4). A profile says where
+their weights come from:
+
+- ``tiny``: small configs of the same architectures, fixed-seed random weights; seconds on a
+  CPU. For testing the machinery, not for image quality.
+- ``paper-arch``: the published architectures with fixed-seed random weights, the configs
+  written out below (nothing is downloaded); built on the ``meta`` device for counting,
+  on the real device for timing.
+- ``paper``: the published weights, from local folders or a warm Hugging Face cache, never
+  downloaded (``local_files_only``). Whatever is missing is reported in one error.
+
+Text is tokenised by open_clip's BPE tokenizer, whose vocabulary ships in its wheel: its
+ids are those of OpenCLIP ViT-H/14, which SD 2.1 and the x4 upscaler use (pad id 0 = "!"
+as in SD 2's tokenizer), so no tokenizer files are needed in any profile.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import torch
+from diffusers import AutoencoderKL, UNet2DConditionModel
+from open_clip.tokenizer import SimpleTokenizer
+from transformers import CLIPTextConfig, CLIPTextModel
+
+PROFILES = {
+    "tiny": "small configs of SD 2.1 and the x4 upscaler, fixed-seed random weights; "
+            "seconds on a CPU (machinery, not image quality)",
+    "paper-arch": "the published architectures (SD 2.1-base UNet 865.9 M, x4 upscaler UNet "
+                  "473 M) with fixed-seed random weights: costs, not images",
+    "paper": "the published weights from local folders or the Hugging Face cache "
+             "(offline); ARAD needs a LoRA folder",
+}
+WEIGHT_SEED = 0  # random weights of tiny and paper-arch
+
+SD21_REPO = "stabilityai/stable-diffusion-2-1-base"
+UPSCALER_REPO = "stabilityai/stable-diffusion-x4-upscaler"
+PATH_VARIABLES = {"sd21": "ASD_SD21", "upscaler": "ASD_X4_UPSCALER", "lora": "ASD_ARAD_LORA"}
+CACHE_VARIABLE = "ASD_BENCH_CACHE"  # where tiny LoRAs are cached
+
+# --- the published configurations (diffusers' / transformers' keys) -------------------------
+
+SD21_UNET = dict(
+    sample_size=64, in_channels=4, out_channels=4, layers_per_block=2,
+    block_out_channels=(320, 640, 1280, 1280),
+    down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+    up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+    cross_attention_dim=1024, attention_head_dim=(5, 10, 20, 20), use_linear_projection=True)
+SD21_VAE = dict(
+    in_channels=3, out_channels=3, latent_channels=4, layers_per_block=2,
+    block_out_channels=(128, 256, 512, 512),
+    down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+    sample_size=512, scaling_factor=0.18215)
+#: OpenCLIP ViT-H/14's text tower as SD 2 uses it: the penultimate layer, so 23 of 24 layers.
+OPENCLIP_H14_TEXT = dict(
+    vocab_size=49408, hidden_size=1024, intermediate_size=4096, num_hidden_layers=23,
+    num_attention_heads=16, max_position_embeddings=77, hidden_act="gelu", projection_dim=512)
+#: The DDIM settings diffusers derives from SD 2.1-base's scheduler config.
+SD21_SCHEDULER = dict(
+    num_train_timesteps=1000, beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012,
+    prediction_type="epsilon", clip_sample=False, set_alpha_to_one=False, steps_offset=1)
+
+UPSCALER_UNET = dict(
+    sample_size=128, in_channels=7, out_channels=4, layers_per_block=2,
+    block_out_channels=(256, 512, 512, 1024),
+    down_block_types=("DownBlock2D",) + ("CrossAttnDownBlock2D",) * 3,
+    up_block_types=("CrossAttnUpBlock2D",) * 3 + ("UpBlock2D",),
+    cross_attention_dim=1024, attention_head_dim=8, use_linear_projection=True,
+    num_class_embeds=1000, only_cross_attention=(True, True, True, False))
+UPSCALER_VAE = dict(
+    in_channels=3, out_channels=3, latent_channels=4, layers_per_block=2,
+    block_out_channels=(128, 256, 512),
+    down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3,
+    sample_size=256, scaling_factor=0.08333)
+#: The x4 upscaler is v-prediction; LDM's "linear" schedule is diffusers' scaled_linear.
+UPSCALER_SCHEDULER = dict(
+    num_train_timesteps=1000, beta_schedule="scaled_linear", beta_start=0.0001, beta_end=0.02,
+    prediction_type="v_prediction", clip_sample=False, set_alpha_to_one=False, steps_offset=1)
+UPSCALER_LOW_RES_SCHEDULER = dict(
+    num_train_timesteps=1000, beta_schedule="scaled_linear", beta_start=0.0001, beta_end=0.02)
+UPSCALER_NOISE_LEVEL = 20  # StableDiffusionUpscalePipeline's default
+UPSCALER_MAX_NOISE_LEVEL = 350
+
+# --- the tiny configurations: same block types, few channels -----------------------------------
+
+TINY_TEXT = dict(OPENCLIP_H14_TEXT, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                 num_attention_heads=4, projection_dim=32)
+TINY_UNET = dict(
+    sample_size=32, in_channels=4, out_channels=4, layers_per_block=1,
+    block_out_channels=(16, 32, 64), norm_num_groups=8,
+    down_block_types=("DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D"),
+    up_block_types=("CrossAttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
+    cross_attention_dim=32, attention_head_dim=4, use_linear_projection=True)
+TINY_VAE = dict(
+    in_channels=3, out_channels=3, latent_channels=4, layers_per_block=1,
+    block_out_channels=(4, 4, 8, 8), norm_num_groups=4,
+    down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+    sample_size=64, scaling_factor=0.18215, mid_block_add_attention=False)
+TINY_UPSCALER_UNET = dict(TINY_UNET, in_channels=7, num_class_embeds=1000,
+                          only_cross_attention=(True, True, True))
+TINY_UPSCALER_VAE = dict(TINY_VAE, block_out_channels=(4, 4, 8),
+                         down_block_types=("DownEncoderBlock2D",) * 3,
+                         up_block_types=("UpDecoderBlock2D",) * 3, scaling_factor=0.08333)
+
+TOKENIZER_NAME = "open_clip SimpleTokenizer (OpenCLIP ViT-H/14 BPE, 77 tokens)"
+
+
+class MissingWeightsError(FileNotFoundError):
+    """The ``paper`` profile lacks weights; the message lists each missing piece and where."""
+
+
+@dataclass
+class TextToImageModels:
+    """Stage I: SD 2.1 (or its stand-in) and where its weights came from."""
+
+    unet: UNet2DConditionModel
+    vae: AutoencoderKL
+    text_encoder: CLIPTextModel
+    tokenizer: SimpleTokenizer
+    scheduler_config: dict
+    name: str
+    weights: str
+
+    @torch.no_grad()
+    def encode_text(self, prompts: list[str]) -> torch.Tensor:
+        """Last hidden states of the text encoder, as SD 2 pipelines pass them to the UNet."""
+        ids = self.tokenizer(list(prompts)).to(self.text_encoder.device)
+        return self.text_encoder(ids).last_hidden_state
+
+
+@dataclass
+class UpscalerModels:
+    """Stage II: the x4 upscaler (or its stand-in), its empty-prompt embedding, its source."""
+
+    unet: UNet2DConditionModel
+    vae: AutoencoderKL
+    prompt_embedding: torch.Tensor  # the empty prompt: stage II has no text (SPEC)
+    scheduler_config: dict
+    low_res_scheduler_config: dict
+    noise_level: int
+    name: str
+    weights: str
+
+
+@dataclass(frozen=True)
+class WeightPaths:
+    """Where the ``paper`` profile looks: folders (or None: the Hugging Face cache)."""
+
+    sd21: Optional[str] = None
+    upscaler: Optional[str] = None
+    lora: Optional[str] = None
+
+    @classmethod
+    def from_environment(cls, **given: Optional[str]) -> "WeightPaths":
+        """Paths given explicitly (CLI options) win over ``ASD_SD21``, ``ASD_X4_UPSCALER``, ``ASD_ARAD_LORA``."""
+        return cls(**{key: given.get(key) or os.environ.get(variable) or None
+                      for key, variable in PATH_VARIABLES.items()})
+
+
+def default_dtype(device: torch.device) -> torch.dtype:
+    """fp16 on CUDA (as the authors run), fp32 elsewhere."""
+    return torch.float16 if device.type == "cuda" else torch.float32
+
+
+def asd_cache_dir() -> Path:
+    """Where generated artefacts (tiny LoRAs) are cached: ``$ASD_BENCH_CACHE`` or ~/.cache/asd-bench."""
+    return Path(os.environ.get(CACHE_VARIABLE) or Path.home() / ".cache" / "asd-bench")
+
+
+def hub_cache_dir() -> Path:
+    """The Hugging Face hub cache, read from the environment now (not at import time)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"])
+    home = os.environ.get("HF_HOME") or Path.home() / ".cache" / "huggingface"
+    return Path(home) / "hub"
+
+
+def parameter_count(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+@contextmanager
+def _seeded(seed: int):
+    """Random initialisation that depends on ``seed`` only, leaving the global RNG untouched."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+def _architecture(profile: str) -> dict:
+    if profile == "tiny":
+        return dict(unet=TINY_UNET, vae=TINY_VAE, text=TINY_TEXT, upscaler_unet=TINY_UPSCALER_UNET,
+                    upscaler_vae=TINY_UPSCALER_VAE)
+    if profile == "paper-arch":
+        return dict(unet=SD21_UNET, vae=SD21_VAE, text=OPENCLIP_H14_TEXT,
+                    upscaler_unet=UPSCALER_UNET, upscaler_vae=UPSCALER_VAE)
+    raise ValueError(f"profile {profile!r} has no architecture in code; known: tiny, paper-arch")
+
+
+def meta_models(profile: str = "paper-arch") -> dict[str, torch.nn.Module]:
+    """Every model of a random-weight profile on the ``meta`` device: shapes without memory."""
+    config = _architecture(profile)
+    with torch.device("meta"):
+        return {"unet": UNet2DConditionModel(**config["unet"]),
+                "vae": AutoencoderKL(**config["vae"]),
+                "text_encoder": CLIPTextModel(CLIPTextConfig(**config["text"])),
+                "upscaler_unet": UNet2DConditionModel(**config["upscaler_unet"]),
+                "upscaler_vae": AutoencoderKL(**config["upscaler_vae"])}
+
+
+def _ready(module: torch.nn.Module, device: torch.device, dtype: torch.dtype):
+    """On the device, in the dtype, for inference (the dtype cast only when it changes something)."""
+    module = module.to(device)
+    if next(module.parameters()).dtype != dtype:
+        module = module.to(dtype)
+    return module.eval().requires_grad_(False)
+
+
+def _random_text_encoder(profile: str, device, dtype) -> CLIPTextModel:
+    with _seeded(WEIGHT_SEED + 2):
+        return _ready(CLIPTextModel(CLIPTextConfig(**_architecture(profile)["text"])), device, dtype)
+
+
+def _random_weights(profile: str) -> str:
+    return f"random (seed {WEIGHT_SEED}, {profile} configs)"
+
+
+def load_text_to_image(profile: str, device: torch.device, dtype: Optional[torch.dtype] = None,
+                       paths: WeightPaths = WeightPaths()) -> TextToImageModels:
+    """Stage I's models of ``profile`` on ``device``."""
+    dtype = dtype or default_dtype(device)
+    if profile == "paper":
+        folder = resolve_paper_weights(("sd21",), paths)["sd21"]
+        return TextToImageModels(
+            unet=_pretrained(UNet2DConditionModel, folder, "unet", device, dtype),
+            vae=_pretrained(AutoencoderKL, folder, "vae", device, dtype),
+            text_encoder=_pretrained(CLIPTextModel, folder, "text_encoder", device, dtype),
+            tokenizer=SimpleTokenizer(), scheduler_config=_scheduler_config(folder, "scheduler"),
+            name=SD21_REPO, weights=str(folder))
+    config = _architecture(profile)
+    with _seeded(WEIGHT_SEED):
+        unet = _ready(UNet2DConditionModel(**config["unet"]), device, dtype)
+    with _seeded(WEIGHT_SEED + 1):
+        vae = _ready(AutoencoderKL(**config["vae"]), device, dtype)
+    return TextToImageModels(unet, vae, _random_text_encoder(profile, device, dtype), SimpleTokenizer(),
+                             dict(SD21_SCHEDULER), name=f"{profile}/sd21", weights=_random_weights(profile))
+
+
+def load_upscaler(profile: str, device: torch.device, dtype: Optional[torch.dtype] = None,
+                  paths: WeightPaths = WeightPaths()) -> UpscalerModels:
+    """Stage II's models of ``profile`` on ``device``; the empty prompt is encoded here, once."""
+    dtype = dtype or default_dtype(device)
+    tokens = SimpleTokenizer()([""]).to(device)
+    if profile == "paper":
+        folder = resolve_paper_weights(("upscaler",), paths)["upscaler"]
+        text_encoder = _pretrained(CLIPTextModel, folder, "text_encoder", device, dtype)
+        with torch.no_grad():
+            embedding = text_encoder(tokens).last_hidden_state
+        return UpscalerModels(
+            unet=_pretrained(UNet2DConditionModel, folder, "unet", device, dtype),
+            vae=_pretrained(AutoencoderKL, folder, "vae", device, dtype),
+            prompt_embedding=embedding,
+            scheduler_config=_scheduler_config(folder, "scheduler"),
+            low_res_scheduler_config=_scheduler_config(folder, "low_res_scheduler"),
+            noise_level=UPSCALER_NOISE_LEVEL, name=UPSCALER_REPO, weights=str(folder))
+    config = _architecture(profile)
+    with _seeded(WEIGHT_SEED + 3):
+        unet = _ready(UNet2DConditionModel(**config["upscaler_unet"]), device, dtype)
+    with _seeded(WEIGHT_SEED + 4):
+        vae = _ready(AutoencoderKL(**config["upscaler_vae"]), device, dtype)
+    with torch.no_grad():
+        embedding = _random_text_encoder(profile, device, dtype)(tokens).last_hidden_state
+    return UpscalerModels(unet, vae, embedding, dict(UPSCALER_SCHEDULER), dict(UPSCALER_LOW_RES_SCHEDULER),
+                          UPSCALER_NOISE_LEVEL, name=f"{profile}/x4-upscaler", weights=_random_weights(profile))
+
+
+def _pretrained(cls, folder: Path, subfolder: str, device: torch.device, dtype: torch.dtype):
+    return _ready(cls.from_pretrained(folder, subfolder=subfolder, torch_dtype=dtype, local_files_only=True),
+                  device, dtype)
+
+
+def _scheduler_config(folder: Path, subfolder: str) -> dict:
+    from diffusers import DDIMScheduler
+
+    return dict(DDIMScheduler.load_config(folder, subfolder=subfolder, local_files_only=True))
+
+
+# --- the paper profile: finding weights offline ---------------------------------------------
+
+#: What each piece needs: subfolders with a config, and whether they hold weights.
+_PIECES = {
+    "sd21": ("SD 2.1-base", SD21_REPO, {"unet": "config.json", "vae": "config.json",
+                                        "text_encoder": "config.json", "scheduler": "scheduler_config.json"}),
+    "upscaler": ("SD x4 upscaler", UPSCALER_REPO, {
+        "unet": "config.json", "vae": "config.json", "text_encoder": "config.json",
+        "scheduler": "scheduler_config.json", "low_res_scheduler": "scheduler_config.json"}),
+}
+_WEIGHT_SUFFIXES = (".safetensors", ".bin")
+
+
+def _lacks(folder: Path, layout: dict[str, str]) -> list[str]:
+    """The files a diffusers folder lacks: each subfolder's config, and weights for models."""
+    missing = []
+    for subfolder, config in layout.items():
+        if not (folder / subfolder / config).is_file():
+            missing.append(f"{subfolder}/{config}")
+        elif config == "config.json" and not any(
+                p.suffix in _WEIGHT_SUFFIXES for p in (folder / subfolder).iterdir()):
+            missing.append(f"{subfolder}/ weights (*.safetensors or *.bin)")
+    return missing
+
+
+def _cached_snapshot(repo: str, cache: Path) -> Optional[Path]:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        return Path(snapshot_download(repo, cache_dir=cache, local_files_only=True))
+    except (LocalEntryNotFoundError, FileNotFoundError, OSError):
+        return None
+
+
+def resolve_paper_weights(needs, paths: WeightPaths) -> dict[str, Path]:
+    """Find every piece in ``needs`` (``sd21``, ``upscaler``, ``lora``) or raise one error listing all missing.
+
+    A path given (option or environment variable) is used as it is; otherwise the model is
+    looked up in the Hugging Face cache, offline. The LoRA has no default: ARAD weights
+    are ours to train (``python -m baselines.train_arad``).
+    """
+    found, problems = {}, []
+    cache = hub_cache_dir()
+    for piece in needs:
+        variable = PATH_VARIABLES[piece]
+        given = getattr(paths, piece)
+        if piece == "lora":
+            if not given:
+                problems.append(f"ARAD LoRA: no folder given (--lora or ${variable}); "
+                                "train one with python -m baselines.train_arad")
+            elif not Path(given).exists():
+                problems.append(f"ARAD LoRA: {given} does not exist (from --lora or ${variable})")
+            else:
+                found[piece] = Path(given)
+            continue
+        title, repo, layout = _PIECES[piece]
+        option = f"--{piece}"
+        if given:
+            folder = Path(given)
+            where = f"{folder} (from {option} or ${variable})"
+        else:
+            folder = _cached_snapshot(repo, cache)
+            where = f"the Hugging Face cache {cache} (repo {repo}; or set {option} / ${variable})"
+        if folder is None or not folder.is_dir():
+            problems.append(f"{title}: not found in {where}")
+            continue
+        lacking = _lacks(folder, layout)
+        if lacking:
+            problems.append(f"{title}: {where} lacks {', '.join(lacking)}")
+        else:
+            found[piece] = folder
+    if problems:
+        raise MissingWeightsError(
+            "the paper profile needs weights that are not here (nothing is downloaded; "
+            "HF_HUB_OFFLINE is respected):\n  - " + "\n  - ".join(problems))
+    return found

@@ -1,0 +1,198 @@
+"""Stage II: image-conditioned super-resolution in latent tiles (FSTD and its baselines).
+
+What FSTD does to an image (SPEC §1): bicubic upscale to the target, encode, noise to the
+start of the schedule (x_T = sqrt(ᾱ_T)·z + sqrt(1−ᾱ_T)·ε), ancestral DDPM with the tiling
+engine (``nonoverlap``, ``explicit`` or ``implicit``), decode, colour fix. The backbone
+behind it is a small interface (:class:`SRBackbone`): prepare the start latent and the
+spatial condition, denoise one batch of tiles, decode. StableSR can implement it later; the
+one here is the SD x4 upscaler (:class:`X4UpscalerBackbone`).
+
+How FSTD maps onto the x4 upscaler (``StableDiffusionUpscalePipeline`` semantics; our
+choice, the paper uses StableSR):
+
+- its VAE downsamples by 4 and its UNet sees the latent concatenated with the
+  low-resolution image, so the latent is at 1/4 of the output and the condition is an image
+  of the same size as the latent: the source (stage-I) image resized bicubically to 1/4 of
+  the output, noised to ``noise_level`` (20) by the low-resolution scheduler, as the
+  pipeline does. The tiling engine cuts it into the same windows as the latent;
+- the start latent is FSTD's: the bicubic upscale to the full output size, encoded by the
+  x4 VAE (a posterior sample, as LDM's ``get_first_stage_encoding``), noised to the first
+  timestep (999: evenly respaced, trailing), where the pipeline would start from pure noise;
+- the paper's tiles are 512 output px (64 latent at ×8); at ×4 that is 128 latent px, also
+  the x4 UNet's native size. The offset range (32 latent at ×8 = 256 px) and the explicit
+  overlap (32 = 256 px) become 64 latent px: :func:`paper_tiling` keeps pixels fixed;
+- empty prompt, no classifier-free guidance (SPEC), and the upscaler's v-prediction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Protocol
+
+import torch
+import torch.nn.functional as F
+from diffusers import DDPMScheduler
+from diffusers.utils.torch_utils import randn_tensor
+
+from baselines.models import UpscalerModels
+from baselines.stage1 import vae_factor
+from baselines.tiled_sampling import sample
+from baselines.tiling import TiledDenoiser, TilingConfig, tile_count
+
+PAPER_TILE_PX = 512  # 64 latent px at SD's ×8
+PAPER_SHIFT_PX = 256  # offset range and explicit overlap: 32 latent px at ×8
+COLOUR_FIXES = ("adain", "wavelet", "none")
+
+
+def paper_tiling(strategy: str, latent_factor: int, **overrides) -> TilingConfig:
+    """The paper's tiling in a backbone's latent px: 512 px tiles, 256 px offset range and overlap."""
+    settings = dict(tile=PAPER_TILE_PX // latent_factor, overlap=PAPER_SHIFT_PX // latent_factor,
+                    offset_range=PAPER_SHIFT_PX // latent_factor)
+    settings.update({k: v for k, v in overrides.items() if v is not None})
+    return TilingConfig(strategy, **settings)
+
+
+def resize(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bicubic resize of a (B, 3, H, W) image in [-1, 1] (antialiased when shrinking)."""
+    if tuple(image.shape[-2:]) == tuple(size):
+        return image
+    return F.interpolate(image.float(), size=size, mode="bicubic", align_corners=False,
+                         antialias=True).clamp(-1, 1).to(image.dtype)
+
+
+class SRBackbone(Protocol):
+    """What the tiled sampler needs from a super-resolution model."""
+
+    name: str
+
+    @property
+    def latent_factor(self) -> int:
+        """Output px per latent px."""
+
+    def scheduler(self) -> DDPMScheduler:
+        """The model's DDPM schedule, evenly respaced from t = 999 once ``set_timesteps`` is called."""
+
+    def prepare(self, source: torch.Tensor, upscaled: torch.Tensor, start: torch.Tensor,
+                scheduler: DDPMScheduler, generator: Optional[torch.Generator]
+                ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """The start latent at timestep ``start`` and the spatial condition (latent-sized, or None)."""
+
+    def denoise(self, tiles: torch.Tensor, t: torch.Tensor, cond_tiles: Optional[torch.Tensor]) -> torch.Tensor:
+        """The model output (noise or v) for a batch of tiles."""
+
+    def decode(self, latent: torch.Tensor) -> torch.Tensor:
+        """The image in [-1, 1]."""
+
+
+@dataclass
+class X4UpscalerBackbone:
+    """The SD x4 upscaler behind :class:`SRBackbone` (``StableDiffusionUpscalePipeline`` semantics)."""
+
+    models: UpscalerModels
+    name: str = "SD x4 upscaler"
+
+    @property
+    def latent_factor(self) -> int:
+        return vae_factor(self.models.vae)
+
+    def scheduler(self) -> DDPMScheduler:
+        return DDPMScheduler.from_config(self.models.scheduler_config, timestep_spacing="trailing")
+
+    def prepare(self, source, upscaled, start, scheduler, generator):
+        unet, vae = self.models.unet, self.models.vae
+        low_res_size = (upscaled.shape[-2] // self.latent_factor, upscaled.shape[-1] // self.latent_factor)
+        low_res = resize(source, low_res_size).to(unet.device, unet.dtype)
+        noise_level = torch.tensor([self.models.noise_level], device=unet.device)
+        low_res_scheduler = DDPMScheduler.from_config(self.models.low_res_scheduler_config)
+        low_res = low_res_scheduler.add_noise(
+            low_res, randn_tensor(low_res.shape, generator=generator, device=unet.device, dtype=unet.dtype),
+            noise_level)
+
+        encoded = vae.encode(upscaled.to(vae.device, vae.dtype)).latent_dist
+        latent = encoded.sample(generator=generator) * vae.config.scaling_factor
+        noise = randn_tensor(latent.shape, generator=generator, device=latent.device, dtype=latent.dtype)
+        return scheduler.add_noise(latent, noise, start), low_res
+
+    def denoise(self, tiles, t, cond_tiles):
+        count = tiles.shape[0]
+        return self.models.unet(
+            torch.cat([tiles, cond_tiles], dim=1), t,
+            encoder_hidden_states=self.models.prompt_embedding.expand(count, -1, -1),
+            class_labels=torch.full((count,), self.models.noise_level, device=tiles.device)).sample
+
+    def decode(self, latent):
+        vae = self.models.vae
+        return vae.decode(latent / vae.config.scaling_factor).sample.clamp(-1, 1)
+
+
+def adain(image: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """Per-channel mean and std of ``image`` set to those of ``reference`` (StableSR's AdaIN fix)."""
+    dims = (-2, -1)
+    mean, std = image.mean(dims, keepdim=True), image.std(dims, keepdim=True)
+    ref_mean, ref_std = reference.mean(dims, keepdim=True), reference.std(dims, keepdim=True)
+    return ((image - mean) / (std + 1e-5) * ref_std + ref_mean).clamp(-1, 1)
+
+
+def _low_frequencies(image: torch.Tensor, levels: int = 5) -> torch.Tensor:
+    """The residual after ``levels`` dilated 3×3 binomial blurs (StableSR's wavelet decomposition)."""
+    kernel = torch.tensor([[1, 2, 1], [2, 4, 2], [1, 2, 1]], dtype=image.dtype, device=image.device) / 16
+    kernel = kernel.expand(image.shape[1], 1, 3, 3)
+    low = image
+    for level in range(levels):
+        radius = 2 ** level
+        padded = F.pad(low, (radius,) * 4, mode="replicate")
+        low = F.conv2d(padded, kernel, groups=image.shape[1], dilation=radius)
+    return low
+
+
+def wavelet(image: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """High frequencies of ``image`` on the low frequencies of ``reference`` (StableSR's wavelet fix)."""
+    return (image - _low_frequencies(image) + _low_frequencies(reference)).clamp(-1, 1)
+
+
+def colour_fix(image: torch.Tensor, reference: torch.Tensor, kind: str) -> torch.Tensor:
+    if kind not in COLOUR_FIXES:
+        raise ValueError(f"unknown colour fix {kind!r}; choose one of {', '.join(COLOUR_FIXES)}")
+    if kind == "none":
+        return image
+    reference = reference.to(image.dtype)
+    return adain(image, reference) if kind == "adain" else wavelet(image, reference)
+
+
+@dataclass
+class Stage2Result:
+    image: torch.Tensor  # (1, 3, H, W) in [-1, 1]
+    latent_size: tuple[int, int]
+    tiles_per_step: int
+    denoiser_calls: int
+    tile_evaluations: int
+    offsets: list[tuple[int, int]]
+
+
+@torch.no_grad()
+def super_resolve(backbone: SRBackbone, source: torch.Tensor, size: tuple[int, int], *,
+                  tiling: TilingConfig, steps: int, colour: str = "adain",
+                  generator: Optional[torch.Generator] = None,
+                  offsets: Optional[torch.Generator] = None) -> Stage2Result:
+    """``source`` (any size, [-1, 1]) super-resolved to ``size`` (multiples of the latent factor).
+
+    ``generator`` seeds the encoder sample, the start noise, the condition's noise and
+    DDPM's ancestral noise; ``offsets`` seeds the implicit grid's shifts, apart, so that
+    changing the tiling never changes the noise.
+    """
+    factor = backbone.latent_factor
+    if size[0] % factor or size[1] % factor:
+        raise ValueError(f"stage II works at multiples of {factor} px, not {size[0]}x{size[1]}")
+    scheduler = backbone.scheduler()
+    scheduler.set_timesteps(steps)
+
+    upscaled = resize(source, size)
+    start, cond = backbone.prepare(source, upscaled, scheduler.timesteps[:1], scheduler, generator)
+
+    tiled = TiledDenoiser(backbone.denoise, tiling, offsets)
+    latent = sample(tiled, scheduler, start, cond, generator)
+
+    image = colour_fix(backbone.decode(latent), upscaled, colour)
+    latent_size = tuple(latent.shape[-2:])
+    return Stage2Result(image, latent_size, tile_count(latent_size, tiling), tiled.calls,
+                        tiled.tile_evaluations, tiled.offsets)
