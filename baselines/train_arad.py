@@ -162,37 +162,41 @@ def main(argv: list[str] | None = None) -> int:
     try:
         TrainConfig(buckets=args.buckets).validate()  # cheap checks before loading anything
         accelerator = make_accelerator(args.mixed_precision, max(1, args.gradient_accumulation))
-        log = print if accelerator.is_main_process else None
+        main_process = accelerator.is_main_process
 
         def say(msg: str) -> None:
-            if log:
+            if main_process:
                 print(msg, file=sys.stderr, flush=True)
 
+        generated = args.data.startswith("generated")
+        # a data folder is checked before the (possibly large) model is loaded
+        data = None if generated else load_training_data(args.data, args.data_dir)
         loaded = load_models(args.profile, accelerator.device, args.sd21)
         models = as_train_models(loaded)
         if models.name is None:
             models.name = args.profile
         config = config_from(args, models)
         sizes = bucket_sizes(config.buckets, config.bucket_divisor)
-        long_side = max(max(s.height, s.width) for s in sizes)
-        data = load_training_data(args.data, args.data_dir, long_side=long_side)
-        built_for = manifest_sizes(data.source) if not args.data.startswith("generated") else None
-        wanted = [s.name for s in bucket_sizes(config.buckets)]
-        if built_for is not None and built_for != wanted:
-            say(f"warning: {args.data} was built for sizes {' '.join(built_for)}; training rebuckets to "
-                f"{' '.join(wanted)} (Eq. 1), cropping images that were already cropped. Build arad-train "
-                f"with --buckets {config.buckets} for the paper's Table 3 setting.")
+        if generated:  # drawn with the long side of the largest bucket
+            data = load_training_data(args.data, long_side=max(max(s.height, s.width) for s in sizes))
+        else:
+            built_for = manifest_sizes(data.source)
+            wanted = [s.name for s in bucket_sizes(config.buckets)]
+            if built_for is not None and built_for != wanted:
+                say(f"warning: {args.data} was built for sizes {' '.join(built_for)}; training rebuckets to "
+                    f"{' '.join(wanted)} (Eq. 1), cropping images that were already cropped. Build arad-train "
+                    f"with --buckets {config.buckets} for the paper's Table 3 setting.")
         say(f"ARAD LoRA: profile {args.profile}, {len(data)} images from {data.source}, buckets "
             f"{' '.join(s.name for s in sizes)}, rank {config.rank}, batch {config.batch_size} x "
             f"{config.gradient_accumulation} x {accelerator.num_processes}, {config.steps} steps")
         result = train_arad(models, data, args.output, config, resume=args.resume, accelerator=accelerator,
-                            stop_at=args.stop_at, log=say if log else None,
+                            stop_at=args.stop_at, log=say if main_process else None,
                             extra_metadata={"profile": args.profile,
                                             "base_weights": getattr(loaded, "weights", None)})
     except (TrainingError, LoraError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if result.finished and accelerator.is_main_process:
+    if result.finished and main_process:
         print(result.path)
     return 0
 

@@ -111,14 +111,19 @@ def test_generated_set_is_deterministic_and_spans_the_buckets():
     assert -1.0 <= float(pixels.min()) and float(pixels.max()) <= 1.0
 
 
-def test_training_set_from_an_arad_train_build(tmp_path):
+def _arad_train_build(tmp_path, buckets=3):
     from datasets_build import build
-    from datasets_build.manifest import MANIFEST
     from datasets_build.sources.synthetic import write_release
 
     raw = tmp_path / "raw"
     write_release(raw, (Size(60, 80), Size(100, 50), Size(64, 64)), per_size=1, seed=0)
-    out = build("arad-train", tmp_path / "arad", raw, buckets=3)
+    return build("arad-train", tmp_path / "arad", raw, buckets=buckets)
+
+
+def test_training_set_from_an_arad_train_build(tmp_path):
+    from datasets_build.manifest import MANIFEST
+
+    out = _arad_train_build(tmp_path)
     data = load_training_data(str(out))
     assert len(data) == 3
     assert data.sha256 == hashlib.sha256((out / MANIFEST).read_bytes()).hexdigest()
@@ -374,3 +379,18 @@ def test_cli_with_the_tiny_profile_of_baselines_models(capsys):
     load_arad_lora(fresh.unet, path, base_name=fresh.name)
     assert cli.main(["--profile", "nope", "--data", "generated:4", "--output", str(out)]) == 2
     assert "unknown profile 'nope'" in capsys.readouterr().err
+
+
+def test_cli_trains_on_a_build_and_warns_when_its_buckets_differ(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(cli, "load_models", lambda profile, device=None, sd21=None: tiny_models(0, name=profile))
+    build = _arad_train_build(tmp_path, buckets=3)
+    common = ["--data", str(build), "--bucket-divisor", "16", "--steps", "1", "--batch-size", "2",
+              "--checkpoint-every", "0"]
+    assert cli.main(common + ["--buckets", "3", "--output", str(tmp_path / "lora3")]) == 0
+    assert "warning" not in capsys.readouterr().err
+    meta = json.loads((tmp_path / "lora3" / "arad_lora.json").read_text())
+    assert meta["data"]["source"] == str(build.absolute()) and meta["data"]["count"] == 3
+    assert cli.main(common + ["--buckets", "9", "--output", str(tmp_path / "lora9")]) == 0
+    assert "was built for sizes 512x512 576x768 768x576; training rebuckets" in capsys.readouterr().err
+    assert cli.main(["--data", str(tmp_path / "nothing"), "--output", str(tmp_path / "x")]) == 2
+    assert "error:" in capsys.readouterr().err
