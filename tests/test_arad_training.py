@@ -330,6 +330,13 @@ def test_gradient_accumulation_and_bf16_mixed_precision():
     assert json.loads((out / "arad_lora.json").read_text())["training"]["effective_batch"] == 4
 
 
+def test_only_the_newest_checkpoints_are_kept():
+    config = dataclasses.replace(RUN_CONFIG, steps=3, checkpoint_every=1, keep_checkpoints=2)
+    out = scratch() / "keep"
+    train_arad(tiny_models(0), run_data(), out, config, log=None)
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-00000002", "step-00000003"]
+
+
 def test_smallest_divisor_follows_the_model_factors():
     assert smallest_divisor(tiny_models(0)) == 16  # VAE x2, UNet x2
 
