@@ -263,11 +263,10 @@ def _run_model(args) -> int:
     samples = plan_samples(args.prompt, parse_size(args.size, MIN_SIDE) if args.size else None)
     limit = len(samples) if args.limit is None else args.limit
     _check_limit(limit)
-    steps, sr_steps = DEFAULT_STEPS[args.profile]
-    if method.base is None:  # fstd has only stage II: --steps means its steps
-        sr_steps = args.sr_steps or args.steps or sr_steps
-    else:
-        steps, sr_steps = args.steps or steps, args.sr_steps or sr_steps
+    steps, sr_steps = (given if given is not None else default
+                       for given, default in zip((args.steps, args.sr_steps), DEFAULT_STEPS[args.profile]))
+    if method.base is None and args.sr_steps is None and args.steps is not None:
+        sr_steps = args.steps  # fstd has only stage II: --steps means its steps
     tiling = dict(tile=args.tile, overlap=args.overlap, weighting=args.weighting, offset=args.offset,
                   offset_range=args.offset_range, reset_every=args.reset_every, fill=args.fill,
                   tile_batch_size=args.tile_batch_size)

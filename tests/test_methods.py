@@ -1,0 +1,216 @@
+"""The eight methods on the tiny profile: exact sizes, records, replay, tile plans, bad input."""
+
+import json
+import os
+
+import pytest
+import torch
+from diffusers import DDIMScheduler, StableDiffusionPanoramaPipeline, StableDiffusionPipeline
+from PIL import Image
+
+from baselines.arad_training import TrainConfig, add_lora
+from baselines.lora import base_identity, read_arad_lora, save_arad_lora
+from baselines.methods import (METHODS, Seeds, Settings, centre_crop, get_method, load_pipeline,
+                               nearest_bucket, working_size)
+from baselines.models import TINY_UNET, load_text_to_image
+from baselines.stage1 import UNTILED, generate, multidiffusion_tiling
+from baselines.stage2 import adain, paper_tiling, wavelet
+from benchmark.cli import main
+from benchmark.model_job import ModelJob
+from benchmark.runner import run
+
+CPU = torch.device("cpu")
+SIZES = ((900, 1024), (1024, 256))
+QUICK = ["--steps", "2", "--sr-steps", "2", "--no-progress"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def lora_cache(tmp_path_factory):
+    """Tiny LoRAs are trained once per test session, outside the user's cache."""
+    cache = tmp_path_factory.getbasetemp() / "asd-bench-cache"
+    previous = os.environ.get("ASD_BENCH_CACHE")
+    os.environ["ASD_BENCH_CACHE"] = str(cache)
+    yield cache
+    if previous is None:
+        del os.environ["ASD_BENCH_CACHE"]
+    else:
+        os.environ["ASD_BENCH_CACHE"] = previous
+
+
+@pytest.mark.parametrize("name", list(METHODS))
+def test_every_method_writes_images_of_exactly_the_requested_sizes_with_costs(tmp_path, name):
+    method = get_method(name)
+    pipeline = load_pipeline(method, "tiny", Settings(steps=1, sr_steps=2), CPU)
+    job = ModelJob(pipeline, tuple(("a harbour at dawn", size) for size in SIZES), seed=1)
+    results = run(job, len(SIZES), tmp_path, progress=False)
+
+    for index, size in enumerate(SIZES):
+        with Image.open(tmp_path / "samples" / f"{index:05d}.image.png") as image:
+            assert image.size == (size[1], size[0])
+    assert results["profile"] == "tiny" and results["method"] == name
+    assert results["seconds_per_image"] > 0 and results["peak_memory_mib"] > 0
+    assert "random (seed 0" in json.dumps(results["weights"])
+    assert (results["stage1_unet_calls_per_image"] > 0) == (method.base is not None)
+    assert (results["stage2_denoiser_calls_per_image"] > 0) == (method.stage2 is not None)
+    assert results["backbone"] == ("SD x4 upscaler" if method.stage2 else None)
+    rows = results["per_image"]
+    assert [row["size"] for row in rows] == [list(size) for size in SIZES]
+    assert all(row["seconds"] > 0 and row["peak_memory_mib"] > 0 for row in rows)
+    records = [json.loads((tmp_path / "samples" / f"{i:05d}.json").read_text()) for i in range(len(SIZES))]
+    if method.base and method.stage1 != "bucket":  # SD's VAE: 900 px is worked at 904, then cut
+        assert records[0]["stage1"]["size"] == [904, 1024] and records[0]["output"]["cropped"]
+    if method.stage1 == "bucket":
+        assert [r["stage1"]["size"] for r in records] == [[512, 512], [1024, 512]]
+    if method.stage1 == "multidiffusion":
+        assert records[0]["stage1"]["tiling"] == multidiffusion_tiling().as_record()
+        assert records[0]["stage1"]["tile_evaluations"] == 8 * 9  # 113x128 latent, views 64 at stride 8
+    if name == "fstd":
+        assert results["psnr_y"] > 0
+        with Image.open(tmp_path / "samples" / "00000.lr.png") as low:
+            assert low.size == (256, 225)
+
+
+@pytest.mark.parametrize("name, strategy", [("sr-tile", "nonoverlap"), ("ar-tile", "nonoverlap"),
+                                            ("sr-tile-plus", "implicit"), ("asd", "implicit")])
+def test_stage_two_tile_plans_are_non_overlap_or_implicit(tmp_path, name, strategy):
+    assert main(["run", "--method", name, "--size", "768x1024", "--limit", "1", "--out", str(tmp_path)]
+                + QUICK + ["--sr-steps", "4"]) == 0
+    plan = json.loads((tmp_path / "samples" / "00000.json").read_text())["stage2"]["tile_plan"]
+    assert plan["strategy"] == strategy
+    assert plan["tile"] == 128 and plan["tile_px"] == 512  # the paper's 512 px tiles at x4
+    assert plan["tiles_per_step"] == 4  # 192x256 latent
+    shifted = [offset for offset in plan["offsets"] if offset != [0, 0]]
+    assert (len(shifted) > 0) == (strategy == "implicit")
+
+
+def test_a_run_replays_bit_identically_from_its_seed(tmp_path):
+    def images(out, seed):
+        assert main(["run", "--method", "asd", "--size", "200x330", "--limit", "2", "--seed", str(seed),
+                     "--out", str(out)] + QUICK) == 0
+        return [(out / "samples" / f"{i:05d}.image.png").read_bytes() for i in range(2)]
+
+    first, again, other = images(tmp_path / "a", 3), images(tmp_path / "b", 3), images(tmp_path / "c", 4)
+    assert first == again
+    assert first[0] != other[0] and first[0] != first[1]
+    record = json.loads((tmp_path / "a" / "samples" / "00000.json").read_text())
+    assert record == {**json.loads((tmp_path / "b" / "samples" / "00000.json").read_text()),
+                      **{k: record[k] for k in ("seconds", "peak_memory_mib", "peak_reserved_mib")}}
+
+
+def test_arad_methods_use_the_tiny_lora_trained_by_the_arad_code(tmp_path, lora_cache):
+    outputs = {}
+    for name in ("sr-plus", "ar-plus"):
+        assert main(["run", "--method", name, "--size", "128x192", "--limit", "1",
+                     "--out", str(tmp_path / name)] + QUICK) == 0
+        outputs[name] = (tmp_path / name / "samples" / "00000.image.png").read_bytes()
+    assert outputs["sr-plus"] != outputs["ar-plus"]
+    lora = json.loads((tmp_path / "ar-plus" / "results.json").read_text())["lora"]
+    assert lora["path"].startswith(str(lora_cache)) and lora["base"] == "tiny/sd21"
+    assert read_arad_lora(lora["path"]).metadata["data"]["source"].startswith("generated")
+
+
+def test_the_default_asd_run_is_tiny_on_the_builtin_prompts(tmp_path):
+    assert main(["run", "--method", "asd", "--no-progress", "--out", str(tmp_path)]) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["profile"] == "tiny" and results["samples"] == 3
+    assert [row["size"] for row in results["per_image"]] == [[512, 512], [768, 1024], [1024, 256]]
+    assert results["steps"] == 4 and results["sr_steps"] == 6 and results["guidance"] == 7.5
+
+
+def test_the_default_run_is_still_the_oracle(tmp_path):
+    assert main(["run", "--size", "256x256", "--steps", "2", "--limit", "1", "--no-progress",
+                 "--out", str(tmp_path)]) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["method"] == "fstd" and results["profile"] == "oracle"
+
+
+def test_list_shows_every_method_and_profile(capsys):
+    assert main(["list"]) == 0
+    text = capsys.readouterr().out
+    for name in ("fstd", "sr-plus", "sr-tile", "sr-tile-plus", "ar-plus", "ar-tile", "asd", "md",
+                 "oracle", "tiny", "paper-arch", "paper"):
+        assert f"  {name} " in text
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--method", "sdxl"], "unknown method 'sdxl'; known methods: fstd, sr-plus, sr-tile, "
+                           "sr-tile-plus, ar-plus, ar-tile, asd, md"),
+    (["--method", "asd", "--size", "512by512"], "not of the form HxW"),
+    (["--method", "asd", "--size", "63x512"], "too small: each side must be at least 64 px"),
+    (["--method", "asd", "--profile", "oracle"], "runs --method fstd only"),
+    (["--method", "asd", "--tiling", "explicit"], "asd fixes its own (implicit)"),
+    (["--method", "md", "--steps", "0"], "steps must be at least 1"),
+    (["--method", "fstd", "--profile", "tiny", "--colour-fix", "sepia"], "unknown colour fix 'sepia'"),
+])
+def test_bad_input_gets_one_clear_line_and_exit_status_2(tmp_path, capsys, arguments, message):
+    assert main(["run", "--out", str(tmp_path / "run")] + arguments) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_lora_for_another_base_model_is_refused(tmp_path, capsys):
+    other = load_text_to_image("tiny", CPU).unet.__class__(**TINY_UNET)  # another random init
+    add_lora(other, TrainConfig())
+    save_arad_lora(other, tmp_path / "lora", {"base": base_identity(other, "another tiny UNet"),
+                                              "lora": {"rank": 4}, "training": {"bucket_sizes": []}})
+    assert main(["run", "--method", "ar-plus", "--lora", str(tmp_path / "lora"),
+                 "--out", str(tmp_path / "run")] + QUICK) == 2
+    assert "was trained for base another tiny UNet" in capsys.readouterr().err
+
+
+def test_a_file_that_is_not_a_lora_is_refused(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("not a LoRA")
+    assert main(["run", "--method", "asd", "--lora", str(tmp_path / "notes.txt"),
+                 "--out", str(tmp_path / "run")] + QUICK) == 2
+    assert "is not a LoRA" in capsys.readouterr().err
+
+
+def _diffusers_pipeline(cls, models):
+    pipe = cls(vae=models.vae, text_encoder=models.text_encoder, tokenizer=None, unet=models.unet,
+               scheduler=DDIMScheduler.from_config(models.scheduler_config), safety_checker=None,
+               feature_extractor=None, requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+@pytest.mark.parametrize("cls, tiling, size", [
+    (StableDiffusionPipeline, UNTILED, (256, 320)),
+    (StableDiffusionPanoramaPipeline, multidiffusion_tiling(), (512, 768)),  # 1 x 5 views
+])
+def test_stage_one_matches_diffusers_pipelines_from_the_same_seed(cls, tiling, size):
+    models = load_text_to_image("tiny", CPU)
+    negative, positive = models.encode_text(["", "a cat"]).chunk(2)
+    ours = generate(models, "a cat", size, steps=3, tiling=tiling, generator=torch.Generator().manual_seed(5))
+    latents = torch.randn((1, 4, size[0] // 8, size[1] // 8), generator=torch.Generator().manual_seed(5))
+    theirs = _diffusers_pipeline(cls, models)(
+        prompt_embeds=positive, negative_prompt_embeds=negative, height=size[0], width=size[1],
+        num_inference_steps=3, guidance_scale=7.5, latents=latents, output_type="pt").images
+    torch.testing.assert_close(ours.image / 2 + 0.5, theirs, atol=1e-5, rtol=0)
+
+
+def test_sizes_round_up_to_what_a_model_needs_and_crop_back():
+    assert working_size((900, 1024), 8) == (904, 1024) and working_size((65, 67), 4) == (68, 68)
+    assert nearest_bucket((900, 1024)) == (512, 512) and nearest_bucket((1024, 256)) == (1024, 512)
+    image, (top, left) = centre_crop(torch.zeros(1, 3, 904, 1030), (900, 1024))
+    assert image.shape[-2:] == (900, 1024) and (top, left) == (2, 3)
+    assert paper_tiling("implicit", 4).as_record() == {
+        "strategy": "implicit", "tile": 128, "weighting": "gaussian", "offset": "random",
+        "offset_range": 64, "reset_every": 4, "fill": "eps", "tile_batch_size": 1}
+
+
+def test_an_odd_size_comes_out_exact_through_both_stages(tmp_path):
+    pipeline = load_pipeline(get_method("sr-tile-plus"), "tiny", Settings(steps=1, sr_steps=2), CPU)
+    image, record = pipeline("a kite", (65, 203), Seeds(1, 2, 3))
+    assert image.shape[-2:] == (65, 203)
+    assert record["stage2"]["size"] == [68, 204] and record["output"]["cropped"]
+
+
+def test_colour_fixes_take_colour_from_the_reference():
+    generator = torch.Generator().manual_seed(0)
+    image = torch.rand((1, 3, 64, 64), generator=generator) * 0.5 - 0.5
+    reference = torch.rand((1, 3, 64, 64), generator=generator) * 0.8
+    fixed = adain(image, reference)
+    torch.testing.assert_close(fixed.mean((-2, -1)), reference.mean((-2, -1)), atol=1e-4, rtol=0)
+    torch.testing.assert_close(fixed.std((-2, -1)), reference.std((-2, -1)), atol=1e-3, rtol=0)
+    flat = torch.full_like(image, 0.3)
+    torch.testing.assert_close(wavelet(flat, reference).mean(), reference.mean(), atol=2e-2, rtol=0)
+    torch.testing.assert_close(wavelet(image, image), image)
