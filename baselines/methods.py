@@ -24,8 +24,8 @@ from typing import Optional
 
 import torch
 
-from baselines.models import (TextToImageModels, WeightPaths, asd_cache_dir, load_text_to_image,
-                              load_upscaler, resolve_paper_weights)
+from baselines.models import (TOKENIZER_NAME, TextToImageModels, WeightPaths, asd_cache_dir,
+                              load_text_to_image, load_upscaler, resolve_paper_weights)
 from baselines.stage1 import DEFAULT_GUIDANCE, UNTILED, generate, multidiffusion_tiling, vae_factor
 from baselines.stage2 import COLOUR_FIXES, SRBackbone, X4UpscalerBackbone, paper_tiling, super_resolve
 from baselines.tiling import TilingConfig
@@ -33,7 +33,7 @@ from datasets_build.sizes import ARAD_BUCKETS, Size, nearest
 
 MIN_SIDE = 64
 #: Stage I (DDIM) and stage II (DDPM) steps: the paper's, and a few for the tiny profile.
-DEFAULT_STEPS = {"tiny": (4, 6), "paper-arch": (50, 200), "paper": (50, 200)}
+DEFAULT_STEPS = {"tiny": (4, 8), "paper-arch": (50, 200), "paper": (50, 200)}
 
 
 @dataclass(frozen=True)
@@ -49,8 +49,8 @@ class Method:
     @property
     def needs(self) -> tuple[str, ...]:
         """The weights the ``paper`` profile must find for this method."""
-        return (("sd21",) if self.base else ()) + (("lora",) if self.base == "arad" else ()) \
-            + (("upscaler",) if self.stage2 else ())
+        wanted = {"sd21": self.base is not None, "lora": self.base == "arad", "upscaler": self.stage2 is not None}
+        return tuple(piece for piece, needed in wanted.items() if needed)
 
 
 METHODS = {m.name: m for m in (
@@ -212,7 +212,7 @@ class AnySizePipeline:
         models = {}
         if self.text_to_image:
             models["stage1"] = {"model": self.text_to_image.name, "weights": self.text_to_image.weights,
-                                "tokenizer": "open_clip SimpleTokenizer (OpenCLIP ViT-H/14 BPE)",
+                                "tokenizer": TOKENIZER_NAME,
                                 "dtype": str(self.text_to_image.unet.dtype)}
         if self.backbone:
             upscaler = self.backbone.models
@@ -221,7 +221,8 @@ class AnySizePipeline:
                                 "latent_factor": self.backbone.latent_factor}
         return {"method": self.method.name, "profile": self.profile,
                 "backbone": self.backbone.name if self.backbone else None,
-                "weights": models, "lora": self.lora, "steps": self.settings.steps,
+                "weights": models, "lora": self.lora,
+                "steps": self.settings.steps if self.method.base else None,
                 "sr_steps": self.settings.sr_steps if self.method.stage2 else None,
                 "guidance": self.settings.guidance if self.method.base else None,
                 "colour_fix": self.settings.colour if self.method.stage2 else None,

@@ -265,9 +265,10 @@ def load_upscaler(profile: str, device: torch.device, dtype: Optional[torch.dtyp
         text_encoder = _pretrained(CLIPTextModel, folder, "text_encoder", device, dtype)
         with torch.no_grad():
             embedding = text_encoder(tokens).last_hidden_state
+        vae = _pretrained(AutoencoderKL, folder, "vae", device, torch.float32)
         return UpscalerModels(
             unet=_pretrained(UNet2DConditionModel, folder, "unet", device, dtype),
-            vae=_pretrained(AutoencoderKL, folder, "vae", device, dtype),
+            vae=_ready(vae, device, _vae_dtype(vae, dtype)),
             prompt_embedding=embedding,
             scheduler_config=_scheduler_config(folder, "scheduler"),
             low_res_scheduler_config=_scheduler_config(folder, "low_res_scheduler"),
@@ -276,11 +277,17 @@ def load_upscaler(profile: str, device: torch.device, dtype: Optional[torch.dtyp
     with _seeded(WEIGHT_SEED + 3):
         unet = _ready(UNet2DConditionModel(**config["upscaler_unet"]), device, dtype)
     with _seeded(WEIGHT_SEED + 4):
-        vae = _ready(AutoencoderKL(**config["upscaler_vae"]), device, dtype)
+        vae = AutoencoderKL(**config["upscaler_vae"])
+    vae = _ready(vae, device, _vae_dtype(vae, dtype))
     with torch.no_grad():
         embedding = _random_text_encoder(profile, device, dtype)(tokens).last_hidden_state
     return UpscalerModels(unet, vae, embedding, dict(UPSCALER_SCHEDULER), dict(UPSCALER_LOW_RES_SCHEDULER),
                           UPSCALER_NOISE_LEVEL, name=f"{profile}/x4-upscaler", weights=_random_weights(profile))
+
+
+def _vae_dtype(vae: AutoencoderKL, dtype: torch.dtype) -> torch.dtype:
+    """The upscaler's VAE overflows in fp16: fp32 where its config says ``force_upcast``, as the pipeline does."""
+    return torch.float32 if vae.config.force_upcast else dtype
 
 
 def _pretrained(cls, folder: Path, subfolder: str, device: torch.device, dtype: torch.dtype):

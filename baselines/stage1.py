@@ -2,7 +2,9 @@
 
 DDIM (eta 0) with classifier-free guidance, as ``StableDiffusionPipeline`` does it: the
 negative (empty) prompt first, one UNet call on the doubled batch, then
-``uncond + scale * (text - uncond)``. The loop is the tiling engine's: untiled
+``uncond + scale * (text - uncond)``. Latents, stitching and scheduler arithmetic stay in
+fp32 whatever the model dtype (in fp16 the engine's Gaussian tile weights underflow to 0 at
+tile corners); only the networks run in the model dtype. The loop is the tiling engine's: untiled
 (``strategy="none"``) it is the plain pipeline; with 64-latent views at stride 8 and
 uniform weights (:func:`multidiffusion_tiling`) it is MultiDiffusion.
 
@@ -49,11 +51,11 @@ def guided(unet, negative: torch.Tensor, positive: torch.Tensor, scale: float) -
     """A tile denoiser with classifier-free guidance; no guidance (one batch) when ``scale <= 1``."""
 
     def denoise(tiles: torch.Tensor, t: torch.Tensor, _cond: Optional[torch.Tensor]) -> torch.Tensor:
-        count = tiles.shape[0]
+        count, tiles = tiles.shape[0], tiles.to(unet.dtype)
         if scale <= 1:
-            return unet(tiles, t, encoder_hidden_states=positive.expand(count, -1, -1)).sample
+            return unet(tiles, t, encoder_hidden_states=positive.expand(count, -1, -1)).sample.float()
         hidden = torch.cat([negative.expand(count, -1, -1), positive.expand(count, -1, -1)])
-        uncond, text = unet(torch.cat([tiles, tiles]), t, encoder_hidden_states=hidden).sample.chunk(2)
+        uncond, text = unet(torch.cat([tiles, tiles]), t, encoder_hidden_states=hidden).sample.float().chunk(2)
         return uncond + scale * (text - uncond)
 
     return denoise
@@ -80,11 +82,11 @@ def generate(models: TextToImageModels, prompt: str, size: tuple[int, int], *, s
     scheduler.set_timesteps(steps, device=models.unet.device)
 
     shape = (1, models.unet.config.in_channels, size[0] // factor, size[1] // factor)
-    latent = randn_tensor(shape, generator=generator, device=models.unet.device, dtype=models.unet.dtype)
+    latent = randn_tensor(shape, generator=generator, device=models.unet.device, dtype=torch.float32)
     latent = latent * scheduler.init_noise_sigma
 
     tiled = TiledDenoiser(guided(models.unet, negative, positive, guidance), tiling)
     latent = sample(tiled, scheduler, latent)
 
-    image = models.vae.decode(latent / models.vae.config.scaling_factor).sample.clamp(-1, 1)
-    return Stage1Result(image, tiled.calls, tiled.tile_evaluations)
+    latent = (latent / models.vae.config.scaling_factor).to(models.vae.dtype)
+    return Stage1Result(models.vae.decode(latent).sample.clamp(-1, 1), tiled.calls, tiled.tile_evaluations)

@@ -21,7 +21,9 @@ choice, the paper uses StableSR):
 - the paper's tiles are 512 output px (64 latent at ×8); at ×4 that is 128 latent px, also
   the x4 UNet's native size. The offset range (32 latent at ×8 = 256 px) and the explicit
   overlap (32 = 256 px) become 64 latent px: :func:`paper_tiling` keeps pixels fixed;
-- empty prompt, no classifier-free guidance (SPEC), and the upscaler's v-prediction.
+- empty prompt, no classifier-free guidance (SPEC), and the upscaler's v-prediction; its VAE
+  runs in fp32 where its config says ``force_upcast`` (it overflows in fp16), as the pipeline
+  does. As in stage I, the latent stays in fp32 and only the networks run in the model dtype.
 """
 
 from __future__ import annotations
@@ -109,20 +111,20 @@ class X4UpscalerBackbone:
             noise_level)
 
         encoded = vae.encode(upscaled.to(vae.device, vae.dtype)).latent_dist
-        latent = encoded.sample(generator=generator) * vae.config.scaling_factor
+        latent = encoded.sample(generator=generator).float() * vae.config.scaling_factor
         noise = randn_tensor(latent.shape, generator=generator, device=latent.device, dtype=latent.dtype)
         return scheduler.add_noise(latent, noise, start), low_res
 
     def denoise(self, tiles, t, cond_tiles):
-        count = tiles.shape[0]
-        return self.models.unet(
-            torch.cat([tiles, cond_tiles], dim=1), t,
+        unet, count = self.models.unet, tiles.shape[0]
+        return unet(
+            torch.cat([tiles.to(unet.dtype), cond_tiles], dim=1), t,
             encoder_hidden_states=self.models.prompt_embedding.expand(count, -1, -1),
-            class_labels=torch.full((count,), self.models.noise_level, device=tiles.device)).sample
+            class_labels=torch.full((count,), self.models.noise_level, device=tiles.device)).sample.float()
 
     def decode(self, latent):
         vae = self.models.vae
-        return vae.decode(latent / vae.config.scaling_factor).sample.clamp(-1, 1)
+        return vae.decode(latent.to(vae.dtype) / vae.config.scaling_factor).sample.clamp(-1, 1)
 
 
 def adain(image: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:

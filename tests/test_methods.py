@@ -114,7 +114,7 @@ def test_the_default_asd_run_is_tiny_on_the_builtin_prompts(tmp_path):
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["profile"] == "tiny" and results["samples"] == 3
     assert [row["size"] for row in results["per_image"]] == [[512, 512], [768, 1024], [1024, 256]]
-    assert results["steps"] == 4 and results["sr_steps"] == 6 and results["guidance"] == 7.5
+    assert results["steps"] == 4 and results["sr_steps"] == 8 and results["guidance"] == 7.5
 
 
 def test_the_default_run_is_still_the_oracle(tmp_path):
@@ -214,3 +214,13 @@ def test_colour_fixes_take_colour_from_the_reference():
     flat = torch.full_like(image, 0.3)
     torch.testing.assert_close(wavelet(flat, reference).mean(), reference.mean(), atol=2e-2, rtol=0)
     torch.testing.assert_close(wavelet(image, image), image)
+
+
+def test_half_precision_models_as_on_cuda_run_with_partial_tiles():
+    """fp16 (the CUDA default): latents and tile weights stay fp32, or corner weights underflow."""
+    pipeline = load_pipeline(get_method("sr-tile-plus"), "tiny", Settings(steps=1, sr_steps=2), CPU,
+                             dtype=torch.float16)
+    image, record = pipeline("a kite", (130, 190), Seeds(1, 2, 3))
+    assert pipeline.text_to_image.unet.dtype == torch.float16
+    assert image.shape[-2:] == (130, 190) and torch.isfinite(image).all()
+    assert record["stage2"]["latent_size"] == [33, 48]  # one tile smaller than 128 on both axes
