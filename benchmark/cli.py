@@ -61,8 +61,9 @@ def _device(name: str) -> torch.device:
 
 def _add_sampling_arguments(parser: argparse.ArgumentParser, defaults: Optional[dict] = None,
                             shown: Optional[dict] = None):
-    """The options ``run`` and ``study`` share. ``run`` has no fixed defaults (they depend on
-    the method and profile, see :func:`_resolve_defaults`); ``shown`` says them in --help."""
+    """The options ``run`` and ``study`` share. ``run``'s defaults depend on the method and
+    profile, so it passes none and ``shown`` says them in --help; they are filled in by
+    :func:`_run_oracle` and :func:`_run_model`."""
     defaults = defaults or {}
     shown = shown or dict.fromkeys(("profile", "size", "steps", "limit"), "%(default)s")
     parser.add_argument("--profile", default=defaults.get("profile"),
@@ -92,13 +93,13 @@ def _add_model_arguments(parser: argparse.ArgumentParser):
                              "diffusers'; the authors' UI uses 7.0)")
     models.add_argument("--colour-fix", default="adain",
                         help=f"stage II colour fix: {', '.join(COLOUR_FIXES)} (default: %(default)s)")
-    for piece, variable in PATH_VARIABLES.items():
-        models.add_argument(f"--{piece}", default=None, help={
-            "sd21": "paper: SD 2.1-base folder (default: $ASD_SD21, else the Hugging Face cache)",
-            "upscaler": "paper: SD x4 upscaler folder (default: $ASD_X4_UPSCALER, else the "
-                        "Hugging Face cache)",
-            "lora": "ARAD LoRA folder (default: $ASD_ARAD_LORA; tiny trains and caches its own, "
-                    "paper-arch uses an untrained one)"}[piece])
+    models.add_argument("--sd21", default=None, help="paper: SD 2.1-base folder (default: "
+                        f"${PATH_VARIABLES['sd21']}, else the Hugging Face cache)")
+    models.add_argument("--upscaler", default=None, help="paper: SD x4 upscaler folder (default: "
+                        f"${PATH_VARIABLES['upscaler']}, else the Hugging Face cache)")
+    models.add_argument("--lora", default=None, help="ARAD LoRA folder (default: "
+                        f"${PATH_VARIABLES['lora']}; tiny trains and caches its own, paper-arch "
+                        "uses an untrained one, paper needs one)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -260,11 +261,13 @@ def _run_model(args) -> int:
     if args.tiling is not None and method.stage2 != "any":
         raise UsageError(f"--tiling chooses fstd's stage II; {method.name} fixes its own "
                          f"({method.stage2 or 'it has no stage II'})")
-    samples = plan_samples(args.prompt, parse_size(args.size, MIN_SIDE) if args.size else None)
+    size = parse_size(args.size, MIN_SIDE) if args.size else None
+    samples = plan_samples(args.prompt, size)
     limit = len(samples) if args.limit is None else args.limit
     _check_limit(limit)
-    steps, sr_steps = (given if given is not None else default
-                       for given, default in zip((args.steps, args.sr_steps), DEFAULT_STEPS[args.profile]))
+    default_steps, default_sr_steps = DEFAULT_STEPS[args.profile]
+    steps = default_steps if args.steps is None else args.steps
+    sr_steps = default_sr_steps if args.sr_steps is None else args.sr_steps
     if method.base is None and args.sr_steps is None and args.steps is not None:
         sr_steps = args.steps  # fstd has only stage II: --steps means its steps
     tiling = dict(tile=args.tile, overlap=args.overlap, weighting=args.weighting, offset=args.offset,
@@ -276,7 +279,7 @@ def _run_model(args) -> int:
     pipeline = load_pipeline(method, args.profile, settings, device, paths)
     job = ModelJob(pipeline, samples, args.seed, device)
     out = args.out or default_out(DEFAULT_RUNS, args.profile, method.name,
-                                  model_run_tag(pipeline, args.prompt, args.size, args.seed))
+                                  model_run_tag(pipeline, args.prompt, size, args.seed))
     results = run(job, limit, out, progress=not args.no_progress)
     print(f"{method.name} on {args.profile}: {results['seconds_per_image']:.2f} s/image, "
           f"stage I {results['stage1_unet_calls_per_image']:.0f} UNet calls/image, "
@@ -285,10 +288,10 @@ def _run_model(args) -> int:
     return 0
 
 
-def model_run_tag(pipeline, prompt: Optional[str], size: Optional[str], seed: int) -> str:
+def model_run_tag(pipeline, prompt: Optional[str], size: Optional[tuple[int, int]], seed: int) -> str:
     """A directory name that says what a model run was: samples, steps, tiling, seed."""
     settings, method = pipeline.settings, pipeline.method
-    parts = ["builtin" if size is None else size.strip().replace("×", "x").replace("X", "x")]
+    parts = ["builtin" if size is None else f"{size[0]}x{size[1]}"]
     if prompt is not None:
         parts.append("p" + hashlib.sha256(prompt.encode()).hexdigest()[:8])
     if method.base:
