@@ -90,7 +90,8 @@ def test_a_run_replays_bit_identically_from_its_seed(tmp_path):
         return [(out / "samples" / f"{i:05d}.image.png").read_bytes() for i in range(2)]
 
     first, again, other = images(tmp_path / "a", 3), images(tmp_path / "b", 3), images(tmp_path / "c", 4)
-    assert first == again
+    assert first == again == images(tmp_path / "a", 3)  # the last one resumes: nothing to redo
+    assert json.loads((tmp_path / "a" / "results.json").read_text())["resumed_samples"] == 2
     assert first[0] != other[0] and first[0] != first[1]
     record = json.loads((tmp_path / "a" / "samples" / "00000.json").read_text())
     assert record == {**json.loads((tmp_path / "b" / "samples" / "00000.json").read_text()),
@@ -115,6 +116,15 @@ def test_the_default_asd_run_is_tiny_on_the_builtin_prompts(tmp_path):
     assert results["profile"] == "tiny" and results["samples"] == 3
     assert [row["size"] for row in results["per_image"]] == [[512, 512], [768, 1024], [1024, 256]]
     assert results["steps"] == 4 and results["sr_steps"] == 8 and results["guidance"] == 7.5
+
+
+def test_one_prompt_at_one_size_is_one_sample(tmp_path):
+    assert main(["run", "--method", "sr-plus", "--prompt", "a blue kite", "--size", "96x160",
+                 "--out", str(tmp_path)] + QUICK) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["samples_plan"] == [{"prompt": "a blue kite", "size": [96, 160]}]
+    assert results["samples"] == 1
+    assert json.loads((tmp_path / "samples" / "00000.json").read_text())["prompt"] == "a blue kite"
 
 
 def test_the_default_run_is_still_the_oracle(tmp_path):
