@@ -26,3 +26,34 @@ def time_per_tiling(rows: list[tuple[str, float, float]], title: str, path: Path
     figure.savefig(path, dpi=120)
     plt.close(figure)
     return path
+
+
+def memory_and_time_against_side(ours: dict[str, list[tuple[int, float, float]]],
+                                 paper: dict[str, list[tuple[int, float]]], title: str,
+                                 path: Path) -> Path:
+    """Figure 7's layout: peak memory (left) and seconds per image (right) against the
+    square side, one line per method; the paper's memory figures dashed beside ours.
+
+    ``ours`` maps a method to (side, peak GiB, seconds per image) points, ``paper`` to
+    (side, GB) points.
+    """
+    figure, (memory, seconds) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for method, points in sorted(ours.items()):
+        sides, gib, secs = zip(*sorted(points))
+        line, = memory.plot(sides, gib, marker="o", label=method)
+        seconds.plot(sides, secs, marker="o", color=line.get_color(), label=method)
+    for method, points in sorted(paper.items()):
+        sides, gb = zip(*sorted(points))
+        memory.plot(sides, gb, marker="s", linestyle="--", fillstyle="none", label=f"{method} (paper)")
+    for axes, label in ((memory, "peak memory (GiB; paper: GB)"), (seconds, "seconds per image")):
+        axes.set_xscale("log", base=2)
+        axes.set_xlabel("square side (px)")
+        axes.set_ylabel(label)
+        axes.grid(True, alpha=0.3)
+        axes.legend(fontsize=8)
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path

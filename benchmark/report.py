@@ -1,155 +1,46 @@
 """Markdown reports from a folder of runs, in the layout of the paper's tables.
 
-Each table is headed by how its numbers were made (profile, device, weights, backbone,
-commit, date, sizes, steps, samples) and shows the paper's figures beside ours where they
-correspond. Rows that were not run are shown as not run, never left out silently.
+``oracle.md`` holds the tiling study on the weight-free oracle (Tables 4, 6, 7); each model
+profile gets ``<profile>.md`` with Tables 1, 2, 3 and Figure 7. Every table is headed by
+how its numbers were made and shows the paper's figures beside ours; rows that were not
+run are shown as not run, never left out silently. Plots go under ``figures/``.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from pathlib import Path
 
-import pandas as pd
-
-from benchmark import paper
-from benchmark.plots import time_per_tiling
+from baselines.models import PROFILES as MODEL_PROFILES
+from benchmark.model_tables import REPORTED_METHODS, profile_report
+from benchmark.oracle_tables import oracle_tables
 from benchmark.records import read_json, write_atomic
-from benchmark.study import StudyRow, study_rows
-
-NOT_RUN = "not run"
 
 
 def load_results(runs: Path) -> list[dict]:
     return [read_json(path) for path in sorted(Path(runs).rglob("results.json"))]
 
 
-def _comparable(tiling_record: dict) -> dict:
-    """Tiling parameters that change outputs (batching tiles changes only the call count)."""
-    return {k: v for k, v in tiling_record.items() if k != "tile_batch_size"}
-
-
-def _settings(result: dict) -> tuple:
-    return (tuple(result["size"]), result["steps"], result["seed"], result["samples"])
-
-
-def _provenance(results: list[dict]) -> str:
-    def distinct(values) -> str:
-        return ", ".join(sorted({str(v) for v in values}))
-
-    first = results[0]
-    commits = distinct(r["environment"]["git"]["commit"][:12]
-                       + ("+local changes" if r["environment"]["git"]["dirty"] else "")
-                       for r in results)
-    return "\n".join([
-        f"- profile: `{first['profile']}` — data: {first['data']['kind']} "
-        f"(ℓ = {first['data']['correlation_length']} px, {first['data']['channels']} channels); "
-        f"denoiser: {first['denoiser']['kind']}, radius {first['denoiser']['radius']}, "
-        f"{first['denoiser']['padding']} padding",
-        f"- weights: {first['weights']}; backbone: {first['backbone']}",
-        f"- image {first['size'][0]}×{first['size'][1]} px = latent "
-        f"{first['latent_size'][0]}×{first['latent_size'][1]}; {first['steps']} steps of "
-        f"{first['sampler']}; {first['samples']} samples per row, seed {first['seed']}",
-        f"- device: {distinct(r['environment']['device'] for r in results)}; "
-        f"memory: {distinct(r['memory_kind'] for r in results)}",
-        f"- commit: {commits}; date: {distinct(r['environment']['date'][:10] for r in results)}",
-        "- seam score: squared jumps across the non-overlap tile borders over squared jumps "
-        "elsewhere (1.0 = no seam); distribution error: Fréchet distance between Gaussian "
-        "fits of 6×6 patches and the true field, over the whole latent and without a "
-        f"{first['distribution_error_interior_margin']} px margin (no image edges, no "
-        "uncovered FSTD strip)",
-    ])
-
-
-def _row_figures(result: dict | None, reference_seconds: float | None) -> dict:
-    if result is None:
-        return {"seam score": NOT_RUN, "distribution error": NOT_RUN,
-                "distribution error, interior": NOT_RUN, "denoiser calls / sample": NOT_RUN,
-                "s / sample": NOT_RUN, "time ÷ no overlap": NOT_RUN}
-    return {
-        "seam score": f"{result['seam_score']:.3f} ± {result['seam_score_std']:.3f}",
-        "distribution error": f"{result['distribution_error']:.4f}",
-        "distribution error, interior": ("–" if result["distribution_error_interior"] is None
-                                         else f"{result['distribution_error_interior']:.4f}"),
-        "denoiser calls / sample": f"{result['denoiser_calls_per_sample']:.0f}",
-        "s / sample": f"{result['seconds_per_sample']:.3f}",
-        "time ÷ no overlap": (f"{result['seconds_per_sample'] / reference_seconds:.2f}"
-                              if reference_seconds else "–"),
-    }
-
-
-def _paper_figures(row: StudyRow) -> dict:
-    if row.table == "4":
-        figures = paper.TABLE4.get(row.key)
-    else:
-        figures = (paper.TABLE6 if row.table == "6" else paper.TABLE7).get(row.key)
-    if figures is None:
-        return {"paper PSNR": "–", "paper s / image": "–"}
-    return {"paper PSNR": f"{figures['psnr']:.2f}", "paper s / image": f"{figures['seconds']}"}
-
-
-def oracle_tables(results: list[dict], figures: Path) -> str:
-    """The oracle study as Tables 4, 6 and 7, one block per set of run settings, each with
-    a plot of time per tiling written under ``figures``."""
-    oracle = [r for r in results if r.get("profile") == "oracle" and r.get("method") == "fstd"]
-    if not oracle:
-        return ""
-    groups = defaultdict(list)
-    for result in oracle:
-        groups[_settings(result)].append(result)
-    titles = {"4": "Table 4 — tiling strategies", "6": "Table 6 — implicit overlap, offset range",
-              "7": "Table 7 — explicit overlap"}
-    blocks = []
-    for settings, group in sorted(groups.items(), key=lambda kv: max(r["environment"]["date"]
-                                                                     for r in kv[1]),
-                                  reverse=True):
-        by_tiling = {}
-        for result in group:  # the newest run wins where a configuration was run twice
-            key = repr(sorted(_comparable(result["tiling"]).items()))
-            if key not in by_tiling or result["environment"]["date"] >= by_tiling[key]["environment"]["date"]:
-                by_tiling[key] = result
-
-        def find(row: StudyRow):
-            return by_tiling.get(repr(sorted(_comparable(row.tiling.as_record()).items())))
-
-        reference = find(study_rows()[1])
-        reference_seconds = reference["seconds_per_sample"] if reference else None
-        lines = [f"## Oracle study: {settings[0][0]}×{settings[0][1]} px, {settings[1]} steps, "
-                 f"{settings[3]} samples, seed {settings[2]}", "", "How these numbers were made:",
-                 _provenance(group), "",
-                 f"Paper columns: {paper.SOURCE}. They measure image quality (PSNR) on real "
-                 "faces, ours measure seams and distribution on the oracle; compare trends, "
-                 "not values. Seconds are this device's wall time and compare only within a "
-                 "table.", ""]
-        for table in ("4", "6", "7"):
-            rows = [row for row in study_rows() if row.table == table]
-            frame = pd.DataFrame([{"tiling": row.label, **_row_figures(find(row), reference_seconds),
-                                   **_paper_figures(row)} for row in rows])
-            lines += [f"### {titles[table]}", "", frame.to_markdown(index=False), ""]
-        timed, plotted = [], set()
-        for row in study_rows():
-            if find(row) is not None and row.tiling not in plotted:
-                plotted.add(row.tiling)
-                timed.append((row.label, find(row)["seconds_per_sample"],
-                              find(row)["seconds_per_sample_std"]))
-        name = f"oracle-time-{settings[0][0]}x{settings[0][1]}-s{settings[1]}-n{settings[3]}.png"
-        plot = time_per_tiling(timed, f"FSTD tiling on the oracle, {settings[0][0]}×{settings[0][1]} "
-                                      f"px, {settings[1]} steps: seconds per sample",
-                               figures / name)
-        lines += [f"![time per tiling]({plot.relative_to(figures.parent).as_posix()})", ""]
-        blocks.append("\n".join(lines))
-    return "\n".join(blocks)
+def _made_by(runs: Path) -> str:
+    return f"Made by `python -m benchmark report` from the runs in `{runs}`.\n\n"
 
 
 def write_report(runs: Path, out: Path) -> list[Path]:
     """Render every report that the runs under ``runs`` allow; returns the files written."""
     results = load_results(runs)
+    out, figures = Path(out), Path(out) / "figures"
     written = []
-    oracle = oracle_tables(results, Path(out) / "figures")
+    oracle = oracle_tables(results, figures)
     if oracle:
-        path = Path(out) / "oracle.md"
-        write_atomic(path, ("# FSTD tiling on the weight-free oracle\n\n"
-                            "Made by `python -m benchmark report` from the runs in "
-                            f"`{runs}`.\n\n" + oracle).encode())
+        path = out / "oracle.md"
+        write_atomic(path, ("# FSTD tiling on the weight-free oracle\n\n" + _made_by(runs)
+                            + oracle).encode())
         written.append(path)
+    for profile in MODEL_PROFILES:
+        runs_of_profile = [r for r in results
+                           if r.get("profile") == profile and r.get("method") in REPORTED_METHODS]
+        if runs_of_profile:
+            path = out / f"{profile}.md"
+            write_atomic(path, (f"# Any-size pipelines on the `{profile}` profile\n\n" + _made_by(runs)
+                                + profile_report(runs_of_profile, profile, figures)).encode())
+            written.append(path)
     return written

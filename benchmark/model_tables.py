@@ -1,0 +1,301 @@
+"""Model runs as the paper's Tables 1, 2, 3 and Figure 7: one markdown report per profile.
+
+Runs are compared only with runs of the same data set (name and manifest hash) at the same
+sizes, so each table is one such group. Where several runs fit one cell (other seeds, steps
+or limits), the run with the most images is shown, the newest among equals, and a note
+under the table says how many were left out. The paper's data sets always get a table,
+even with every row not run, so that the paper's figures are always in the report.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+
+from baselines.models import PROFILES
+from benchmark import paper
+from benchmark.plots import memory_and_time_against_side
+from benchmark.provenance import NOT_RUN, NOT_SCORED, model_provenance
+
+TABLE1_METHODS = tuple(paper.TABLE1)
+TABLE2_METHODS = tuple(paper.TABLE2_NAMES)
+REPORTED_METHODS = TABLE1_METHODS + ("md",)  # fstd (stage II alone) is the oracle study's
+PICK_RULE = "most images, then newest"
+MIB_PER_GIB = 1024
+
+
+@dataclass(frozen=True)
+class Group:
+    """Runs that are comparable: same data set build, same output sizes."""
+
+    dataset: Optional[str]  # data set name; None: prompts given on the command line
+    manifest: Optional[str]
+    sizes: tuple[tuple[int, int], ...]
+
+    @property
+    def title(self) -> str:
+        if self.dataset is None:
+            data = "prompts from the command line"
+        else:
+            data = paper.DATASET_NAMES.get(self.dataset, self.dataset)
+            if self.manifest:
+                data += f" (manifest {self.manifest[:12]})"
+        if not self.sizes:
+            return f"{data}: not run"
+        sizes = [f"{h}×{w}" for h, w in self.sizes]
+        plan = ", ".join(sizes) if len(sizes) <= 3 else f"{len(sizes)} sizes, {sizes[0]} … {sizes[-1]}"
+        return f"{data} at {plan}"
+
+
+def group_of(result: dict) -> Group:
+    dataset = result.get("dataset") or {}
+    sizes = tuple(sorted({tuple(row["size"]) for row in result["per_image"]}))
+    return Group(dataset.get("name"), dataset.get("manifest_hash"), sizes)
+
+
+def pick(runs: list[dict]) -> dict:
+    """The run a cell shows (see PICK_RULE); ``runs`` is in path order, so ties are stable."""
+    return max(runs, key=lambda r: (r["samples"], r["environment"]["date"]))
+
+
+def _pick_note(label: str, runs: list[dict]) -> Optional[str]:
+    if len(runs) < 2:
+        return None
+    shown = pick(runs)
+    return (f"{label}: {len(runs)} runs fit; shown the one with the {PICK_RULE} (seed "
+            f"{shown['seed']}, steps {shown['steps']}/{shown['sr_steps']}, {shown['samples']} "
+            f"images, {shown['environment']['date'][:10]})")
+
+
+def _score(result: Optional[dict], metric: str, digits: int = 2) -> str:
+    if result is None:
+        return NOT_RUN
+    scores = result.get("scores")
+    if scores is None:
+        return NOT_SCORED
+    value = scores.get(metric)
+    return "skipped" if value is None else f"{value:.{digits}f}"
+
+
+def _skip_notes(label: str, result: Optional[dict], metrics: tuple[str, ...]) -> list[str]:
+    skipped = ((result or {}).get("scores") or {}).get("skipped", {})
+    return [f"{label}: {metric} skipped: {skipped[metric]}" for metric in metrics if metric in skipped]
+
+
+def _paper(value) -> str:
+    if value is None:
+        return "–"
+    return value if isinstance(value, str) else f"{value:.2f}"
+
+
+def _measured(result: Optional[dict]) -> dict:
+    if result is None:
+        return {"images": NOT_RUN, "s / image": NOT_RUN, "peak memory (GiB)": NOT_RUN}
+    return {"images": result["samples"], "s / image": f"{result['seconds_per_image']:.2f}",
+            "peak memory (GiB)": f"{result['peak_memory_mib'] / MIB_PER_GIB:.2f}"}
+
+
+def _section(title: str, shown: list[dict], caption: str, frame: pd.DataFrame, notes: list[str]) -> str:
+    how = model_provenance(shown) if shown else "- no runs: every row is not run"
+    lines = [f"### {title}", "", "How these numbers were made:", how, "", caption, "",
+             frame.to_markdown(index=False, disable_numparse=True), ""]
+    if notes:
+        lines += ["Notes:", *[f"- {note}" for note in notes], ""]
+    return "\n".join(lines)
+
+
+def _groups(results: list[dict], methods: tuple[str, ...], paper_datasets) -> dict[Group, dict[str, list[dict]]]:
+    """Runs of ``methods`` by group and method; the paper's data sets appear even when empty.
+
+    Groups on the paper's data sets come first (in the paper's order), the others by title.
+    """
+    grouped: dict[Group, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    for result in results:
+        if result["method"] in methods:
+            grouped[group_of(result)][result["method"]].append(result)
+    for dataset in paper_datasets:
+        if not any(group.dataset == dataset for group in grouped):
+            grouped[Group(dataset, None, ())] = defaultdict(list)
+    order = list(paper_datasets)
+    return dict(sorted(grouped.items(), key=lambda kv: (
+        order.index(kv[0].dataset) if kv[0].dataset in order else len(order), kv[0].title)))
+
+
+def table1(results: list[dict]) -> str:
+    """Table 1: the six pipelines, on every group of runs."""
+    blocks = []
+    for group, by_method in _groups(results, TABLE1_METHODS, [paper.TABLE1_DATASET]).items():
+        rows, notes, shown = [], [], []
+        for method in TABLE1_METHODS:
+            runs = by_method.get(method, [])
+            result = pick(runs) if runs else None
+            shown += [result] if result else []
+            figures = paper.TABLE1[method]
+            rows.append({"method": method, "ratio": figures["ratio"], "tile": figures["tile"],
+                         "overlap": figures["overlap"], "FID↓": _score(result, "fid"),
+                         "IS↑": _score(result, "inception_score"), "CLIP↑": _score(result, "clip_score"),
+                         "seam score": _score(result, "seam_score", 3), **_measured(result),
+                         "paper max res.": figures["max_res"], "paper seam": figures["seam"],
+                         "paper FID↓": _paper(figures["fid"]), "paper IS↑": _paper(figures["is"]),
+                         "paper CLIP↑": _paper(figures["clip"])})
+            notes += _skip_notes(method, result, ("fid", "inception_score", "clip_score", "seam_score"))
+            notes += filter(None, [_pick_note(method, runs)])
+        caption = ("Paper columns: Table 1, MM-CelebA-HQ, 32 GB GPU (max res.: the largest square "
+                   "that fits). ratio S/A: single or any aspect ratio in stage I.")
+        blocks.append(_section(f"Table 1 — full pipeline: {group.title}", shown, caption,
+                               pd.DataFrame(rows), notes))
+    return "\n".join(blocks)
+
+
+def _fid_per_ratio(picked: dict[str, Optional[dict]], label) -> Optional[pd.DataFrame]:
+    per_ratio = {method: ((r or {}).get("scores") or {}).get("fid_per_ratio") or {}
+                 for method, r in picked.items()}
+    ratios = sorted({ratio for figures in per_ratio.values() for ratio in figures},
+                    key=lambda hw: tuple(int(side) for side in hw.split("x")))
+    if not ratios:
+        return None
+    return pd.DataFrame([{"size": ratio, **{label(method): (f"{figures[ratio]:.2f}" if ratio in figures else "–")
+                                            for method, figures in per_ratio.items()}}
+                         for ratio in ratios])
+
+
+def table2(results: list[dict]) -> str:
+    """Table 2: stage I alone (SD 2.1, MultiDiffusion, ARAD), one table per data set."""
+    blocks = []
+    for group, by_method in _groups(results, TABLE2_METHODS, list(paper.TABLE2)).items():
+        theirs = paper.TABLE2.get(group.dataset, {})
+        rows, notes, picked = [], [], {}
+        for method in TABLE2_METHODS:
+            runs = by_method.get(method, [])
+            result = picked[method] = pick(runs) if runs else None
+            figures = theirs.get(method, {})
+            rows.append({"method": f"{paper.TABLE2_NAMES[method]} ({method})",
+                         "FID↓": _score(result, "fid"), "IS↑": _score(result, "inception_score"),
+                         "CLIP↑": _score(result, "clip_score"), **_measured(result),
+                         "paper FID↓": _paper(figures.get("fid")), "paper IS↑": _paper(figures.get("is")),
+                         "paper CLIP↑": _paper(figures.get("clip"))})
+            notes += _skip_notes(method, result, ("fid", "inception_score", "clip_score"))
+            notes += filter(None, [_pick_note(method, runs)])
+        caption = ("Paper columns: Table 2, stage I alone at the data set's 21 sizes (CLIP decimals "
+                   "lost in the source)." if theirs else
+                   "The paper has no figures for this data set (it reports MA-LAION-COCO and MA-COCO).")
+        section = _section(f"Table 2 — stage I alone: {group.title}", [r for r in picked.values() if r],
+                           caption, pd.DataFrame(rows), notes)
+        per_ratio = _fid_per_ratio(picked, lambda m: f"{paper.TABLE2_NAMES[m]} FID")
+        if per_ratio is not None:
+            section += "\n".join(["FID per size:", "", per_ratio.to_markdown(index=False, disable_numparse=True), ""])
+        blocks.append(section)
+    return "\n".join(blocks)
+
+
+def trained_ratios(result: dict) -> Optional[int]:
+    """How many aspect-ratio buckets the run's ARAD LoRA was trained on; None: untrained."""
+    buckets = (result.get("lora") or {}).get("trained_buckets")
+    return len(buckets) if buckets else None
+
+
+def table3(results: list[dict]) -> str:
+    """Table 3: ARAD (ar-plus) by the number of ratios its LoRA was trained on."""
+    blocks = []
+    for group, by_method in _groups(results, ("ar-plus",), list(paper.TABLE3)).items():
+        theirs = paper.TABLE3.get(group.dataset, {})
+        by_count = defaultdict(list)
+        for result in by_method.get("ar-plus", []):
+            by_count[trained_ratios(result)].append(result)
+        counts = sorted(set(paper.TABLE3["ma-coco"]) | {c for c in by_count if c is not None})
+        counts += [None] if None in by_count else []
+        rows, notes, shown = [], [], []
+        for count in counts:
+            runs = by_count.get(count, [])
+            result = pick(runs) if runs else None
+            shown += [result] if result else []
+            label = f"{count} ratios" if count else "untrained LoRA"
+            figures = theirs.get(count, {})
+            rows.append({"ARAD trained on": label, "FID↓": _score(result, "fid"),
+                         "IS↑": _score(result, "inception_score"), "CLIP↑": _score(result, "clip_score"),
+                         **_measured(result), "paper FID↓": _paper(figures.get("fid")),
+                         "paper IS↑": _paper(figures.get("is"))})
+            notes += _skip_notes(label, result, ("fid", "inception_score", "clip_score"))
+            notes += filter(None, [_pick_note(label, runs)])
+        caption = ("Paper columns: Table 3, ARAD trained on 3 / 5 / 9 ratios; our rows group "
+                   "ar-plus runs by their LoRA's trained buckets." if theirs else
+                   "The paper has no figures for this data set (it reports MA-LAION-COCO and MA-COCO).")
+        blocks.append(_section(f"Table 3 — ARAD by trained ratios: {group.title}", shown, caption,
+                               pd.DataFrame(rows), notes))
+    return "\n".join(blocks)
+
+
+def memory_points(results: list[dict]) -> dict[tuple[str, int], dict]:
+    """One point per (method, square side): the picked run's peak memory and mean seconds
+    over its images at that side."""
+    candidates = defaultdict(list)
+    for result in results:
+        if result["method"] in REPORTED_METHODS:
+            for side in {row["size"][0] for row in result["per_image"] if row["size"][0] == row["size"][1]}:
+                candidates[(result["method"], side)].append(result)
+    points = {}
+    for key, runs in candidates.items():
+        result = pick(runs)
+        rows = [row for row in result["per_image"] if row["size"] == [key[1], key[1]]]
+        points[key] = {"run": result, "runs": runs,
+                       "gib": max(row["peak_memory_mib"] for row in rows) / MIB_PER_GIB,
+                       "seconds": float(np.mean([row["seconds"] for row in rows]))}
+    return points
+
+
+def _paper_memory(value) -> str:
+    if value is None:
+        return f"out of memory ({paper.FIGURE7_BUDGET_GB} GB)"
+    return value if isinstance(value, str) else f"{value:.2f}"
+
+
+def figure7(results: list[dict], profile: str, figures: Path) -> str:
+    """Figure 7 as a table (our points beside the paper's) and a plot under ``figures``."""
+    points = memory_points(results)
+    keys = set(points) | {(method, side) for method, sides in paper.FIGURE7.items() for side in sides}
+    order = list(REPORTED_METHODS)
+    rows, notes = [], []
+    for method, side in sorted(keys, key=lambda k: (order.index(k[0]), k[1])):
+        point = points.get((method, side))
+        rows.append({"method": method, "size": f"{side}×{side}",
+                     "peak memory (GiB)": f"{point['gib']:.2f}" if point else NOT_RUN,
+                     "s / image": f"{point['seconds']:.2f}" if point else NOT_RUN,
+                     "paper peak memory (GB)": _paper_memory(paper.FIGURE7.get(method, {}).get(side, "–"))})
+        if point:
+            notes += filter(None, [_pick_note(f"{method} at {side}²", point["runs"])])
+    caption = ("Paper columns: Figure 7, peak GPU memory on a 32 GB card. Our points: every "
+               "square size among the images of a method's runs (e.g. `--size 2048x2048`); "
+               "peak memory of that size's images, seconds their mean.")
+    shown = list({id(p["run"]): p["run"] for p in points.values()}.values())
+    section = _section("Figure 7 — peak memory against resolution", shown, caption,
+                       pd.DataFrame(rows), notes)
+    if points:
+        ours = defaultdict(list)
+        for (method, side), point in points.items():
+            ours[method].append((side, point["gib"], point["seconds"]))
+        theirs = {method: [(side, gb) for side, gb in sides.items() if isinstance(gb, float)]
+                  for method, sides in paper.FIGURE7.items()}
+        plot = memory_and_time_against_side(dict(ours), theirs, f"{profile}: peak memory and time "
+                                            "per image against the square side", figures / f"{profile}-memory.png")
+        section += f"![peak memory against resolution]({plot.relative_to(figures.parent).as_posix()})\n"
+    return section
+
+
+def profile_report(results: list[dict], profile: str, figures: Path) -> str:
+    """The body of ``<profile>.md`` from the runs of one model profile (of REPORTED_METHODS)."""
+    return "\n".join([
+        f"Profile `{profile}`: {PROFILES[profile]}.", "",
+        f"Each table is one group of comparable runs (same data set build, same sizes); where "
+        f"several runs fit a cell, the one with the {PICK_RULE} is shown. \"{NOT_RUN}\": no run "
+        f"of that method; \"{NOT_SCORED}\": a run without scores (made before scoring, or "
+        "unscored); \"skipped\": a metric the run could not compute (reason in the notes).", "",
+        "## Table 1 — full pipeline", "", table1(results),
+        "## Table 2 — stage I alone", "", table2(results),
+        "## Table 3 — ARAD trained on 3 / 5 / 9 ratios", "", table3(results),
+        "## Figure 7 — peak memory", "", figure7(results, profile, figures),
+    ])

@@ -1,0 +1,94 @@
+"""How a number was made, as the lines that head every report table.
+
+Shared by the oracle study and the model tables, so that both say device, commit and date
+the same way. Each helper takes every run a table shows and lists the distinct values, so
+a table mixing commits or devices says so instead of naming only the first.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+NOT_RUN = "not run"
+NOT_SCORED = "not scored"
+
+
+def distinct(values: Iterable, separator: str = ", ") -> str:
+    return separator.join(sorted({str(v) for v in values}))
+
+
+def commits(results: list[dict]) -> str:
+    return distinct(r["environment"]["git"]["commit"][:12]
+                    + ("+local changes" if r["environment"]["git"]["dirty"] else "")
+                    for r in results)
+
+
+def dates(results: list[dict]) -> str:
+    return distinct(r["environment"]["date"][:10] for r in results)
+
+
+def devices(results: list[dict]) -> str:
+    return distinct(r["environment"]["device"] for r in results)
+
+
+def memory_kinds(results: list[dict]) -> str:
+    return distinct(r["memory_kind"] for r in results)
+
+
+def has_random_weights(result: dict) -> bool:
+    """Whether any stage ran on random weights (tiny, paper-arch): images without meaning."""
+    return any("random" in str(stage.get("weights", "")) for stage in result["weights"].values())
+
+
+def _weights(result: dict) -> str:
+    stages = [f"{name} {stage['model']} ({stage['weights']})"
+              for name, stage in sorted(result["weights"].items())]
+    lora = result.get("lora")
+    if lora:
+        buckets = lora.get("trained_buckets")
+        stages.append(f"ARAD LoRA rank {lora.get('rank')}, "
+                      + (f"{len(buckets)} trained buckets" if buckets else lora.get("note", "untrained")))
+    return "; ".join(stages)
+
+
+def _convention(metric: str, convention: dict) -> str:
+    parts = [f"{key} {convention[key]}" for key in ("library", "mode", "model", "pretrained")
+             if convention.get(key) is not None]
+    if convention.get("random_weights"):
+        parts.append("random weights: not comparable to the paper")
+    return f"{metric}: " + ", ".join(parts)
+
+
+def _dataset(result: dict) -> str:
+    dataset = result.get("dataset")
+    if not dataset:
+        return "prompts given on the command line (no reference images)"
+    return (f"{dataset['name']} ({dataset['items']} items, manifest {dataset['manifest_hash'][:12]}, "
+            f"folder {dataset['folder']})")
+
+
+def model_provenance(results: list[dict]) -> str:
+    """Markdown bullet lines: how the model runs of one table were made."""
+    conventions = distinct((_convention(metric, convention) for r in results
+                            for metric, convention in r.get("metric_conventions", {}).items()), "; ")
+    unscored = sum("scores" not in r for r in results)
+    lines = [
+        f"- profile: {distinct(r['profile'] for r in results)}",
+        f"- device: {devices(results)}; memory: {memory_kinds(results)}",
+        f"- weights: {distinct((_weights(r) for r in results), ' | ')}",
+    ]
+    if any(has_random_weights(r) for r in results):
+        lines.append("- **random weights: not image quality** — the scores below measure the "
+                     "machinery, not the methods")
+    lines += [
+        f"- backbone (stage II): {distinct(r['backbone'] or 'none' for r in results)}",
+        f"- data set: {distinct(_dataset(r) for r in results)}",
+        f"- steps: stage I {distinct(r['steps'] if r['steps'] is not None else '–' for r in results)}, "
+        f"stage II {distinct(r['sr_steps'] if r['sr_steps'] is not None else '–' for r in results)}; "
+        f"seeds {distinct(r['seed'] for r in results)}",
+        f"- metrics: {distinct(r.get('metrics_profile', NOT_SCORED) for r in results)}"
+        + (f"; {conventions}" if conventions else "")
+        + (f"; {unscored} of {len(results)} runs not scored" if unscored else ""),
+        f"- commit: {commits(results)}; date: {dates(results)}",
+    ]
+    return "\n".join(lines)
