@@ -40,7 +40,7 @@ class Group:
     @property
     def title(self) -> str:
         if self.dataset is None:
-            data = "prompts from the command line"
+            data = "prompts without a data set"
         else:
             data = paper.DATASET_NAMES.get(self.dataset, self.dataset)
             if self.manifest:
@@ -282,7 +282,7 @@ def figure7(results: list[dict], profile: str, figures: Path) -> str:
                   for method, sides in paper.FIGURE7.items()}
         plot = memory_and_time_against_side(dict(ours), theirs, f"{profile}: peak memory and time "
                                             "per image against the square side", figures / f"{profile}-memory.png")
-        section += f"![peak memory against resolution]({plot.relative_to(figures.parent).as_posix()})\n"
+        section += f"\n![peak memory against resolution]({plot.relative_to(figures.parent).as_posix()})\n"
     return section
 
 

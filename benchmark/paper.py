@@ -62,9 +62,9 @@ DATASET_NAMES = {"ma-laion-coco": "MA-LAION-COCO", "ma-coco": "MA-COCO",
                  "mm-celeba-hq": "MM-CelebA-HQ"}
 
 # Figure 7: peak GPU memory (GB) against the square side, 32 GB card. None: out of memory;
-# "completes": the paper says it runs there but gives no figure.
+# a string: what the paper says where it gives no figure.
 FIGURE7 = {
     "sr-plus": {1024: 17.45, 2048: 31.69, 4096: None},
-    "asd": {1024: 13.44, 2048: 27.73, 18432: "completes"},
+    "asd": {1024: 13.44, 2048: 27.73, 18432: "runs (no figure given)"},
 }
 FIGURE7_BUDGET_GB = 32

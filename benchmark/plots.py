@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -38,15 +39,19 @@ def memory_and_time_against_side(ours: dict[str, list[tuple[int, float, float]]]
     (side, GB) points.
     """
     figure, (memory, seconds) = plt.subplots(1, 2, figsize=(11, 4.2))
+    methods = sorted(set(ours) | set(paper))
+    colours = dict(zip(methods, plt.rcParams["axes.prop_cycle"].by_key()["color"] * len(methods)))
     for method, points in sorted(ours.items()):
         sides, gib, secs = zip(*sorted(points))
-        line, = memory.plot(sides, gib, marker="o", label=method)
-        seconds.plot(sides, secs, marker="o", color=line.get_color(), label=method)
+        memory.plot(sides, gib, marker="o", color=colours[method], label=method)
+        seconds.plot(sides, secs, marker="o", color=colours[method], label=method)
     for method, points in sorted(paper.items()):
         sides, gb = zip(*sorted(points))
-        memory.plot(sides, gb, marker="s", linestyle="--", fillstyle="none", label=f"{method} (paper)")
+        memory.plot(sides, gb, marker="s", linestyle="--", fillstyle="none", color=colours[method],
+                    label=f"{method} (paper)")
     for axes, label in ((memory, "peak memory (GiB; paper: GB)"), (seconds, "seconds per image")):
         axes.set_xscale("log", base=2)
+        axes.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
         axes.set_xlabel("square side (px)")
         axes.set_ylabel(label)
         axes.grid(True, alpha=0.3)

@@ -40,15 +40,24 @@ def has_random_weights(result: dict) -> bool:
     return any("random" in str(stage.get("weights", "")) for stage in result["weights"].values())
 
 
-def _weights(result: dict) -> str:
-    stages = [f"{name} {stage['model']} ({stage['weights']})"
-              for name, stage in sorted(result["weights"].items())]
-    lora = result.get("lora")
-    if lora:
-        buckets = lora.get("trained_buckets")
-        stages.append(f"ARAD LoRA rank {lora.get('rank')}, "
-                      + (f"{len(buckets)} trained buckets" if buckets else lora.get("note", "untrained")))
-    return "; ".join(stages)
+def _weights(results: list[dict]) -> str:
+    """Each stage's models and weights, and the ARAD LoRAs, over all runs of a table."""
+    stages = {name: distinct((f"{stage['model']} ({stage['weights']})" for r in results
+                              for stage_name, stage in r["weights"].items() if stage_name == name), " / ")
+              for name in sorted({name for r in results for name in r["weights"]})}
+    parts = [f"{name} {models}" for name, models in stages.items()]
+    loras = [r["lora"] for r in results if r.get("lora")]
+    if loras:
+        parts.append("ARAD LoRA " + distinct((
+            f"rank {lora.get('rank')}, " + (f"{len(lora['trained_buckets'])} trained buckets"
+                                           if lora.get("trained_buckets") else lora.get("note", "untrained"))
+            for lora in loras), " / "))
+    return "; ".join(parts)
+
+
+def _steps(result: dict) -> str:
+    """Stage I / stage II steps, '–' for a stage the method does not have."""
+    return "/".join("–" if steps is None else str(steps) for steps in (result["steps"], result["sr_steps"]))
 
 
 def _convention(metric: str, convention: dict) -> str:
@@ -62,7 +71,7 @@ def _convention(metric: str, convention: dict) -> str:
 def _dataset(result: dict) -> str:
     dataset = result.get("dataset")
     if not dataset:
-        return "prompts given on the command line (no reference images)"
+        return "prompts without a data set (built-in set or --prompt; no reference images)"
     return (f"{dataset['name']} ({dataset['items']} items, manifest {dataset['manifest_hash'][:12]}, "
             f"folder {dataset['folder']})")
 
@@ -75,18 +84,17 @@ def model_provenance(results: list[dict]) -> str:
     lines = [
         f"- profile: {distinct(r['profile'] for r in results)}",
         f"- device: {devices(results)}; memory: {memory_kinds(results)}",
-        f"- weights: {distinct((_weights(r) for r in results), ' | ')}",
+        f"- weights: {_weights(results)}",
     ]
     if any(has_random_weights(r) for r in results):
         lines.append("- **random weights: not image quality** — the scores below measure the "
                      "machinery, not the methods")
     lines += [
-        f"- backbone (stage II): {distinct(r['backbone'] or 'none' for r in results)}",
+        f"- backbone (stage II): {distinct(r['backbone'] for r in results if r['backbone']) or 'none'}",
         f"- data set: {distinct(_dataset(r) for r in results)}",
-        f"- steps: stage I {distinct(r['steps'] if r['steps'] is not None else '–' for r in results)}, "
-        f"stage II {distinct(r['sr_steps'] if r['sr_steps'] is not None else '–' for r in results)}; "
-        f"seeds {distinct(r['seed'] for r in results)}",
-        f"- metrics: {distinct(r.get('metrics_profile', NOT_SCORED) for r in results)}"
+        "- steps (stage I/stage II): " + distinct(f"{r['method']} {_steps(r)}" for r in results)
+        + f"; seeds {distinct(r['seed'] for r in results)}",
+        f"- metrics: {distinct(r['metrics_profile'] for r in results if 'metrics_profile' in r) or NOT_SCORED}"
         + (f"; {conventions}" if conventions else "")
         + (f"; {unscored} of {len(results)} runs not scored" if unscored else ""),
         f"- commit: {commits(results)}; date: {dates(results)}",

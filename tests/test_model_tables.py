@@ -102,7 +102,7 @@ def test_unscored_runs_say_not_scored_and_skipped_metrics_give_their_reason():
     assert "scores" not in old and "dataset" not in old
     skipped = make_run("sr-tile", scored=scores(fid=None, skipped={"fid": "no reference images"}))
     text = table1([old, skipped])
-    heading = "Table 1 — full pipeline: prompts from the command line at 512×512"
+    heading = "Table 1 — full pipeline: prompts without a data set at 512×512"
     columns, table = header(text, heading), rows(text, heading)
     assert dict(zip(columns, table["asd"]))["FID↓"] == "not scored"
     assert dict(zip(columns, table["asd"]))["s / image"] == "2.00"  # still measured
@@ -115,12 +115,12 @@ def test_provenance_names_profile_device_commit_weights_conventions_and_data():
     text = table1([make_run("asd", dataset=COCO, scored=scores())])
     assert "- profile: tiny" in text and "device: CPU (x86_64" in text
     assert f"commit: {REAL['environment']['git']['commit'][:12]}" in text and "date: 2026-11-24" in text
-    assert "random weights: not image quality" in text and "tiny/sd21 (random (seed 0" in text
-    assert "backbone (stage II): SD x4 upscaler" in text and "9 trained buckets" in text
+    assert "random weights: not image quality" in text and "stage1 tiny/sd21 (random (seed 0" in text
+    assert "backbone (stage II): SD x4 upscaler" in text and "ARAD LoRA rank 4, 9 trained buckets" in text
     assert "fid: library clean-fid, mode clean, model inception-v3, random weights" in text
     assert "clip_score: library open_clip, model ViT-B-32, pretrained laion2b_s34b_b79k" in text
     assert "ma-coco (21 items, manifest c0c0c0c0c0c0" in text
-    assert "steps: stage I 4, stage II 8" in text and "memory: process peak RSS" in text
+    assert "steps (stage I/stage II): asd 4/8;" in text and "memory: process peak RSS" in text
 
 
 def test_groups_split_by_data_set_and_sizes_and_a_cell_picks_most_images_then_newest():
@@ -131,10 +131,10 @@ def test_groups_split_by_data_set_and_sizes_and_a_cell_picks_most_images_then_ne
             make_run("asd", sizes=((256, 1024),), scored=scores(fid=4.0))]
     text = table1(runs)
     assert text.count("### Table 1") == 3  # 512×512, 256×1024, and the paper's MM-CelebA-HQ
-    first = "Table 1 — full pipeline: prompts from the command line at 512×512"
+    first = "Table 1 — full pipeline: prompts without a data set at 512×512"
     assert dict(zip(header(text, first), rows(text, first)["asd"]))["FID↓"] == "3.00"
     assert "asd: 3 runs fit; shown the one with the most images, then newest (seed 7" in text
-    wide = "prompts from the command line at 256×1024"
+    wide = "prompts without a data set at 256×1024"
     assert dict(zip(header(text, wide), rows(text, wide)["asd"]))["FID↓"] == "4.00"
 
 
@@ -203,7 +203,7 @@ def test_memory_table_and_plot_have_one_point_per_method_and_square_size(tmp_pat
                                        ("asd", "18432×18432")]
     assert points[0][2:] == ("3.91", "2.00", "17.45") and points[1][2:] == ("7.81", "2.00", "31.69")
     assert points[2][2:] == ("not run", "not run", "out of memory (32 GB)")
-    assert points[6][4] == "completes" and points[3][4] == "–"
+    assert points[6][4] == "runs (no figure given)" and points[3][4] == "–"
     assert "sr-plus at 1024²: 2 runs fit" in text
     assert (tmp_path / "reports" / "figures" / "tiny-memory.png").stat().st_size > 0
     assert "![peak memory against resolution](figures/tiny-memory.png)" in text
@@ -230,7 +230,7 @@ def test_a_real_tiny_run_renders_end_to_end(tmp_path):
                  "--out", str(runs / "sr-plus")]) == 0
     assert main(["report", "--runs", str(runs), "--out", str(tmp_path / "reports")]) == 0
     text = (tmp_path / "reports" / "tiny.md").read_text()
-    heading = "Table 1 — full pipeline: prompts from the command line at 64×64"
+    heading = "Table 1 — full pipeline: prompts without a data set at 64×64"
     row = dict(zip(header(text, heading), rows(text, heading)["sr-plus"]))
     assert row["images"] == "1" and row["s / image"] != "not run"
     assert row["FID↓"] != "not run" and row["paper FID↓"] == "118.83"
