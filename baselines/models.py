@@ -336,6 +336,50 @@ def _cached_snapshot(repo: str, cache: Path) -> Optional[Path]:
         return None
 
 
+@dataclass(frozen=True)
+class ModelPiece:
+    """One weight folder of the ``paper`` profile: where it was looked for and what it holds."""
+
+    key: str  # sd21, upscaler, lora
+    title: str
+    where: str  # where it was looked for, in words
+    folder: Optional[Path]  # the folder found, if any
+    weight_files: tuple[Path, ...]
+    problem: Optional[str]  # why it cannot be used; None when it can
+
+    @property
+    def present(self) -> bool:
+        return self.problem is None
+
+
+def locate_piece(piece: str, paths: WeightPaths) -> ModelPiece:
+    """Find one piece (``sd21``, ``upscaler``, ``lora``) offline: the path given, else the Hugging Face cache."""
+    variable, given = PATH_VARIABLES[piece], getattr(paths, piece)
+    if piece == "lora":
+        where = f"{given} (from --lora or ${variable})" if given else f"--lora or ${variable}"
+        folder = Path(given) if given and Path(given).is_dir() else None
+        if not given:
+            problem = f"no folder given (--lora or ${variable}); train one with python -m baselines.train_arad"
+        else:
+            problem = None if folder else f"{where} does not exist"
+        files = tuple(sorted(folder.glob("*.safetensors"))) if folder else ()
+        return ModelPiece(piece, "ARAD LoRA", where, folder, files, problem)
+    title, repo, layout = _PIECES[piece]
+    option = f"--{piece}"
+    if given:
+        folder, where = Path(given), f"{given} (from {option} or ${variable})"
+    else:
+        cache = hub_cache_dir()
+        folder = _cached_snapshot(repo, cache)
+        where = f"the Hugging Face cache {cache} (repo {repo}; or set {option} / ${variable})"
+    if folder is None or not folder.is_dir():
+        return ModelPiece(piece, title, where, None, (), f"not found in {where}")
+    files = tuple(sorted(p for sub in layout for p in (folder / sub).glob("*") if p.suffix in _WEIGHT_SUFFIXES))
+    lacking = _lacks(folder, layout)
+    return ModelPiece(piece, title, where, folder, files,
+                      f"{where} lacks {', '.join(lacking)}" if lacking else None)
+
+
 def resolve_paper_weights(needs, paths: WeightPaths) -> dict[str, Path]:
     """Find every piece in ``needs`` (``sd21``, ``upscaler``, ``lora``) or raise one error listing all missing.
 
@@ -343,38 +387,10 @@ def resolve_paper_weights(needs, paths: WeightPaths) -> dict[str, Path]:
     looked up in the Hugging Face cache, offline. The LoRA has no default: ARAD weights
     are ours to train (``python -m baselines.train_arad``).
     """
-    found, problems = {}, []
-    cache = hub_cache_dir()
-    for piece in needs:
-        variable = PATH_VARIABLES[piece]
-        given = getattr(paths, piece)
-        if piece == "lora":
-            if not given:
-                problems.append(f"ARAD LoRA: no folder given (--lora or ${variable}); "
-                                "train one with python -m baselines.train_arad")
-            elif not Path(given).exists():
-                problems.append(f"ARAD LoRA: {given} does not exist (from --lora or ${variable})")
-            else:
-                found[piece] = Path(given)
-            continue
-        title, repo, layout = _PIECES[piece]
-        option = f"--{piece}"
-        if given:
-            folder = Path(given)
-            where = f"{folder} (from {option} or ${variable})"
-        else:
-            folder = _cached_snapshot(repo, cache)
-            where = f"the Hugging Face cache {cache} (repo {repo}; or set {option} / ${variable})"
-        if folder is None or not folder.is_dir():
-            problems.append(f"{title}: not found in {where}")
-            continue
-        lacking = _lacks(folder, layout)
-        if lacking:
-            problems.append(f"{title}: {where} lacks {', '.join(lacking)}")
-        else:
-            found[piece] = folder
+    pieces = [locate_piece(piece, paths) for piece in needs]
+    problems = [f"{piece.title}: {piece.problem}" for piece in pieces if not piece.present]
     if problems:
         raise MissingWeightsError(
             "the paper profile needs weights that are not here (nothing is downloaded; "
             "HF_HUB_OFFLINE is respected):\n  - " + "\n  - ".join(problems))
-    return found
+    return {piece.key: piece.folder for piece in pieces}

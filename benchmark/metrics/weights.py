@@ -2,9 +2,9 @@
 
 Nothing here downloads: each file is looked for where its library would have cached it
 (or at an explicit path), so a run works offline and a missing file is reported with
-every place that was searched instead of triggering a download. The `tiny` profile runs
-the same architectures with seeded random weights (so does the CLI's `oracle` profile)
-and needs only files shipped inside installed packages.
+every place that was searched instead of triggering a download. The `tiny` and
+`paper-arch` profiles run the same architectures with seeded random weights (so does `oracle`)
+and need only files shipped inside installed packages.
 """
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from typing import Iterator, Mapping, Optional
 
 import torch
 
-# Profiles that run without real weights: `tiny`, and `oracle` (the CLI's no-weights profile).
-RANDOM_WEIGHT_PROFILES = ("tiny", "oracle")
+# Profiles that run without real weights: `tiny`, `paper-arch` (costs, not images) and `oracle`.
+RANDOM_WEIGHT_PROFILES = ("tiny", "paper-arch", "oracle")
 CLIP_MODEL = "ViT-L-14"  # our choice: the paper does not name its CLIP model
 CLIP_PRETRAINED = "openai"
 INCEPTION_FILE = "inception-2015-12-05.pt"
