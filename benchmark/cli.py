@@ -150,8 +150,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "(paper text) (default: eps)")
     tiling.add_argument("--tile-batch-size", type=int, default=1,
                         help="tiles per denoiser call; for md, views per call (default: 1)")
+    run_parser.add_argument("--runs", type=Path, default=DEFAULT_RUNS,
+                            help="root of the default run directory (default: %(default)s)")
     run_parser.add_argument("--out", type=Path, default=None,
-                            help="run directory (default: runs/<profile>/<method>/<tag>)")
+                            help="run directory (default: RUNS/<profile>/<method>/<tag>)")
 
     study_parser = commands.add_parser(
         "study", help="run every tiling configuration of Tables 4, 6, 7, then report",
@@ -245,7 +247,7 @@ def _run_oracle(args) -> int:
                           offset_range=args.offset_range, reset_every=args.reset_every,
                           fill=args.fill, tile_batch_size=args.tile_batch_size)
     job = _oracle_job(args, tiling)
-    out = args.out or default_out(DEFAULT_RUNS, args.profile, args.method,
+    out = args.out or default_out(args.runs, args.profile, args.method,
                                   run_tag(tiling, job.size, args.steps, args.seed))
     results = run(job, args.limit, out, progress=not args.no_progress)
     print(f"{args.method} on {args.profile}, tiling {tiling.strategy}: "
@@ -278,7 +280,7 @@ def _run_model(args) -> int:
     paths = WeightPaths.from_environment(sd21=args.sd21, upscaler=args.upscaler, lora=args.lora)
     pipeline = load_pipeline(method, args.profile, settings, device, paths)
     job = ModelJob(pipeline, samples, args.seed, device)
-    out = args.out or default_out(DEFAULT_RUNS, args.profile, method.name,
+    out = args.out or default_out(args.runs, args.profile, method.name,
                                   model_run_tag(pipeline, args.prompt, size, args.seed))
     results = run(job, limit, out, progress=not args.no_progress)
     print(f"{method.name} on {args.profile}: {results['seconds_per_image']:.2f} s/image, "
@@ -324,10 +326,13 @@ def command_report(args) -> int:
     return 0
 
 
-def _run_suite(suite: list[str], runs: Path):
-    status = main(suite + ["--runs", str(runs), "--reports", str(runs / "reports")])
-    if status:
-        raise UsageError(f"the suite `{' '.join(suite)}` failed with status {status}")
+def _run_suite(suite: list[list[str]], runs: Path):
+    """Run each command of a regression suite with its runs (and reports) under ``runs``."""
+    for command in suite:
+        where = ["--runs", str(runs)] + (["--reports", str(runs / "reports")] if command[0] == "study" else [])
+        status = main(command + where)
+        if status:
+            raise UsageError(f"the suite command `{' '.join(command)}` failed with status {status}")
 
 
 def command_baseline(args) -> int:

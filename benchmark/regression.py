@@ -1,6 +1,6 @@
 """Regression guard: the tracked figures of a suite of runs against a committed baseline.
 
-A baseline file holds the suite that made it (CLI arguments), one entry per run identity
+A baseline file holds the suite that made it (its CLI commands), one entry per run identity
 (method, profile, tiling) with its settings and figures, the time ratios between runs, and
 the tolerances. Settings and counts are held exactly, figures from deterministic
 computation to a tight relative tolerance; wall time only as a ratio of two runs measured
@@ -21,14 +21,24 @@ import pandas as pd
 from baselines.tiling import TilingConfig
 from benchmark.study import tiling_tag
 
-SETTINGS = ("size", "steps", "seed", "samples")
+SETTINGS = ("size", "steps", "sr_steps", "seed", "samples", "samples_plan", "dataset.manifest_hash")
+COUNTS = ("denoiser_calls_per_sample", "tile_evaluations_per_sample", "stage1_unet_calls_per_image",
+          "stage2_denoiser_calls_per_image", "stage2_tile_evaluations_per_image")
+#: Scores of model runs come from 8-bit images through random-weight networks on whatever
+#: CPU runs CI, so they get a little room; a changed seed, step count or tiling moves them
+#: far more than that.
 TOLERANCES = {
-    **{name: {"exact": True} for name in SETTINGS},
-    "denoiser_calls_per_sample": {"exact": True},
-    "tile_evaluations_per_sample": {"exact": True},
+    **{name: {"exact": True} for name in SETTINGS + COUNTS},
     "seam_score": {"rel": 1e-3},
     "distribution_error": {"rel": 1e-3},
     "distribution_error_interior": {"rel": 1e-3},
+    "scores.fid": {"rel": 0.02},
+    "scores.inception_score": {"rel": 0.02},
+    "scores.clip_score": {"rel": 0.02},
+    "scores.seam_score": {"rel": 0.02},
+    "scores.psnr_y": {"abs": 0.05},
+    "scores.ssim_y": {"abs": 0.005},
+    "scores.lpips": {"abs": 0.005},
     "time_ratio": {"rel": 0.5},
 }
 ORACLE_IMPLICIT = "fstd/oracle/" + tiling_tag(TilingConfig("implicit"))
@@ -39,10 +49,18 @@ TIME_RATIOS = {
         ("implicit ÷ no overlap", ORACLE_IMPLICIT,
          "fstd/oracle/" + tiling_tag(TilingConfig("nonoverlap"))),
     ],
+    "tiny": [
+        ("sr-tile-plus ÷ sr-tile (implicit ÷ no overlap)", "sr-tile-plus/tiny", "sr-tile/tiny"),
+        ("asd ÷ ar-tile (implicit ÷ no overlap)", "asd/tiny", "ar-tile/tiny"),
+    ],
 }
+#: Each suite is a list of CLI commands; the guard adds ``--runs DIR`` to each.
+TINY_METHODS = ("sr-plus", "sr-tile", "sr-tile-plus", "ar-plus", "ar-tile", "asd", "md", "fstd")
 SUITES = {
-    "oracle": ["study", "--profile", "oracle", "--size", "1024x1024", "--steps", "30",
-               "--limit", "3", "--no-progress"],
+    "oracle": [["study", "--profile", "oracle", "--size", "1024x1024", "--steps", "30",
+                "--limit", "3", "--no-progress"]],
+    "tiny": [["run", "--method", method, "--profile", "tiny", "--dataset", "synthetic",
+              "--limit", "2", "--no-progress"] for method in TINY_METHODS],
 }
 
 
@@ -58,10 +76,20 @@ def identity(results: dict) -> str:
     return "/".join(parts)
 
 
+def _lookup(results: dict, dotted: str):
+    """``results["scores"]["fid"]`` for ``"scores.fid"``; None where any part is missing."""
+    value = results
+    for part in dotted.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
 def tracked(results: dict) -> dict:
     """The figures of one run that the guard holds still."""
-    return {name: results[name] for name in TOLERANCES
-            if name != "time_ratio" and results.get(name) is not None}
+    figures = {name: _lookup(results, name) for name in TOLERANCES if name != "time_ratio"}
+    return {name: value for name, value in figures.items() if value is not None}
 
 
 def _by_identity(results: list[dict], profile: str) -> dict[str, dict]:

@@ -2,6 +2,7 @@
 
 import copy
 import dataclasses
+import json
 
 import pytest
 
@@ -23,7 +24,7 @@ def run_suite(runs, *extra):
 @pytest.fixture(scope="module")
 def baseline(tmp_path_factory):
     runs = tmp_path_factory.mktemp("baseline-runs")
-    made = make_baseline(run_suite(runs), "oracle", SUITE)
+    made = make_baseline(run_suite(runs), "oracle", [SUITE])
     made["tolerances"]["time_ratio"] = {"rel": 100.0}  # timing has its own test below
     return made
 
@@ -88,7 +89,7 @@ def fake_results(seconds_by_strategy: dict) -> list[dict]:
 
 def test_time_is_guarded_only_as_a_ratio_between_runs_of_one_suite():
     made = make_baseline(fake_results({"explicit": 2.0, "implicit": 1.0, "nonoverlap": 1.0}),
-                         "oracle", SUITE)
+                         "oracle", [SUITE])
     assert made["time_ratios"] == {"explicit ÷ implicit": 2.0, "implicit ÷ no overlap": 1.0}
     ten_times_slower_machine = fake_results({"explicit": 20.0, "implicit": 10.0, "nonoverlap": 10.0})
     assert failures(made, ten_times_slower_machine) == set()
@@ -100,3 +101,42 @@ def test_time_is_guarded_only_as_a_ratio_between_runs_of_one_suite():
 def test_identity_names_method_profile_and_tiling():
     assert identity({"method": "fstd", "profile": "oracle",
                      "tiling": {"strategy": "explicit", "overlap": 16}}) == "fstd/oracle/explicit-t64-o16"
+
+
+def tiny_results(**changes):
+    """Two tiny-profile runs (FSTD and no-overlap stage II) in the shape of a real results.json, scored."""
+    with open("tests/fixtures/tiny_asd_results.json") as f:
+        base = json.load(f)
+    base.update(scores={"fid": 300.0, "inception_score": 1.5, "clip_score": 20.0, "seam_score": 1.1,
+                        "psnr_y": None, "ssim_y": None, "lpips": None, "fid_per_ratio": {}, "skipped": {}},
+                dataset={"name": "synthetic", "folder": "x", "manifest_hash": "abc", "items": 21})
+    runs = [dict(copy.deepcopy(base), method=method) for method in ("asd", "ar-tile")]
+    for key, value in changes.items():
+        target = runs[0]
+        *parents, last = key.split(".")
+        for part in parents:
+            target = target[part]
+        target[last] = value
+    return runs
+
+
+def test_model_runs_are_guarded_on_scores_counts_and_the_sample_plan():
+    made = make_baseline(tiny_results(), "tiny", [["run", "--method", "asd"]])
+    assert made["runs"]["asd/tiny"]["scores.fid"] == 300.0
+    assert made["runs"]["asd/tiny"]["dataset.manifest_hash"] == "abc"
+    assert "asd ÷ ar-tile (implicit ÷ no overlap)" in made["time_ratios"]
+    assert failures(made, tiny_results(**{"scores.fid": 300.0 * 1.005})) == set()
+    assert failures(made, tiny_results(**{"scores.fid": 330.0})) == {("asd/tiny", "scores.fid")}
+    assert failures(made, tiny_results(stage2_denoiser_calls_per_image=9.0)) == {
+        ("asd/tiny", "stage2_denoiser_calls_per_image")}
+    assert failures(made, tiny_results(samples_plan=[])) == {("asd/tiny", "samples_plan")}
+    assert failures(made, tiny_results(**{"dataset.manifest_hash": "def"})) == {
+        ("asd/tiny", "dataset.manifest_hash")}
+
+
+def test_compare_runs_every_command_of_the_baselines_suite(baseline, tmp_path, capsys):
+    path = tmp_path / "baseline.json"
+    write_json(path, baseline)
+    assert main(["compare", "--baseline", str(path), "--runs", str(tmp_path / "fresh")]) == 0
+    assert {r["method"] for r in load_results(tmp_path / "fresh")} == {"fstd"}
+    assert "within tolerance" in capsys.readouterr().out
