@@ -26,6 +26,7 @@ from benchmark.regression import SUITES, BaselineError, compare, make_baseline, 
 from benchmark.report import load_results, write_report
 from benchmark.runner import RunMismatchError, run
 from benchmark.study import default_out, run_tag, tiling_tag, unique_tilings
+from benchmark.weights_listing import listing
 
 METHODS = {name: method.summary for name, method in MODEL_METHODS.items()}
 METHODS["fstd"] += "; on the oracle profile it samples a Gaussian random field with an analytic denoiser"
@@ -93,11 +94,15 @@ def _add_model_arguments(parser: argparse.ArgumentParser):
                              "diffusers'; the authors' UI uses 7.0)")
     models.add_argument("--colour-fix", default="adain",
                         help=f"stage II colour fix: {', '.join(COLOUR_FIXES)} (default: %(default)s)")
-    models.add_argument("--sd21", default=None, help="paper: SD 2.1-base folder (default: "
+    _add_weight_path_arguments(models)
+
+
+def _add_weight_path_arguments(parser):
+    parser.add_argument("--sd21", default=None, help="paper: SD 2.1-base folder (default: "
                         f"${PATH_VARIABLES['sd21']}, else the Hugging Face cache)")
-    models.add_argument("--upscaler", default=None, help="paper: SD x4 upscaler folder (default: "
+    parser.add_argument("--upscaler", default=None, help="paper: SD x4 upscaler folder (default: "
                         f"${PATH_VARIABLES['upscaler']}, else the Hugging Face cache)")
-    models.add_argument("--lora", default=None, help="ARAD LoRA folder (default: "
+    parser.add_argument("--lora", default=None, help="ARAD LoRA folder (default: "
                         f"${PATH_VARIABLES['lora']}; tiny trains and caches its own, paper-arch "
                         "uses an untrained one, paper needs one)")
 
@@ -195,6 +200,18 @@ def build_parser() -> argparse.ArgumentParser:
                                 help="where the suite's runs are (default: %(default)s)")
     compare_parser.add_argument("--no-run", action="store_true",
                                 help="compare the runs already under --runs; run nothing")
+
+    weights_parser = commands.add_parser(
+        "weights", help="list every weight file a profile needs, where it is looked for, its sha256",
+        description="List the weight files of a profile's models (SD 2.1-base, x4 upscaler, ARAD "
+                    "LoRA) and metric networks (Inception, AlexNet, CLIP): where each is looked for, "
+                    "its sha256 and whether it is there. Nothing is downloaded. Exit status 1 when a "
+                    "needed file is missing.")
+    weights_parser.add_argument("--profile", default="paper",
+                                help=f"one of {', '.join(MODEL_PROFILES)} (default: %(default)s)")
+    weights_parser.add_argument("--no-hash", action="store_true",
+                                help="skip the sha256 of each file (hashing the paper's weights takes a while)")
+    _add_weight_path_arguments(weights_parser)
 
     commands.add_parser("list", help="list methods and profiles")
     return parser
@@ -359,6 +376,15 @@ def command_compare(args) -> int:
     return 0 if all(check.ok for check in checks) else 1
 
 
+def command_weights(args) -> int:
+    if args.profile not in MODEL_PROFILES:
+        raise UsageError(f"unknown profile {args.profile!r}; known profiles: {', '.join(MODEL_PROFILES)}")
+    paths = WeightPaths.from_environment(sd21=args.sd21, upscaler=args.upscaler, lora=args.lora)
+    text, complete = listing(args.profile, paths, hash_files=not args.no_hash)
+    print(text)
+    return 0 if complete else 1
+
+
 def command_list(args) -> int:
     print("methods:")
     for name, text in METHODS.items():
@@ -373,7 +399,8 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handlers = {"run": command_run, "study": command_study, "report": command_report,
-                "baseline": command_baseline, "compare": command_compare, "list": command_list}
+                "baseline": command_baseline, "compare": command_compare, "weights": command_weights,
+                "list": command_list}
     try:
         return handlers[args.command](args)
     except (UsageError, ValueError, RunMismatchError, BaselineError, MissingWeightsError) as error:

@@ -54,3 +54,12 @@ def test_tiny_needs_nothing_and_paper_reports_what_is_missing_where(no_weights_a
     assert "missing" in text and str(tmp_path / "hub") in text
     assert "stabilityai/stable-diffusion-x4-upscaler" in text and "$ASD_ARAD_LORA" in text
     assert "inception-2015-12-05.pt" in text
+
+
+def test_the_weights_command_exits_0_when_complete_and_1_when_not(no_weights_anywhere, capsys):
+    from benchmark.cli import main
+
+    assert main(["weights", "--profile", "tiny", "--no-hash"]) == 0
+    assert main(["weights", "--profile", "paper", "--no-hash"]) == 1
+    assert "SD 2.1-base" in capsys.readouterr().out
+    assert main(["weights", "--profile", "nope"]) == 2
