@@ -1,4 +1,4 @@
-"""Command line: ``python -m benchmark {run,study,report,baseline,compare,list}``.
+"""Command line: ``python -m benchmark {run,score,weights,study,report,baseline,compare,list}``.
 
 Bad input is answered with one line that names the problem and the fix, exit status 2.
 """
@@ -15,17 +15,22 @@ from typing import Optional
 import torch
 
 from baselines.methods import DEFAULT_STEPS, METHODS as MODEL_METHODS, MIN_SIDE, Settings, get_method, load_pipeline
-from baselines.models import PATH_VARIABLES, PROFILES as MODEL_PROFILES, MissingWeightsError, WeightPaths
+from baselines.models import (PATH_VARIABLES, PROFILES as MODEL_PROFILES, MissingWeightsError, WeightPaths,
+                              asd_cache_dir)
 from baselines.stage1 import DEFAULT_GUIDANCE
 from baselines.stage2 import COLOUR_FIXES
 from baselines.tiling import FILLS, OFFSET_MODES, STRATEGIES, WEIGHTINGS, TilingConfig
 from benchmark.fstd_oracle import OracleFSTDJob
-from benchmark.model_job import ModelJob, plan_samples
+from benchmark.metrics import MissingWeightsError as MissingMetricWeightsError
+from benchmark.model_job import ModelJob
 from benchmark.records import read_json, write_json
 from benchmark.regression import SUITES, BaselineError, compare, make_baseline, render
 from benchmark.report import load_results, write_report
 from benchmark.runner import RunMismatchError, run
+from benchmark.samples import DEFAULT_DATASET, plan_samples
+from benchmark.scoring import check_weights, score_run
 from benchmark.study import default_out, run_tag, tiling_tag, unique_tilings
+from datasets_build import DatasetError
 from benchmark.weights_listing import listing
 
 METHODS = {name: method.summary for name, method in MODEL_METHODS.items()}
@@ -35,6 +40,7 @@ PROFILES = {"oracle": "no weights: Gaussian random field data and its exact (tru
             **MODEL_PROFILES}
 PROFILES["tiny"] += " (the default for every method but fstd)"
 ORACLE = {"size": "2048x2048", "steps": 50, "limit": 4, "tile": 64, "overlap": 32, "offset_range": 32}
+TINY_LIMIT = 3  # a wide, a square-ish and a tall item: a bare `run --method asd` takes about a minute
 DEFAULT_RUNS = Path("runs")
 DEFAULT_REPORTS = Path("reports")
 
@@ -83,9 +89,17 @@ def _add_sampling_arguments(parser: argparse.ArgumentParser, defaults: Optional[
 
 def _add_model_arguments(parser: argparse.ArgumentParser):
     models = parser.add_argument_group("model profiles (tiny, paper-arch, paper)")
+    models.add_argument("--dataset", default=DEFAULT_DATASET,
+                        help="data set name or built folder whose items (caption, size, reference "
+                             "image; LR input for fstd) are the samples, spread over sizes so that "
+                             "--limit N takes N shapes (default: %(default)s, built on first use in "
+                             "$ASD_BENCH_CACHE/datasets, else ~/.cache/asd-bench/datasets)")
     models.add_argument("--prompt", default=None,
-                        help="one prompt for every sample (default: the built-in set of 3 prompts "
-                             "at 512x512, 768x1024 and 1024x256)")
+                        help="one prompt for every sample, replacing the items' captions; with --size "
+                             "too, one sample and no data set (default: the items' captions)")
+    models.add_argument("--no-score", action="store_true",
+                        help="skip scoring (FID, IS, CLIP score, PSNR/SSIM/LPIPS, seam score) after "
+                             "the run; `python -m benchmark score RUN_DIR` does it later")
     models.add_argument("--sr-steps", type=int, default=None,
                         help="stage II DDPM steps (default: "
                              + ", ".join(f"{p} {s[1]}" for p, s in DEFAULT_STEPS.items()) + ")")
@@ -123,11 +137,12 @@ def build_parser() -> argparse.ArgumentParser:
                             + " (default: %(default)s)")
     _add_sampling_arguments(run_parser, shown=dict(
         profile="oracle for fstd, tiny otherwise",
-        size=f"{ORACLE['size']} on oracle, the built-in prompt set's sizes otherwise",
+        size=f"{ORACLE['size']} on oracle, the data set items' sizes otherwise",
         steps=f"{ORACLE['steps']} on oracle; stage I DDIM steps otherwise: "
               + ", ".join(f"{p} {s[0]}" for p, s in DEFAULT_STEPS.items())
               + "; fstd on models has only stage II, see --sr-steps",
-        limit=f"{ORACLE['limit']} on oracle, the number of prompts otherwise"))
+        limit=f"{ORACLE['limit']} on oracle, {TINY_LIMIT} on tiny (256x1024, 768x1024, 1024x256 of "
+              "synthetic), the whole data set otherwise"))
     _add_model_arguments(run_parser)
     tiling = run_parser.add_argument_group(
         "tiling (stage II; on model profiles sizes are in the SR backbone's latent px and default "
@@ -159,6 +174,15 @@ def build_parser() -> argparse.ArgumentParser:
                             help="root of the default run directory (default: %(default)s)")
     run_parser.add_argument("--out", type=Path, default=None,
                             help="run directory (default: RUNS/<profile>/<method>/<tag>)")
+
+    score_parser = commands.add_parser(
+        "score", help="(re-)score finished model runs and rewrite their results.json",
+        description="Compute the scores of finished model runs from their saved images (FID, IS, "
+                    "CLIP score; PSNR/SSIM/LPIPS for fstd; seam score with a stage II) and write "
+                    "them into each results.json. Metric networks follow the run's profile: paper "
+                    "needs real weights, tiny and paper-arch use random ones.")
+    score_parser.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR", help="run directory")
+    score_parser.add_argument("--device", default="cpu", help="torch device (default: %(default)s)")
 
     study_parser = commands.add_parser(
         "study", help="run every tiling configuration of Tables 4, 6, 7, then report",
@@ -280,10 +304,18 @@ def _run_model(args) -> int:
     if args.tiling is not None and method.stage2 != "any":
         raise UsageError(f"--tiling chooses fstd's stage II; {method.name} fixes its own "
                          f"({method.stage2 or 'it has no stage II'})")
+    if method.base is None and args.prompt is not None:
+        raise UsageError("fstd has no text input (stage II runs on the empty prompt); drop --prompt")
     size = parse_size(args.size, MIN_SIDE) if args.size else None
-    samples = plan_samples(args.prompt, size)
-    limit = len(samples) if args.limit is None else args.limit
+    plan = plan_samples(args.dataset, asd_cache_dir() / "datasets", args.prompt, size)
+    if args.limit is None:
+        limit = min(TINY_LIMIT, len(plan.samples)) if args.profile == "tiny" else len(plan.samples)
+    else:
+        limit = args.limit
     _check_limit(limit)
+    if plan.dataset is not None and limit > len(plan.samples):
+        raise UsageError(f"--limit {limit} is more than the {len(plan.samples)} items of data set "
+                         f"{plan.dataset.name!r}; use --limit {len(plan.samples)} or a larger set")
     default_steps, default_sr_steps = DEFAULT_STEPS[args.profile]
     steps = default_steps if args.steps is None else args.steps
     sr_steps = default_sr_steps if args.sr_steps is None else args.sr_steps
@@ -295,22 +327,44 @@ def _run_model(args) -> int:
     settings = Settings(steps, sr_steps, args.guidance, args.colour_fix, args.tiling or "implicit", tiling)
     device = _device(args.device)
     paths = WeightPaths.from_environment(sd21=args.sd21, upscaler=args.upscaler, lora=args.lora)
+    if not args.no_score:
+        check_weights(args.profile)  # before any image is made
     pipeline = load_pipeline(method, args.profile, settings, device, paths)
-    job = ModelJob(pipeline, samples, args.seed, device)
+    job = ModelJob(pipeline, plan, args.seed, device)
     out = args.out or default_out(args.runs, args.profile, method.name,
-                                  model_run_tag(pipeline, args.prompt, size, args.seed))
+                                  model_run_tag(pipeline, plan.dataset, args.prompt, size, args.seed))
     results = run(job, limit, out, progress=not args.no_progress)
     print(f"{method.name} on {args.profile}: {results['seconds_per_image']:.2f} s/image, "
           f"stage I {results['stage1_unet_calls_per_image']:.0f} UNet calls/image, "
           f"stage II {results['stage2_denoiser_calls_per_image']:.0f} calls/image, "
           f"peak memory {results['peak_memory_mib']:.0f} MiB -> {out / 'results.json'}")
+    if not args.no_score:
+        _print_scores(out, score_run(out, device))
     return 0
 
 
-def model_run_tag(pipeline, prompt: Optional[str], size: Optional[tuple[int, int]], seed: int) -> str:
+def _print_scores(out: Path, results: dict):
+    scores = results["scores"]
+    shown = ", ".join(f"{name} {scores[name]:.4g}" for name in ("fid", "inception_score", "clip_score",
+                                                                 "psnr_y", "ssim_y", "lpips", "seam_score")
+                      if scores[name] is not None)
+    print(f"scores ({results['metrics_profile']}): {shown or 'none'} -> {out / 'results.json'}")
+
+
+def command_score(args) -> int:
+    device = _device(args.device)
+    for out in args.runs:
+        _print_scores(out, score_run(out, device))
+    return 0
+
+
+def model_run_tag(pipeline, dataset, prompt: Optional[str], size: Optional[tuple[int, int]],
+                  seed: int) -> str:
     """A directory name that says what a model run was: samples, steps, tiling, seed."""
     settings, method = pipeline.settings, pipeline.method
-    parts = ["builtin" if size is None else f"{size[0]}x{size[1]}"]
+    parts = [] if dataset is None else [f"{dataset.name}-{dataset.manifest_hash[:8]}"]
+    if size is not None:
+        parts.append(f"{size[0]}x{size[1]}")
     if prompt is not None:
         parts.append("p" + hashlib.sha256(prompt.encode()).hexdigest()[:8])
     if method.base:
@@ -398,12 +452,13 @@ def command_list(args) -> int:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    handlers = {"run": command_run, "study": command_study, "report": command_report,
+    handlers = {"run": command_run, "score": command_score, "study": command_study, "report": command_report,
                 "baseline": command_baseline, "compare": command_compare, "weights": command_weights,
                 "list": command_list}
     try:
         return handlers[args.command](args)
-    except (UsageError, ValueError, RunMismatchError, BaselineError, MissingWeightsError) as error:
+    except (UsageError, ValueError, RunMismatchError, BaselineError, MissingWeightsError,
+            MissingMetricWeightsError, DatasetError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 

@@ -8,6 +8,8 @@ content; a seam makes the border differences stand out and the score rise above 
 
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 
 from baselines.tiling import axis_origins
@@ -23,15 +25,21 @@ def tile_borders(size: int, tile: int) -> list[int]:
     return sorted(borders)
 
 
-def seam_score(image: torch.Tensor, tile: int) -> float:
-    """Seam score of ``image`` (..., H, W) against a non-overlap grid of ``tile`` pixels."""
+def seam_score(image: torch.Tensor, tile: int, grid_size: Optional[tuple[int, int]] = None,
+               top_left: tuple[int, int] = (0, 0)) -> float:
+    """Seam score of ``image`` (..., H, W) against a non-overlap grid of ``tile`` pixels.
+
+    The grid is laid on ``image`` itself, or on a ``grid_size`` image of which ``image`` is
+    the cut at ``top_left`` (a method's output centre-cropped from its working size).
+    """
     image = image.double()
     border_energy, border_count, other_energy, other_count = 0.0, 0, 0.0, 0
-    for axis in (-2, -1):
+    for axis, start in zip((-2, -1), top_left):
         size = image.shape[axis]
+        laid_on = grid_size[axis] if grid_size else size
         jumps = image.diff(dim=axis).pow(2).movedim(axis, 0).reshape(size - 1, -1).mean(dim=1)
         at_border = torch.zeros(size - 1, dtype=torch.bool)
-        at_border[[p - 1 for p in tile_borders(size, tile)]] = True
+        at_border[[p - start - 1 for p in tile_borders(laid_on, tile) if 0 < p - start < size]] = True
         border_energy += float(jumps[at_border].sum())
         border_count += int(at_border.sum())
         other_energy += float(jumps[~at_border].sum())

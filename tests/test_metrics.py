@@ -424,3 +424,11 @@ def test_default_locations_follow_the_libraries_caches():
     assert any("vit_large_patch14_clip_224.openai" in p for p in records["clip"].looked_in)
     with pytest.raises(metrics.MissingWeightsError):
         metrics.load_clip("full", path="/nonexistent/clip.bin")
+
+
+def test_fid_of_fewer_images_than_dimensions_is_the_exact_low_rank_form():
+    real, fake = _features(4, n=200, d=32), _features(5, n=6, d=32, shift=0.3)
+    result = metrics.fid_score(_outputs(fake), _stats(real))
+    reference = cleanfid_frechet_distance(fake.mean(0), np.cov(fake, rowvar=False), *metrics.gaussian_stats(real))
+    assert result["value"] == pytest.approx(reference, rel=1e-4)
+    assert "low-rank" in result["conventions"]["distance"]

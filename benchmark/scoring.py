@@ -1,0 +1,195 @@
+"""Scores of a finished model run (SPEC section 4), computed outside the timed samples.
+
+``run`` scores its images once they are all saved, and ``python -m benchmark score``
+re-scores a finished run from its directory alone, so scores never slow the timing and a
+metric fix needs no new images. Text-to-image methods get FID against the data set's
+reference images (pooled, and per size where a size has two images or more), IS and CLIP
+score against the captions; ``fstd`` gets PSNR / SSIM (Y), LPIPS and FID against the HR
+images; methods with a stage II get the seam score of their outputs on the stage II tile
+grid. A metric that cannot be computed is None, with the reason in ``skipped``. Metric
+networks follow :func:`metrics_profile`: real files on ``paper`` (missing ones are all
+named at once), seeded random networks on ``tiny`` and ``paper-arch`` (random weights:
+not image quality).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+from PIL import Image
+
+from baselines.methods import get_method
+from baselines.models import asd_cache_dir
+from benchmark import metrics
+from benchmark.metrics.weights import require_weights
+from benchmark.records import read_json, write_json
+from benchmark.seams import seam_score
+from datasets_build import iter_items
+from datasets_build.manifest import MANIFEST
+
+RANDOM_NOTE = "random weights: not image quality"
+METRICS = ("fid", "inception_score", "clip_score", "psnr_y", "ssim_y", "lpips", "seam_score")
+
+
+class ScoringError(ValueError):
+    """A directory that cannot be scored; the message says why."""
+
+
+def metrics_profile(profile: str) -> str:
+    """The metric networks' profile: real weights for ``paper``, seeded random ones (``tiny``) otherwise."""
+    return "paper" if profile == "paper" else "tiny"
+
+
+def check_weights(profile: str):
+    """Fail before any image is made when ``profile`` needs real metric weights that are missing."""
+    profile = metrics_profile(profile)
+    if not metrics.uses_random_weights(profile):
+        require_weights(profile)
+
+
+def score_run(out: Path, device: Optional[torch.device] = None) -> dict:
+    """Score the finished run in ``out`` and rewrite its results.json (atomically); returns the results."""
+    out = Path(out)
+    if not (out / "results.json").is_file():
+        raise ScoringError(f"{out} holds no finished run (no results.json); run it with `python -m benchmark run`")
+    results = read_json(out / "results.json")
+    if "per_image" not in results or results.get("profile") == "oracle":
+        raise ScoringError(f"{out} is not a model run; oracle runs carry their own figures")
+    results.update(score(out, results, device))
+    write_json(out / "results.json", results)
+    return results
+
+
+def score(out: Path, results: dict, device: Optional[torch.device] = None) -> dict:
+    """The ``scores``, ``metric_conventions`` and ``metrics_profile`` of a run, and its per-image figures."""
+    profile = metrics_profile(results["profile"])
+    check_weights(profile)
+    random_weights = metrics.uses_random_weights(profile)
+    rows = results["per_image"]
+    images = [out / row["image"] for row in rows]
+    records = [read_json(out / "samples" / f"{row['index']:05d}.json") for row in rows]
+    super_resolution = get_method(results["method"]).base is None
+    values: dict = dict.fromkeys(METRICS)
+    skipped: dict[str, str] = {}
+    conventions: dict[str, dict] = {}
+
+    def convention(metric, library, mode, model, pretrained, nets_random=random_weights, **extra):
+        conventions[metric] = {"library": library, "mode": mode, "model": model, "pretrained": pretrained,
+                               "random_weights": nets_random, **extra,
+                               **({"note": RANDOM_NOTE} if nets_random else {})}
+
+    inception = metrics.load_inception(profile, device=device)
+    generated = metrics.inception_outputs(images, inception)
+    inception_conventions = dict(model=inception.conventions["network"], pretrained=inception.conventions["weights"])
+
+    references = _references(results)
+    fid_per_ratio: dict[str, float] = {}
+    if isinstance(references, str):
+        skipped["fid"] = skipped["fid_per_ratio"] = references
+    elif len(images) < 2:
+        skipped["fid"] = skipped["fid_per_ratio"] = f"needs at least 2 images, the run has {len(images)}"
+    else:
+        name, items = references
+        stats = _stats(name, items, inception, Path(results["dataset"]["folder"]))
+        fid = metrics.fid_score(generated, stats)
+        values["fid"] = fid["value"]
+        fid_per_ratio, too_few = _fid_per_ratio(rows, generated, name, items, inception,
+                                                Path(results["dataset"]["folder"]))
+        if too_few:
+            skipped["fid_per_ratio"] = "fewer than 2 generated or 2 reference images at " + ", ".join(too_few)
+        convention("fid", "clean-fid", "clean", **inception_conventions, reference=name,
+                   n_reference=fid["n_reference"], distance=fid["conventions"]["distance"])
+
+    inception_score = metrics.inception_score(generated)
+    values["inception_score"] = inception_score["value"]
+    convention("inception_score", "benchmark.metrics (Inception-v3 logits)", "clean-fid resize",
+               **inception_conventions, splits=inception_score["conventions"]["splits"])
+
+    if super_resolution:
+        skipped["clip_score"] = "fstd is super-resolution: its images follow the LR input, not the caption"
+        _fidelity(out, rows, images, profile, device, values, convention)
+    else:
+        clip = metrics.load_clip(profile, device=device)
+        values["clip_score"] = metrics.clip_score(images, [r["prompt"] for r in records], clip)["value"]
+        convention("clip_score", "open_clip", clip.conventions["score"], clip.conventions["model"],
+                   clip.conventions["pretrained"])
+        for metric in ("psnr_y", "ssim_y", "lpips"):
+            skipped[metric] = "text-to-image: no ground-truth image per sample"
+
+    if results.get("sr_tiling"):
+        values["seam_score"] = float(np.mean([_seam(image, record) for image, record in zip(images, records)]))
+        convention("seam_score", "benchmark.seams", "stage II non-overlap tile grid, image px", None, None,
+                   nets_random=False, tile_px=records[0]["stage2"]["tile_plan"]["tile_px"])
+    else:
+        skipped["seam_score"] = f"{results['method']} has no stage II tiles"
+
+    return {"scores": {**values, "fid_per_ratio": fid_per_ratio, "skipped": skipped},
+            "metric_conventions": conventions, "metrics_profile": profile, "per_image": rows}
+
+
+def _references(results: dict):
+    """(set name, items) of the run's reference images, or why there are none."""
+    dataset = results.get("dataset")
+    if not dataset:
+        return "no reference images (--prompt and --size replace the data set)"
+    if dataset.get("references", "yes") != "yes":
+        return f"no reference images ({dataset['references']})"
+    folder = Path(dataset["folder"])
+    if not (folder / MANIFEST).is_file():
+        return f"the data set folder {folder} is gone"
+    if metrics.manifest_hash([], folder / MANIFEST) != dataset["manifest_hash"]:
+        return f"the data set in {folder} was rebuilt since the run (manifest hash differs)"
+    return dataset["name"], list(iter_items(folder))
+
+
+def _stats(key: str, items, inception, folder: Path):
+    """Reference statistics, cached under asd_cache_dir() by manifest hash (and extractor)."""
+    return metrics.reference_stats([item.image for item in items], key, asd_cache_dir() / "fid-stats",
+                                   inception, manifest=folder / MANIFEST)
+
+
+def _fid_per_ratio(rows, generated, name, items, inception, folder):
+    """FID per output size with at least two generated and two reference images; the sizes left out."""
+    by_size = defaultdict(list)
+    for position, row in enumerate(rows):
+        by_size[tuple(row["size"])].append(position)
+    figures, too_few = {}, []
+    for (height, width), positions in sorted(by_size.items()):
+        label = f"{height}x{width}"
+        refs = [item for item in items if (item.height, item.width) == (height, width)]
+        if len(positions) < 2 or len(refs) < 2:
+            too_few.append(f"{label} ({len(positions)} generated, {len(refs)} reference)")
+            continue
+        subset = metrics.InceptionOutputs(generated.features[positions], generated.logits[positions],
+                                          generated.conventions)
+        figures[label] = metrics.fid_score(subset, _stats(f"{name}-{label}", refs, inception, folder))["value"]
+    return figures, too_few
+
+
+def _fidelity(out, rows, images, profile, device, values, convention):
+    """fstd: PSNR / SSIM (Y) and LPIPS of each output against its HR image, per image and mean."""
+    lpips = metrics.load_lpips(profile, device=device)
+    high = [out / "samples" / f"{row['index']:05d}.hr.png" for row in rows]
+    report = metrics.fidelity(high, images, lpips)
+    for row, psnr, ssim, distance in zip(rows, *(report["per_image"][k] for k in ("psnr", "ssim", "lpips"))):
+        row.update(psnr_y=psnr, ssim_y=ssim, lpips=distance)
+    values.update(psnr_y=report["values"]["psnr"], ssim_y=report["values"]["ssim"], lpips=report["values"]["lpips"])
+    ssim = report["conventions"]["ssim"]
+    for metric in ("psnr_y", "ssim_y"):
+        convention(metric, "scikit-image", report["conventions"]["psnr_ssim_channel"], None, None, nets_random=False,
+                   data_range=report["conventions"]["data_range"], **({"ssim": ssim} if metric == "ssim_y" else {}))
+    convention("lpips", "lpips", lpips.conventions["input"], lpips.conventions["network"],
+               lpips.conventions["weights"])
+
+
+def _seam(image: Path, record: dict) -> float:
+    """Seam score of one output on its stage II tile grid (image px)."""
+    with Image.open(image) as opened:
+        pixels = torch.from_numpy(np.asarray(opened.convert("RGB"), dtype=np.float64)).permute(2, 0, 1)
+    output = record["output"]
+    return seam_score(pixels, record["stage2"]["tile_plan"]["tile_px"], tuple(output["working_size"]),
+                      tuple(output["crop_top_left"]))
