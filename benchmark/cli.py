@@ -327,9 +327,9 @@ def _run_model(args) -> int:
     settings = Settings(steps, sr_steps, args.guidance, args.colour_fix, args.tiling or "implicit", tiling)
     device = _device(args.device)
     paths = WeightPaths.from_environment(sd21=args.sd21, upscaler=args.upscaler, lora=args.lora)
+    pipeline = load_pipeline(method, args.profile, settings, device, paths)
     if not args.no_score:
         check_weights(args.profile)  # before any image is made
-    pipeline = load_pipeline(method, args.profile, settings, device, paths)
     job = ModelJob(pipeline, plan, args.seed, device)
     out = args.out or default_out(args.runs, args.profile, method.name,
                                   model_run_tag(pipeline, plan.dataset, args.prompt, size, args.seed))

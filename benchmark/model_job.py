@@ -48,8 +48,8 @@ class ModelJob:
     def parameters(self) -> dict:
         return {**self.pipeline.describe(), "seed": self.seed, "device_type": self.device.type,
                 **self.plan.as_record(),
-                "inputs": ("the data set's LR images (or HR downscaled by the SR factor)"
-                           if self.stage_two_alone else "captions")}
+                "conditioning": ("the data set's LR images (or HR downscaled by the SR factor)"
+                                 if self.stage_two_alone else "captions")}
 
     def warm_up(self):
         source = torch.zeros((1, 3, 16, 16), device=self.device) if self.stage_two_alone else None

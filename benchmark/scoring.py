@@ -135,9 +135,8 @@ def _references(results: dict):
     """(set name, items) of the run's reference images, or why there are none."""
     dataset = results.get("dataset")
     if not dataset:
-        return "no reference images (--prompt and --size replace the data set)"
-    if dataset.get("references", "yes") != "yes":
-        return f"no reference images ({dataset['references']})"
+        replaced = (results.get("inputs") or {}).get("replaced")
+        return f"no reference images ({replaced or 'no data set'})"
     folder = Path(dataset["folder"])
     if not (folder / MANIFEST).is_file():
         return f"the data set folder {folder} is gone"

@@ -21,7 +21,7 @@ from benchmark.runner import run
 
 CPU = torch.device("cpu")
 SIZES = ((900, 1024), (1024, 256))
-QUICK = ["--steps", "2", "--sr-steps", "2", "--no-progress"]
+QUICK = ["--steps", "2", "--sr-steps", "2", "--no-progress", "--no-score"]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -110,11 +110,12 @@ def test_arad_methods_use_the_tiny_lora_trained_by_the_arad_code(tmp_path, lora_
     assert read_arad_lora(lora["path"]).metadata["data"]["source"].startswith("generated")
 
 
-def test_the_default_asd_run_is_tiny_on_the_builtin_prompts(tmp_path):
-    assert main(["run", "--method", "asd", "--no-progress", "--out", str(tmp_path)]) == 0
+def test_the_default_asd_run_is_tiny_on_three_shapes_of_the_synthetic_set(tmp_path):
+    assert main(["run", "--method", "asd", "--no-progress", "--no-score", "--out", str(tmp_path)]) == 0
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["profile"] == "tiny" and results["samples"] == 3
-    assert [row["size"] for row in results["per_image"]] == [[512, 512], [768, 1024], [1024, 256]]
+    assert results["dataset"]["name"] == "synthetic" and results["dataset"]["items"] == 21
+    assert [row["size"] for row in results["per_image"]] == [[256, 1024], [768, 1024], [1024, 256]]
     assert results["steps"] == 4 and results["sr_steps"] == 8 and results["guidance"] == 7.5
 
 

@@ -1,0 +1,144 @@
+"""Model runs on a data set: the sample plan, --dataset, scoring after a run and `score`."""
+
+import json
+import math
+import os
+import random
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from benchmark.cli import main
+from benchmark.samples import spread_order
+from datasets_build import MA_SIZES, Item
+from dataset_fixture import make_dataset
+
+QUICK = ["--steps", "2", "--sr-steps", "2", "--no-progress"]
+SIZES = [(128, 192), (128, 128), (192, 128), (128, 192)]  # two wide items: one per-ratio FID
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cache(tmp_path_factory):
+    """Data sets, FID statistics and LoRAs go to a cache of this module, not the user's."""
+    folder = tmp_path_factory.mktemp("asd-bench-cache")
+    previous = os.environ.get("ASD_BENCH_CACHE")
+    os.environ["ASD_BENCH_CACHE"] = str(folder)
+    yield folder
+    if previous is None:
+        del os.environ["ASD_BENCH_CACHE"]
+    else:
+        os.environ["ASD_BENCH_CACHE"] = previous
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    return make_dataset(tmp_path_factory.mktemp("mini"), SIZES)
+
+
+@pytest.fixture(scope="module")
+def scored_run(tmp_path_factory, dataset):
+    out = tmp_path_factory.mktemp("runs") / "sr-tile"
+    assert main(["run", "--method", "sr-tile", "--dataset", str(dataset), "--limit", "4",
+                 "--out", str(out)] + QUICK) == 0
+    return out
+
+
+def _results(out):
+    return json.loads((out / "results.json").read_text())
+
+
+def _items(sizes, per_size=1):
+    return [Item(f"{s.height}x{s.width}-{k}", "c", s.height, s.width, None, None)
+            for s in sizes for k in range(per_size)]
+
+
+def test_the_plan_spreads_any_prefix_over_shapes_deterministically():
+    items = _items(MA_SIZES, per_size=2)
+    order = spread_order(items)
+    shuffled = items[:]
+    random.Random(0).shuffle(shuffled)
+    assert spread_order(shuffled) == order
+    assert [(i.height, i.width) for i in order[:3]] == [(256, 1024), (768, 1024), (1024, 256)]
+    first_round = order[:len(MA_SIZES)]
+    assert len({(i.height, i.width) for i in first_round}) == len(MA_SIZES)  # every size before any repeats
+    assert all(i.id.endswith("-0") for i in first_round) and all(i.id.endswith("-1") for i in order[21:])
+    ratios = [i.height / i.width for i in order[:6]]
+    assert min(ratios) < 0.75 and max(ratios) > 4 / 3 and any(0.75 <= r <= 4 / 3 for r in ratios)
+
+
+def test_a_tiny_run_is_scored_with_the_agreed_schema(scored_run, dataset):
+    results = _results(scored_run)
+    scores = results["scores"]
+    assert set(scores) == {"fid", "inception_score", "clip_score", "psnr_y", "ssim_y", "lpips",
+                           "seam_score", "fid_per_ratio", "skipped"}
+    for metric in ("fid", "inception_score", "clip_score", "seam_score"):
+        assert math.isfinite(scores[metric]), metric
+    assert list(scores["fid_per_ratio"]) == ["128x192"] and math.isfinite(scores["fid_per_ratio"]["128x192"])
+    assert "128x128" in scores["skipped"]["fid_per_ratio"]
+    assert scores["psnr_y"] is None and "psnr_y" in scores["skipped"]
+    assert results["dataset"]["name"] == "mini" and results["dataset"]["items"] == 4
+    assert results["dataset"]["folder"] == str(dataset.resolve()) and len(results["dataset"]["manifest_hash"]) == 64
+    assert results["metrics_profile"] == "tiny"
+    conventions = results["metric_conventions"]
+    assert conventions["fid"]["random_weights"] and "not image quality" in conventions["fid"]["note"]
+    assert conventions["inception_score"]["splits"] == 4  # fewer images than 10 splits
+    assert [row["size"] for row in results["per_image"]] == [[128, 192], [128, 128], [192, 128], [128, 192]]
+
+
+def test_score_recomputes_the_same_numbers(scored_run, capsys):
+    before = _results(scored_run)["scores"]
+    assert main(["score", str(scored_run)]) == 0
+    assert _results(scored_run)["scores"] == before
+    assert "fid" in capsys.readouterr().out
+
+
+def test_fstd_is_scored_on_the_sets_lr_hr_pairs(tmp_path, dataset):
+    assert main(["run", "--method", "fstd", "--profile", "tiny", "--dataset", str(dataset), "--limit", "2",
+                 "--out", str(tmp_path)] + QUICK) == 0
+    results = _results(tmp_path)
+    scores = results["scores"]
+    for metric in ("psnr_y", "ssim_y", "lpips", "fid"):
+        assert math.isfinite(scores[metric]), metric
+    assert scores["clip_score"] is None and "clip_score" in scores["skipped"]
+    assert all(math.isfinite(row["psnr_y"]) and math.isfinite(row["lpips"]) for row in results["per_image"])
+    with Image.open(tmp_path / "samples" / "00000.lr.png") as low, Image.open(dataset / "lr" / "mini-000.png") as lr:
+        assert np.array_equal(np.asarray(low), np.asarray(lr))  # the set's LR image is the input
+
+
+def test_no_score_and_a_replaced_prompt(tmp_path, dataset):
+    assert main(["run", "--method", "sr-plus", "--dataset", str(dataset), "--limit", "1", "--no-score",
+                 "--out", str(tmp_path / "a")] + QUICK) == 0
+    assert "scores" not in _results(tmp_path / "a")
+    assert main(["run", "--method", "sr-plus", "--dataset", str(dataset), "--limit", "2", "--prompt", "a kite",
+                 "--out", str(tmp_path / "b")] + QUICK) == 0
+    scores = _results(tmp_path / "b")["scores"]
+    assert scores["fid"] is None and "--prompt replaced" in scores["skipped"]["fid"]
+    assert math.isfinite(scores["clip_score"])
+
+
+def test_a_data_set_by_name_and_resuming_with_another_is_refused(tmp_path, cache, dataset, capsys):
+    make_dataset(cache / "datasets" / "ma-coco", SIZES[:2], name="ma-coco")
+    out = str(tmp_path / "run")
+    assert main(["run", "--method", "sr-plus", "--dataset", "ma-coco", "--limit", "1", "--no-score",
+                 "--out", out] + QUICK) == 0
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["dataset"]["name"] == "ma-coco"
+    assert main(["run", "--method", "sr-plus", "--dataset", str(dataset), "--limit", "1", "--no-score",
+                 "--out", out] + QUICK) == 2
+    assert "other parameters" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("spec, message", [("no-such-set", "neither a folder nor a data set name"),
+                                           ("EMPTY", "is not a finished build")])
+def test_bad_data_sets_get_one_clear_line_and_exit_status_2(tmp_path, capsys, spec, message):
+    if spec == "EMPTY":
+        spec = str(tmp_path / "empty")
+        (tmp_path / "empty").mkdir()
+    assert main(["run", "--method", "sr-plus", "--dataset", spec, "--out", str(tmp_path / "run")] + QUICK) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: ") and message in error and error.count("\n") == 1
+
+
+def test_score_refuses_a_directory_without_a_run(tmp_path, capsys):
+    assert main(["score", str(tmp_path)]) == 2
+    assert "no finished run" in capsys.readouterr().err
