@@ -18,6 +18,8 @@ from baselines.stage2 import adain, paper_tiling, wavelet
 from benchmark.cli import main
 from benchmark.model_job import ModelJob
 from benchmark.runner import run
+from benchmark.samples import plan_samples
+from dataset_fixture import make_dataset
 
 CPU = torch.device("cpu")
 SIZES = ((900, 1024), (1024, 256))
@@ -41,8 +43,10 @@ def lora_cache(tmp_path_factory):
 def test_every_method_writes_images_of_exactly_the_requested_sizes_with_costs(tmp_path, name):
     method = get_method(name)
     pipeline = load_pipeline(method, "tiny", Settings(steps=1, sr_steps=2), CPU)
-    job = ModelJob(pipeline, tuple(("a harbour at dawn", size) for size in SIZES), seed=1)
-    results = run(job, len(SIZES), tmp_path, progress=False)
+    plan = plan_samples(str(make_dataset(tmp_path / "set", SIZES)), tmp_path, prompt="a harbour at dawn")
+    job = ModelJob(pipeline, plan, seed=1)
+    results = run(job, len(SIZES), tmp_path / "run", progress=False)
+    tmp_path = tmp_path / "run"
 
     for index, size in enumerate(SIZES):
         with Image.open(tmp_path / "samples" / f"{index:05d}.image.png") as image:
@@ -65,7 +69,8 @@ def test_every_method_writes_images_of_exactly_the_requested_sizes_with_costs(tm
         assert records[0]["stage1"]["tiling"] == multidiffusion_tiling().as_record()
         assert records[0]["stage1"]["tile_evaluations"] == 8 * 9  # 113x128 latent, views 64 at stride 8
     if name == "fstd":
-        assert results["psnr_y"] > 0
+        with Image.open(tmp_path / "samples" / "00000.hr.png") as high:  # scored later, by benchmark.scoring
+            assert high.size == (1024, 900)
         with Image.open(tmp_path / "samples" / "00000.lr.png") as low:
             assert low.size == (256, 225)
 
@@ -123,7 +128,8 @@ def test_one_prompt_at_one_size_is_one_sample(tmp_path):
     assert main(["run", "--method", "sr-plus", "--prompt", "a blue kite", "--size", "96x160",
                  "--out", str(tmp_path)] + QUICK) == 0
     results = json.loads((tmp_path / "results.json").read_text())
-    assert results["samples_plan"] == [{"prompt": "a blue kite", "size": [96, 160]}]
+    assert results["samples_plan"] == [{"item": None, "prompt": "a blue kite", "size": [96, 160]}]
+    assert results["dataset"] is None
     assert results["samples"] == 1
     assert json.loads((tmp_path / "samples" / "00000.json").read_text())["prompt"] == "a blue kite"
 
