@@ -361,7 +361,7 @@ def locate_piece(piece: str, paths: WeightPaths) -> ModelPiece:
         if not given:
             problem = f"no folder given (--lora or ${variable}); train one with python -m baselines.train_arad"
         else:
-            problem = None if folder else f"{where} does not exist"
+            problem = None if folder else f"{given} does not exist (from --lora or ${variable})"
         files = tuple(sorted(folder.glob("*.safetensors"))) if folder else ()
         return ModelPiece(piece, "ARAD LoRA", where, folder, files, problem)
     title, repo, layout = _PIECES[piece]

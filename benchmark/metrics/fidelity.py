@@ -64,7 +64,7 @@ class Lpips(torch.nn.Module):
     @torch.no_grad()
     def forward(self, reference: ImageLike, test: ImageLike) -> float:
         device = next(self.net.parameters()).device
-        ref, out = (torch.from_numpy(to_rgb_array(im)).permute(2, 0, 1)[None].to(device, torch.float32) / 127.5 - 1
+        ref, out = (torch.tensor(to_rgb_array(im)).permute(2, 0, 1)[None].to(device, torch.float32) / 127.5 - 1
                     for im in (reference, test))
         if ref.shape != out.shape:
             raise ValueError(f"reference {tuple(ref.shape)} and test {tuple(out.shape)} differ in size")
