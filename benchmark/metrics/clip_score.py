@@ -9,7 +9,9 @@ random weights; its tokenizer is open_clip's bundled BPE, so nothing is fetched.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
+import logging
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -40,6 +42,15 @@ class ClipModel:
     conventions: dict
 
 
+@contextlib.contextmanager
+def _quiet_logging():
+    logging.disable(logging.WARNING)
+    try:
+        yield
+    finally:
+        logging.disable(logging.NOTSET)
+
+
 def load_clip(
     profile: str,
     model: str = CLIP_MODEL,
@@ -51,7 +62,7 @@ def load_clip(
     """The profile's CLIP model: `model`/`pretrained` from a local file, or the tiny random one."""
     device = torch.device(device) if device is not None else default_device()
     if uses_random_weights(profile):
-        with seeded(seed):
+        with seeded(seed), _quiet_logging():  # open_clip warns that no weights were loaded: intended here
             net, _, preprocess = open_clip.create_model_and_transforms(
                 TINY_BASE, pretrained=None, device=device, **copy.deepcopy(TINY_OVERRIDES))
         conventions = {"model": f"tiny ({TINY_BASE} with {TINY_OVERRIDES})", "pretrained": f"random (seed {seed})"}
