@@ -16,7 +16,7 @@ import torch
 
 from baselines.methods import DEFAULT_STEPS, METHODS as MODEL_METHODS, MIN_SIDE, Settings, get_method, load_pipeline
 from baselines.models import (PATH_VARIABLES, PROFILES as MODEL_PROFILES, MissingWeightsError, WeightPaths,
-                              asd_cache_dir)
+                              asd_cache_dir, load_text_to_image)
 from baselines.stage1 import DEFAULT_GUIDANCE
 from baselines.stage2 import COLOUR_FIXES
 from baselines.tiling import FILLS, OFFSET_MODES, STRATEGIES, WEIGHTINGS, TilingConfig
@@ -29,6 +29,7 @@ from benchmark.report import load_results, write_report
 from benchmark.runner import RunMismatchError, run
 from benchmark.samples import DEFAULT_DATASET, plan_samples
 from benchmark.scoring import check_weights, score_run
+from benchmark.paper_runs import FIGURE7_SIDES, TABLE3_BUCKETS, commands as paper_run_commands
 from benchmark.study import default_out, run_tag, tiling_tag, unique_tilings
 from datasets_build import DatasetError
 from benchmark.weights_listing import listing
@@ -183,6 +184,31 @@ def build_parser() -> argparse.ArgumentParser:
                     "needs real weights, tiny and paper-arch use random ones.")
     score_parser.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR", help="run directory")
     score_parser.add_argument("--device", default="cpu", help="torch device (default: %(default)s)")
+
+    tables_parser = commands.add_parser(
+        "tables", help="make every run behind Tables 1, 2, 3 and Figure 7 on a model profile, then report",
+        description="Run what the paper's Tables 1 and 2 (every method on a data set), Table 3 "
+                    "(ar-plus with LoRAs trained on 3, 5 and 9 ratios) and Figure 7 (sr-plus and "
+                    "asd at square sizes) need, then write the report. Runs resume and finished "
+                    "ones are reused. On tiny, Table 3's LoRAs are trained here (seconds each); "
+                    "elsewhere give them with --lora-3/--lora-5/--lora-9, or Table 3 is not run.")
+    tables_parser.add_argument("--profile", default="tiny", help=f"one of {', '.join(MODEL_PROFILES)} "
+                               "(default: %(default)s)")
+    tables_parser.add_argument("--dataset", default=DEFAULT_DATASET,
+                               help="data set name or build folder (default: %(default)s)")
+    tables_parser.add_argument("--limit", type=int, default=None,
+                               help="items per run (default: run's: 3 on tiny, the whole set otherwise)")
+    tables_parser.add_argument("--sides", type=int, nargs="+", default=None,
+                               help="Figure 7's square sides in px (default: "
+                                    + "; ".join(f"{p} {' '.join(map(str, s))}" for p, s in FIGURE7_SIDES.items()) + ")")
+    for buckets in TABLE3_BUCKETS:
+        tables_parser.add_argument(f"--lora-{buckets}", default=None, metavar="DIR",
+                                   help=f"Table 3: ARAD LoRA trained on {buckets} ratios")
+    tables_parser.add_argument("--device", default="cpu", help="torch device (default: %(default)s)")
+    tables_parser.add_argument("--runs", type=Path, default=DEFAULT_RUNS,
+                               help="where runs are written (default: %(default)s)")
+    tables_parser.add_argument("--reports", type=Path, default=DEFAULT_REPORTS,
+                               help="where reports are written (default: %(default)s)")
 
     study_parser = commands.add_parser(
         "study", help="run every tiling configuration of Tables 4, 6, 7, then report",
@@ -397,6 +423,34 @@ def command_report(args) -> int:
     return 0
 
 
+def command_tables(args) -> int:
+    if args.profile not in MODEL_PROFILES:
+        raise UsageError(f"tables are made on a model profile ({', '.join(MODEL_PROFILES)}), not "
+                         f"{args.profile!r}; the oracle's tables come from `python -m benchmark study`")
+    loras = {k: getattr(args, f"lora_{k}") for k in TABLE3_BUCKETS if getattr(args, f"lora_{k}")}
+    if args.profile == "tiny" and not loras:
+        loras = tiny_table3_loras()
+    elif len(loras) < len(TABLE3_BUCKETS):
+        print(f"Table 3: LoRAs given for {sorted(loras) or 'no'} ratio counts; the others are not run")
+    for command in paper_run_commands(args.profile, args.dataset, args.runs, args.limit, args.sides,
+                                      loras, args.device):
+        status = main(command)
+        if status:
+            raise UsageError(f"`python -m benchmark {' '.join(command)}` failed with status {status}")
+    for path in write_report(args.runs, args.reports):
+        print(f"wrote {path}")
+    return 0
+
+
+def tiny_table3_loras() -> dict[int, Path]:
+    """Table 3 on tiny: the tiny ARAD LoRA trained on 3, 5 and 9 ratios (on the CPU, so the
+    same everywhere), cached like the default one."""
+    from baselines.arad_training import tiny_arad_lora
+
+    models = load_text_to_image("tiny", torch.device("cpu"))
+    return {k: tiny_arad_lora(models, asd_cache_dir(), buckets=k) for k in TABLE3_BUCKETS}
+
+
 def _run_suite(suite: list[list[str]], runs: Path):
     """Run each command of a regression suite with its runs (and reports) under ``runs``."""
     for command in suite:
@@ -452,7 +506,7 @@ def command_list(args) -> int:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    handlers = {"run": command_run, "score": command_score, "study": command_study, "report": command_report,
+    handlers = {"run": command_run, "score": command_score, "tables": command_tables, "study": command_study, "report": command_report,
                 "baseline": command_baseline, "compare": command_compare, "weights": command_weights,
                 "list": command_list}
     try:
