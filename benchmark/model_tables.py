@@ -110,13 +110,16 @@ def _section(title: str, shown: list[dict], caption: str, frame: pd.DataFrame, n
 
 
 def _groups(results: list[dict], methods: tuple[str, ...], paper_datasets) -> dict[Group, dict[str, list[dict]]]:
-    """Runs of ``methods`` by group and method; the paper's data sets appear even when empty.
+    """Runs of ``methods`` on a data set, by group and method; the paper's data sets appear even when empty.
+
+    Runs without a data set (``--prompt``, ``--size``) have no references to score against
+    and figure in Figure 7 only.
 
     Groups on the paper's data sets come first (in the paper's order), the others by title.
     """
     grouped: dict[Group, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
     for result in results:
-        if result["method"] in methods:
+        if result["method"] in methods and result.get("dataset"):
             grouped[group_of(result)][result["method"]].append(result)
     for dataset in paper_datasets:
         if not any(group.dataset == dataset for group in grouped):
@@ -293,7 +296,9 @@ def profile_report(results: list[dict], profile: str, figures: Path) -> str:
         f"Each table is one group of comparable runs (same data set build, same sizes); where "
         f"several runs fit a cell, the one with the {PICK_RULE} is shown. \"{NOT_RUN}\": no run "
         f"of that method; \"{NOT_SCORED}\": a run without scores (made before scoring, or "
-        "unscored); \"skipped\": a metric the run could not compute (reason in the notes).", "",
+        "unscored); \"skipped\": a metric the run could not compute (reason in the notes). "
+        "Tables 1 to 3 hold runs on a data set; runs with `--prompt` or `--size` (no references) "
+        "are in Figure 7 only.", "",
         "## Table 1 — full pipeline", "", table1(results),
         "## Table 2 — stage I alone", "", table2(results),
         "## Table 3 — ARAD trained on 3 / 5 / 9 ratios", "", table3(results),

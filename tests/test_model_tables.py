@@ -28,6 +28,7 @@ CONVENTIONS = {"fid": {"library": "clean-fid", "mode": "clean", "model": "incept
                        "pretrained": None, "random_weights": True},
                "clip_score": {"library": "open_clip", "mode": None, "model": "ViT-B-32",
                               "pretrained": "laion2b_s34b_b79k", "random_weights": False}}
+SYNTH = {"name": "synthetic", "folder": "cache/synthetic", "manifest_hash": "5e5e" * 16, "items": 21}
 ARAD = ("ar-plus", "ar-tile", "asd")
 
 
@@ -37,7 +38,7 @@ def scores(fid=50.0, inception=3.0, clip=25.0, seam=1.01, per_ratio=None, skippe
             "skipped": skipped or {}}
 
 
-def make_run(method: str, sizes=((512, 512),), dataset=None, scored: dict | None = None,
+def make_run(method: str, sizes=((512, 512),), dataset=SYNTH, scored: dict | None = None,
              buckets: int | None = 9, samples: int | None = None, date="2026-11-24T17:29:59+00:00",
              seed=0, memory_mib=1000.0, seconds=2.0) -> dict:
     """A results.json of ``method`` shaped like the real tiny one, with the scoring keys."""
@@ -98,11 +99,11 @@ def test_table1_has_every_method_paper_figures_and_not_run_rows():
 
 
 def test_unscored_runs_say_not_scored_and_skipped_metrics_give_their_reason():
-    old = make_run("asd")  # a run from before scoring: no scores, no dataset keys
-    assert "scores" not in old and "dataset" not in old
+    old = make_run("asd")  # a run made with --no-score (or before scoring): no scores
+    assert "scores" not in old
     skipped = make_run("sr-tile", scored=scores(fid=None, skipped={"fid": "no reference images"}))
     text = table1([old, skipped])
-    heading = "Table 1 — full pipeline: prompts without a data set at 512×512"
+    heading = "Table 1 — full pipeline: synthetic (manifest 5e5e5e5e5e5e) at 512×512"
     columns, table = header(text, heading), rows(text, heading)
     assert dict(zip(columns, table["asd"]))["FID↓"] == "not scored"
     assert dict(zip(columns, table["asd"]))["s / image"] == "2.00"  # still measured
@@ -131,10 +132,10 @@ def test_groups_split_by_data_set_and_sizes_and_a_cell_picks_most_images_then_ne
             make_run("asd", sizes=((256, 1024),), scored=scores(fid=4.0))]
     text = table1(runs)
     assert text.count("### Table 1") == 3  # 512×512, 256×1024, and the paper's MM-CelebA-HQ
-    first = "Table 1 — full pipeline: prompts without a data set at 512×512"
+    first = "Table 1 — full pipeline: synthetic (manifest 5e5e5e5e5e5e) at 512×512"
     assert dict(zip(header(text, first), rows(text, first)["asd"]))["FID↓"] == "3.00"
     assert "asd: 3 runs fit; shown the one with the most images, then newest (seed 7" in text
-    wide = "prompts without a data set at 256×1024"
+    wide = "synthetic (manifest 5e5e5e5e5e5e) at 256×1024"
     assert dict(zip(header(text, wide), rows(text, wide)["asd"]))["FID↓"] == "4.00"
 
 
@@ -225,13 +226,18 @@ def test_every_paper_table_appears_with_every_method_not_run(tmp_path):
 
 
 def test_a_real_tiny_run_renders_end_to_end(tmp_path):
+    """A run on the default data set lands in Table 1; a run at a replaced size only in Figure 7."""
     runs = tmp_path / "runs"
-    assert main(["run", "--method", "sr-plus", "--limit", "1", "--size", "64x64", "--no-progress",
+    assert main(["run", "--method", "sr-plus", "--limit", "1", "--no-progress",
                  "--out", str(runs / "sr-plus")]) == 0
+    assert main(["run", "--method", "sr-plus", "--limit", "1", "--size", "64x64", "--no-progress",
+                 "--no-score", "--out", str(runs / "sr-plus-64")]) == 0
     assert main(["report", "--runs", str(runs), "--out", str(tmp_path / "reports")]) == 0
     text = (tmp_path / "reports" / "tiny.md").read_text()
-    heading = "Table 1 — full pipeline: prompts without a data set at 64×64"
+    heading = next(line[4:] for line in text.splitlines()
+                   if line.startswith("### Table 1") and "synthetic" in line)
+    assert "256×1024" in heading and "64×64" not in text.split("## Figure 7")[0]
     row = dict(zip(header(text, heading), rows(text, heading)["sr-plus"]))
     assert row["images"] == "1" and row["s / image"] != "not run"
-    assert row["FID↓"] != "not run" and row["paper FID↓"] == "118.83"
-    assert ("sr-plus", 64) in memory_points([json.loads((runs / "sr-plus" / "results.json").read_text())])
+    assert row["FID↓"] not in ("not run", "not scored") and row["paper FID↓"] == "118.83"
+    assert ("sr-plus", 64) in memory_points([json.loads((runs / "sr-plus-64" / "results.json").read_text())])
