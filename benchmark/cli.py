@@ -44,6 +44,7 @@ ORACLE = {"size": "2048x2048", "steps": 50, "limit": 4, "tile": 64, "overlap": 3
 TINY_LIMIT = 3  # a wide, a square-ish and a tall item: a bare `run --method asd` takes about a minute
 DEFAULT_RUNS = Path("runs")
 DEFAULT_REPORTS = Path("reports")
+SUITE_RUNS = Path("runs-suite")  # apart from runs/, so that suites never enter the reports
 
 
 class UsageError(ValueError):
@@ -234,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "new baseline. Do this on purpose, when a change of outputs is intended.")
     baseline_parser.add_argument("--profile", default="oracle",
                                  help=f"one of {', '.join(SUITES)} (default: %(default)s)")
-    baseline_parser.add_argument("--runs", type=Path, default=DEFAULT_RUNS / "suite",
+    baseline_parser.add_argument("--runs", type=Path, default=SUITE_RUNS,
                                  help="where the suite's runs go (default: %(default)s)")
     baseline_parser.add_argument("--out", type=Path, default=None,
                                  help="baseline file (default: reports/baselines/<profile>.json)")
@@ -246,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "status 1 if one moved beyond its tolerance.")
     compare_parser.add_argument("--baseline", type=Path, required=True,
                                 help="baseline file, e.g. reports/baselines/oracle.json")
-    compare_parser.add_argument("--runs", type=Path, default=DEFAULT_RUNS / "suite",
+    compare_parser.add_argument("--runs", type=Path, default=SUITE_RUNS,
                                 help="where the suite's runs are (default: %(default)s)")
     compare_parser.add_argument("--no-run", action="store_true",
                                 help="compare the runs already under --runs; run nothing")

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from baselines.models import PROFILES
+from datasets_build.sizes import ARAD_BUCKETS
 from benchmark import paper
 from benchmark.plots import memory_and_time_against_side
 from benchmark.provenance import NOT_RUN, NOT_SCORED, model_provenance
@@ -129,10 +130,16 @@ def _groups(results: list[dict], methods: tuple[str, ...], paper_datasets) -> di
         order.index(kv[0].dataset) if kv[0].dataset in order else len(order), kv[0].title)))
 
 
+def paper_arad(results: list[dict]) -> list[dict]:
+    """Runs whose ARAD is the paper's (all nine ratios, or untrained on paper-arch): Tables 1
+    and 2; the 3- and 5-ratio LoRAs belong to Table 3 alone."""
+    return [r for r in results if trained_ratios(r) in (None, len(ARAD_BUCKETS))]
+
+
 def table1(results: list[dict]) -> str:
     """Table 1: the six pipelines, on every group of runs."""
     blocks = []
-    for group, by_method in _groups(results, TABLE1_METHODS, [paper.TABLE1_DATASET]).items():
+    for group, by_method in _groups(paper_arad(results), TABLE1_METHODS, [paper.TABLE1_DATASET]).items():
         rows, notes, shown = [], [], []
         for method in TABLE1_METHODS:
             runs = by_method.get(method, [])
@@ -170,7 +177,7 @@ def _fid_per_ratio(picked: dict[str, Optional[dict]], label) -> Optional[pd.Data
 def table2(results: list[dict]) -> str:
     """Table 2: stage I alone (SD 2.1, MultiDiffusion, ARAD), one table per data set."""
     blocks = []
-    for group, by_method in _groups(results, TABLE2_METHODS, list(paper.TABLE2)).items():
+    for group, by_method in _groups(paper_arad(results), TABLE2_METHODS, list(paper.TABLE2)).items():
         theirs = paper.TABLE2.get(group.dataset, {})
         rows, notes, picked = [], [], {}
         for method in TABLE2_METHODS:

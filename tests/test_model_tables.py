@@ -241,3 +241,11 @@ def test_a_real_tiny_run_renders_end_to_end(tmp_path):
     assert row["images"] == "1" and row["s / image"] != "not run"
     assert row["FID↓"] not in ("not run", "not scored") and row["paper FID↓"] == "118.83"
     assert ("sr-plus", 64) in memory_points([json.loads((runs / "sr-plus-64" / "results.json").read_text())])
+
+def test_tables_1_and_2_show_the_nine_ratio_arad_and_leave_3_and_5_to_table3():
+    nine = make_run("ar-plus", buckets=9, scored=scores(fid=10.0), date="2026-01-01T00:00:00+00:00")
+    three = make_run("ar-plus", buckets=3, scored=scores(fid=30.0), date="2026-02-01T00:00:00+00:00")
+    heading = "Table 1 — full pipeline: synthetic (manifest 5e5e5e5e5e5e) at 512×512"
+    text = table1([nine, three])
+    assert dict(zip(header(text, heading), rows(text, heading)["ar-plus"]))["FID↓"] == "10.00"
+    assert "30.00" in table3([nine, three])
