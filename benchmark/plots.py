@@ -11,6 +11,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
+def _save(figure, path: Path) -> Path:
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
 def time_per_tiling(rows: list[tuple[str, float, float]], title: str, path: Path) -> Path:
     """Bar chart of seconds per sample for each tiling, with the spread over samples.
 
@@ -22,11 +30,7 @@ def time_per_tiling(rows: list[tuple[str, float, float]], title: str, path: Path
     axes.invert_yaxis()
     axes.set_xlabel("seconds per sample")
     axes.set_title(title, fontsize=10)
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
+    return _save(figure, path)
 
 
 def memory_and_time_against_side(ours: dict[str, list[tuple[int, float, float]]],
@@ -57,8 +61,4 @@ def memory_and_time_against_side(ours: dict[str, list[tuple[int, float, float]]]
         axes.grid(True, alpha=0.3)
         axes.legend(fontsize=8)
     figure.suptitle(title, fontsize=10)
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
+    return _save(figure, path)

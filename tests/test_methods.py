@@ -1,7 +1,6 @@
 """The eight methods on the tiny profile: exact sizes, records, replay, tile plans, bad input."""
 
 import json
-import os
 
 import pytest
 import torch
@@ -24,19 +23,6 @@ from dataset_fixture import make_dataset
 CPU = torch.device("cpu")
 SIZES = ((900, 1024), (1024, 256))
 QUICK = ["--steps", "2", "--sr-steps", "2", "--no-progress", "--no-score"]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def lora_cache(tmp_path_factory):
-    """Tiny LoRAs are trained once per test session, outside the user's cache."""
-    cache = tmp_path_factory.getbasetemp() / "asd-bench-cache"
-    previous = os.environ.get("ASD_BENCH_CACHE")
-    os.environ["ASD_BENCH_CACHE"] = str(cache)
-    yield cache
-    if previous is None:
-        del os.environ["ASD_BENCH_CACHE"]
-    else:
-        os.environ["ASD_BENCH_CACHE"] = previous
 
 
 @pytest.mark.parametrize("name", list(METHODS))
@@ -103,7 +89,7 @@ def test_a_run_replays_bit_identically_from_its_seed(tmp_path):
                       **{k: record[k] for k in ("seconds", "peak_memory_mib", "peak_reserved_mib")}}
 
 
-def test_arad_methods_use_the_tiny_lora_trained_by_the_arad_code(tmp_path, lora_cache):
+def test_arad_methods_use_the_tiny_lora_trained_by_the_arad_code(tmp_path, asd_cache):
     outputs = {}
     for name in ("sr-plus", "ar-plus"):
         assert main(["run", "--method", name, "--size", "128x192", "--limit", "1",
@@ -111,7 +97,7 @@ def test_arad_methods_use_the_tiny_lora_trained_by_the_arad_code(tmp_path, lora_
         outputs[name] = (tmp_path / name / "samples" / "00000.image.png").read_bytes()
     assert outputs["sr-plus"] != outputs["ar-plus"]
     lora = json.loads((tmp_path / "ar-plus" / "results.json").read_text())["lora"]
-    assert lora["path"].startswith(str(lora_cache)) and lora["base"] == "tiny/sd21"
+    assert lora["path"].startswith(str(asd_cache)) and lora["base"] == "tiny/sd21"
     assert read_arad_lora(lora["path"]).metadata["data"]["source"].startswith("generated")
 
 

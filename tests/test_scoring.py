@@ -2,7 +2,6 @@
 
 import json
 import math
-import os
 import random
 
 import numpy as np
@@ -16,19 +15,6 @@ from dataset_fixture import make_dataset
 
 QUICK = ["--steps", "2", "--sr-steps", "2", "--no-progress"]
 SIZES = [(128, 192), (128, 128), (192, 128), (128, 192)]  # two wide items: one per-ratio FID
-
-
-@pytest.fixture(scope="module", autouse=True)
-def cache(tmp_path_factory):
-    """Data sets, FID statistics and LoRAs go to a cache of this module, not the user's."""
-    folder = tmp_path_factory.mktemp("asd-bench-cache")
-    previous = os.environ.get("ASD_BENCH_CACHE")
-    os.environ["ASD_BENCH_CACHE"] = str(folder)
-    yield folder
-    if previous is None:
-        del os.environ["ASD_BENCH_CACHE"]
-    else:
-        os.environ["ASD_BENCH_CACHE"] = previous
 
 
 @pytest.fixture(scope="module")
@@ -117,8 +103,8 @@ def test_no_score_and_a_replaced_prompt(tmp_path, dataset):
     assert math.isfinite(scores["clip_score"])
 
 
-def test_a_data_set_by_name_and_resuming_with_another_is_refused(tmp_path, cache, dataset, capsys):
-    make_dataset(cache / "datasets" / "ma-coco", SIZES[:2], name="ma-coco")
+def test_a_data_set_by_name_and_resuming_with_another_is_refused(tmp_path, asd_cache, dataset, capsys):
+    make_dataset(asd_cache / "datasets" / "ma-coco", SIZES[:2], name="ma-coco")
     out = str(tmp_path / "run")
     assert main(["run", "--method", "sr-plus", "--dataset", "ma-coco", "--limit", "1", "--no-score",
                  "--out", out] + QUICK) == 0
