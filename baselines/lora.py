@@ -86,10 +86,6 @@ class LoraInfo:
     metadata: dict
 
     @property
-    def weights(self) -> Path:
-        return self.path / LORA_WEIGHTS
-
-    @property
     def rank(self) -> int:
         return int(self.metadata["lora"]["rank"])
 
@@ -311,12 +307,11 @@ def load_arad_lora(
     *,
     base_name: str | None = None,
     adapter_name: str = DEFAULT_ADAPTER,
-    scale: float = 1.0,
 ) -> LoraInfo:
     """Check that ``path`` is an ARAD LoRA for this ``unet``, then apply it; return its info.
 
     ``unet`` is a diffusers ``UNet2DConditionModel`` (``pipe.unet``); the adapter is
-    added under ``adapter_name`` and activated with weight ``scale``. ``base_name`` (the
+    added under ``adapter_name``. ``base_name`` (the
     profile or model id) only makes error messages readable. Raises
     :class:`NotALoraError` or :class:`BaseMismatchError` before the UNet is modified.
     """
@@ -326,6 +321,4 @@ def load_arad_lora(
     if adapter_name in (getattr(bare, "peft_config", None) or {}):
         raise LoraError(f"the UNet already has an adapter named {adapter_name!r}; pass another adapter_name")
     bare.load_lora_adapter(str(info.path), prefix="unet", weight_name=LORA_WEIGHTS, adapter_name=adapter_name)
-    if scale != 1.0:
-        bare.set_adapters([adapter_name], weights=[scale])
     return info

@@ -29,7 +29,7 @@ from baselines.models import (TOKENIZER_NAME, TextToImageModels, WeightPaths, as
 from baselines.stage1 import DEFAULT_GUIDANCE, UNTILED, generate, multidiffusion_tiling, vae_factor
 from baselines.stage2 import COLOUR_FIXES, SRBackbone, X4UpscalerBackbone, paper_tiling, super_resolve
 from baselines.tiling import TilingConfig
-from datasets_build.sizes import ARAD_BUCKETS, Size, nearest
+from datasets_build.sizes import ARAD_BUCKETS, nearest
 
 MIN_SIDE = 64
 #: Stage I (DDIM) and stage II (DDPM) steps: the paper's, and a few for the tiny profile.

@@ -88,7 +88,6 @@ UPSCALER_SCHEDULER = dict(
 UPSCALER_LOW_RES_SCHEDULER = dict(
     num_train_timesteps=1000, beta_schedule="scaled_linear", beta_start=0.0001, beta_end=0.02)
 UPSCALER_NOISE_LEVEL = 20  # StableDiffusionUpscalePipeline's default
-UPSCALER_MAX_NOISE_LEVEL = 350
 
 # --- the tiny configurations: same block types, few channels -----------------------------------
 

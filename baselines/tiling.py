@@ -100,11 +100,7 @@ def axis_origins(size: int, tile: int, stride: int, offset: int = 0) -> list[int
 
 def tile_count(size_hw: tuple[int, int], config: TilingConfig) -> int:
     """Tiles per step for a latent of ``size_hw`` (Eq. 4 for ``explicit``)."""
-    if config.strategy == "none":
-        return 1
-    stride = _stride(config)
-    return len(axis_origins(size_hw[0], config.tile, stride)) * len(
-        axis_origins(size_hw[1], config.tile, stride))
+    return len(plan_step(size_hw, config).windows)
 
 
 def _stride(config: TilingConfig) -> int:

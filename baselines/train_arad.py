@@ -160,7 +160,6 @@ def config_from(args: argparse.Namespace, models: Any) -> TrainConfig:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        TrainConfig(buckets=args.buckets).validate()  # cheap checks before loading anything
         accelerator = make_accelerator(args.mixed_precision, max(1, args.gradient_accumulation))
         main_process = accelerator.is_main_process
 

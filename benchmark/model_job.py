@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from baselines.arad_training import to_tensor
 from baselines.methods import MIN_SIDE, AnySizePipeline, Seeds
 from benchmark.runner import derived_seed
 from benchmark.samples import Plan
@@ -26,12 +27,6 @@ def to_image(image: torch.Tensor) -> Image.Image:
     """(1, 3, H, W) in [-1, 1] → 8-bit RGB, as diffusers' image processor rounds it."""
     array = ((image[0].float().clamp(-1, 1) / 2 + 0.5) * 255).round().to(torch.uint8)
     return Image.fromarray(array.permute(1, 2, 0).cpu().numpy())
-
-
-def to_tensor(image: Image.Image) -> torch.Tensor:
-    """8-bit RGB → (1, 3, H, W) in [-1, 1]."""
-    array = np.asarray(image.convert("RGB"), dtype=np.float32) / 127.5 - 1
-    return torch.from_numpy(array).permute(2, 0, 1)[None]
 
 
 @dataclass
@@ -64,7 +59,7 @@ class ModelJob:
         if self.stage_two_alone:
             high = sample.high_resolution()
             low = sample.low_resolution(high, self.pipeline.backbone.latent_factor)
-            source = to_tensor(low).to(self.device)
+            source = to_tensor(low)[None].to(self.device)
             outputs.update(hr=high, lr=low)
         image, record = self.pipeline(prompt, size, seeds, source)
         outputs["image"] = to_image(image)

@@ -27,6 +27,7 @@ TABLE1_METHODS = tuple(paper.TABLE1)
 TABLE2_METHODS = tuple(paper.TABLE2_NAMES)
 REPORTED_METHODS = TABLE1_METHODS + ("md",)  # fstd (stage II alone) is the oracle study's
 PICK_RULE = "most images, then newest"
+NO_PAPER_FIGURES = "The paper has no figures for this data set (it reports MA-LAION-COCO and MA-COCO)."
 MIB_PER_GIB = 1024
 
 
@@ -193,7 +194,7 @@ def table2(results: list[dict]) -> str:
             notes += filter(None, [_pick_note(method, runs)])
         caption = ("Paper columns: Table 2, stage I alone at the data set's 21 sizes (CLIP decimals "
                    "lost in the source)." if theirs else
-                   "The paper has no figures for this data set (it reports MA-LAION-COCO and MA-COCO).")
+                   NO_PAPER_FIGURES)
         section = _section(f"Table 2 — stage I alone: {group.title}", [r for r in picked.values() if r],
                            caption, pd.DataFrame(rows), notes)
         per_ratio = _fid_per_ratio(picked, lambda m: f"{paper.TABLE2_NAMES[m]} FID")
@@ -234,7 +235,7 @@ def table3(results: list[dict]) -> str:
             notes += filter(None, [_pick_note(label, runs)])
         caption = ("Paper columns: Table 3, ARAD trained on 3 / 5 / 9 ratios; our rows group "
                    "ar-plus runs by their LoRA's trained buckets." if theirs else
-                   "The paper has no figures for this data set (it reports MA-LAION-COCO and MA-COCO).")
+                   NO_PAPER_FIGURES)
         blocks.append(_section(f"Table 3 — ARAD by trained ratios: {group.title}", shown, caption,
                                pd.DataFrame(rows), notes))
     return "\n".join(blocks)

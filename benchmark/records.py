@@ -7,6 +7,7 @@ the old file or the new one, never half of one.
 from __future__ import annotations
 
 import datetime
+import io
 import json
 import os
 import platform
@@ -43,15 +44,9 @@ def read_json(path: Path):
 
 
 def write_array(path: Path, array: torch.Tensor):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npy")
-    os.close(handle)
-    try:
-        np.save(temporary, array.detach().cpu().numpy())
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
+    buffer = io.BytesIO()
+    np.save(buffer, array.detach().cpu().numpy())
+    write_atomic(path, buffer.getvalue())
 
 
 def read_array(path: Path) -> torch.Tensor:

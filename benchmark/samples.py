@@ -146,10 +146,9 @@ def load_dataset(spec: str, cache_dir: Path) -> tuple[DataSetInfo, list[Item]]:
 
 
 def plan_samples(spec: str, cache_dir: Path, prompt: Optional[str] = None,
-                 size: Optional[tuple[int, int]] = None, needs_images: bool = False) -> Plan:
-    """The samples of a run: the set's items, or one prompt at one size when both are given
-    (unless ``needs_images``: stage II alone still takes its inputs from the set)."""
-    if prompt is not None and size is not None and not needs_images:
+                 size: Optional[tuple[int, int]] = None) -> Plan:
+    """The samples of a run: the set's items, or one prompt at one size when both are given."""
+    if prompt is not None and size is not None:
         return Plan((Sample(prompt, size),), None, "--prompt and --size replace the data set")
     info, items = load_dataset(spec, cache_dir)
     samples = tuple(Sample(prompt or item.caption, size or (item.height, item.width), item.id,

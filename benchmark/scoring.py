@@ -20,7 +20,6 @@ from typing import Optional
 
 import numpy as np
 import torch
-from PIL import Image
 
 from baselines.methods import get_method
 from baselines.models import asd_cache_dir
@@ -187,8 +186,7 @@ def _fidelity(out, rows, images, profile, device, values, convention):
 
 def _seam(image: Path, record: dict) -> float:
     """Seam score of one output on its stage II tile grid (image px)."""
-    with Image.open(image) as opened:
-        pixels = torch.from_numpy(np.asarray(opened.convert("RGB"), dtype=np.float64)).permute(2, 0, 1)
+    pixels = torch.from_numpy(metrics.to_rgb_array(image).astype(np.float64)).permute(2, 0, 1)
     output = record["output"]
     return seam_score(pixels, record["stage2"]["tile_plan"]["tile_px"], tuple(output["working_size"]),
                       tuple(output["crop_top_left"]))

@@ -37,11 +37,7 @@ def study_rows() -> list[StudyRow]:
 
 
 def unique_tilings() -> list[TilingConfig]:
-    seen = []
-    for row in study_rows():
-        if row.tiling not in seen:
-            seen.append(row.tiling)
-    return seen
+    return list(dict.fromkeys(row.tiling for row in study_rows()))
 
 
 def tiling_tag(tiling: TilingConfig) -> str:

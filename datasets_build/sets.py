@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from .sizes import CELEBA_HR, MA_SIZES, Size, arad_buckets
-from .sources import Sample, celeba, coco, img2dataset, synthetic
+from .sources import Sample, celeba, coco, img2dataset
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class DataSet:
     max_upscale: float | None = None  # fixed upscale limit; None lets --max-upscale decide
     source_help: str = ""
     generated: bool = False
-    per_ratio_option: bool = True  # whether --per-ratio applies  # the raw release is made by synthetic.write_release
+    per_ratio_option: bool = True  # whether --per-ratio applies
 
 
 SETS: dict[str, DataSet] = {

@@ -155,7 +155,7 @@ def test_selection_takes_own_candidates_by_seeded_rank_and_is_order_free():
     shuffled = selection.select(cands.sample(frac=1, random_state=3), SIZES3, per_size=2, borrow=False, seed=0)
     pd.testing.assert_frame_equal(plan, shuffled)
     other_seed = selection.select(cands, SIZES3, per_size=2, borrow=False, seed=1)
-    assert set(other_seed.id) != set(plan.id) or selection.rank_key(1, "c0") != selection.rank_key(0, "c0")
+    assert set(other_seed.id) != set(plan.id)
 
 
 def test_short_sizes_borrow_the_nearest_ratio_and_record_the_crop():

@@ -12,8 +12,6 @@ import json
 import re
 from pathlib import Path
 
-import pytest
-
 from benchmark import paper
 from benchmark.cli import main
 from benchmark.model_tables import memory_points, table1, table2, table3, trained_ratios

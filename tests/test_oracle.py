@@ -1,6 +1,5 @@
 """The weight-free oracle and the two measures: seam score and distribution error."""
 
-import numpy as np
 import pytest
 import torch
 
@@ -61,7 +60,7 @@ def test_untiled_oracle_sampling_converges_to_field_samples():
 
 def test_on_the_oracle_nonoverlap_seams_and_implicit_does_not(tmp_path):
     """The paper's Table 4 claim in miniature: 1024 px (128² latent), tile 64."""
-    scores, seconds = {}, {}
+    scores = {}
     for name, tiling in {"none": TilingConfig("none"), "nonoverlap": TilingConfig("nonoverlap"),
                          "explicit": TilingConfig("explicit"),
                          "implicit": TilingConfig("implicit")}.items():

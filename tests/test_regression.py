@@ -3,6 +3,7 @@
 import copy
 import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 
@@ -105,8 +106,7 @@ def test_identity_names_method_profile_and_tiling():
 
 def tiny_results(**changes):
     """Two tiny-profile runs (FSTD and no-overlap stage II) in the shape of a real results.json, scored."""
-    with open("tests/fixtures/tiny_asd_results.json") as f:
-        base = json.load(f)
+    base = json.loads((Path(__file__).parent / "fixtures" / "tiny_asd_results.json").read_text())
     base.update(scores={"fid": 300.0, "inception_score": 1.5, "clip_score": 20.0, "seam_score": 1.1,
                         "psnr_y": None, "ssim_y": None, "lpips": None, "fid_per_ratio": {}, "skipped": {}},
                 dataset={"name": "synthetic", "folder": "x", "manifest_hash": "abc", "items": 21})

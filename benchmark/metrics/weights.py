@@ -9,6 +9,7 @@ and need only files shipped inside installed packages.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import platform
@@ -66,10 +67,18 @@ def seeded(seed: int) -> Iterator[None]:
         yield
 
 
-def sha256_file(path: "str | os.PathLike", chunk: int = 1 << 20) -> str:
+def sha256_file(path: "str | os.PathLike") -> str:
+    """The file's sha256, computed once per process for an unchanged file: every network load
+    records its weights' hash, and a run of many scored runs loads the same networks again."""
+    stat = os.stat(path)
+    return _sha256(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=None)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
-        while block := f.read(chunk):
+        while block := f.read(1 << 20):
             digest.update(block)
     return digest.hexdigest()
 
