@@ -232,7 +232,7 @@ class AnySizePipeline:
 
 def apply_arad(models: TextToImageModels, profile: str, lora: Optional[str]) -> dict:
     """Turn SD 2.1 into ARAD: the LoRA given, else the tiny profile's (trained and cached), else (paper-arch) an untrained one."""
-    from baselines.arad_training import TrainConfig, add_lora, tiny_arad_lora
+    from baselines.arad import TrainConfig, add_lora, tiny_arad_lora
     from baselines.lora import load_arad_lora
 
     if lora is None and profile == "tiny":

@@ -2,7 +2,7 @@
 
 Trains the ARAD multi-aspect LoRA (SPEC §1, Algorithm 1) and writes a LoRA folder that
 ``ar-plus``, ``ar-tile`` and ``asd`` load (see :mod:`baselines.lora`). The work is done
-by :func:`baselines.arad_training.train_arad`; this module only parses options, loads
+by :func:`baselines.arad.train_arad`; this module only parses options, loads
 the base model of a profile and the data, and reports.
 """
 
@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .arad_training import (
+from .arad import (
     TrainConfig,
     TrainingError,
     as_train_models,

@@ -20,19 +20,19 @@ from baselines.models import (PATH_VARIABLES, PROFILES as MODEL_PROFILES, Missin
 from baselines.stage1 import DEFAULT_GUIDANCE
 from baselines.stage2 import COLOUR_FIXES
 from baselines.tiling import FILLS, OFFSET_MODES, STRATEGIES, WEIGHTINGS, TilingConfig
-from benchmark.fstd_oracle import OracleFSTDJob
+from benchmark.oracle.job import OracleFSTDJob
 from benchmark.metrics import MissingWeightsError as MissingMetricWeightsError
-from benchmark.model_job import ModelJob
-from benchmark.records import read_json, write_json
+from benchmark.runs.model_job import ModelJob
+from benchmark.runs.records import read_json, write_json
 from benchmark.regression import SUITES, BaselineError, compare, make_baseline, render
-from benchmark.report import load_results, write_report
-from benchmark.runner import RunMismatchError, run
-from benchmark.samples import DEFAULT_DATASET, plan_samples
-from benchmark.scoring import METRICS as SCORED_METRICS, check_weights, score_run
-from benchmark.paper_runs import FIGURE7_SIDES, TABLE3_BUCKETS, commands as paper_run_commands
-from benchmark.study import default_out, run_tag, tiling_tag, unique_tilings
+from benchmark.reporting.report import load_results, write_report
+from benchmark.runs.runner import RunMismatchError, run
+from benchmark.runs.samples import DEFAULT_DATASET, plan_samples
+from benchmark.metrics.scoring import METRICS as SCORED_METRICS, check_weights, score_run
+from benchmark.reporting.paper_runs import FIGURE7_SIDES, TABLE3_BUCKETS, commands as paper_run_commands
+from benchmark.oracle.study import default_out, run_tag, tiling_tag, unique_tilings
 from datasets_build import DatasetError
-from benchmark.weights_listing import listing
+from benchmark.metrics.weights_listing import listing
 
 METHODS = {name: method.summary for name, method in MODEL_METHODS.items()}
 METHODS["fstd"] += "; on the oracle profile it samples a Gaussian random field with an analytic denoiser"
@@ -447,7 +447,7 @@ def tiny_table3_loras() -> dict[int, Path]:
     """Table 3 on tiny: the tiny ARAD LoRA trained on 3 and 5 ratios (on the CPU, so the same
     everywhere), cached like the default one. The nine-ratio row is Table 1's ar-plus run:
     the default tiny LoRA is the nine-ratio one, so running it again would repeat that run."""
-    from baselines.arad_training import tiny_arad_lora
+    from baselines.arad import tiny_arad_lora
 
     models = load_text_to_image("tiny", torch.device("cpu"))
     return {k: tiny_arad_lora(models, asd_cache_dir(), buckets=k) for k in TABLE3_BUCKETS if k != 9}

@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from baselines.tiling import TilingConfig
-from benchmark.study import tiling_tag
+from benchmark.oracle.study import tiling_tag
 
 SETTINGS = ("size", "steps", "sr_steps", "seed", "samples", "samples_plan", "dataset.manifest_hash")
 COUNTS = ("denoiser_calls_per_sample", "tile_evaluations_per_sample", "stage1_unet_calls_per_image",

@@ -4,6 +4,7 @@ nothing is read from or left in the user's, and what one test builds the others 
 import os
 
 import pytest
+from helpers import one_thread
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -16,3 +17,10 @@ def asd_cache(tmp_path_factory):
         del os.environ["ASD_BENCH_CACHE"]
     else:
         os.environ["ASD_BENCH_CACHE"] = previous
+
+
+@pytest.fixture
+def single_thread():
+    """Torch on one thread for the test (see :func:`helpers.one_thread`)."""
+    with one_thread():
+        yield

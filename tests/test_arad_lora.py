@@ -7,9 +7,9 @@ import shutil
 
 import pytest
 import torch
-from test_arad_fixtures import one_thread, scratch, tiny_models, tiny_unet, trained_run
+from arad_fixtures import scratch, tiny_models, tiny_unet, trained_run
 
-from baselines.arad_training import tiny_arad_lora
+from baselines.arad import tiny_arad_lora
 from baselines.lora import (
     LORA_METADATA,
     LORA_WEIGHTS,
@@ -21,10 +21,7 @@ from baselines.lora import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with one_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def _inputs(seed=0):

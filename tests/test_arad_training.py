@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from test_arad_fixtures import RUN_CONFIG, one_thread, run_data, scratch, tiny_models, trained_run
+from arad_fixtures import RUN_CONFIG, run_data, scratch, tiny_models, trained_run
 
 from baselines import train_arad as cli
-from baselines.arad_training import (
+from baselines.arad import (
     BucketBatchSampler,
     BucketDataset,
     Example,
@@ -34,10 +34,7 @@ from baselines.arad_training import (
 from datasets_build.sizes import ARAD_BUCKETS, Size
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with one_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 # --------------------------------------------------------------------------- buckets and data
@@ -377,7 +374,7 @@ def test_cli_with_the_tiny_profile_of_baselines_models(capsys):
 
     load_arad_lora(loaded.unet, out, base_name=loaded.name)
     # what the methods call for the tiny profile: a cached LoRA, the caller's UNet untouched
-    from baselines.arad_training import tiny_arad_lora
+    from baselines.arad import tiny_arad_lora
 
     fresh = models.load_text_to_image("tiny", torch.device("cpu"))
     path = tiny_arad_lora(fresh, scratch(), steps=2)

@@ -7,8 +7,8 @@ import torch
 
 from baselines.tiling import TilingConfig
 from benchmark.cli import main
-from benchmark.fstd_oracle import OracleFSTDJob
-from benchmark.runner import RunMismatchError, run
+from benchmark.oracle.job import OracleFSTDJob
+from benchmark.runs.runner import RunMismatchError, run
 
 SMALL = ["--size", "512x512", "--steps", "6", "--no-progress"]
 

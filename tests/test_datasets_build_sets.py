@@ -263,17 +263,22 @@ def test_tar_members_that_leave_the_shard_are_refused(tmp_path):
 
 
 def test_a_damaged_tar_shard_keeps_its_readable_samples(laion, tmp_path):
-    base, _ = laion
+    base, outs = laion
     source = tmp_path / "damaged"
     shutil.copytree(base / "webdataset", source)
     shard = source / "00001.tar"
     shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
     out = datasets_build.build("ma-laion-coco", tmp_path / "out", source, per_ratio=1)
-    counts = info_of(out)["counts"]
-    assert counts["skipped_by_reason"]["corrupt"] >= 1
-    assert any("00001.tar" in s["path"] for s in info_of(out)["skipped_items"] if s["reason"] == "corrupt")
-    assert 0 < counts["selected"] < IMG2DATASET_USABLE + 1
-    check_items_match_manifest(out, manifest_of(out))
+    intact, damaged = info_of(outs["webdataset"]), info_of(out)
+    # the shard itself is reported, once, as damaged after the samples read from it
+    assert not any(s["path"] == "00001.tar" for s in intact["skipped_items"])
+    (skip,) = [s for s in damaged["skipped_items"] if s["path"] == "00001.tar"]
+    assert skip["reason"] == "corrupt" and skip["detail"].startswith("shard damaged after")
+    # what stands before the cut is still read; what stands after it is gone, not invented
+    assert 0 < damaged["counts"]["samples_read"] < intact["counts"]["samples_read"]
+    kept = manifest_of(out)
+    assert set(kept.source_sha256) <= set(manifest_of(outs["webdataset"]).source_sha256)
+    check_items_match_manifest(out, kept)
 
 
 # --- ARAD training manifest ----------------------------------------------------------

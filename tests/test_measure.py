@@ -5,9 +5,10 @@ import sys
 import pytest
 import torch
 
-from benchmark.measure import measured
+from helpers import CPU
 
-CPU = torch.device("cpu")
+from benchmark.runs.measure import measured
+
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the peak RSS resets on Linux only")

@@ -7,7 +7,9 @@ import torch
 from diffusers import DDIMScheduler, StableDiffusionPanoramaPipeline, StableDiffusionPipeline
 from PIL import Image
 
-from baselines.arad_training import TrainConfig, add_lora
+from helpers import CPU
+
+from baselines.arad import TrainConfig, add_lora
 from baselines.lora import base_identity, read_arad_lora, save_arad_lora
 from baselines.methods import (METHODS, Seeds, Settings, centre_crop, get_method, load_pipeline,
                                nearest_bucket, working_size)
@@ -15,12 +17,11 @@ from baselines.models import TINY_UNET, load_text_to_image
 from baselines.stage1 import UNTILED, generate, multidiffusion_tiling
 from baselines.stage2 import adain, paper_tiling, wavelet
 from benchmark.cli import main
-from benchmark.model_job import ModelJob
-from benchmark.runner import run
-from benchmark.samples import plan_samples
-from dataset_fixture import make_dataset
+from benchmark.runs.model_job import ModelJob
+from benchmark.runs.runner import run
+from benchmark.runs.samples import plan_samples
+from datasets_fixtures import make_dataset
 
-CPU = torch.device("cpu")
 SIZES = ((900, 1024), (1024, 256))
 QUICK = ["--steps", "2", "--sr-steps", "2", "--no-progress", "--no-score"]
 
@@ -55,7 +56,7 @@ def test_every_method_writes_images_of_exactly_the_requested_sizes_with_costs(tm
         assert records[0]["stage1"]["tiling"] == multidiffusion_tiling().as_record()
         assert records[0]["stage1"]["tile_evaluations"] == 8 * 9  # 113x128 latent, views 64 at stride 8
     if name == "fstd":
-        with Image.open(tmp_path / "samples" / "00000.hr.png") as high:  # scored later, by benchmark.scoring
+        with Image.open(tmp_path / "samples" / "00000.hr.png") as high:  # scored later, by benchmark.metrics.scoring
             assert high.size == (1024, 900)
         with Image.open(tmp_path / "samples" / "00000.lr.png") as low:
             assert low.size == (256, 225)

@@ -84,11 +84,14 @@ def _stats(features, conventions=None):
 # ---------------------------------------------------------------- nothing downloads
 
 
-def test_network_is_refused():
-    with pytest.raises(DownloadAttempt):
+@pytest.mark.parametrize("load", [metrics.load_inception, metrics.load_lpips, metrics.load_clip])
+def test_real_weights_that_are_missing_are_an_error_not_a_download(load, tmp_path):
+    """Under the offline guard a loader that reached for the network would raise DownloadAttempt
+    (an AssertionError); the product must name the missing file instead."""
+    with pytest.raises(DownloadAttempt):  # the guard itself is in force
         urllib.request.urlopen("https://example.com")
-    with pytest.raises(DownloadAttempt):
-        socket.create_connection(("127.0.0.1", 9))
+    with pytest.raises(metrics.MissingWeightsError, match=str(tmp_path)):
+        load("full", path=tmp_path / "absent")
 
 
 # ---------------------------------------------------------------- FID

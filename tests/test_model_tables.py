@@ -12,11 +12,11 @@ import json
 import re
 from pathlib import Path
 
-from benchmark import paper
+from benchmark.reporting import paper
 from benchmark.cli import main
-from benchmark.model_tables import memory_points, table1, table2, table3, trained_ratios
-from benchmark.records import write_json
-from benchmark.report import write_report
+from benchmark.reporting.model_tables import memory_points, table1, table2, table3, trained_ratios
+from benchmark.runs.records import write_json
+from benchmark.reporting.report import write_report
 
 REAL = json.loads((Path(__file__).parent / "fixtures" / "tiny_asd_results.json").read_text())
 COCO = {"name": "ma-coco", "folder": "data/ma-coco", "manifest_hash": "c0c0" * 16, "items": 21}

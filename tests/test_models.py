@@ -4,13 +4,14 @@ import pytest
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler
 
+from helpers import CPU
+
 from baselines.models import (UPSCALER_LOW_RES_SCHEDULER, UPSCALER_SCHEDULER, MissingWeightsError,
                               WeightPaths, load_text_to_image, load_upscaler, meta_models,
                               parameter_count, resolve_paper_weights)
 from baselines.stage1 import vae_factor
 from benchmark.cli import main
 
-CPU = torch.device("cpu")
 
 
 def test_paper_arch_models_have_the_published_parameter_counts():

@@ -4,10 +4,10 @@ import pytest
 import torch
 
 from baselines.tiling import TilingConfig
-from benchmark.fstd_oracle import OracleFSTDJob
-from benchmark.oracle import GaussianField, patch_frechet_distance
-from benchmark.runner import run
-from benchmark.seams import seam_score, tile_borders
+from benchmark.oracle.job import OracleFSTDJob
+from benchmark.oracle.field import GaussianField, patch_frechet_distance
+from benchmark.runs.runner import run
+from benchmark.metrics.seams import seam_score, tile_borders
 
 FIELD = GaussianField()
 

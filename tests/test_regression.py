@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-import benchmark.study
+import benchmark.oracle.study
 from benchmark.cli import main
-from benchmark.records import write_json
+from benchmark.runs.records import write_json
 from benchmark.regression import compare, identity, make_baseline
-from benchmark.report import load_results
+from benchmark.reporting.report import load_results
 
 SUITE = ["study", "--profile", "oracle", "--size", "512x768", "--steps", "5", "--limit", "1",
          "--no-progress"]
@@ -53,13 +53,13 @@ def test_a_changed_step_count_fails(baseline, tmp_path):
 
 
 def test_a_changed_tiling_parameter_fails(baseline, tmp_path, monkeypatch):
-    original = benchmark.study.study_rows
+    original = benchmark.oracle.study.study_rows
 
     def reset_every_five():
         return [dataclasses.replace(row, tiling=dataclasses.replace(row.tiling, reset_every=5))
                 if row.tiling.strategy == "implicit" else row for row in original()]
 
-    monkeypatch.setattr(benchmark.study, "study_rows", reset_every_five)
+    monkeypatch.setattr(benchmark.oracle.study, "study_rows", reset_every_five)
     failed = failures(baseline, run_suite(tmp_path))
     implicit = "fstd/oracle/implicit-t64-random-r32-k4-fill-eps"
     assert (implicit, "seam_score") in failed  # the k4 run is gone: reported missing

@@ -9,9 +9,9 @@ import pytest
 from PIL import Image
 
 from benchmark.cli import main
-from benchmark.samples import spread_order
+from benchmark.runs.samples import spread_order
 from datasets_build import MA_SIZES, Item
-from dataset_fixture import make_dataset
+from datasets_fixtures import make_dataset
 
 QUICK = ["--steps", "2", "--sr-steps", "2", "--no-progress"]
 SIZES = [(128, 192), (128, 128), (192, 128), (128, 192)]  # two wide items: one per-ratio FID

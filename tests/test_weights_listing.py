@@ -5,7 +5,7 @@ import hashlib
 import pytest
 
 from baselines.models import WeightPaths
-from benchmark.weights_listing import listing, model_rows
+from benchmark.metrics.weights_listing import listing, model_rows
 
 SD21_LAYOUT = {"unet": "config.json", "vae": "config.json", "text_encoder": "config.json",
                "scheduler": "scheduler_config.json"}

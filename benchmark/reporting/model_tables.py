@@ -19,9 +19,9 @@ import pandas as pd
 
 from baselines.models import PROFILES
 from datasets_build.sizes import ARAD_BUCKETS
-from benchmark import paper
-from benchmark.plots import memory_and_time_against_side
-from benchmark.provenance import NOT_RUN, NOT_SCORED, model_provenance
+from benchmark.reporting import paper
+from benchmark.reporting.plots import memory_and_time_against_side
+from benchmark.reporting.provenance import NOT_RUN, NOT_SCORED, model_provenance
 
 TABLE1_METHODS = tuple(paper.TABLE1)
 TABLE2_METHODS = tuple(paper.TABLE2_NAMES)

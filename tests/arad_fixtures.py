@@ -12,12 +12,13 @@ import copy
 import functools
 import shutil
 import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 
-from baselines.arad_training import TrainConfig, TrainModels, generated_training_set, train_arad
+from helpers import one_thread
+
+from baselines.arad import TrainConfig, TrainModels, generated_training_set, train_arad
 
 CROSS_DIM = 16
 
@@ -63,17 +64,6 @@ def tiny_models(seed: int = 0, name: str = "tiny-test") -> TrainModels:
     """A fresh UNet (weights from ``seed``) with copies of the shared VAE and text encoder."""
     vae, text, tokenizer = _frozen_parts()
     return TrainModels(tiny_unet(seed), copy.deepcopy(vae), copy.deepcopy(text), tokenizer, name)
-
-
-@contextmanager
-def one_thread():
-    """Two shared cores: one thread is several times faster than two fighting."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def scratch() -> Path:

@@ -1,11 +1,11 @@
 """A method on a model profile as a runner job: one image per sample, saved as PNG.
 
-Samples come from :mod:`benchmark.samples` (a data set's items, or one prompt), cycled
+Samples come from :mod:`benchmark.runs.samples` (a data set's items, or one prompt), cycled
 when more samples than the plan holds are asked for; each sample has its own seeds (stage
 I noise, stage II noise, tile offsets), derived from the run seed and the sample index, so
 a run replays exactly and resumes sample by sample. ``fstd`` (stage II alone) upscales the
 set's low-resolution images (or its HR images downscaled by the backbone's factor) and
-saves both beside its output, so that :mod:`benchmark.scoring` can compare them later.
+saves both beside its output, so that :mod:`benchmark.metrics.scoring` can compare them later.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from baselines.arad_training import to_tensor
+from baselines.arad.buckets import to_tensor
 from baselines.methods import MIN_SIDE, AnySizePipeline, Seeds
-from benchmark.runner import derived_seed
-from benchmark.samples import Plan
+from benchmark.runs.runner import derived_seed
+from benchmark.runs.samples import Plan
 
 
 def to_image(image: torch.Tensor) -> Image.Image:

@@ -25,8 +25,8 @@ from baselines.methods import get_method
 from baselines.models import asd_cache_dir
 from benchmark import metrics
 from benchmark.metrics.weights import require_weights
-from benchmark.records import read_json, write_json
-from benchmark.seams import seam_score
+from benchmark.runs.records import read_json, write_json
+from benchmark.metrics.seams import seam_score
 from datasets_build import iter_items
 from datasets_build.manifest import MANIFEST
 
@@ -121,7 +121,7 @@ def score(out: Path, results: dict, device: Optional[torch.device] = None) -> di
 
     if results.get("sr_tiling"):
         values["seam_score"] = float(np.mean([_seam(image, record) for image, record in zip(images, records)]))
-        convention("seam_score", "benchmark.seams", "stage II non-overlap tile grid, image px", None, None,
+        convention("seam_score", "benchmark.metrics.seams", "stage II non-overlap tile grid, image px", None, None,
                    nets_random=False, tile_px=records[0]["stage2"]["tile_plan"]["tile_px"])
     else:
         skipped["seam_score"] = f"{results['method']} has no stage II tiles"

@@ -19,8 +19,8 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from benchmark.measure import measured
-from benchmark.records import environment, read_json, write_array, write_atomic, write_json
+from benchmark.runs.measure import measured
+from benchmark.runs.records import environment, read_json, write_array, write_atomic, write_json
 
 Output = Union[torch.Tensor, Image.Image]
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from baselines.models import PROFILES as MODEL_PROFILES
-from benchmark.model_tables import REPORTED_METHODS, profile_report
-from benchmark.oracle_tables import oracle_tables
-from benchmark.records import read_json, write_atomic
+from benchmark.reporting.model_tables import REPORTED_METHODS, profile_report
+from benchmark.reporting.oracle_tables import oracle_tables
+from benchmark.runs.records import read_json, write_atomic
 
 
 def load_results(runs: Path) -> list[dict]:

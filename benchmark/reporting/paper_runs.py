@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping
 
-from benchmark import paper
+from benchmark.reporting import paper
 
 TABLE1, TABLE2, FIGURE7 = tuple(paper.TABLE1), tuple(paper.TABLE2_NAMES), tuple(paper.FIGURE7)
 TABLE3_BUCKETS = (3, 5, 9)

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmark import paper
-from benchmark.plots import time_per_tiling
-from benchmark.provenance import NOT_RUN, commits, dates, devices, memory_kinds
-from benchmark.study import StudyRow, study_rows
+from benchmark.reporting import paper
+from benchmark.reporting.plots import time_per_tiling
+from benchmark.reporting.provenance import NOT_RUN, commits, dates, devices, memory_kinds
+from benchmark.oracle.study import StudyRow, study_rows
 
 
 def _comparable(tiling_record: dict) -> dict:

@@ -16,10 +16,10 @@ from diffusers import DDPMScheduler
 
 from baselines.tiled_sampling import sample
 from baselines.tiling import TiledDenoiser, TilingConfig, tile_count
-from benchmark.oracle import GaussianField, OracleDenoiser, patch_frechet_distance
-from benchmark.records import read_array
-from benchmark.runner import derived_seed
-from benchmark.seams import seam_score
+from benchmark.oracle.field import GaussianField, OracleDenoiser, patch_frechet_distance
+from benchmark.runs.records import read_array
+from benchmark.runs.runner import derived_seed
+from benchmark.metrics.seams import seam_score
 
 LATENT_FACTOR = 8
 INTERIOR_MARGIN = 32  # latent px: the widest default offset strip, and the image edges
