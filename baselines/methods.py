@@ -26,7 +26,8 @@ import torch
 
 from baselines.models import (TOKENIZER_NAME, TextToImageModels, WeightPaths, asd_cache_dir,
                               load_text_to_image, load_upscaler, resolve_paper_weights)
-from baselines.stage1 import DEFAULT_GUIDANCE, UNTILED, generate, multidiffusion_tiling, vae_factor
+from baselines.stage1 import DEFAULT_GUIDANCE, UNTILED, generate, multidiffusion_tiling
+from baselines.vae_tiling import VaeTiling, vae_factor
 from baselines.stage2 import COLOUR_FIXES, SRBackbone, X4UpscalerBackbone, paper_tiling, super_resolve
 from baselines.tiling import TilingConfig
 from datasets_build.sizes import ARAD_BUCKETS, nearest
@@ -102,7 +103,8 @@ def centre_crop(image: torch.Tensor, size: tuple[int, int]) -> tuple[torch.Tenso
 @dataclass(frozen=True)
 class Settings:
     """How a method samples. ``sr_strategy`` is fstd's stage-II tiling (the other methods fix
-    theirs); ``tiling`` overrides :class:`TilingConfig` fields, in the backbone's latent px."""
+    theirs); ``tiling`` overrides :class:`TilingConfig` fields, in the backbone's latent px;
+    ``vae_tiling`` is how every VAE call of both stages is tiled."""
 
     steps: int
     sr_steps: int
@@ -110,6 +112,7 @@ class Settings:
     colour: str = "adain"
     sr_strategy: str = "implicit"
     tiling: dict = field(default_factory=dict)
+    vae_tiling: VaeTiling = field(default_factory=VaeTiling)
 
     def __post_init__(self):
         if self.steps < 1 or self.sr_steps < 1:
@@ -165,14 +168,15 @@ class AnySizePipeline:
             tiling = self.settings.stage1_tiling(self.method)
             result = generate(self.text_to_image, prompt, stage1_size, steps=self.settings.steps,
                               guidance=self.settings.guidance, tiling=tiling,
-                              generator=seeds.generator("noise"))
+                              generator=seeds.generator("noise"), vae_tiling=self.settings.vae_tiling)
             image = result.image
             record["stage1"] = {
                 "model": "ARAD (SD 2.1 + LoRA)" if self.method.base == "arad" else "SD 2.1",
                 "size": list(stage1_size), "size_rule": rule, "steps": self.settings.steps,
                 "sampler": "DDIM (eta 0)", "guidance": self.settings.guidance,
                 "unet_calls": result.unet_calls, "unet_rows_per_tile": 2 if self.settings.guidance > 1 else 1,
-                "tile_evaluations": result.tile_evaluations, "tiling": tiling.as_record()}
+                "tile_evaluations": result.tile_evaluations, "tiling": tiling.as_record(),
+                "vae_tiling": self.settings.vae_tiling.effective(self.latent_size(stage1_size, self.text_to_image.vae))}
         else:
             image = source
 
@@ -188,6 +192,7 @@ class AnySizePipeline:
                 "backbone": self.backbone.name, "size": list(sr_size), "latent_size": list(sr.latent_size),
                 "steps": self.settings.sr_steps, "sampler": "DDPM (ancestral, trailing spacing)",
                 "colour_fix": self.settings.colour, "denoiser_calls": sr.denoiser_calls,
+                "vae_tiling": self.settings.vae_tiling.effective(sr.latent_size),
                 "tile_evaluations": sr.tile_evaluations,
                 "tile_plan": {**self.sr_tiling.as_record(), "tiles_per_step": sr.tiles_per_step,
                               "tile_px": self.sr_tiling.tile * self.backbone.latent_factor,
@@ -199,6 +204,10 @@ class AnySizePipeline:
         record["output"] = {"working_size": list(working), "cropped": working != tuple(size),
                             "crop_top_left": list(crop)}
         return image, record
+
+    @staticmethod
+    def latent_size(size: tuple[int, int], vae) -> tuple[int, int]:
+        return (size[0] // vae_factor(vae), size[1] // vae_factor(vae))
 
     def stage1_size(self, size: tuple[int, int]) -> tuple[tuple[int, int], str]:
         """Stage I's size and the rule that gave it."""
@@ -226,6 +235,7 @@ class AnySizePipeline:
                 "sr_steps": self.settings.sr_steps if self.method.stage2 else None,
                 "guidance": self.settings.guidance if self.method.base else None,
                 "colour_fix": self.settings.colour if self.method.stage2 else None,
+                "vae_tiling": self.settings.vae_tiling.as_record(),
                 "stage1_tiling": self.settings.stage1_tiling(self.method).as_record() if self.method.base else None,
                 "sr_tiling": self.sr_tiling.as_record() if self.sr_tiling else None}
 
@@ -254,6 +264,7 @@ def load_pipeline(method: Method, profile: str, settings: Settings, device: torc
         resolve_paper_weights(method.needs, paths)
     text_to_image = load_text_to_image(profile, device, dtype, paths) if method.base else None
     lora = apply_arad(text_to_image, profile, paths.lora) if method.base == "arad" else None
-    backbone = X4UpscalerBackbone(load_upscaler(profile, device, dtype, paths)) if method.stage2 else None
+    backbone = (X4UpscalerBackbone(load_upscaler(profile, device, dtype, paths), settings.vae_tiling)
+                if method.stage2 else None)
     sr_tiling = settings.sr_tiling(method, backbone.latent_factor) if backbone else None
     return AnySizePipeline(method, profile, settings, text_to_image, backbone, sr_tiling, lora)

@@ -31,6 +31,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from baselines.models import TextToImageModels
 from baselines.tiled_sampling import sample
 from baselines.tiling import Denoiser, TiledDenoiser, TilingConfig
+from baselines.vae_tiling import VaeTiling, decode, vae_factor
 
 DEFAULT_GUIDANCE = 7.5  # diffusers' default; the authors' UI uses 7.0 (SPEC §1)
 UNTILED = TilingConfig("none")
@@ -40,11 +41,6 @@ def multidiffusion_tiling(tile_batch_size: int = 1) -> TilingConfig:
     """MultiDiffusion's views (Bar-Tal et al.; diffusers' panorama pipeline): 64 latent, stride 8, averaged."""
     return TilingConfig("explicit", tile=64, overlap=56, weighting="uniform",
                         tile_batch_size=tile_batch_size)
-
-
-def vae_factor(vae) -> int:
-    """Image px per latent px: each encoder block but the last halves the size."""
-    return 2 ** (len(vae.config.block_out_channels) - 1)
 
 
 def guided(unet, negative: torch.Tensor, positive: torch.Tensor, scale: float) -> Denoiser:
@@ -71,8 +67,8 @@ class Stage1Result:
 @torch.no_grad()
 def generate(models: TextToImageModels, prompt: str, size: tuple[int, int], *, steps: int,
              guidance: float = DEFAULT_GUIDANCE, tiling: TilingConfig = UNTILED,
-             generator: Optional[torch.Generator] = None) -> Stage1Result:
-    """An image of ``size`` (multiples of the VAE factor) for ``prompt``."""
+             generator: Optional[torch.Generator] = None, vae_tiling: VaeTiling = VaeTiling()) -> Stage1Result:
+    """An image of ``size`` (multiples of the VAE factor) for ``prompt``; the VAE decodes as ``vae_tiling`` says."""
     factor = vae_factor(models.vae)
     if size[0] % factor or size[1] % factor:
         raise ValueError(f"stage I works at multiples of {factor} px, not {size[0]}x{size[1]}")
@@ -88,5 +84,5 @@ def generate(models: TextToImageModels, prompt: str, size: tuple[int, int], *, s
     tiled = TiledDenoiser(guided(models.unet, negative, positive, guidance), tiling)
     latent = sample(tiled, scheduler, latent)
 
-    latent = (latent / models.vae.config.scaling_factor).to(models.vae.dtype)
-    return Stage1Result(models.vae.decode(latent).sample.clamp(-1, 1), tiled.calls, tiled.tile_evaluations)
+    image = decode(models.vae, latent / models.vae.config.scaling_factor, vae_tiling).clamp_(-1, 1)
+    return Stage1Result(image.to(models.vae.dtype), tiled.calls, tiled.tile_evaluations)

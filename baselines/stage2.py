@@ -28,7 +28,7 @@ choice, the paper uses StableSR):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional, Protocol
 
 import torch
@@ -36,10 +36,11 @@ import torch.nn.functional as F
 from diffusers import DDPMScheduler
 from diffusers.utils.torch_utils import randn_tensor
 
+from baselines.bicubic import Bicubic, resize
 from baselines.models import UpscalerModels
-from baselines.stage1 import vae_factor
 from baselines.tiled_sampling import sample
 from baselines.tiling import TiledDenoiser, TilingConfig, tile_count
+from baselines.vae_tiling import ImageRegion, VaeTiling, decode, encode_moments, latent_sample, spans, vae_factor
 
 PAPER_TILE_PX = 512  # 64 latent px at SD's ×8
 PAPER_SHIFT_PX = 256  # offset range and explicit overlap: 32 latent px at ×8
@@ -54,14 +55,6 @@ def paper_tiling(strategy: str, latent_factor: int, **overrides) -> TilingConfig
     return TilingConfig(strategy, **settings)
 
 
-def resize(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Bicubic resize of a (B, 3, H, W) image in [-1, 1] (antialiased when shrinking)."""
-    if tuple(image.shape[-2:]) == tuple(size):
-        return image
-    return F.interpolate(image.float(), size=size, mode="bicubic", align_corners=False,
-                         antialias=True).clamp(-1, 1).to(image.dtype)
-
-
 class SRBackbone(Protocol):
     """What the tiled sampler needs from a super-resolution model."""
 
@@ -74,23 +67,27 @@ class SRBackbone(Protocol):
     def scheduler(self) -> DDPMScheduler:
         """The model's DDPM schedule, evenly respaced from t = 999 once ``set_timesteps`` is called."""
 
-    def prepare(self, source: torch.Tensor, upscaled: torch.Tensor, start: torch.Tensor,
+    def prepare(self, source: torch.Tensor, upscaled: ImageRegion, size: tuple[int, int], start: torch.Tensor,
                 scheduler: DDPMScheduler, generator: Optional[torch.Generator]
                 ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
-        """The start latent at timestep ``start`` and the spatial condition (latent-sized, or None)."""
+        """The start latent at timestep ``start`` and the spatial condition (latent-sized, or None).
+
+        ``upscaled`` reads the bicubic upscale of ``source`` to ``size`` region by region."""
 
     def denoise(self, tiles: torch.Tensor, t: torch.Tensor, cond_tiles: Optional[torch.Tensor]) -> torch.Tensor:
         """The model output (noise or v) for a batch of tiles."""
 
     def decode(self, latent: torch.Tensor) -> torch.Tensor:
-        """The image in [-1, 1]."""
+        """The image in [-1, 1], float32."""
 
 
 @dataclass
 class X4UpscalerBackbone:
-    """The SD x4 upscaler behind :class:`SRBackbone` (``StableDiffusionUpscalePipeline`` semantics)."""
+    """The SD x4 upscaler behind :class:`SRBackbone` (``StableDiffusionUpscalePipeline`` semantics);
+    its VAE encodes and decodes in tiles as ``vae_tiling`` says."""
 
     models: UpscalerModels
+    vae_tiling: VaeTiling = field(default_factory=VaeTiling)
     name: str = "SD x4 upscaler"
 
     @property
@@ -100,9 +97,9 @@ class X4UpscalerBackbone:
     def scheduler(self) -> DDPMScheduler:
         return DDPMScheduler.from_config(self.models.scheduler_config, timestep_spacing="trailing")
 
-    def prepare(self, source, upscaled, start, scheduler, generator):
+    def prepare(self, source, upscaled, size, start, scheduler, generator):
         unet, vae = self.models.unet, self.models.vae
-        low_res_size = (upscaled.shape[-2] // self.latent_factor, upscaled.shape[-1] // self.latent_factor)
+        low_res_size = (size[0] // self.latent_factor, size[1] // self.latent_factor)
         low_res = resize(source, low_res_size).to(unet.device, unet.dtype)
         noise_level = torch.tensor([self.models.noise_level], device=unet.device)
         low_res_scheduler = DDPMScheduler.from_config(self.models.low_res_scheduler_config)
@@ -110,8 +107,8 @@ class X4UpscalerBackbone:
             low_res, randn_tensor(low_res.shape, generator=generator, device=unet.device, dtype=unet.dtype),
             noise_level)
 
-        encoded = vae.encode(upscaled.to(vae.device, vae.dtype)).latent_dist
-        latent = encoded.sample(generator=generator).float() * vae.config.scaling_factor
+        moments = encode_moments(vae, upscaled, size, self.vae_tiling)
+        latent = latent_sample(moments, generator) * vae.config.scaling_factor
         noise = randn_tensor(latent.shape, generator=generator, device=latent.device, dtype=latent.dtype)
         return scheduler.add_noise(latent, noise, start), low_res
 
@@ -123,15 +120,22 @@ class X4UpscalerBackbone:
             class_labels=torch.full((count,), self.models.noise_level, device=tiles.device)).sample.float()
 
     def decode(self, latent):
-        vae = self.models.vae
-        return vae.decode(latent.to(vae.dtype) / vae.config.scaling_factor).sample.clamp(-1, 1)
+        return decode(self.models.vae, latent / self.models.vae.config.scaling_factor, self.vae_tiling).clamp_(-1, 1)
 
 
 def adain(image: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     """Per-channel mean and std of ``image`` set to those of ``reference`` (StableSR's AdaIN fix)."""
-    dims = (-2, -1)
-    mean, std = image.mean(dims, keepdim=True), image.std(dims, keepdim=True)
-    ref_mean, ref_std = reference.mean(dims, keepdim=True), reference.std(dims, keepdim=True)
+    return _adain_with(image, channel_stats(image), channel_stats(reference))
+
+
+def channel_stats(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel (mean, std) over the pixels, std with Bessel's correction, shaped (B, C, 1, 1)."""
+    std, mean = torch.std_mean(image, dim=(-2, -1), keepdim=True)
+    return mean, std
+
+
+def _adain_with(image: torch.Tensor, stats, reference_stats) -> torch.Tensor:
+    (mean, std), (ref_mean, ref_std) = stats, reference_stats
     return ((image - mean) / (std + 1e-5) * ref_std + ref_mean).clamp(-1, 1)
 
 
@@ -152,18 +156,66 @@ def wavelet(image: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     return (image - _low_frequencies(image) + _low_frequencies(reference)).clamp(-1, 1)
 
 
-def colour_fix(image: torch.Tensor, reference: torch.Tensor, kind: str) -> torch.Tensor:
+#: Px of context the wavelet fix needs around a tile: its five blurs reach 1 + 2 + 4 + 8 + 16.
+WAVELET_HALO = 31
+#: Px per side of the tiles the colour fix and the 8-bit conversion work in.
+FIX_TILE = 512
+
+
+def to_uint8(image: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] -> 0..255 as diffusers' image processor rounds it."""
+    return ((image.float().clamp(-1, 1) / 2 + 0.5) * 255).round().to(torch.uint8)
+
+
+def region_stats(region: ImageRegion, size: tuple[int, int], tile: int = FIX_TILE):
+    """:func:`channel_stats` of an image read region by region (float64 sums, one pass)."""
+    total = squares = None
+    for top, bottom in spans(size[0], tile):
+        for left, right in spans(size[1], tile):
+            part = region(top, left, bottom - top, right - left).double()
+            part_sum, part_squares = part.sum(dim=(-2, -1), keepdim=True), part.square().sum(dim=(-2, -1), keepdim=True)
+            total = part_sum if total is None else total + part_sum
+            squares = part_squares if squares is None else squares + part_squares
+    count = size[0] * size[1]
+    mean = total / count
+    std = ((squares - total * mean) / (count - 1)).clamp_min(0).sqrt()
+    return mean.float(), std.float()
+
+
+def colour_fixed_uint8(image: torch.Tensor, reference: ImageRegion, kind: str, tile: int = FIX_TILE) -> torch.Tensor:
+    """The colour fix (:func:`adain`, :func:`wavelet` or none) of ``image`` against a reference read region by region, as 8-bit.
+
+    Works tile by tile, so that beside ``image`` only the 8-bit result is full size: AdaIN's
+    statistics are gathered first (the reference's in one pass over its regions), the
+    wavelet fix reads :data:`WAVELET_HALO` px of context around each tile, which makes it
+    exact (the blurs' replicate padding falls where the whole image has it).
+    """
     if kind not in COLOUR_FIXES:
         raise ValueError(f"unknown colour fix {kind!r}; choose one of {', '.join(COLOUR_FIXES)}")
-    if kind == "none":
-        return image
-    reference = reference.to(image.dtype)
-    return adain(image, reference) if kind == "adain" else wavelet(image, reference)
+    height, width = image.shape[-2:]
+    out = torch.empty(image.shape, dtype=torch.uint8, device=image.device)
+    if kind == "adain":
+        stats, reference_stats = channel_stats(image), region_stats(reference, (height, width), tile)
+    for rows in spans(height, tile):
+        for cols in spans(width, tile):
+            core = (..., slice(*rows), slice(*cols))
+            if kind == "none":
+                fixed = image[core]
+            elif kind == "adain":
+                fixed = _adain_with(image[core], stats, reference_stats)
+            else:
+                top, left = max(0, rows[0] - WAVELET_HALO), max(0, cols[0] - WAVELET_HALO)
+                bottom, right = min(height, rows[1] + WAVELET_HALO), min(width, cols[1] + WAVELET_HALO)
+                context = image[..., top:bottom, left:right]
+                fixed = wavelet(context, reference(top, left, bottom - top, right - left).to(image.dtype))
+                fixed = fixed[..., rows[0] - top:rows[1] - top, cols[0] - left:cols[1] - left]
+            out[core] = to_uint8(fixed)
+    return out
 
 
 @dataclass
 class Stage2Result:
-    image: torch.Tensor  # (1, 3, H, W) in [-1, 1]
+    image: torch.Tensor  # (1, 3, H, W), 8-bit
     latent_size: tuple[int, int]
     tiles_per_step: int
     denoiser_calls: int
@@ -176,7 +228,10 @@ def super_resolve(backbone: SRBackbone, source: torch.Tensor, size: tuple[int, i
                   tiling: TilingConfig, steps: int, colour: str = "adain",
                   generator: Optional[torch.Generator] = None,
                   offsets: Optional[torch.Generator] = None) -> Stage2Result:
-    """``source`` (any size, [-1, 1]) super-resolved to ``size`` (multiples of the latent factor).
+    """``source`` (any size, [-1, 1]) super-resolved to ``size`` (multiples of the latent factor), as 8-bit.
+
+    Beside the latents only two tensors are full size: the decoded float image and the
+    8-bit result (the upscaled source is read region by region, the VAE tiled).
 
     ``generator`` seeds the encoder sample, the start noise, the condition's noise and
     DDPM's ancestral noise; ``offsets`` seeds the implicit grid's shifts, apart, so that
@@ -188,13 +243,14 @@ def super_resolve(backbone: SRBackbone, source: torch.Tensor, size: tuple[int, i
     scheduler = backbone.scheduler()
     scheduler.set_timesteps(steps)
 
-    upscaled = resize(source, size)
-    start, cond = backbone.prepare(source, upscaled, scheduler.timesteps[:1], scheduler, generator)
+    upscaled = Bicubic(source, size)  # read region by region, never whole
+    start, cond = backbone.prepare(source, upscaled, size, scheduler.timesteps[:1], scheduler, generator)
 
     tiled = TiledDenoiser(backbone.denoise, tiling, offsets)
     latent = sample(tiled, scheduler, start, cond, generator)
+    del start, cond
 
-    image = colour_fix(backbone.decode(latent), upscaled, colour)
+    image = colour_fixed_uint8(backbone.decode(latent), upscaled, colour)
     latent_size = tuple(latent.shape[-2:])
     return Stage2Result(image, latent_size, tile_count(latent_size, tiling), tiled.calls,
                         tiled.tile_evaluations, tiled.offsets)

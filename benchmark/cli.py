@@ -1,4 +1,4 @@
-"""Command line: ``python -m benchmark {run,score,weights,study,report,baseline,compare,list}``.
+"""Command line: ``python -m benchmark {run,score,tables,study,ceiling,report,weights,baseline,compare,list}``.
 
 Bad input is answered with one line that names the problem and the fix, exit status 2.
 """
@@ -20,12 +20,17 @@ from baselines.models import (PATH_VARIABLES, PROFILES as MODEL_PROFILES, Missin
 from baselines.stage1 import DEFAULT_GUIDANCE
 from baselines.stage2 import COLOUR_FIXES
 from baselines.tiling import FILLS, OFFSET_MODES, STRATEGIES, WEIGHTINGS, TilingConfig
+from baselines.vae_tiling import VAE_TILING_MODES, VaeTiling
 from benchmark.oracle.job import OracleFSTDJob
 from benchmark.metrics import MissingWeightsError as MissingMetricWeightsError
+from benchmark.runs import ceiling as ceiling_search
+from benchmark.runs.measure import MemoryBudget, check_budget
 from benchmark.runs.model_job import ModelJob
 from benchmark.runs.records import read_json, write_json
 from benchmark.regression import SUITES, BaselineError, compare, make_baseline, render
 from benchmark.reporting.report import load_results, write_report
+from benchmark.reporting.vae_tables import render_vae_study
+from benchmark.runs.vae_study import vae_study
 from benchmark.runs.runner import RunMismatchError, run
 from benchmark.runs.samples import DEFAULT_DATASET, plan_samples
 from benchmark.metrics.scoring import METRICS as SCORED_METRICS, check_weights, score_run
@@ -110,6 +115,11 @@ def _add_model_arguments(parser: argparse.ArgumentParser):
                              "diffusers'; the authors' UI uses 7.0)")
     models.add_argument("--colour-fix", default="adain",
                         help=f"stage II colour fix: {', '.join(COLOUR_FIXES)} (default: %(default)s)")
+    models.add_argument("--vae-tiling", default="auto", choices=VAE_TILING_MODES,
+                        help="how every VAE encode and decode is tiled: sync (tiles with a halo, "
+                             "GroupNorm statistics shared over the image: memory flat in the size), "
+                             "diffusers (AutoencoderKL.enable_tiling), off (one call), auto (sync "
+                             "where the latent is larger than one tile; default: %(default)s)")
     _add_weight_path_arguments(models)
 
 
@@ -129,6 +139,25 @@ def _add_weight_path_arguments(parser):
     parser.add_argument("--lora", default=None, help="ARAD LoRA folder (default: "
                         f"${PATH_VARIABLES['lora']}; tiny trains and caches its own, paper-arch "
                         "uses an untrained one, paper needs one)")
+
+
+def _add_memory_budget_argument(parser, *names: str, default: Optional[str] = None):
+    parser.add_argument(*(names or ("--memory-budget",)), dest="memory_budget", default=default, metavar="SIZE",
+                        help="hold each sample to this much memory, e.g. 32GiB (the paper's card), "
+                             "512MiB, 32GB; a sample over it is recorded as out of memory and the run "
+                             "goes on. CUDA: set_per_process_memory_fraction(budget / device total); "
+                             "CPU: the soft RLIMIT_AS during each sample, so that the process cannot "
+                             "map more than the budget minus what it holds at sample start"
+                             + (" (default: %(default)s)" if default else " (default: none)"))
+
+
+def _memory_budget(text: Optional[str]) -> Optional[MemoryBudget]:
+    return None if text is None else MemoryBudget.parse(text)
+
+
+def _budget_tag(budget: Optional[MemoryBudget]) -> str:
+    """The run directory's suffix: none without a budget, so older run names stay as they were."""
+    return "" if budget is None else f"-mem{budget.text}"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -184,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
                             help="root of the default run directory (default: %(default)s)")
     run_parser.add_argument("--out", type=Path, default=None,
                             help="run directory (default: RUNS/<profile>/<method>/<tag>)")
+    _add_memory_budget_argument(run_parser)
 
     score_parser = commands.add_parser(
         "score", help="(re-)score finished model runs and rewrite their results.json",
@@ -214,7 +244,48 @@ def build_parser() -> argparse.ArgumentParser:
         tables_parser.add_argument(f"--lora-{buckets}", default=None, metavar="DIR",
                                    help=f"Table 3: ARAD LoRA trained on {buckets} ratios")
     tables_parser.add_argument("--device", default="cpu", help="torch device (default: %(default)s)")
+    _add_memory_budget_argument(tables_parser)
     _add_runs_and_reports(tables_parser)
+
+    ceiling_parser = commands.add_parser(
+        "ceiling", help="find the largest square side a method completes under a memory budget",
+        description="Find the largest square side (a multiple of 512) that METHOD completes under "
+                    "the memory budget: sides double from --min-side until a trial runs out of "
+                    "memory, then bisection between the last side that completed and the first "
+                    "that did not (--max-side caps the search: if it completes, the ceiling is "
+                    "at least that). Each trial is `python -m benchmark run` in a fresh process, "
+                    "one sample at one step per stage (memory does not depend on the step count) "
+                    "under --memory-budget; a trial whose process crashes or is killed counts as "
+                    "out of memory. Trials and the result go to "
+                    "RUNS/ceiling/<profile>/<method>-<budget>/ceiling.json as they come; running "
+                    "the same command again reuses the trials made.")
+    ceiling_parser.add_argument("--method", required=True, help=f"one of {', '.join(METHODS)}")
+    ceiling_parser.add_argument("--profile", default=None,
+                                help="model profile (default: oracle for fstd, tiny otherwise)")
+    _add_memory_budget_argument(ceiling_parser, "--budget", "--memory-budget", default="32GiB")
+    ceiling_parser.add_argument("--min-side", type=int, default=ceiling_search.MIN_SIDE,
+                                help="first side tried, a multiple of 512 (default: %(default)s)")
+    ceiling_parser.add_argument("--max-side", type=int, default=ceiling_search.MAX_SIDE,
+                                help="largest side tried, a multiple of 512 (default: %(default)s, "
+                                     "ASD's largest output in the paper)")
+    ceiling_parser.add_argument("--device", default="cpu", help="torch device (default: %(default)s)")
+    ceiling_parser.add_argument("--runs", type=Path, default=DEFAULT_RUNS,
+                                help="root of the search's folder (default: %(default)s)")
+    _add_weight_path_arguments(ceiling_parser)
+
+    vae_parser = commands.add_parser(
+        "vae-study", help="every --vae-tiling mode against the untiled VAE: PSNR, seams, time, memory",
+        description="Encode and decode one synthetic image of --size with the profile's x4 upscaler "
+                    "VAE (stage II's) untiled and in every tiling mode; record PSNR against the "
+                    "untiled output (decode alone and round trip), the seam score on the VAE's tile "
+                    "grid, seconds and peak memory, in RUNS/vae-tiling/<profile>-<size>-t<tile>-h<halo>/"
+                    "results.json, then print the table. `report` puts it in the profile's report.")
+    vae_parser.add_argument("--profile", default="tiny", help=f"one of {', '.join(MODEL_PROFILES)} (default: %(default)s)")
+    vae_parser.add_argument("--size", default="2048x2048", help="HxW in px (default: %(default)s)")
+    vae_parser.add_argument("--vae-tile", type=int, default=VaeTiling.tile, help="tile side in latent px (default: %(default)s)")
+    vae_parser.add_argument("--vae-halo", type=int, default=VaeTiling.halo, help="halo in latent px (default: %(default)s)")
+    vae_parser.add_argument("--device", default="cpu", help="torch device (default: %(default)s)")
+    vae_parser.add_argument("--runs", type=Path, default=DEFAULT_RUNS, help="where the study goes (default: %(default)s)")
 
     study_parser = commands.add_parser(
         "study", help="run every tiling configuration of Tables 4, 6, 7, then report",
@@ -302,6 +373,7 @@ def _resolve_profile(args):
 
 def command_run(args) -> int:
     _resolve_profile(args)
+    args.budget = _memory_budget(args.memory_budget)  # bad input is refused before anything is built
     if args.profile == "oracle":
         return _run_oracle(args)
     return _run_model(args)
@@ -316,16 +388,29 @@ def _run_oracle(args) -> int:
                           weighting=args.weighting, offset=args.offset,
                           offset_range=args.offset_range, reset_every=args.reset_every,
                           fill=args.fill, tile_batch_size=args.tile_batch_size)
+    budget = args.budget
     job = _oracle_job(args, tiling)
     out = args.out or default_out(args.runs, args.profile, args.method,
-                                  run_tag(tiling, job.size, args.steps, args.seed))
-    results = run(job, args.limit, out, progress=not args.no_progress)
+                                  run_tag(tiling, job.size, args.steps, args.seed) + _budget_tag(budget))
+    results = run(job, args.limit, out, progress=not args.no_progress, budget=budget)
+    figures = [] if results["finished_samples"] == 0 else [
+        f"{results['seconds_per_sample']:.3f} s/sample",
+        f"{results['denoiser_calls_per_sample']:.0f} denoiser calls/sample",
+        f"seam score {results['seam_score']:.3f}",
+        f"distribution error {results['distribution_error']:.4f}"]
     print(f"{args.method} on {args.profile}, tiling {tiling.strategy}: "
-          f"{results['seconds_per_sample']:.3f} s/sample, "
-          f"{results['denoiser_calls_per_sample']:.0f} denoiser calls/sample, "
-          f"seam score {results['seam_score']:.3f}, "
-          f"distribution error {results['distribution_error']:.4f} -> {out / 'results.json'}")
+          f"{', '.join(figures + _oom_summary(results))} -> {out / 'results.json'}")
     return 0
+
+
+def _oom_summary(results: dict) -> list[str]:
+    """"k of n samples out of memory (under B)" where any did."""
+    if not results["oom_samples"]:
+        return []
+    budget = results.get("memory_budget")
+    return [f"{results['oom_samples']} of {results['samples']} samples out of memory"
+            + (f" under {budget['text']}" if budget else "")
+            + f" (peak {results['oom_peak_memory_mib']:.0f} MiB when it failed)"]
 
 
 def _run_model(args) -> int:
@@ -353,20 +438,27 @@ def _run_model(args) -> int:
     tiling = dict(tile=args.tile, overlap=args.overlap, weighting=args.weighting, offset=args.offset,
                   offset_range=args.offset_range, reset_every=args.reset_every, fill=args.fill,
                   tile_batch_size=args.tile_batch_size)
-    settings = Settings(steps, sr_steps, args.guidance, args.colour_fix, args.tiling or "implicit", tiling)
+    settings = Settings(steps, sr_steps, args.guidance, args.colour_fix, args.tiling or "implicit", tiling,
+                        VaeTiling(args.vae_tiling))
     device = _device(args.device)
+    budget = args.budget
+    check_budget(budget, device)  # before the models are loaded
     paths = WeightPaths.from_environment(sd21=args.sd21, upscaler=args.upscaler, lora=args.lora)
     pipeline = load_pipeline(method, args.profile, settings, device, paths)
     if not args.no_score:
         check_weights(args.profile)  # before any image is made
     job = ModelJob(pipeline, plan, args.seed, device)
     out = args.out or default_out(args.runs, args.profile, method.name,
-                                  model_run_tag(pipeline, plan.dataset, args.prompt, size, args.seed))
-    results = run(job, limit, out, progress=not args.no_progress)
-    print(f"{method.name} on {args.profile}: {results['seconds_per_image']:.2f} s/image, "
-          f"stage I {results['stage1_unet_calls_per_image']:.0f} UNet calls/image, "
-          f"stage II {results['stage2_denoiser_calls_per_image']:.0f} calls/image, "
-          f"peak memory {results['peak_memory_mib']:.0f} MiB -> {out / 'results.json'}")
+                                  model_run_tag(pipeline, plan.dataset, args.prompt, size, args.seed)
+                                  + _budget_tag(budget))
+    results = run(job, limit, out, progress=not args.no_progress, budget=budget)
+    figures = [] if results["finished_samples"] == 0 else [
+        f"{results['seconds_per_image']:.2f} s/image",
+        f"stage I {results['stage1_unet_calls_per_image']:.0f} UNet calls/image",
+        f"stage II {results['stage2_denoiser_calls_per_image']:.0f} calls/image",
+        f"peak memory {results['peak_memory_mib']:.0f} MiB"]
+    print(f"{method.name} on {args.profile}: {', '.join(figures + _oom_summary(results))} "
+          f"-> {out / 'results.json'}")
     if not args.no_score:
         _print_scores(out, score_run(out, device))
     return 0
@@ -398,6 +490,8 @@ def model_run_tag(pipeline, dataset, prompt: Optional[str], size: Optional[tuple
         parts += [f"s{settings.steps}", f"g{settings.guidance:g}"]
     if pipeline.sr_tiling:
         parts += [f"sr{settings.sr_steps}", tiling_tag(pipeline.sr_tiling), settings.colour]
+    if settings.vae_tiling.mode != "auto":
+        parts.append(f"vae-{settings.vae_tiling.mode}")
     return "-".join(parts + [f"seed{seed}"])
 
 
@@ -428,6 +522,7 @@ def command_tables(args) -> int:
     if args.profile not in MODEL_PROFILES:
         raise UsageError(f"tables are made on a model profile ({', '.join(MODEL_PROFILES)}), not "
                          f"{args.profile!r}; the oracle's tables come from `python -m benchmark study`")
+    budget = _memory_budget(args.memory_budget)
     loras = {k: getattr(args, f"lora_{k}") for k in TABLE3_BUCKETS if getattr(args, f"lora_{k}")}
     if args.profile == "tiny" and not loras:
         loras = tiny_table3_loras()
@@ -435,6 +530,11 @@ def command_tables(args) -> int:
         print(f"Table 3: LoRAs given for {sorted(loras) or 'no'} ratio counts; the others are not run")
     for command in paper_run_commands(args.profile, args.dataset, args.runs, args.limit, args.sides,
                                       loras, args.device):
+        if budget is not None and command[0] == "run":
+            command = command + ["--memory-budget", budget.text]
+            if "--out" in command:  # Table 3's folders: a budget makes another run
+                where = command.index("--out") + 1
+                command[where] += _budget_tag(budget)
         status = main(command)
         if status:
             raise UsageError(f"`python -m benchmark {' '.join(command)}` failed with status {status}")
@@ -495,7 +595,40 @@ def command_weights(args) -> int:
     return 0 if complete else 1
 
 
+def command_ceiling(args) -> int:
+    _resolve_profile(args)
+    budget = MemoryBudget.parse(args.memory_budget)
+    device = _device(args.device)
+    check_budget(budget, device)
+    ceiling_search.check_sides(args.min_side, args.max_side)
+    extra = [item for flag, value in (("--sd21", args.sd21), ("--upscaler", args.upscaler), ("--lora", args.lora))
+             if value for item in (flag, value)]
+    print(f"ceiling of {args.method} on {args.profile} under {budget.text} ({budget.enforced_by(device)}), "
+          f"sides {args.min_side} to {args.max_side} px, {ceiling_search.NOTE}")
+    record = ceiling_search.search(args.method, args.profile, budget, device, args.runs, args.min_side,
+                                   args.max_side, extra=tuple(extra))
+    print(f"-> {ceiling_search.ceiling_dir(args.runs, args.profile, args.method, budget) / 'ceiling.json'}")
+    for line in ceiling_search.summary_lines(record):
+        print(line)
+    return 0
+
+
+def command_vae_study(args) -> int:
+    if args.profile not in MODEL_PROFILES:
+        raise UsageError(f"unknown profile {args.profile!r}; known profiles: {', '.join(MODEL_PROFILES)}")
+    tiling, size = VaeTiling("sync", args.vae_tile, args.vae_halo), parse_size(args.size, MIN_SIDE)
+    out = args.runs / "vae-tiling" / f"{args.profile}-{size[0]}x{size[1]}-t{tiling.tile}-h{tiling.halo}"
+    results = vae_study(args.profile, size, _device(args.device), tiling, out)
+    print(render_vae_study(results))
+    print(f"-> {out / 'results.json'}")
+    return 0
+
+
 def command_list(args) -> int:
+    print("commands:")
+    for action in build_parser()._subparsers._group_actions:
+        for choice in action._choices_actions:
+            print(f"  {choice.dest:14s} {choice.help}")
     print("methods:")
     for name, text in METHODS.items():
         print(f"  {name:14s} {text}")
@@ -510,7 +643,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     handlers = {"run": command_run, "score": command_score, "tables": command_tables, "study": command_study, "report": command_report,
                 "baseline": command_baseline, "compare": command_compare, "weights": command_weights,
-                "list": command_list}
+                "ceiling": command_ceiling, "vae-study": command_vae_study, "list": command_list}
     try:
         return handlers[args.command](args)
     except (UsageError, ValueError, RunMismatchError, BaselineError, MissingWeightsError,

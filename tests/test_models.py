@@ -9,7 +9,7 @@ from helpers import CPU
 from baselines.models import (UPSCALER_LOW_RES_SCHEDULER, UPSCALER_SCHEDULER, MissingWeightsError,
                               WeightPaths, load_text_to_image, load_upscaler, meta_models,
                               parameter_count, resolve_paper_weights)
-from baselines.stage1 import vae_factor
+from baselines.vae_tiling import vae_factor
 from benchmark.cli import main
 
 

@@ -57,7 +57,8 @@ def test_a_tiny_run_is_scored_with_the_agreed_schema(scored_run, dataset):
     results = _results(scored_run)
     scores = results["scores"]
     assert set(scores) == {"fid", "inception_score", "clip_score", "psnr_y", "ssim_y", "lpips",
-                           "seam_score", "fid_per_ratio", "skipped"}
+                           "seam_score", "fid_per_ratio", "skipped", "oom_samples_skipped"}
+    assert scores["oom_samples_skipped"] == 0
     for metric in ("fid", "inception_score", "clip_score", "seam_score"):
         assert math.isfinite(scores[metric]), metric
     assert list(scores["fid_per_ratio"]) == ["128x192"] and math.isfinite(scores["fid_per_ratio"]["128x192"])

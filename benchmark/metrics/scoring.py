@@ -9,7 +9,8 @@ images; methods with a stage II get the seam score of their outputs on the stage
 grid. A metric that cannot be computed is None, with the reason in ``skipped``. Metric
 networks follow :func:`metrics_profile`: real files on ``paper`` (missing ones are all
 named at once), seeded random networks on ``tiny`` and ``paper-arch`` (random weights:
-not image quality).
+not image quality). Samples that ran out of memory have no image: they are skipped, and
+``scores["oom_samples_skipped"]`` says how many.
 """
 
 from __future__ import annotations
@@ -68,7 +69,14 @@ def score(out: Path, results: dict, device: Optional[torch.device] = None) -> di
     profile = metrics_profile(results["profile"])
     check_weights(profile)
     random_weights = metrics.uses_random_weights(profile)
-    rows = results["per_image"]
+    all_rows = results["per_image"]
+    rows = [row for row in all_rows if row.get("status", "ok") == "ok"]  # out-of-memory samples have no image
+    oom_skipped = len(all_rows) - len(rows)
+    if not rows:
+        reason = f"no finished image: all {oom_skipped} samples ran out of memory"
+        return {"scores": {**dict.fromkeys(METRICS), "fid_per_ratio": {}, "skipped": dict.fromkeys(METRICS, reason),
+                           "oom_samples_skipped": oom_skipped},
+                "metric_conventions": {}, "metrics_profile": profile, "per_image": all_rows}
     images = [out / row["image"] for row in rows]
     records = [read_json(out / "samples" / f"{row['index']:05d}.json") for row in rows]
     super_resolution = get_method(results["method"]).base is None
@@ -90,7 +98,8 @@ def score(out: Path, results: dict, device: Optional[torch.device] = None) -> di
     if isinstance(references, str):
         skipped["fid"] = skipped["fid_per_ratio"] = references
     elif len(images) < 2:
-        skipped["fid"] = skipped["fid_per_ratio"] = f"needs at least 2 images, the run has {len(images)}"
+        skipped["fid"] = skipped["fid_per_ratio"] = (f"needs at least 2 images, the run has {len(images)}"
+                                                     + (f" ({oom_skipped} more ran out of memory)" if oom_skipped else ""))
     else:
         name, items = references
         stats = _stats(name, items, inception, Path(results["dataset"]["folder"]))
@@ -126,8 +135,9 @@ def score(out: Path, results: dict, device: Optional[torch.device] = None) -> di
     else:
         skipped["seam_score"] = f"{results['method']} has no stage II tiles"
 
-    return {"scores": {**values, "fid_per_ratio": fid_per_ratio, "skipped": skipped},
-            "metric_conventions": conventions, "metrics_profile": profile, "per_image": rows}
+    return {"scores": {**values, "fid_per_ratio": fid_per_ratio, "skipped": skipped,
+                       "oom_samples_skipped": oom_skipped},
+            "metric_conventions": conventions, "metrics_profile": profile, "per_image": all_rows}
 
 
 def _references(results: dict):

@@ -18,7 +18,7 @@ from baselines.tiled_sampling import sample
 from baselines.tiling import TiledDenoiser, TilingConfig, tile_count
 from benchmark.oracle.field import GaussianField, OracleDenoiser, patch_frechet_distance
 from benchmark.runs.records import read_array
-from benchmark.runs.runner import derived_seed
+from benchmark.runs.runner import derived_seed, finished
 from benchmark.metrics.seams import seam_score
 
 LATENT_FACTOR = 8
@@ -69,6 +69,9 @@ class OracleFSTDJob:
             self.denoiser.kernel(int(t))
         self.denoiser(torch.zeros((1, self.field.channels, 8, 8)), self.scheduler.timesteps[0])
 
+    def sample_size(self, index: int) -> tuple[int, int]:
+        return tuple(self.size)
+
     def run_sample(self, index: int):
         noise = torch.Generator().manual_seed(derived_seed(self.seed, index, "noise"))
         offsets = torch.Generator().manual_seed(derived_seed(self.seed, index, "offsets"))
@@ -81,20 +84,26 @@ class OracleFSTDJob:
         return {"latent": result}, record
 
     def summarise(self, records: list[dict], out: Path) -> dict:
+        """Figures over the finished samples (None where every sample ran out of memory)."""
+        records = [r for r in records if finished(r)]
+        tiles = {"tiles_per_step": tile_count(self.latent_size, self.tiling), "seam_score_tile": self.tiling.tile,
+                 "distribution_error_interior_margin": INTERIOR_MARGIN,
+                 "distribution_error_kind": "Fréchet distance of 6x6 patch Gaussian fits vs the true field"}
+        if not records:
+            return {**dict.fromkeys(("denoiser_calls_per_sample", "tile_evaluations_per_sample", "seam_score",
+                                     "seam_score_std", "distribution_error", "distribution_error_interior")),
+                    **tiles}
         latents = torch.cat([read_array(out / "samples" / f"{r['index']:05d}.latent.npy")
                              for r in records])
         seams = [r["seam_score"] for r in records]
         return {
             "denoiser_calls_per_sample": float(np.mean([r["denoiser_calls"] for r in records])),
             "tile_evaluations_per_sample": float(np.mean([r["tile_evaluations"] for r in records])),
-            "tiles_per_step": tile_count(self.latent_size, self.tiling),
             "seam_score": float(np.mean(seams)),
             "seam_score_std": float(np.std(seams)),
-            "seam_score_tile": self.tiling.tile,
             "distribution_error": patch_frechet_distance(latents, self.field),
             "distribution_error_interior": (
                 patch_frechet_distance(latents, self.field, margin=INTERIOR_MARGIN)
                 if min(self.latent_size) >= 4 * INTERIOR_MARGIN else None),
-            "distribution_error_interior_margin": INTERIOR_MARGIN,
-            "distribution_error_kind": "Fréchet distance of 6x6 patch Gaussian fits vs the true field",
+            **tiles,
         }

@@ -20,8 +20,10 @@ import pandas as pd
 from baselines.models import PROFILES
 from datasets_build.sizes import ARAD_BUCKETS
 from benchmark.reporting import paper
+from benchmark.reporting.ceilings import max_res, shown_ceiling
+from benchmark.reporting.oom import OOM, finished, is_oom, oom_note
 from benchmark.reporting.plots import memory_and_time_against_side
-from benchmark.reporting.provenance import NOT_RUN, NOT_SCORED, model_provenance
+from benchmark.reporting.provenance import NOT_RUN, NOT_SCORED, ceiling_provenance, model_provenance
 
 TABLE1_METHODS = tuple(paper.TABLE1)
 TABLE2_METHODS = tuple(paper.TABLE2_NAMES)
@@ -74,9 +76,15 @@ def _pick_note(label: str, runs: list[dict]) -> Optional[str]:
             f"images, {shown['environment']['date'][:10]})")
 
 
+def _finished_samples(result: dict) -> int:
+    return result.get("finished_samples", result["samples"])  # runs made before OOM records: all
+
+
 def _score(result: Optional[dict], metric: str, digits: int = 2) -> str:
     if result is None:
         return NOT_RUN
+    if not _finished_samples(result):
+        return OOM
     scores = result.get("scores")
     if scores is None:
         return NOT_SCORED
@@ -84,9 +92,15 @@ def _score(result: Optional[dict], metric: str, digits: int = 2) -> str:
     return "skipped" if value is None else f"{value:.{digits}f}"
 
 
-def _skip_notes(label: str, result: Optional[dict], metrics: tuple[str, ...]) -> list[str]:
-    skipped = ((result or {}).get("scores") or {}).get("skipped", {})
-    return [f"{label}: {metric} skipped: {skipped[metric]}" for metric in metrics if metric in skipped]
+def _notes(label: str, runs: list[dict], result: Optional[dict], metrics: tuple[str, ...]) -> list[str]:
+    """The notes on the run a cell shows: metrics skipped (but where every sample ran out of
+    memory: the cells say OOM), which of several runs fit, how many samples ran out of memory."""
+    if result is None:
+        return []
+    skipped = (result.get("scores") or {}).get("skipped", {}) if _finished_samples(result) else {}
+    return ([f"{label}: {metric} skipped: {skipped[metric]}" for metric in metrics if metric in skipped]
+            + list(filter(None, [_pick_note(label, runs),
+                                 oom_note(label, result.get("oom_samples", 0), result["samples"])])))
 
 
 def _paper(value) -> str:
@@ -96,14 +110,21 @@ def _paper(value) -> str:
 
 
 def _measured(result: Optional[dict]) -> dict:
+    """Images, seconds and peak memory of the run's finished samples (the runner's means leave
+    out-of-memory samples out); OOM where none finished."""
     if result is None:
         return {"images": NOT_RUN, "s / image": NOT_RUN, "peak memory (GiB)": NOT_RUN}
-    return {"images": result["samples"], "s / image": f"{result['seconds_per_image']:.2f}",
+    if not _finished_samples(result):
+        return {"images": 0, "s / image": OOM, "peak memory (GiB)": OOM}
+    return {"images": _finished_samples(result), "s / image": f"{result['seconds_per_image']:.2f}",
             "peak memory (GiB)": f"{result['peak_memory_mib'] / MIB_PER_GIB:.2f}"}
 
 
-def _section(title: str, shown: list[dict], caption: str, frame: pd.DataFrame, notes: list[str]) -> str:
-    how = model_provenance(shown) if shown else "- no runs: every row is not run"
+def _how(shown: list[dict]) -> str:
+    return model_provenance(shown) if shown else "- no runs: every row is not run"
+
+
+def _section(title: str, how: str, caption: str, frame: pd.DataFrame, notes: list[str]) -> str:
     lines = [f"### {title}", "", "How these numbers were made:", how, "", caption, "",
              frame.to_markdown(index=False, disable_numparse=True), ""]
     if notes:
@@ -137,8 +158,8 @@ def paper_arad(results: list[dict]) -> list[dict]:
     return [r for r in results if trained_ratios(r) in (None, len(ARAD_BUCKETS))]
 
 
-def table1(results: list[dict]) -> str:
-    """Table 1: the six pipelines, on every group of runs."""
+def table1(results: list[dict], ceilings: list[dict] = ()) -> str:
+    """Table 1: the six pipelines, on every group of runs; max res. from the profile's ceiling searches."""
     blocks = []
     for group, by_method in _groups(paper_arad(results), TABLE1_METHODS, [paper.TABLE1_DATASET]).items():
         rows, notes, shown = [], [], []
@@ -151,14 +172,17 @@ def table1(results: list[dict]) -> str:
                          "overlap": figures["overlap"], "FID↓": _score(result, "fid"),
                          "IS↑": _score(result, "inception_score"), "CLIP↑": _score(result, "clip_score"),
                          "seam score": _score(result, "seam_score", 3), **_measured(result),
+                         "max res.": max_res(shown_ceiling(ceilings, method)),
                          "paper max res.": figures["max_res"], "paper seam": figures["seam"],
                          "paper FID↓": _paper(figures["fid"]), "paper IS↑": _paper(figures["is"]),
                          "paper CLIP↑": _paper(figures["clip"])})
-            notes += _skip_notes(method, result, ("fid", "inception_score", "clip_score", "seam_score"))
-            notes += filter(None, [_pick_note(method, runs)])
+            notes += _notes(method, runs, result, ("fid", "inception_score", "clip_score", "seam_score"))
         caption = ("Paper columns: Table 1, MM-CelebA-HQ, 32 GB GPU (max res.: the largest square "
-                   "that fits). ratio S/A: single or any aspect ratio in stage I.")
-        blocks.append(_section(f"Table 1 — full pipeline: {group.title}", shown, caption,
+                   "that fits). Our max res.: the ceiling search under the budget named (32 GiB "
+                   "where searched, else the largest budget searched). ratio S/A: single or any "
+                   "aspect ratio in stage I.")
+        blocks.append(_section(f"Table 1 — full pipeline: {group.title}",
+                               _how(shown) + "\n" + ceiling_provenance(list(ceilings)), caption,
                                pd.DataFrame(rows), notes))
     return "\n".join(blocks)
 
@@ -190,12 +214,11 @@ def table2(results: list[dict]) -> str:
                          "CLIP↑": _score(result, "clip_score"), **_measured(result),
                          "paper FID↓": _paper(figures.get("fid")), "paper IS↑": _paper(figures.get("is")),
                          "paper CLIP↑": _paper(figures.get("clip"))})
-            notes += _skip_notes(method, result, ("fid", "inception_score", "clip_score"))
-            notes += filter(None, [_pick_note(method, runs)])
+            notes += _notes(method, runs, result, ("fid", "inception_score", "clip_score"))
         caption = ("Paper columns: Table 2, stage I alone at the data set's 21 sizes (CLIP decimals "
                    "lost in the source)." if theirs else
                    NO_PAPER_FIGURES)
-        section = _section(f"Table 2 — stage I alone: {group.title}", [r for r in picked.values() if r],
+        section = _section(f"Table 2 — stage I alone: {group.title}", _how([r for r in picked.values() if r]),
                            caption, pd.DataFrame(rows), notes)
         per_ratio = _fid_per_ratio(picked, lambda m: f"{paper.TABLE2_NAMES[m]} FID")
         if per_ratio is not None:
@@ -231,19 +254,19 @@ def table3(results: list[dict]) -> str:
                          "IS↑": _score(result, "inception_score"), "CLIP↑": _score(result, "clip_score"),
                          **_measured(result), "paper FID↓": _paper(figures.get("fid")),
                          "paper IS↑": _paper(figures.get("is"))})
-            notes += _skip_notes(label, result, ("fid", "inception_score", "clip_score"))
-            notes += filter(None, [_pick_note(label, runs)])
+            notes += _notes(label, runs, result, ("fid", "inception_score", "clip_score"))
         caption = ("Paper columns: Table 3, ARAD trained on 3 / 5 / 9 ratios; our rows group "
                    "ar-plus runs by their LoRA's trained buckets." if theirs else
                    NO_PAPER_FIGURES)
-        blocks.append(_section(f"Table 3 — ARAD by trained ratios: {group.title}", shown, caption,
+        blocks.append(_section(f"Table 3 — ARAD by trained ratios: {group.title}", _how(shown), caption,
                                pd.DataFrame(rows), notes))
     return "\n".join(blocks)
 
 
 def memory_points(results: list[dict]) -> dict[tuple[str, int], dict]:
     """One point per (method, square side): the picked run's peak memory and mean seconds
-    over its images at that side."""
+    over its finished images at that side; where all of them ran out of memory, ``oom`` and
+    the peak memory they reached."""
     candidates = defaultdict(list)
     for result in results:
         if result["method"] in REPORTED_METHODS:
@@ -253,9 +276,10 @@ def memory_points(results: list[dict]) -> dict[tuple[str, int], dict]:
     for key, runs in candidates.items():
         result = pick(runs)
         rows = [row for row in result["per_image"] if row["size"] == [key[1], key[1]]]
-        points[key] = {"run": result, "runs": runs,
-                       "gib": max(row["peak_memory_mib"] for row in rows) / MIB_PER_GIB,
-                       "seconds": float(np.mean([row["seconds"] for row in rows]))}
+        done = finished(rows)
+        points[key] = {"run": result, "runs": runs, "rows": rows, "oom": not done,
+                       "gib": max(row["peak_memory_mib"] for row in done or rows) / MIB_PER_GIB,
+                       "seconds": float(np.mean([row["seconds"] for row in done])) if done else None}
     return points
 
 
@@ -265,40 +289,81 @@ def _paper_memory(value) -> str:
     return value if isinstance(value, str) else f"{value:.2f}"
 
 
-def figure7(results: list[dict], profile: str, figures: Path) -> str:
-    """Figure 7 as a table (our points beside the paper's) and a plot under ``figures``."""
-    points = memory_points(results)
-    keys = set(points) | {(method, side) for method, sides in paper.FIGURE7.items() for side in sides}
+def _trials(ceilings: list[dict]) -> dict[tuple[str, int, str], dict]:
+    """Every ceiling-search trial by (method, side, budget)."""
+    return {(c["method"], trial["side"], c["budget"]["text"]): trial for c in ceilings for trial in c["trials"]}
+
+
+def _trial_cell(trial: Optional[dict]) -> str:
+    """A ceiling-search trial's peak memory; OOM with the memory reached where it was measured
+    (a trial whose process was killed has none)."""
+    if trial is None:
+        return "–"
+    if trial["peak_memory_mib"] is None:
+        return OOM
+    gib = trial["peak_memory_mib"] / MIB_PER_GIB
+    return f"{OOM} (reached {gib:.2f})" if is_oom(trial) else f"{gib:.2f}"
+
+
+def _plot(points: dict, ceilings: list[dict], profile: str, figures: Path) -> Path:
+    ours, searches, out_of_memory = defaultdict(list), defaultdict(list), defaultdict(list)
+    for (method, side), point in points.items():
+        if point["oom"]:
+            out_of_memory[method].append((side, point["gib"]))
+        else:
+            ours[method].append((side, point["gib"], point["seconds"]))
+    for (method, side, budget), trial in _trials(ceilings).items():
+        if trial["peak_memory_mib"] is not None:
+            gib = trial["peak_memory_mib"] / MIB_PER_GIB
+            (out_of_memory[method] if is_oom(trial) else searches[(method, budget)]).append((side, gib))
+    theirs = {method: [(side, gb) for side, gb in sides.items() if isinstance(gb, float)]
+              for method, sides in paper.FIGURE7.items()}
+    budgets = {c["budget"]["text"]: c["budget"]["bytes"] / 1024 ** 3 for c in ceilings}
+    return memory_and_time_against_side(dict(ours), theirs, f"{profile}: peak memory and time per image "
+                                        "against the square side", figures / f"{profile}-memory.png",
+                                        dict(searches), dict(out_of_memory), budgets)
+
+
+def figure7(results: list[dict], profile: str, figures: Path, ceilings: list[dict] = ()) -> str:
+    """Figure 7 as a table (our points and ceiling-search trials beside the paper's) and a plot under ``figures``."""
+    points, trials = memory_points(results), _trials(ceilings)
+    budget_bytes = {c["budget"]["text"]: c["budget"]["bytes"] for c in ceilings}
+    budgets = sorted(budget_bytes, key=budget_bytes.get)  # smallest first
+    keys = (set(points) | {(method, side) for method, side, _ in trials}
+            | {(method, side) for method, sides in paper.FIGURE7.items() for side in sides})
     order = list(REPORTED_METHODS)
     rows, notes = [], []
-    for method, side in sorted(keys, key=lambda k: (order.index(k[0]), k[1])):
+    for method, side in sorted(keys, key=lambda k: (order.index(k[0]) if k[0] in order else len(order), k)):
         point = points.get((method, side))
-        rows.append({"method": method, "size": f"{side}×{side}",
-                     "peak memory (GiB)": f"{point['gib']:.2f}" if point else NOT_RUN,
-                     "s / image": f"{point['seconds']:.2f}" if point else NOT_RUN,
-                     "paper peak memory (GB)": _paper_memory(paper.FIGURE7.get(method, {}).get(side, "–"))})
+        memory = seconds = NOT_RUN
         if point:
-            notes += filter(None, [_pick_note(f"{method} at {side}²", point["runs"])])
+            memory = OOM if point["oom"] else f"{point['gib']:.2f}"
+            seconds = OOM if point["oom"] else f"{point['seconds']:.2f}"
+            label = f"{method} at {side}²"
+            failed = len(point["rows"]) - len(finished(point["rows"]))
+            notes += filter(None, [_pick_note(label, point["runs"]), oom_note(label, failed, len(point["rows"]))])
+        rows.append({"method": method, "size": f"{side}×{side}", "peak memory (GiB)": memory, "s / image": seconds,
+                     **{f"ceiling search {budget} (GiB)": _trial_cell(trials.get((method, side, budget)))
+                        for budget in budgets},
+                     "paper peak memory (GB)": _paper_memory(paper.FIGURE7.get(method, {}).get(side, "–"))})
     caption = ("Paper columns: Figure 7, peak GPU memory on a 32 GB card. Our points: every "
                "square size among the images of a method's runs (e.g. `--size 2048x2048`); "
-               "peak memory of that size's images, seconds their mean.")
+               "peak memory of that size's finished images, seconds their mean; OOM: every "
+               "image of that size ran out of memory. Ceiling-search columns: the trials of "
+               "the searches named above (one step per stage, so no seconds), OOM with the "
+               "memory reached when it failed.")
     shown = list({id(p["run"]): p["run"] for p in points.values()}.values())
-    section = _section("Figure 7 — peak memory against resolution", shown, caption,
-                       pd.DataFrame(rows), notes)
-    if points:
-        ours = defaultdict(list)
-        for (method, side), point in points.items():
-            ours[method].append((side, point["gib"], point["seconds"]))
-        theirs = {method: [(side, gb) for side, gb in sides.items() if isinstance(gb, float)]
-                  for method, sides in paper.FIGURE7.items()}
-        plot = memory_and_time_against_side(dict(ours), theirs, f"{profile}: peak memory and time "
-                                            "per image against the square side", figures / f"{profile}-memory.png")
+    how = _how(shown) + ("\n" + ceiling_provenance(list(ceilings)) if ceilings else "")
+    section = _section("Figure 7 — peak memory against resolution", how, caption, pd.DataFrame(rows), notes)
+    if points or trials:
+        plot = _plot(points, list(ceilings), profile, figures)
         section += f"\n![peak memory against resolution]({plot.relative_to(figures.parent).as_posix()})\n"
     return section
 
 
-def profile_report(results: list[dict], profile: str, figures: Path) -> str:
-    """The body of ``<profile>.md`` from the runs of one model profile (of REPORTED_METHODS)."""
+def profile_report(results: list[dict], profile: str, figures: Path, ceilings: list[dict] = ()) -> str:
+    """The body of ``<profile>.md`` from the runs of one model profile (of REPORTED_METHODS)
+    and its ceiling searches."""
     return "\n".join([
         f"Profile `{profile}`: {PROFILES[profile]}.", "",
         f"Each table is one group of comparable runs (same data set build, same sizes); where "
@@ -307,8 +372,8 @@ def profile_report(results: list[dict], profile: str, figures: Path) -> str:
         "unscored); \"skipped\": a metric the run could not compute (reason in the notes). "
         "Tables 1 to 3 hold runs on a data set; runs with `--prompt` or `--size` (no references) "
         "are in Figure 7 only.", "",
-        "## Table 1 — full pipeline", "", table1(results),
+        "## Table 1 — full pipeline", "", table1(results, ceilings),
         "## Table 2 — stage I alone", "", table2(results),
         "## Table 3 — ARAD trained on 3 / 5 / 9 ratios", "", table3(results),
-        "## Figure 7 — peak memory", "", figure7(results, profile, figures),
+        "## Figure 7 — peak memory", "", figure7(results, profile, figures, ceilings),
     ])

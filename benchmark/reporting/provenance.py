@@ -7,7 +7,7 @@ a table mixing commits or devices says so instead of naming only the first.
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, Optional
 
 NOT_RUN = "not run"
 NOT_SCORED = "not scored"
@@ -68,6 +68,10 @@ def _convention(metric: str, convention: dict) -> str:
     return f"{metric}: " + ", ".join(parts)
 
 
+def _budget(budget: Optional[dict]) -> str:
+    return "none" if budget is None else f"{budget['text']}, enforced by {budget['enforced_by']}"
+
+
 def _dataset(result: dict) -> str:
     dataset = result.get("dataset")
     if not dataset:
@@ -81,9 +85,10 @@ def model_provenance(results: list[dict]) -> str:
     conventions = distinct((_convention(metric, convention) for r in results
                             for metric, convention in r.get("metric_conventions", {}).items()), "; ")
     unscored = sum("scores" not in r for r in results)
+    budgets = distinct((_budget(r.get("memory_budget")) for r in results), "; ")
     lines = [
         f"- profile: {distinct(r['profile'] for r in results)}",
-        f"- device: {devices(results)}; memory: {memory_kinds(results)}",
+        f"- device: {devices(results)}; memory: {memory_kinds(results)}; memory budget per sample: {budgets}",
         f"- weights: {_weights(results)}",
     ]
     if any(has_random_weights(r) for r in results):
@@ -100,3 +105,17 @@ def model_provenance(results: list[dict]) -> str:
         f"- commit: {commits(results)}; date: {dates(results)}",
     ]
     return "\n".join(lines)
+
+
+def ceiling_provenance(ceilings: list[dict]) -> str:
+    """Markdown bullet lines: how the ceiling searches of a profile were made."""
+    if not ceilings:
+        return "- max res. (ours): not measured (no ceiling search on this profile)"
+    return "\n".join([
+        "- max res. (ours): the largest square side that completed in a ceiling search; largest side tried: "
+        + distinct(f"{c['method']} {c['max_side']}" for c in ceilings),
+        "- ceiling budget: " + distinct((_budget(c["budget"]) for c in ceilings), "; "),
+        "- ceiling steps (stage I/stage II): " + distinct(f"{c['method']} {_steps(c)}" for c in ceilings)
+        + f" ({distinct((c['note'] for c in ceilings), '; ')})",
+        f"- ceiling device: {devices(ceilings)}; commit: {commits(ceilings)}; date: {dates(ceilings)}",
+    ])

@@ -6,10 +6,22 @@ reset on CUDA; on a CPU it is the process's peak resident set size, reset before
 unit on Linux (``/proc/self/clear_refs``), so that runs made one after another in one
 process (``tables``, the regression suites) each get their own peak; elsewhere the peak
 since the process started, an upper bound, and the record says which.
+
+A memory budget (:class:`MemoryBudget`, ``--memory-budget 32GiB``) is a limit the process
+really cannot exceed while a sample runs (:func:`memory_budget`): on CUDA the caching
+allocator's ``set_per_process_memory_fraction`` (budget / device total), so a larger GPU
+behaves like the paper's 32 GB card; on a CPU the soft ``RLIMIT_AS`` of the process, set to
+the address space at sample start plus the budget minus the resident size, so that no more
+than the budget's worth of new memory can be mapped (torch then raises its "can't allocate
+memory" RuntimeError, Python a MemoryError). :func:`is_out_of_memory` tells those errors,
+and CUDA's ``OutOfMemoryError``, from every other.
 """
 
 from __future__ import annotations
 
+import ctypes
+import gc
+import re
 import resource
 import sys
 import time
@@ -68,8 +80,16 @@ def measured(device: torch.device):
         reset = _reset_peak_rss()
     _sync(device)
     start = time.perf_counter()
-    yield result
+    try:
+        yield result
+    except BaseException:  # the block failed (out of memory): the time and peak until then
+        _fill(result, device, start, reset)
+        raise
     _sync(device)
+    _fill(result, device, start, reset)
+
+
+def _fill(result: Measurement, device: torch.device, start: float, reset: bool):
     result.seconds = time.perf_counter() - start
     if device.type == "cuda":
         result.peak_memory_mib = torch.cuda.max_memory_allocated(device) / 2**20
@@ -79,3 +99,145 @@ def measured(device: torch.device):
         result.peak_memory_mib = _process_peak_rss_mib()
         result.memory_kind = ("process peak RSS (CPU), reset per sample" if reset
                               else "process peak RSS (CPU) since the process started")
+
+
+# --- memory budget -------------------------------------------------------------------------
+
+_UNITS = {"b": 1, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40,
+          "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
+_UNIT_NAMES = {"b": "B", "kib": "KiB", "mib": "MiB", "gib": "GiB", "tib": "TiB",
+               "kb": "kB", "mb": "MB", "gb": "GB", "tb": "TB"}
+CPU_ENFORCEMENT = "RLIMIT_AS: address space at sample start + budget - resident"
+CUDA_ENFORCEMENT = "cuda set_per_process_memory_fraction (budget / device total)"
+
+
+class MemoryBudgetError(ValueError):
+    """A memory budget that cannot be read or cannot be enforced; the message says why."""
+
+
+class OutOfMemoryBudget(MemoryError):
+    """The budget is already below what the process holds when the sample starts."""
+
+
+def parse_memory_size(text: str) -> int:
+    """Bytes of ``32GiB``, ``512MiB``, ``1.5GiB``, ``32GB`` (binary KiB..TiB, decimal kB..TB, B)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([A-Za-z]+)\s*", str(text))
+    if not match or match.group(2).lower() not in _UNITS:
+        raise MemoryBudgetError(
+            f"memory budget {text!r} is not a size with a unit, e.g. 32GiB, 512MiB or 32GB "
+            f"(units: {', '.join(_UNIT_NAMES.values())})")
+    value = round(float(match.group(1)) * _UNITS[match.group(2).lower()])
+    if value < 2**20:
+        raise MemoryBudgetError(f"memory budget {text!r} is below 1 MiB; give e.g. 512MiB or 32GiB")
+    return value
+
+
+def format_memory_size(size: int) -> str:
+    """The shortest exact spelling: 1073741824 -> ``1GiB``, 1610612736 -> ``1536MiB``, 32e9 -> ``32GB``."""
+    for unit in ("tib", "gib", "mib", "tb", "gb", "mb", "kib", "kb"):
+        if size % _UNITS[unit] == 0:
+            return f"{size // _UNITS[unit]}{_UNIT_NAMES[unit]}"
+    return f"{size}B"
+
+
+@dataclass(frozen=True)
+class MemoryBudget:
+    bytes: int
+
+    @classmethod
+    def parse(cls, text: str) -> "MemoryBudget":
+        return cls(parse_memory_size(text))
+
+    @property
+    def text(self) -> str:
+        return format_memory_size(self.bytes)
+
+    @staticmethod
+    def enforced_by(device: torch.device) -> str:
+        return CUDA_ENFORCEMENT if device.type == "cuda" else CPU_ENFORCEMENT
+
+    def as_record(self, device: torch.device) -> dict:
+        return {"bytes": self.bytes, "text": self.text, "enforced_by": self.enforced_by(device)}
+
+
+def check_budget(budget: Optional[MemoryBudget], device: torch.device):
+    """Refuse, before anything runs, a budget that cannot be enforced on ``device``."""
+    if budget is None:
+        return
+    if device.type == "cuda":
+        total = torch.cuda.get_device_properties(device).total_memory
+        if budget.bytes > total:
+            raise MemoryBudgetError(
+                f"memory budget {budget.text} is above the {format_memory_size(total)} "
+                f"({total / 2**30:.1f} GiB) of {torch.cuda.get_device_name(device)}; "
+                "give at most the device's memory")
+    elif device.type == "cpu":
+        if not (PROC / "status").is_file():
+            raise MemoryBudgetError("a CPU memory budget needs Linux (/proc/self/status and "
+                                    "RLIMIT_AS); run without --memory-budget here")
+    else:
+        raise MemoryBudgetError(f"no way to enforce a memory budget on device {device.type!r}; "
+                                "use cpu or cuda, or run without --memory-budget")
+
+
+def _status_bytes(key: str) -> int:
+    for line in (PROC / "status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) * 2**10  # kB
+    raise MemoryBudgetError(f"/proc/self/status has no {key}")
+
+
+@contextmanager
+def memory_budget(budget: Optional[MemoryBudget], device: torch.device):
+    """Hold the process to ``budget`` during the block (see the module docstring); restore after."""
+    if budget is None:
+        yield
+        return
+    if device.type == "cuda":
+        total = torch.cuda.get_device_properties(device).total_memory
+        torch.cuda.set_per_process_memory_fraction(min(1.0, budget.bytes / total), device)
+        try:
+            yield
+        finally:
+            torch.cuda.set_per_process_memory_fraction(1.0, device)
+        return
+    check_budget(budget, device)
+    resident, mapped = _status_bytes("VmRSS"), _status_bytes("VmSize")
+    if budget.bytes <= resident:
+        raise OutOfMemoryBudget(
+            f"the memory budget {budget.text} is below the {resident / 2**20:.0f} MiB the process "
+            "already holds at sample start")
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    limit = mapped + budget.bytes - resident
+    if soft != resource.RLIM_INFINITY:
+        limit = min(limit, soft)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
+_OOM_MESSAGES = ("can't allocate memory", "cannot allocate memory", "out of memory")
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """CUDA's OutOfMemoryError, MemoryError, or torch's CPU allocator failing."""
+    cuda_oom = getattr(torch.cuda, "OutOfMemoryError", None)
+    if isinstance(error, MemoryError) or (cuda_oom is not None and isinstance(error, cuda_oom)):
+        return True
+    return isinstance(error, RuntimeError) and any(m in str(error).lower() for m in _OOM_MESSAGES)
+
+
+def release_memory(device: torch.device):
+    """After an out-of-memory sample: collect its garbage and give freed memory back."""
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    elif sys.platform.startswith("linux"):
+        try:  # glibc keeps freed small blocks; hand them back so the next sample starts lean
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):
+            pass

@@ -6,6 +6,8 @@ I noise, stage II noise, tile offsets), derived from the run seed and the sample
 a run replays exactly and resumes sample by sample. ``fstd`` (stage II alone) upscales the
 set's low-resolution images (or its HR images downscaled by the backbone's factor) and
 saves both beside its output, so that :mod:`benchmark.metrics.scoring` can compare them later.
+A sample that ran out of memory has no image: its row in ``per_image`` says ``"status":
+"oom"`` and the means are over the finished samples (None when there is none).
 """
 
 from __future__ import annotations
@@ -19,13 +21,14 @@ from PIL import Image
 
 from baselines.arad.buckets import to_tensor
 from baselines.methods import MIN_SIDE, AnySizePipeline, Seeds
-from benchmark.runs.runner import derived_seed
+from baselines.stage2 import to_uint8
+from benchmark.runs.runner import derived_seed, finished
 from benchmark.runs.samples import Plan
 
 
 def to_image(image: torch.Tensor) -> Image.Image:
-    """(1, 3, H, W) in [-1, 1] → 8-bit RGB, as diffusers' image processor rounds it."""
-    array = ((image[0].float().clamp(-1, 1) / 2 + 0.5) * 255).round().to(torch.uint8)
+    """(1, 3, H, W), 8-bit or in [-1, 1] → 8-bit RGB, rounded as diffusers' image processor rounds it."""
+    array = image[0] if image.dtype == torch.uint8 else to_uint8(image[0])
     return Image.fromarray(array.permute(1, 2, 0).cpu().numpy())
 
 
@@ -50,8 +53,14 @@ class ModelJob:
         source = torch.zeros((1, 3, 16, 16), device=self.device) if self.stage_two_alone else None
         self.pipeline(self.plan.samples[0].caption, (MIN_SIDE, MIN_SIDE), Seeds(0, 0, 0), source)
 
+    def sample(self, index: int):
+        return self.plan.samples[index % len(self.plan.samples)]
+
+    def sample_size(self, index: int) -> tuple[int, int]:
+        return tuple(self.sample(index).size)
+
     def run_sample(self, index: int):
-        sample = self.plan.samples[index % len(self.plan.samples)]
+        sample = self.sample(index)
         prompt, size = sample.caption, sample.size
         seeds = Seeds(*(derived_seed(self.seed, index, stream) for stream in ("noise", "sr_noise", "offsets")))
         outputs = {}
@@ -68,9 +77,16 @@ class ModelJob:
 
     def summarise(self, records: list[dict], out: Path) -> dict:
         def per_sample(record: dict) -> dict:
+            if not finished(record):
+                return {"index": record["index"], "status": "oom", "item": self.sample(record["index"]).item,
+                        "size": record["size"], "seconds": record["seconds"],
+                        "peak_memory_mib": record["peak_memory_mib"], "error": record.get("error"),
+                        "stage1_size": None, "stage1_unet_calls": None, "stage2_denoiser_calls": None,
+                        "stage2_tile_evaluations": None, "stage2_tiles_per_step": None,
+                        "cropped": None, "image": None}
             stage1, stage2 = record.get("stage1", {}), record.get("stage2", {})
-            return {"index": record["index"], "item": record.get("item"), "size": record["size"], "seconds": record["seconds"],
-                    "peak_memory_mib": record["peak_memory_mib"],
+            return {"index": record["index"], "status": "ok", "item": record.get("item"), "size": record["size"],
+                    "seconds": record["seconds"], "peak_memory_mib": record["peak_memory_mib"],
                     "stage1_size": stage1.get("size"), "stage1_unet_calls": stage1.get("unet_calls", 0),
                     "stage2_denoiser_calls": stage2.get("denoiser_calls", 0),
                     "stage2_tile_evaluations": stage2.get("tile_evaluations", 0),
@@ -79,10 +95,15 @@ class ModelJob:
                     "image": f"samples/{record['index']:05d}.image.png"}
 
         rows = [per_sample(r) for r in records]
+        done = [r for r in rows if r["status"] == "ok"]
+
+        def mean(key):
+            return float(np.mean([r[key] for r in done])) if done else None
+
         return {
-            "seconds_per_image": float(np.mean([r["seconds"] for r in rows])),
-            "stage1_unet_calls_per_image": float(np.mean([r["stage1_unet_calls"] for r in rows])),
-            "stage2_denoiser_calls_per_image": float(np.mean([r["stage2_denoiser_calls"] for r in rows])),
-            "stage2_tile_evaluations_per_image": float(np.mean([r["stage2_tile_evaluations"] for r in rows])),
+            "seconds_per_image": mean("seconds"),
+            "stage1_unet_calls_per_image": mean("stage1_unet_calls"),
+            "stage2_denoiser_calls_per_image": mean("stage2_denoiser_calls"),
+            "stage2_tile_evaluations_per_image": mean("stage2_tile_evaluations"),
             "per_image": rows,
         }

@@ -6,20 +6,30 @@ resumed, and writes ``results.json`` from all records at the end. A run director
 to its parameters: resuming with different ones is refused rather than mixed. Outputs are
 tensors (saved as ``.npy``) or images (saved as ``.png``), written atomically before the
 record, so a sample with a record is complete.
+
+Out of memory is a result: a sample that runs out of memory (CUDA's OutOfMemoryError, a
+MemoryError, torch's CPU allocator failing, or the run's memory budget, see
+:mod:`benchmark.runs.measure`) gets a record with ``"status": "oom"``, its size, the time
+until it failed, the peak memory reached and the error's first line; finished samples have
+``"status": "ok"``. The run goes on with the next sample, and a resumed run keeps the OOM
+record like any other (it is measured, not redone). ``results.json`` counts both; its means
+are over finished samples, None when there is none.
 """
 
 from __future__ import annotations
 
 import io
+import traceback
 from pathlib import Path
-from typing import Protocol, Union
+from typing import Optional, Protocol, Union
 
 import numpy as np
 import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from benchmark.runs.measure import measured
+from benchmark.runs.measure import (MemoryBudget, check_budget, is_out_of_memory, measured, memory_budget,
+                                    release_memory)
 from benchmark.runs.records import environment, read_json, write_array, write_atomic, write_json
 
 Output = Union[torch.Tensor, Image.Image]
@@ -34,11 +44,14 @@ class Job(Protocol):
     def warm_up(self) -> None:
         """Load models and run once untimed, so that sample timings exclude start-up."""
 
+    def sample_size(self, index: int) -> tuple[int, int]:
+        """The output size (H, W) of sample ``index``, known before it runs (for an OOM record)."""
+
     def run_sample(self, index: int) -> tuple[dict[str, Output], dict]:
         """Produce sample ``index``: arrays or images to save, and the sample's record."""
 
     def summarise(self, records: list[dict], out: Path) -> dict:
-        """Figures over all samples, added to ``results.json``."""
+        """Figures over all samples (finished and out of memory, see :func:`finished`), added to ``results.json``."""
 
 
 class RunMismatchError(RuntimeError):
@@ -66,15 +79,38 @@ def save_output(out: Path, index: int, name: str, value: Output):
         write_array(stem.with_name(stem.name + ".npy"), value)
 
 
-def run(job: Job, count: int, out: Path, progress: bool = True) -> dict:
-    """Run samples ``0 .. count - 1`` of ``job`` into ``out``; returns the results dict."""
+def finished(record: dict) -> bool:
+    """Whether a sample record is a finished sample (records made before OOM records count as finished)."""
+    return record.get("status", "ok") == "ok"
+
+
+def _one_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return f"{type(error).__name__}: {lines[0] if lines else 'out of memory'}"
+
+
+def _mean(values: list) -> Optional[float]:
+    return float(np.mean(values)) if values else None
+
+
+def run(job: Job, count: int, out: Path, progress: bool = True,
+        budget: Optional[MemoryBudget] = None) -> dict:
+    """Run samples ``0 .. count - 1`` of ``job`` into ``out``; returns the results dict.
+
+    ``budget`` holds each sample to that much memory (``measure.memory_budget``); it is one
+    of the run's parameters."""
     out = Path(out)
-    parameters = job.parameters()
+    check_budget(budget, job.device)
+    budget_record = None if budget is None else budget.as_record(job.device)
+    parameters = {**job.parameters(), "memory_budget": budget_record}
     run_file = out / "run.json"
-    if run_file.exists() and read_json(run_file) != parameters:
-        raise RunMismatchError(
-            f"{out} holds a run with other parameters ({run_file}); "
-            "choose another --out or delete that directory")
+    if run_file.exists():
+        stored = read_json(run_file)
+        stored.setdefault("memory_budget", None)  # runs made before budgets existed had none
+        if stored != parameters:
+            raise RunMismatchError(
+                f"{out} holds a run with other parameters ({run_file}); "
+                "choose another --out or delete that directory")
     write_json(run_file, parameters)
 
     todo = [i for i in range(count) if not sample_record_path(out, i).exists()]
@@ -82,29 +118,52 @@ def run(job: Job, count: int, out: Path, progress: bool = True) -> dict:
         job.warm_up()
     for index in tqdm(todo, desc=f"{parameters['method']} ({parameters['profile']})",
                       disable=not progress, unit="sample"):
-        with measured(job.device) as measurement:
-            outputs, record = job.run_sample(index)
+        size = job.sample_size(index)
+        oom = None
+        try:
+            with measured(job.device) as measurement, memory_budget(budget, job.device):
+                outputs, record = job.run_sample(index)
+        except Exception as error:
+            if not is_out_of_memory(error):
+                raise
+            oom = _one_line(error)
+            traceback.clear_frames(error.__traceback__)  # the failed sample's tensors live in those frames
+            error.__traceback__ = None
+            del error
+            outputs, record = {}, {"size": list(size)}
+            release_memory(job.device)
         for name, value in outputs.items():
             save_output(out, index, name, value)
-        record.update(index=index, seconds=measurement.seconds,
+        record.update(index=index, status="ok" if oom is None else "oom", seconds=measurement.seconds,
                       peak_memory_mib=measurement.peak_memory_mib,
                       peak_reserved_mib=measurement.peak_reserved_mib,
-                      memory_kind=measurement.memory_kind)
+                      memory_kind=measurement.memory_kind, memory_budget=budget_record)
+        if oom is not None:
+            record["error"] = oom
         write_json(sample_record_path(out, index), record)
+        del outputs, record
 
     records = [read_json(sample_record_path(out, i)) for i in range(count)]
-    seconds = [r["seconds"] for r in records]
+    done = [r for r in records if finished(r)]
+    seconds = [r["seconds"] for r in done]
     results = {
         **parameters,
         "samples": count,
+        "finished_samples": len(done),
+        "oom_samples": count - len(done),
         "resumed_samples": count - len(todo),
-        "seconds_per_sample": float(np.mean(seconds)),
-        "seconds_per_sample_std": float(np.std(seconds)),
-        "seconds_per_sample_min": float(np.min(seconds)),
-        "peak_memory_mib": max(r["peak_memory_mib"] for r in records),
+        "seconds_per_sample": _mean(seconds),
+        "seconds_per_sample_std": float(np.std(seconds)) if seconds else None,
+        "seconds_per_sample_min": float(np.min(seconds)) if seconds else None,
+        "peak_memory_mib": max((r["peak_memory_mib"] for r in done), default=None),
+        "oom_peak_memory_mib": max((r["peak_memory_mib"] for r in records if not finished(r)), default=None),
         "memory_kind": records[0]["memory_kind"],
         "environment": environment(job.device),
         **job.summarise(records, out),
     }
+    if not done:
+        results["note"] = (f"every sample ({count}) ran out of memory"
+                           + (f" under the {budget.text} budget" if budget else "")
+                           + ": seconds, calls, peak memory and scores are None")
     write_json(out / "results.json", results)
     return results

@@ -1,0 +1,278 @@
+"""VAE encode and decode in tiles, so that their memory stays flat as the image grows.
+
+A VAE's convolutions see only a few latent pixels around each output pixel, but its
+GroupNorms normalise with statistics of the *whole* image, and the x4 upscaler's VAE
+attends over the whole latent. Cutting the image into tiles therefore changes two things:
+the context at tile borders (handled by a halo of context cut off after each tile) and the
+normalisation statistics (each tile's own would give each tile its own tone). Modes:
+
+- ``off``: one call on the whole image (memory grows with the area, quadratically with
+  the x4 VAE's mid-block attention);
+- ``diffusers``: ``AutoencoderKL.enable_tiling()`` at our tile size, the library's own
+  scheme (overlapping tiles blended linearly, per-tile GroupNorm statistics);
+- ``sync``: tiles with a halo, every GroupNorm normalised with one set of statistics
+  for the whole image, gathered once over the pixels of up to ``sample_tiles`` tiles
+  (spread evenly; each in a window with its context) run as one batch: over every pixel
+  once where the image has no more tiles than that (the ASD authors' tiled VAE estimates
+  them on a downscaled copy; tiles keep the image's own scale, which matters for rough
+  latents). Inside a tile the mid-block attention sees the tile and its halo only;
+- ``auto``: ``sync`` when the latent is larger than one tile, else ``off``.
+
+When one tile covers the image, every mode is the untiled call. The encoder returns the
+posterior's moments, so the caller samples the latent with its own generator exactly as
+``vae.encode(x).latent_dist.sample(generator)`` would. This module knows diffusers'
+``AutoencoderKL`` (its ``encoder``, ``decoder``, ``quant_conv``, ``post_quant_conv``).
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from typing import Callable, Iterator, Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+VAE_TILING_MODES = ("auto", "off", "diffusers", "sync")
+
+#: A region of the VAE's input image: (top, left, height, width) in px -> (1, C, height, width).
+ImageRegion = Callable[[int, int, int, int], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class VaeTiling:
+    """How the VAE is tiled. ``tile`` and ``halo`` are in latent px; ``sample_tiles`` is how
+    many tiles, spread evenly, the shared GroupNorm statistics are gathered on."""
+
+    mode: str = "auto"
+    tile: int = 128
+    halo: int = 16
+    sample_tiles: int = 16
+
+    def __post_init__(self):
+        if self.mode not in VAE_TILING_MODES:
+            raise ValueError(f"unknown VAE tiling {self.mode!r}; choose one of {', '.join(VAE_TILING_MODES)}")
+        if self.tile < 8 or self.halo < 0 or self.sample_tiles < 1:
+            raise ValueError(f"VAE tiles need tile >= 8, halo >= 0 and sample_tiles >= 1 latent px, got {self}")
+
+    def effective(self, latent_hw: tuple[int, int]) -> str:
+        """The mode used for a latent of this size: ``auto`` resolved, ``off`` where one tile covers it."""
+        if max(latent_hw) <= self.tile:
+            return "off"
+        return "sync" if self.mode == "auto" else self.mode
+
+    def as_record(self) -> dict:
+        return asdict(self)
+
+
+def vae_factor(vae) -> int:
+    """Image px per latent px: each encoder block but the last halves the size."""
+    return 2 ** (len(vae.config.block_out_channels) - 1)
+
+
+# --------------------------------------------------------------------------- the grid
+
+
+def spans(size: int, tile: int) -> list[tuple[int, int]]:
+    """[start, end) of the core tiles along one axis: tiles of ``tile``, the last one shorter."""
+    return [(start, min(start + tile, size)) for start in range(0, size, tile)]
+
+
+def tiles(latent_hw: tuple[int, int], tile: int) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """Every core tile of a latent as ((top, bottom), (left, right)), row by row."""
+    return [(rows, cols) for rows in spans(latent_hw[0], tile) for cols in spans(latent_hw[1], tile)]
+
+
+def with_halo(span: tuple[int, int], halo: int, size: int) -> tuple[int, int]:
+    return max(0, span[0] - halo), min(size, span[1] + halo)
+
+
+def spread(items: list, count: int) -> list:
+    """``count`` items evenly spread over ``items`` (all of them if there are fewer)."""
+    if count >= len(items):
+        return list(items)
+    step = len(items) / count
+    return [items[int((k + 0.5) * step)] for k in range(count)]
+
+
+# --------------------------------------------------------------------------- shared GroupNorm statistics
+
+
+@contextmanager
+def shared_group_norms(module: nn.Module, masks: Optional[torch.Tensor] = None) -> Iterator[dict]:
+    """Every GroupNorm in ``module`` normalises with statistics shared across calls.
+
+    The first call of each GroupNorm gathers its per-group mean and variance over the whole
+    batch (all sample windows as one image), over the pixels where ``masks`` (B, 1, h, w,
+    at any resolution: resized to each layer's) is set, else over all; later calls reuse
+    them. Yields the statistics (GroupNorm -> (mean, var)); the modules are restored on exit.
+    """
+    stats: dict[nn.GroupNorm, tuple[torch.Tensor, torch.Tensor]] = {}
+    norms = [m for m in module.modules() if isinstance(m, nn.GroupNorm)]
+
+    def pixel_weights(x: torch.Tensor) -> torch.Tensor:
+        """The masks at ``x``'s resolution, flattened: (B, 1, 1, pixels)."""
+        if x.dim() == 4:
+            size = x.shape[-2:]
+        else:  # an attention block's GroupNorm sees (B, C, H * W): the masks' shape, scaled
+            scale = math.sqrt(x.shape[-1] / (masks.shape[-2] * masks.shape[-1]))
+            size = (round(masks.shape[-2] * scale), round(masks.shape[-1] * scale))
+        return F.interpolate(masks.float(), size=size, mode="nearest").reshape(x.shape[0], 1, 1, -1)
+
+    def gather(norm: nn.GroupNorm, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        grouped = x.float().reshape(x.shape[0], norm.num_groups, -1, x[0, 0].numel())  # B, G, C/G, pixels
+        if masks is None:
+            return grouped.mean(dim=(0, 2, 3)), grouped.var(dim=(0, 2, 3), unbiased=False)
+        weight = pixel_weights(x)
+        count = weight.sum() * grouped.shape[2]
+        mean = (grouped * weight).sum(dim=(0, 2, 3)) / count
+        var = ((grouped - mean[None, :, None, None]).square() * weight).sum(dim=(0, 2, 3)) / count
+        return mean, var
+
+    def shared(norm: nn.GroupNorm):
+        def forward(x: torch.Tensor) -> torch.Tensor:
+            if norm not in stats:
+                stats[norm] = gather(norm, x)
+            mean, var = stats[norm]
+            grouped = x.reshape(x.shape[0], norm.num_groups, -1).float()
+            normed = (grouped - mean[None, :, None]) * torch.rsqrt(var + norm.eps)[None, :, None]
+            normed = normed.reshape(x.shape).to(x.dtype)
+            if norm.affine:
+                shape = (1, -1) + (1,) * (x.dim() - 2)
+                normed = normed * norm.weight.view(shape) + norm.bias.view(shape)
+            return normed
+
+        return forward
+
+    for norm in norms:
+        norm.forward = shared(norm)
+    try:
+        yield stats
+    finally:
+        for norm in norms:
+            del norm.forward  # back to the class's forward
+
+
+def sample_windows(latent_hw: tuple[int, int], tiling: VaeTiling) -> tuple[list, torch.Tensor]:
+    """Where the shared statistics are gathered: ``tiling.sample_tiles`` tiles spread evenly
+    over the grid (all of them if there are no more), each in a window of one tile and its
+    halo moved inside the image, and the masks of the tiles in their windows. The tiles'
+    own pixels count, so that with every tile sampled each pixel of the image counts once."""
+    height, width = (min(tiling.tile + 2 * tiling.halo, side) for side in latent_hw)
+    windows, masks = [], torch.zeros((0, 1, height, width), dtype=torch.bool)
+    for rows, cols in spread(tiles(latent_hw, tiling.tile), tiling.sample_tiles):
+        top = min(max(0, (rows[0] + rows[1] - height) // 2), latent_hw[0] - height)
+        left = min(max(0, (cols[0] + cols[1] - width) // 2), latent_hw[1] - width)
+        windows.append(((top, top + height), (left, left + width)))
+        mask = torch.zeros((1, 1, height, width), dtype=torch.bool)
+        mask[..., rows[0] - top:rows[1] - top, cols[0] - left:cols[1] - left] = True
+        masks = torch.cat([masks, mask])
+    return windows, masks
+
+
+def _run_tiled(network: Callable[[torch.Tensor], torch.Tensor], module: nn.Module, crop_of, latent_hw, tiling,
+               factor_out: int, out: torch.Tensor) -> torch.Tensor:
+    """``network`` over every tile (with its halo) into ``out``, GroupNorms shared.
+
+    ``crop_of(rows, cols)`` gives the network's input for a latent region; ``factor_out`` is
+    output px per latent px (decode: the VAE factor, encode: 1).
+    """
+    windows, masks = sample_windows(latent_hw, tiling)
+    halo = lambda rows, cols: (with_halo(rows, tiling.halo, latent_hw[0]), with_halo(cols, tiling.halo, latent_hw[1]))
+    with shared_group_norms(module, masks.to(out.device)):
+        network(torch.cat([crop_of(rows, cols) for rows, cols in windows]))  # gathers the statistics
+        for rows, cols in tiles(latent_hw, tiling.tile):
+            (top, bottom), (left, right) = halo(rows, cols)
+            result = network(crop_of((top, bottom), (left, right)))
+            r0, c0 = (rows[0] - top) * factor_out, (cols[0] - left) * factor_out
+            out[..., rows[0] * factor_out:rows[1] * factor_out, cols[0] * factor_out:cols[1] * factor_out] = \
+                result[..., r0:r0 + (rows[1] - rows[0]) * factor_out, c0:c0 + (cols[1] - cols[0]) * factor_out]
+    return out
+
+
+@contextmanager
+def _diffusers_tiling(vae, tiling: VaeTiling):
+    """``vae.enable_tiling()`` with tiles of ``tiling.tile`` latent px, undone on exit."""
+    factor = vae_factor(vae)
+    saved = (vae.use_tiling, vae.tile_sample_min_size, vae.tile_latent_min_size)
+    vae.enable_tiling()
+    vae.tile_sample_min_size, vae.tile_latent_min_size = tiling.tile * factor, tiling.tile
+    try:
+        yield
+    finally:
+        vae.use_tiling, vae.tile_sample_min_size, vae.tile_latent_min_size = saved
+
+
+# --------------------------------------------------------------------------- decode and encode
+
+
+def _decoder(vae) -> Callable[[torch.Tensor], torch.Tensor]:
+    def decode(z: torch.Tensor) -> torch.Tensor:
+        if vae.post_quant_conv is not None:
+            z = vae.post_quant_conv(z)
+        return vae.decoder(z)
+
+    return decode
+
+
+def _encoder(vae) -> Callable[[torch.Tensor], torch.Tensor]:
+    def encode(x: torch.Tensor) -> torch.Tensor:
+        moments = vae.encoder(x)
+        return vae.quant_conv(moments) if vae.quant_conv is not None else moments
+
+    return encode
+
+
+@torch.no_grad()
+def decode(vae, latent: torch.Tensor, tiling: VaeTiling) -> torch.Tensor:
+    """``vae.decode(latent).sample`` as float32 (1, C, H, W), tiled as ``tiling`` says.
+
+    ``latent`` is already divided by the scaling factor. Tiles are decoded in the VAE's
+    dtype and written into one float32 image, the only full-size tensor.
+    """
+    latent_hw = tuple(latent.shape[-2:])
+    mode = tiling.effective(latent_hw)
+    z = latent.to(vae.device, vae.dtype)
+    if mode == "off":
+        return vae.decode(z).sample.float()
+    if mode == "diffusers":
+        with _diffusers_tiling(vae, tiling):
+            return vae.decode(z).sample.float()
+    factor = vae_factor(vae)
+    out = torch.empty((latent.shape[0], vae.config.out_channels, latent_hw[0] * factor, latent_hw[1] * factor),
+                      dtype=torch.float32, device=vae.device)
+    crop = lambda rows, cols: z[..., rows[0]:rows[1], cols[0]:cols[1]]
+    return _run_tiled(_decoder(vae), vae.decoder, crop, latent_hw, tiling, factor, out)
+
+
+@torch.no_grad()
+def encode_moments(vae, region: ImageRegion, size: tuple[int, int], tiling: VaeTiling) -> torch.Tensor:
+    """The posterior's moments (mean and log-variance, stacked as the VAE stacks them) of an image.
+
+    The image (``size`` px, multiples of the VAE factor) is read through ``region`` so that a
+    tiled encode never needs all of it at once; ``off`` and ``diffusers`` read it whole.
+    Wrap the result in diffusers' ``DiagonalGaussianDistribution`` to sample.
+    """
+    factor = vae_factor(vae)
+    latent_hw = (size[0] // factor, size[1] // factor)
+    mode = tiling.effective(latent_hw)
+    read = lambda top, left, height, width: region(top, left, height, width).to(vae.device, vae.dtype)
+    if mode in ("off", "diffusers"):
+        image = read(0, 0, *size)
+        if mode == "off":
+            return _encoder(vae)(image).float()
+        with _diffusers_tiling(vae, tiling):
+            return vae.encode(image).latent_dist.parameters.float()
+    out = torch.empty((1, 2 * vae.config.latent_channels) + latent_hw, dtype=torch.float32, device=vae.device)
+    crop = lambda rows, cols: read(rows[0] * factor, cols[0] * factor, (rows[1] - rows[0]) * factor,
+                                   (cols[1] - cols[0]) * factor)
+    return _run_tiled(_encoder(vae), vae.encoder, crop, latent_hw, tiling, 1, out)
+
+
+def latent_sample(moments: torch.Tensor, generator: Optional[torch.Generator]) -> torch.Tensor:
+    """A posterior sample from the moments, drawn as ``latent_dist.sample(generator)`` draws it."""
+    from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
+
+    return DiagonalGaussianDistribution(moments).sample(generator=generator)

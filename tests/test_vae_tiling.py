@@ -1,0 +1,154 @@
+"""Tiled VAE, region-by-region bicubic resize and the tile-by-tile colour fix against their whole-image forms."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from helpers import CPU
+
+from baselines.bicubic import Bicubic, resize
+from baselines.models import load_upscaler
+from baselines.stage2 import FIX_TILE, adain, colour_fixed_uint8, to_uint8, wavelet
+from baselines.vae_tiling import (VAE_TILING_MODES, VaeTiling, decode, encode_moments, latent_sample,
+                                  shared_group_norms, spread, tiles, vae_factor)
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+
+@pytest.fixture(scope="module")
+def vae():
+    return load_upscaler("tiny", CPU).vae
+
+
+def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    mse = float(((a.clamp(-1, 1) - b.clamp(-1, 1)) ** 2).mean())
+    return 10 * math.log10(4 / mse)
+
+
+def _image(seed: int, height: int, width: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    low = torch.rand((1, 3, height // 8, width // 8), generator=generator) * 2 - 1
+    return resize(low, (height, width))  # smooth, like an image
+
+
+@pytest.mark.parametrize("mode", VAE_TILING_MODES)
+def test_where_one_tile_covers_the_latent_every_mode_is_the_untiled_call(vae, mode):
+    tiling = VaeTiling(mode, tile=32)
+    latent = torch.randn((1, 4, 32, 24), generator=torch.Generator().manual_seed(0))
+    assert tiling.effective((32, 24)) == "off"
+    assert torch.equal(decode(vae, latent, tiling), vae.decode(latent).sample)
+
+    image = _image(1, 128, 96)
+    moments = encode_moments(vae, Bicubic(image, (128, 96)), (128, 96), tiling)
+    untiled = vae.encode(image).latent_dist
+    assert torch.equal(moments, untiled.parameters)
+    assert torch.equal(latent_sample(moments, torch.Generator().manual_seed(5)),
+                       untiled.sample(generator=torch.Generator().manual_seed(5)))
+
+
+def test_sync_decode_with_every_tile_sampled_and_a_wide_halo_is_the_untiled_decode(vae):
+    latent = torch.randn((1, 4, 80, 72), generator=torch.Generator().manual_seed(2))  # 3 x 3 tiles of 32
+    whole = vae.decode(latent).sample
+    exact = decode(vae, latent, VaeTiling("sync", tile=32, halo=12, sample_tiles=9))
+    narrow = decode(vae, latent, VaeTiling("sync", tile=32, halo=2, sample_tiles=9))
+    sampled = decode(vae, latent, VaeTiling("sync", tile=32, halo=12, sample_tiles=2))
+    assert exact.shape == whole.shape and exact.dtype == torch.float32
+    assert _psnr(exact, whole) > 90  # float rounding only: statistics of every pixel, context the decoder reaches
+    assert _psnr(narrow, whole) < 40  # context cut off
+    assert _psnr(sampled, whole) < 40  # statistics from two tiles only
+
+
+def test_sync_encode_is_close_to_untiled(vae):
+    size = (320, 256)
+    image = _image(3, *size)
+    whole = vae.encode(image).latent_dist.parameters
+    tiled = encode_moments(vae, Bicubic(image, size), size, VaeTiling("sync", tile=32, halo=16))
+    assert tiled.shape == whole.shape
+    torch.testing.assert_close(tiled, whole, atol=1e-4, rtol=1e-4)
+
+
+def test_shared_group_norms_gather_once_then_reuse(vae):
+    decoder = vae.decoder
+    x = torch.randn((1, 4, 24, 24), generator=torch.Generator().manual_seed(4))
+    plain = decoder(x)
+    with shared_group_norms(decoder) as stats:
+        gathered = decoder(x)  # first call: statistics of this very input, as GroupNorm's own
+        crop_shared = decoder(x[..., :12, :12])
+    norms = [m for m in decoder.modules() if isinstance(m, torch.nn.GroupNorm)]
+    assert len(stats) == len(norms) > 0
+    torch.testing.assert_close(gathered, plain, atol=1e-5, rtol=1e-4)
+    crop_plain = decoder(x[..., :12, :12])  # restored: the crop's own statistics again
+    assert not torch.allclose(crop_shared, crop_plain, atol=1e-3)
+
+
+def test_the_tile_grid_covers_the_latent_once_and_the_sample_is_spread():
+    grid = tiles((70, 33), 32)
+    covered = torch.zeros(70, 33, dtype=torch.int64)
+    for (top, bottom), (left, right) in grid:
+        covered[top:bottom, left:right] += 1
+    assert bool((covered == 1).all())
+    assert spread(list(range(9)), 3) == [1, 4, 7] and spread([1, 2], 5) == [1, 2]
+
+
+def test_bad_vae_tiling_is_refused():
+    with pytest.raises(ValueError, match="unknown VAE tiling 'tiles'"):
+        VaeTiling("tiles")
+    with pytest.raises(ValueError, match="tile >= 8"):
+        VaeTiling("sync", tile=4)
+
+
+@pytest.mark.parametrize("source, size", [((48, 80), (256, 200)), ((768, 512), (1000, 3000)), ((64, 64), (40, 50))])
+def test_bicubic_regions_are_crops_of_the_whole_resize(source, size):
+    image = torch.rand((1, 3) + source, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    whole, regions = resize(image, size), Bicubic(image, size)
+    torch.testing.assert_close(regions(0, 0, *size), whole, atol=1e-5, rtol=0)
+    top, left = size[0] // 3, size[1] // 5
+    torch.testing.assert_close(regions(top, left, 17, 29), whole[..., top:top + 17, left:left + 29], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("kind", ["adain", "wavelet", "none"])
+def test_the_tile_by_tile_colour_fix_equals_the_whole_image_one(kind):
+    size = (FIX_TILE + 200, 2 * FIX_TILE + 37)  # several tiles, ragged edges
+    source = torch.rand((1, 3, 90, 160), generator=torch.Generator().manual_seed(1)) * 2 - 1
+    image = (torch.randn((1, 3) + size, generator=torch.Generator().manual_seed(2)) * 0.4).clamp(-1, 1)
+    reference = resize(source, size)
+    whole = {"adain": adain, "wavelet": wavelet, "none": lambda x, _ref: x}[kind](image, reference)
+    tiled = colour_fixed_uint8(image, Bicubic(source, size), kind)
+    assert tiled.dtype == torch.uint8 and tiled.shape == image.shape
+    differ = (tiled.int() - to_uint8(whole).int()).abs()
+    assert int(differ.max()) <= 1  # float sums in another order may flip a rounding
+    assert float((differ > 0).float().mean()) < 1e-3
+
+
+def test_vae_factor_follows_the_blocks(vae):
+    assert vae_factor(vae) == 4
+
+
+def test_the_vae_study_ranks_the_modes_and_the_report_shows_it(tmp_path):
+    from benchmark.reporting.report import write_report
+    from benchmark.runs.vae_study import vae_study
+
+    out = tmp_path / "runs" / "vae-tiling" / "tiny-256"
+    results = vae_study("tiny", (256, 256), CPU, VaeTiling("sync", tile=16, halo=12), out)
+    rows = {row["mode"]: row for row in results["rows"]}
+    assert set(rows) == {"off", "diffusers", "sync"}
+    assert math.isinf(rows["off"]["psnr_decode_db"])  # the reference itself
+    assert rows["sync"]["psnr_decode_db"] > 60 > rows["diffusers"]["psnr_decode_db"]  # shared GroupNorms
+    report = (write_report(tmp_path / "runs", tmp_path / "reports")[0]).read_text()
+    assert "## VAE tiling" in report and "| sync | " in report and "--vae-tile 16 --vae-halo 12" in report
+
+
+def test_a_vae_with_mid_block_attention_is_tiled_too():
+    """Its attention's GroupNorm sees (B, C, H * W): the statistics follow the tile masks there too."""
+    from diffusers import AutoencoderKL
+
+    from baselines.models import TINY_UPSCALER_VAE
+
+    torch.manual_seed(0)
+    attending = AutoencoderKL(**dict(TINY_UPSCALER_VAE, mid_block_add_attention=True)).eval()
+    latent = torch.randn((1, 4, 64, 48), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        whole = attending.decode(latent).sample
+    assert _psnr(decode(attending, latent, VaeTiling("sync", tile=32, halo=12)), whole) > 35
