@@ -13,6 +13,7 @@ from baselines.models import load_upscaler
 from baselines.stage2 import FIX_TILE, adain, colour_fixed_uint8, to_uint8, wavelet
 from baselines.vae_tiling import (VAE_TILING_MODES, VaeTiling, decode, encode_moments, latent_sample,
                                   shared_group_norms, spread, tiles, vae_factor)
+from benchmark.runs.vae_study import psnr
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -20,11 +21,6 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 @pytest.fixture(scope="module")
 def vae():
     return load_upscaler("tiny", CPU).vae
-
-
-def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    mse = float(((a.clamp(-1, 1) - b.clamp(-1, 1)) ** 2).mean())
-    return 10 * math.log10(4 / mse)
 
 
 def _image(seed: int, height: int, width: int) -> torch.Tensor:
@@ -55,9 +51,9 @@ def test_sync_decode_with_every_tile_sampled_and_a_wide_halo_is_the_untiled_deco
     narrow = decode(vae, latent, VaeTiling("sync", tile=32, halo=2, sample_tiles=9))
     sampled = decode(vae, latent, VaeTiling("sync", tile=32, halo=12, sample_tiles=2))
     assert exact.shape == whole.shape and exact.dtype == torch.float32
-    assert _psnr(exact, whole) > 90  # float rounding only: statistics of every pixel, context the decoder reaches
-    assert _psnr(narrow, whole) < 40  # context cut off
-    assert _psnr(sampled, whole) < 40  # statistics from two tiles only
+    assert psnr(exact, whole) > 90  # float rounding only: statistics of every pixel, context the decoder reaches
+    assert psnr(narrow, whole) < 40  # context cut off
+    assert psnr(sampled, whole) < 40  # statistics from two tiles only
 
 
 def test_sync_encode_is_close_to_untiled(vae):
@@ -151,4 +147,4 @@ def test_a_vae_with_mid_block_attention_is_tiled_too():
     latent = torch.randn((1, 4, 64, 48), generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         whole = attending.decode(latent).sample
-    assert _psnr(decode(attending, latent, VaeTiling("sync", tile=32, halo=12)), whole) > 35
+    assert psnr(decode(attending, latent, VaeTiling("sync", tile=32, halo=12)), whole) > 35

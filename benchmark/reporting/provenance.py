@@ -7,6 +7,7 @@ a table mixing commits or devices says so instead of naming only the first.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Iterable, Optional
 
 NOT_RUN = "not run"
@@ -77,7 +78,7 @@ def _dataset(result: dict) -> str:
     if not dataset:
         return "prompts without a data set (built-in set or --prompt; no reference images)"
     return (f"{dataset['name']} ({dataset['items']} items, manifest {dataset['manifest_hash'][:12]}, "
-            f"folder {dataset['folder']})")
+            f"folder <data sets>/{Path(dataset['folder']).name}: machine paths stay in run.json)")
 
 
 def model_provenance(results: list[dict]) -> str:

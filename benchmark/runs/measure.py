@@ -58,13 +58,21 @@ def _reset_peak_rss() -> bool:
         return False
 
 
-def _process_peak_rss_mib() -> float:
-    try:  # VmHWM follows clear_refs; ru_maxrss does not
+def _status_bytes(key: str) -> Optional[int]:
+    """A size from ``/proc/self/status`` (VmRSS, VmSize, VmHWM ...), None where there is none."""
+    try:
         for line in (PROC / "status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 2**10  # kB
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 2**10  # kB
     except OSError:
         pass
+    return None
+
+
+def _process_peak_rss_mib() -> float:
+    peak = _status_bytes("VmHWM")  # VmHWM follows clear_refs; ru_maxrss does not
+    if peak is not None:
+        return peak / 2**20
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes vs KiB
 
@@ -180,13 +188,6 @@ def check_budget(budget: Optional[MemoryBudget], device: torch.device):
                                 "use cpu or cuda, or run without --memory-budget")
 
 
-def _status_bytes(key: str) -> int:
-    for line in (PROC / "status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1]) * 2**10  # kB
-    raise MemoryBudgetError(f"/proc/self/status has no {key}")
-
-
 @contextmanager
 def memory_budget(budget: Optional[MemoryBudget], device: torch.device):
     """Hold the process to ``budget`` during the block (see the module docstring); restore after."""
@@ -203,6 +204,8 @@ def memory_budget(budget: Optional[MemoryBudget], device: torch.device):
         return
     check_budget(budget, device)
     resident, mapped = _status_bytes("VmRSS"), _status_bytes("VmSize")
+    if resident is None or mapped is None:
+        raise MemoryBudgetError("/proc/self/status has no VmRSS or VmSize: a CPU memory budget cannot be enforced")
     if budget.bytes <= resident:
         raise OutOfMemoryBudget(
             f"the memory budget {budget.text} is below the {resident / 2**20:.0f} MiB the process "

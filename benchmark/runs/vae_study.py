@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from baselines.arad.buckets import to_tensor
 from baselines.bicubic import Bicubic
 from baselines.models import load_upscaler
 from baselines.vae_tiling import VAE_TILING_MODES, VaeTiling, decode, encode_moments, vae_factor
@@ -37,8 +38,7 @@ def psnr(image: torch.Tensor, reference: torch.Tensor) -> float:
 
 def study_image(size: tuple[int, int], seed: int = 0) -> torch.Tensor:
     picture, _caption = draw(Size(*size), random.Random(f"vae-study:{seed}"))
-    pixels = torch.tensor(bytearray(picture.tobytes()), dtype=torch.uint8).reshape(size[0], size[1], 3)
-    return pixels.permute(2, 0, 1)[None].float() / 127.5 - 1
+    return to_tensor(picture)[None]
 
 
 @torch.no_grad()
