@@ -33,6 +33,7 @@ from benchmark.reporting.vae_tables import render_vae_study
 from benchmark.runs.vae_study import vae_study
 from benchmark.runs.runner import RunMismatchError, run
 from benchmark.runs.samples import DEFAULT_DATASET, plan_samples
+from benchmark.metrics.patches import DEFAULT_PROTOCOL as DEFAULT_PATCH_PROTOCOL, PatchProtocol
 from benchmark.metrics.scoring import METRICS as SCORED_METRICS, check_weights, score_run
 from benchmark.reporting.paper_runs import FIGURE7_SIDES, TABLE3_BUCKETS, commands as paper_run_commands
 from benchmark.oracle.study import default_out, run_tag, tiling_tag, unique_tilings
@@ -105,8 +106,9 @@ def _add_model_arguments(parser: argparse.ArgumentParser):
                         help="one prompt for every sample, replacing the items' captions; with --size "
                              "too, one sample and no data set (default: the items' captions)")
     models.add_argument("--no-score", action="store_true",
-                        help="skip scoring (FID, IS, CLIP score, PSNR/SSIM/LPIPS, seam score) after "
-                             "the run; `python -m benchmark score RUN_DIR` does it later")
+                        help="skip scoring (FID, KID, patch FID/KID, IS, CLIP score, PSNR/SSIM/LPIPS, seam "
+                             "score) after the run; `python -m benchmark score RUN_DIR` does it later")
+    _add_patch_protocol_argument(models)
     models.add_argument("--sr-steps", type=int, default=None,
                         help="stage II DDPM steps (default: "
                              + ", ".join(f"{p} {s[1]}" for p, s in DEFAULT_STEPS.items()) + ")")
@@ -121,6 +123,21 @@ def _add_model_arguments(parser: argparse.ArgumentParser):
                              "diffusers (AutoencoderKL.enable_tiling), off (one call), auto (sync "
                              "where the latent is larger than one tile; default: %(default)s)")
     _add_weight_path_arguments(models)
+
+
+def _patch_protocol(text: str) -> str:
+    try:
+        return PatchProtocol.parse(text).label
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _add_patch_protocol_argument(parser):
+    parser.add_argument("--patch-protocol", type=_patch_protocol, default=DEFAULT_PATCH_PROTOCOL,
+                        metavar="grid|random:K[:SEED]",
+                        help="crops of fid_patch / kid_patch at native resolution, 299 px: grid (non-overlapping, "
+                             "plus a pass shifted by half a crop) or K seeded random crops per image "
+                             "(default: %(default)s)")
 
 
 def _add_runs_and_reports(parser: argparse.ArgumentParser):
@@ -223,6 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "needs real weights, tiny and paper-arch use random ones.")
     score_parser.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR", help="run directory")
     score_parser.add_argument("--device", default="cpu", help="torch device (default: %(default)s)")
+    _add_patch_protocol_argument(score_parser)
 
     tables_parser = commands.add_parser(
         "tables", help="make every run behind Tables 1, 2, 3 and Figure 7 on a model profile, then report",
@@ -244,6 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
         tables_parser.add_argument(f"--lora-{buckets}", default=None, metavar="DIR",
                                    help=f"Table 3: ARAD LoRA trained on {buckets} ratios")
     tables_parser.add_argument("--device", default="cpu", help="torch device (default: %(default)s)")
+    _add_patch_protocol_argument(tables_parser)
     _add_memory_budget_argument(tables_parser)
     _add_runs_and_reports(tables_parser)
 
@@ -460,7 +479,7 @@ def _run_model(args) -> int:
     print(f"{method.name} on {args.profile}: {', '.join(figures + _oom_summary(results))} "
           f"-> {out / 'results.json'}")
     if not args.no_score:
-        _print_scores(out, score_run(out, device))
+        _print_scores(out, score_run(out, device, args.patch_protocol))
     return 0
 
 
@@ -473,7 +492,7 @@ def _print_scores(out: Path, results: dict):
 def command_score(args) -> int:
     device = _device(args.device)
     for out in args.runs:
-        _print_scores(out, score_run(out, device))
+        _print_scores(out, score_run(out, device, args.patch_protocol))
     return 0
 
 
@@ -530,6 +549,8 @@ def command_tables(args) -> int:
         print(f"Table 3: LoRAs given for {sorted(loras) or 'no'} ratio counts; the others are not run")
     for command in paper_run_commands(args.profile, args.dataset, args.runs, args.limit, args.sides,
                                       loras, args.device):
+        if command[0] == "run":
+            command = command + ["--patch-protocol", args.patch_protocol]
         if budget is not None and command[0] == "run":
             command = command + ["--memory-budget", budget.text]
             if "--out" in command:  # Table 3's folders: a budget makes another run

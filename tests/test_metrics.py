@@ -78,7 +78,18 @@ def _outputs(features, conventions=None):
 def _stats(features, conventions=None):
     mu, sigma = metrics.gaussian_stats(features)
     return metrics.ReferenceStats("ref", mu, sigma, len(features), "0" * 64, conventions or {"weights": "test"},
-                                  None, False)
+                                  None, False, features=features)
+
+
+class IdentityFeatures(nn.Module):
+    """A torchmetrics feature extractor that passes given features through unchanged."""
+
+    def __init__(self, dimensions):
+        super().__init__()
+        self.num_features = dimensions
+
+    def forward(self, x):
+        return x
 
 
 # ---------------------------------------------------------------- nothing downloads
@@ -106,13 +117,7 @@ def test_frechet_distance_matches_cleanfid_and_torchmetrics():
     mu1, mu2 = fake.mean(0), real.mean(0)
     reference = cleanfid_frechet_distance(mu1, np.cov(fake, rowvar=False), mu2, np.cov(real, rowvar=False))
 
-    class Identity(nn.Module):  # torchmetrics fits its own mean and covariance to these features
-        num_features = real.shape[1]
-
-        def forward(self, x):
-            return x
-
-    tm = FrechetInceptionDistance(feature=Identity())
+    tm = FrechetInceptionDistance(feature=IdentityFeatures(real.shape[1]))  # fits its own mean, covariance
     tm.update(torch.from_numpy(real), real=True)
     tm.update(torch.from_numpy(fake), real=False)
     torchmetrics_value = float(tm.compute())
@@ -134,6 +139,53 @@ def test_fid_refuses_features_from_another_extractor():
     features = _features(3)
     with pytest.raises(ValueError, match="extracted differently"):
         metrics.fid_score(_outputs(features, {"weights": "random (seed 0)"}), _stats(features, {"weights": "real"}))
+
+
+# ---------------------------------------------------------------- KID
+
+
+def test_kid_matches_torchmetrics_on_the_same_features_and_subsets():
+    """torchmetrics draws its subsets with torch.randperm from the global generator: seeded with
+    our subset seed, it draws the very subsets we draw, so the two must agree to rounding."""
+    from torchmetrics.image.kid import KernelInceptionDistance
+
+    real, fake = _features(6, n=120), _features(7, n=90, shift=0.2, scale=1.1)
+    tm = KernelInceptionDistance(feature=IdentityFeatures(real.shape[1]), subsets=25, subset_size=60)
+    tm.update(torch.from_numpy(real), real=True)
+    tm.update(torch.from_numpy(fake), real=False)
+    torch.manual_seed(11)
+    tm_mean, tm_std = (float(v) for v in tm.compute())
+
+    result = metrics.kid_score(_outputs(fake), _stats(real), subsets=25, subset_size=60, seed=11)
+    assert result["value"] > 1e-3
+    assert result["value"] == pytest.approx(tm_mean, rel=1e-6)
+    assert result["std"] == pytest.approx(tm_std, rel=1e-6) and result["std"] > 0
+    conventions = result["conventions"]
+    assert (conventions["subsets"], conventions["subset_size"], conventions["subset_seed"]) == (25, 60, 11)
+    other_seed = metrics.kid_score(_outputs(fake), _stats(real), subsets=25, subset_size=60, seed=12)
+    assert other_seed["value"] != result["value"]  # the subsets really come from the seed
+    assert metrics.kid_score(_outputs(fake), _stats(real), subsets=25, subset_size=60, seed=11) == result
+
+
+def test_kid_on_whole_sets_matches_cleanfid_and_records_the_subset_size():
+    """With fewer images than the subset size every subset is the whole (smaller) set, as clean-fid
+    takes it; clean-fid's kernel_distance then leaves nothing to chance."""
+    from cleanfid.fid import kernel_distance
+
+    real, fake = _features(8, n=40), _features(9, n=40, shift=0.3)
+    result = metrics.kid_score(_outputs(fake), _stats(real))
+    assert result["conventions"]["subsets"] == 100 and result["conventions"]["subset_size_requested"] == 1000
+    assert result["conventions"]["subset_size"] == 40  # min(1000, n)
+    assert result["value"] == pytest.approx(kernel_distance(real, fake, num_subsets=3), rel=1e-9)
+    assert result["std"] == pytest.approx(0, abs=1e-12)
+
+    halves = _features(8, n=80)  # two samples of one distribution
+    same_distribution = metrics.kid_score(_outputs(halves[:40]), _stats(halves[40:]))
+    assert abs(same_distribution["value"]) < result["value"] / 5
+    with pytest.raises(ValueError, match="at least 2"):
+        metrics.kernel_inception_distance(fake[:1], real)
+    with pytest.raises(ValueError, match="extracted differently"):
+        metrics.kid_score(_outputs(fake, {"weights": "a"}), _stats(real, {"weights": "b"}))
 
 
 # ---------------------------------------------------------------- Inception pass and reference statistics
@@ -167,12 +219,21 @@ def test_reference_stats_cache_hit_and_miss(tmp_path, inception, monkeypatch):
     np.testing.assert_allclose(first.mu, computed[0].features.mean(0))
     np.testing.assert_allclose(first.sigma, np.cov(computed[0].features, rowvar=False))
     assert first.sigma.shape == (2048, 2048)
+    np.testing.assert_array_equal(first.features, computed[0].features)  # KID reads these very features
 
     again = metrics.reference_stats(list(reversed(paths)), "toy", cache, inception)  # order does not matter
     assert again.from_cache and len(computed) == 1 and again.cache_path == first.cache_path
     np.testing.assert_array_equal(again.mu, first.mu)
     np.testing.assert_array_equal(again.sigma, first.sigma)
-    assert again.conventions == first.conventions
+    np.testing.assert_array_equal(again.features, first.features)  # float32 on disk loses nothing
+    assert again.features.dtype == np.float64 and again.conventions == first.conventions
+
+    with np.load(first.cache_path) as cached:  # a file from before KID (statistics only) is made again
+        np.savez(first.cache_path, **{k: cached[k] for k in cached.files if k != "features"})
+    stale = metrics.reference_stats(paths, "toy", cache, inception)
+    assert not stale.from_cache and len(computed) == 2 and stale.cache_path == first.cache_path
+    assert metrics.reference_stats(paths, "toy", cache, inception).from_cache
+    computed.pop()
 
     fewer = metrics.reference_stats(paths[:2], "toy", cache, inception)  # another file list: miss
     assert not fewer.from_cache and fewer.cache_path != first.cache_path and len(computed) == 2

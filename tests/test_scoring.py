@@ -56,13 +56,19 @@ def test_the_plan_spreads_any_prefix_over_shapes_deterministically():
 def test_a_tiny_run_is_scored_with_the_agreed_schema(scored_run, dataset):
     results = _results(scored_run)
     scores = results["scores"]
-    assert set(scores) == {"fid", "inception_score", "clip_score", "psnr_y", "ssim_y", "lpips",
-                           "seam_score", "fid_per_ratio", "skipped", "oom_samples_skipped"}
+    assert set(scores) == {"fid", "kid", "kid_std", "fid_patch", "kid_patch", "kid_patch_std", "inception_score",
+                           "clip_score", "psnr_y", "ssim_y", "lpips", "seam_score", "fid_per_ratio", "kid_per_ratio",
+                           "patch_protocol", "skipped", "oom_samples_skipped"}
     assert scores["oom_samples_skipped"] == 0
-    for metric in ("fid", "inception_score", "clip_score", "seam_score"):
+    for metric in ("fid", "kid", "inception_score", "clip_score", "seam_score"):
         assert math.isfinite(scores[metric]), metric
     assert list(scores["fid_per_ratio"]) == ["128x192"] and math.isfinite(scores["fid_per_ratio"]["128x192"])
+    assert list(scores["kid_per_ratio"]) == ["128x192"] and math.isfinite(scores["kid_per_ratio"]["128x192"])
     assert "128x128" in scores["skipped"]["fid_per_ratio"]
+    # images below the 299-px crop: no patch score, and the reason says so
+    assert scores["patch_protocol"] == "grid" and scores["fid_patch"] is None and scores["kid_patch"] is None
+    assert scores["skipped"]["fid_patch"].startswith("not applicable") and "299-px crop" in scores["skipped"]["fid_patch"]
+    assert "128x192" in scores["skipped"]["kid_patch"]
     assert scores["psnr_y"] is None and "psnr_y" in scores["skipped"]
     assert results["dataset"]["name"] == "mini" and results["dataset"]["items"] == 4
     assert results["dataset"]["folder"] == str(dataset.resolve()) and len(results["dataset"]["manifest_hash"]) == 64

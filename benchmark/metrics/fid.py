@@ -3,8 +3,10 @@
 The distance is clean-fid's `frechet_distance` (scipy sqrtm, the pytorch-fid / TTUR
 formula); tests cross-check it against torchmetrics' eigenvalue form. Reference
 statistics are cached on disk per data set, keyed by a hash of the reference file list
-(or manifest) together with the extractor's conventions, so statistics from random
-`tiny` weights can never be reused for real weights.
+(or manifest) together with the extractor's conventions and, for patch FID, the crop
+protocol, so statistics from random `tiny` weights can never be reused for real weights.
+The cache holds the reference features too (float32, as the network returns them), so KID
+reads the very features FID was fitted to.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Optional
 
 import numpy as np
 from cleanfid.fid import frechet_distance as _clean_fid_frechet_distance
@@ -23,6 +25,7 @@ from PIL import Image
 
 from .images import ImageLike
 from .inception import RESIZE_CONVENTION, InceptionOutputs, InceptionV3, inception_outputs
+from .patches import PatchProtocol, patch_conventions, patch_outputs
 
 DISTANCE_CONVENTION = "cleanfid.fid.frechet_distance (scipy sqrtm); statistics: mean, np.cov (N - 1)"
 LOW_RANK_CONVENTION = ("exact low-rank form for fewer images than feature dimensions: Tr sqrt(S_g S_r) = "
@@ -31,7 +34,7 @@ LOW_RANK_CONVENTION = ("exact low-rank form for fewer images than feature dimens
 
 @dataclass(frozen=True)
 class ReferenceStats:
-    """Gaussian statistics of a reference set and where they came from."""
+    """Gaussian statistics of a reference set, its features, and where they came from."""
 
     key: str
     mu: np.ndarray
@@ -41,6 +44,7 @@ class ReferenceStats:
     conventions: dict
     cache_path: Path
     from_cache: bool
+    features: Optional[np.ndarray] = None
 
 
 def gaussian_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -78,27 +82,34 @@ def reference_stats(
     net: InceptionV3,
     manifest: "str | os.PathLike | None" = None,
     batch_size: int = 32,
+    protocol: Optional[PatchProtocol] = None,
 ) -> ReferenceStats:
-    """Statistics of the reference set `key`, from `cache_dir` when its file list and extractor match."""
+    """Statistics of the reference set `key` (of its crops under `protocol`, if given), from
+    `cache_dir` when its file list, extractor and protocol match."""
     if not re.fullmatch(r"[A-Za-z0-9._-]+", key):
         raise ValueError(f"reference key must be a plain file-name stem, got {key!r}")
     images = list(images)
     digest = manifest_hash(images, manifest)
-    conventions = {"resize": RESIZE_CONVENTION, **net.conventions}
+    conventions = {"resize": RESIZE_CONVENTION, **net.conventions} if protocol is None \
+        else patch_conventions(net, protocol)
     cache_id = hashlib.sha256(json.dumps([digest, conventions], sort_keys=True).encode()).hexdigest()[:16]
     path = Path(cache_dir) / f"{key}-{cache_id}.npz"
     if path.is_file():
         with np.load(path) as cached:
-            return ReferenceStats(key, cached["mu"], cached["sigma"], int(cached["count"]), digest,
-                                  json.loads(str(cached["conventions"])), path, from_cache=True)
-    outputs = inception_outputs(images, net, batch_size)
+            if "features" in cached:  # files written before KID hold statistics only: made again
+                return ReferenceStats(key, cached["mu"], cached["sigma"], int(cached["count"]), digest,
+                                      json.loads(str(cached["conventions"])), path, from_cache=True,
+                                      features=cached["features"].astype(np.float64))
+    outputs = inception_outputs(images, net, batch_size) if protocol is None \
+        else patch_outputs(images, net, protocol, batch_size)
     mu, sigma = gaussian_stats(outputs.features)
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npz", delete=False) as tmp:
-        np.savez(tmp, mu=mu, sigma=sigma, count=len(outputs.features),
+        np.savez(tmp, mu=mu, sigma=sigma, count=len(outputs.features), features=outputs.features.astype(np.float32),
                  manifest_sha256=digest, conventions=json.dumps(outputs.conventions, sort_keys=True))
     os.replace(tmp.name, path)  # atomic: concurrent runs never read a half-written file
-    return ReferenceStats(key, mu, sigma, len(outputs.features), digest, outputs.conventions, path, from_cache=False)
+    return ReferenceStats(key, mu, sigma, len(outputs.features), digest, outputs.conventions, path,
+                          from_cache=False, features=outputs.features)
 
 
 def low_rank_frechet_distance(features: np.ndarray, mu: np.ndarray, sigma: np.ndarray) -> float:

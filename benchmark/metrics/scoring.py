@@ -2,12 +2,14 @@
 
 ``run`` scores its images once they are all saved, and ``python -m benchmark score``
 re-scores a finished run from its directory alone, so scores never slow the timing and a
-metric fix needs no new images. Text-to-image methods get FID against the data set's
-reference images (pooled, and per size where a size has two images or more), IS and CLIP
-score against the captions; ``fstd`` gets PSNR / SSIM (Y), LPIPS and FID against the HR
-images; methods with a stage II get the seam score of their outputs on the stage II tile
-grid. A metric that cannot be computed is None, with the reason in ``skipped``. Metric
-networks follow :func:`metrics_profile`: real files on ``paper`` (missing ones are all
+metric fix needs no new images. Text-to-image methods get FID and KID against the data
+set's reference images (pooled, and per size where a size has two images or more), IS and
+CLIP score against the captions; ``fstd`` gets PSNR / SSIM (Y), LPIPS, FID and KID against
+the HR images; both get patch FID / KID on native-resolution crops (``fid_patch``,
+``kid_patch``, the protocol of :mod:`benchmark.metrics.patches`); methods with a stage II
+get the seam score of their outputs on the stage II tile grid. A metric that cannot be
+computed is None, with the reason in ``skipped``. Metric networks follow
+:func:`metrics_profile`: real files on ``paper`` (missing ones are all
 named at once), seeded random networks on ``tiny`` and ``paper-arch`` (random weights:
 not image quality). Samples that ran out of memory have no image: they are skipped, and
 ``scores["oom_samples_skipped"]`` says how many.
@@ -32,7 +34,8 @@ from datasets_build import iter_items
 from datasets_build.manifest import MANIFEST
 
 RANDOM_NOTE = "random weights: not image quality"
-METRICS = ("fid", "inception_score", "clip_score", "psnr_y", "ssim_y", "lpips", "seam_score")
+METRICS = ("fid", "kid", "fid_patch", "kid_patch", "inception_score", "clip_score", "psnr_y", "ssim_y", "lpips",
+           "seam_score")
 
 
 class ScoringError(ValueError):
@@ -51,20 +54,25 @@ def check_weights(profile: str):
         require_weights(profile)
 
 
-def score_run(out: Path, device: Optional[torch.device] = None) -> dict:
-    """Score the finished run in ``out`` and rewrite its results.json (atomically); returns the results."""
+def score_run(out: Path, device: Optional[torch.device] = None,
+              patch_protocol: str = metrics.patches.DEFAULT_PROTOCOL) -> dict:
+    """Score the finished run in ``out`` and rewrite its results.json (atomically); returns the results.
+
+    ``patch_protocol`` is how ``fid_patch`` / ``kid_patch`` cut crops: ``grid`` or ``random:K[:SEED]``.
+    """
     out = Path(out)
     if not (out / "results.json").is_file():
         raise ScoringError(f"{out} holds no finished run (no results.json); run it with `python -m benchmark run`")
     results = read_json(out / "results.json")
     if "per_image" not in results or results.get("profile") == "oracle":
         raise ScoringError(f"{out} is not a model run; oracle runs carry their own figures")
-    results.update(score(out, results, device))
+    results.update(score(out, results, device, metrics.PatchProtocol.parse(patch_protocol)))
     write_json(out / "results.json", results)
     return results
 
 
-def score(out: Path, results: dict, device: Optional[torch.device] = None) -> dict:
+def score(out: Path, results: dict, device: Optional[torch.device] = None,
+          patch_protocol: metrics.PatchProtocol = metrics.PatchProtocol()) -> dict:
     """The ``scores``, ``metric_conventions`` and ``metrics_profile`` of a run, and its per-image figures."""
     profile = metrics_profile(results["profile"])
     check_weights(profile)
@@ -74,13 +82,14 @@ def score(out: Path, results: dict, device: Optional[torch.device] = None) -> di
     oom_skipped = len(all_rows) - len(rows)
     if not rows:
         reason = f"no finished image: all {oom_skipped} samples ran out of memory"
-        return {"scores": {**dict.fromkeys(METRICS), "fid_per_ratio": {}, "skipped": dict.fromkeys(METRICS, reason),
-                           "oom_samples_skipped": oom_skipped},
+        return {"scores": {**dict.fromkeys(METRICS), "kid_std": None, "kid_patch_std": None, "fid_per_ratio": {},
+                           "kid_per_ratio": {}, "patch_protocol": patch_protocol.label,
+                           "skipped": dict.fromkeys(METRICS, reason), "oom_samples_skipped": oom_skipped},
                 "metric_conventions": {}, "metrics_profile": profile, "per_image": all_rows}
     images = [out / row["image"] for row in rows]
     records = [read_json(out / "samples" / f"{row['index']:05d}.json") for row in rows]
     super_resolution = get_method(results["method"]).base is None
-    values: dict = dict.fromkeys(METRICS)
+    values: dict = {**dict.fromkeys(METRICS), "kid_std": None, "kid_patch_std": None}
     skipped: dict[str, str] = {}
     conventions: dict[str, dict] = {}
 
@@ -94,23 +103,30 @@ def score(out: Path, results: dict, device: Optional[torch.device] = None) -> di
     inception_conventions = dict(model=inception.conventions["network"], pretrained=inception.conventions["weights"])
 
     references = _references(results)
-    fid_per_ratio: dict[str, float] = {}
+    per_ratio: dict[str, dict[str, float]] = {"fid": {}, "kid": {}}
+    reference_metrics = ("fid", "kid", "fid_per_ratio", "kid_per_ratio", "fid_patch", "kid_patch")
     if isinstance(references, str):
-        skipped["fid"] = skipped["fid_per_ratio"] = references
+        skipped.update(dict.fromkeys(reference_metrics, references))
     elif len(images) < 2:
-        skipped["fid"] = skipped["fid_per_ratio"] = (f"needs at least 2 images, the run has {len(images)}"
-                                                     + (f" ({oom_skipped} more ran out of memory)" if oom_skipped else ""))
+        skipped.update(dict.fromkeys(reference_metrics, f"needs at least 2 images, the run has {len(images)}"
+                                     + (f" ({oom_skipped} more ran out of memory)" if oom_skipped else "")))
     else:
         name, items = references
-        stats = _stats(name, items, inception, Path(results["dataset"]["folder"]))
-        fid = metrics.fid_score(generated, stats)
-        values["fid"] = fid["value"]
-        fid_per_ratio, too_few = _fid_per_ratio(rows, generated, name, items, inception,
-                                                Path(results["dataset"]["folder"]))
+        folder = Path(results["dataset"]["folder"])
+        stats = _stats(name, items, inception, folder)
+        fid, kid = metrics.fid_score(generated, stats), metrics.kid_score(generated, stats)
+        values.update(fid=fid["value"], kid=kid["value"], kid_std=kid["std"])
+        per_ratio, too_few = _per_ratio(rows, generated, name, items, inception, folder)
         if too_few:
-            skipped["fid_per_ratio"] = "fewer than 2 generated or 2 reference images at " + ", ".join(too_few)
+            skipped["fid_per_ratio"] = skipped["kid_per_ratio"] = \
+                "fewer than 2 generated or 2 reference images at " + ", ".join(too_few)
         convention("fid", "clean-fid", "clean", **inception_conventions, reference=name,
                    n_reference=fid["n_reference"], distance=fid["conventions"]["distance"])
+        convention("kid", "benchmark.metrics.kid (torchmetrics' subsets)", "clean", **inception_conventions,
+                   reference=name, n_reference=kid["n_reference"], **_kid_conventions(kid))
+        _patch_scores(rows, images, name, items, inception, folder, patch_protocol, values, skipped,
+                      lambda metric, **extra: convention(metric, "benchmark.metrics.patches", "native-resolution crops",
+                                                         **inception_conventions, reference=name, **extra))
 
     inception_score = metrics.inception_score(generated)
     values["inception_score"] = inception_score["value"]
@@ -135,8 +151,8 @@ def score(out: Path, results: dict, device: Optional[torch.device] = None) -> di
     else:
         skipped["seam_score"] = f"{results['method']} has no stage II tiles"
 
-    return {"scores": {**values, "fid_per_ratio": fid_per_ratio, "skipped": skipped,
-                       "oom_samples_skipped": oom_skipped},
+    return {"scores": {**values, "fid_per_ratio": per_ratio["fid"], "kid_per_ratio": per_ratio["kid"],
+                       "patch_protocol": patch_protocol.label, "skipped": skipped, "oom_samples_skipped": oom_skipped},
             "metric_conventions": conventions, "metrics_profile": profile, "per_image": all_rows}
 
 
@@ -154,18 +170,44 @@ def _references(results: dict):
     return dataset["name"], list(iter_items(folder))
 
 
-def _stats(key: str, items, inception, folder: Path):
-    """Reference statistics, cached under asd_cache_dir() by manifest hash (and extractor)."""
+def _stats(key: str, items, inception, folder: Path, protocol: Optional[metrics.PatchProtocol] = None):
+    """Reference statistics and features (of crops under ``protocol``), cached under asd_cache_dir() by
+    manifest hash, extractor and protocol."""
     return metrics.reference_stats([item.image for item in items], key, asd_cache_dir() / "fid-stats",
-                                   inception, manifest=folder / MANIFEST)
+                                   inception, manifest=folder / MANIFEST, protocol=protocol)
 
 
-def _fid_per_ratio(rows, generated, name, items, inception, folder):
-    """FID per output size with at least two generated and two reference images; the sizes left out."""
+def _kid_conventions(kid: dict) -> dict:
+    return {k: kid["conventions"][k] for k in ("kernel", "subsets", "subset_size", "subset_size_requested",
+                                                "subset_seed", "subset_draw")}
+
+
+def _patch_scores(rows, images, name, items, inception, folder, protocol, values, skipped, convention):
+    """fid_patch / kid_patch on the crops ``protocol`` cuts from generated and reference images at
+    native resolution; not applicable (recorded) where either side has fewer than two crops."""
+    generated_crops = metrics.crop_summary([tuple(row["size"]) for row in rows], protocol)
+    reference_crops = metrics.crop_summary([(item.height, item.width) for item in items], protocol)
+    if generated_crops["crops"] < 2 or reference_crops["crops"] < 2:
+        skipped["fid_patch"] = skipped["kid_patch"] = (
+            f"not applicable: images smaller than the {protocol.crop}-px crop give no crop, and {protocol.label} "
+            f"gives {generated_crops['crops']} generated and {reference_crops['crops']} reference crops (2 each "
+            f"needed; generated sizes {', '.join(generated_crops['resolution'])})")
+        return
+    stats = _stats(f"{name}-patches", items, inception, folder, protocol)
+    generated = metrics.patch_outputs(images, inception, protocol)
+    fid, kid = metrics.fid_score(generated, stats), metrics.kid_score(generated, stats)
+    values.update(fid_patch=fid["value"], kid_patch=kid["value"], kid_patch_std=kid["std"])
+    recorded = dict(crops=protocol.as_dict(), generated_crops=generated_crops, reference_crops=reference_crops)
+    convention("fid_patch", n_reference=fid["n_reference"], distance=fid["conventions"]["distance"], **recorded)
+    convention("kid_patch", n_reference=kid["n_reference"], **_kid_conventions(kid), **recorded)
+
+
+def _per_ratio(rows, generated, name, items, inception, folder):
+    """FID and KID per output size with at least two generated and two reference images; the sizes left out."""
     by_size = defaultdict(list)
     for position, row in enumerate(rows):
         by_size[tuple(row["size"])].append(position)
-    figures, too_few = {}, []
+    figures, too_few = {"fid": {}, "kid": {}}, []
     for (height, width), positions in sorted(by_size.items()):
         label = f"{height}x{width}"
         refs = [item for item in items if (item.height, item.width) == (height, width)]
@@ -174,7 +216,9 @@ def _fid_per_ratio(rows, generated, name, items, inception, folder):
             continue
         subset = metrics.InceptionOutputs(generated.features[positions], generated.logits[positions],
                                           generated.conventions)
-        figures[label] = metrics.fid_score(subset, _stats(f"{name}-{label}", refs, inception, folder))["value"]
+        stats = _stats(f"{name}-{label}", refs, inception, folder)
+        figures["fid"][label] = metrics.fid_score(subset, stats)["value"]
+        figures["kid"][label] = metrics.kid_score(subset, stats)["value"]
     return figures, too_few
 
 
