@@ -6,7 +6,9 @@ the tolerances. Settings and counts are held exactly, figures from deterministic
 computation to a tight relative tolerance; wall time only as a ratio of two runs measured
 on the same machine in the same suite, so that a faster or slower CI machine changes
 nothing, and from each run's fastest sample, which other load on the machine disturbs
-least.
+least. Two more ratios put our code over references timed beside it
+(:mod:`benchmark.runs.reference_timing`: stage I over diffusers' pipeline, tiled stage II
+over its denoiser calls), so that a slowdown of all our methods alike fails too.
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import pandas as pd
 
 from baselines.tiling import TilingConfig
 from benchmark.oracle.study import tiling_tag
+from benchmark.runs.reference_timing import STAGE1_VS_DIFFUSERS, TILING_OVERHEAD, read_reference_timing
 
 SETTINGS = ("size", "steps", "sr_steps", "seed", "samples", "samples_plan", "dataset.manifest_hash")
 COUNTS = ("denoiser_calls_per_sample", "tile_evaluations_per_sample", "stage1_unet_calls_per_image",
@@ -42,6 +46,11 @@ TOLERANCES = {
     "scores.ssim_y": {"abs": 0.005},
     "scores.lpips": {"abs": 0.005},
     "time_ratio": {"rel": 0.5},
+    # Against references: stage I's ratio is near 1 and moves with load on the machine by
+    # up to about a quarter; the engine's overhead is about 1 % of its denoiser calls, so
+    # it is held in absolute terms (an engine that costs 3 % more of a UNet call fails).
+    f"reference: {STAGE1_VS_DIFFUSERS}": {"rel": 0.3},
+    f"reference: {TILING_OVERHEAD}": {"abs": 0.03},
 }
 ORACLE_IMPLICIT = "fstd/oracle/" + tiling_tag(TilingConfig("implicit"))
 TIME_RATIOS = {
@@ -62,7 +71,8 @@ SUITES = {
     "oracle": [["study", "--profile", "oracle", "--size", "1024x1024", "--steps", "30",
                 "--limit", "3", "--no-progress"]],
     "tiny": [["run", "--method", method, "--profile", "tiny", "--dataset", "synthetic",
-              "--limit", "2", "--no-progress"] for method in TINY_METHODS],
+              "--limit", "2", "--no-progress"] for method in TINY_METHODS]
+            + [["timing", "--profile", "tiny", "--repeats", "3"]],
 }
 
 
@@ -90,7 +100,8 @@ def _lookup(results: dict, dotted: str):
 
 def tracked(results: dict) -> dict:
     """The figures of one run that the guard holds still."""
-    figures = {name: _lookup(results, name) for name in TOLERANCES if name != "time_ratio"}
+    figures = {name: _lookup(results, name) for name in TOLERANCES
+               if name != "time_ratio" and not name.startswith("reference: ")}
     return {name: value for name, value in figures.items() if value is not None}
 
 
@@ -112,7 +123,13 @@ def _time_ratios(runs: dict[str, dict], profile: str) -> dict[str, float]:
             if top in runs and bottom in runs}
 
 
-def make_baseline(results: list[dict], profile: str, suite: list[str]) -> dict:
+def _reference_ratios(runs_folder: Optional[Path], profile: str) -> dict[str, float]:
+    timing = read_reference_timing(runs_folder, profile) if runs_folder else None
+    return {f"reference: {name}": value for name, value in (timing or {}).get("ratios", {}).items()}
+
+
+def make_baseline(results: list[dict], profile: str, suite: list[str], runs_folder: Optional[Path] = None) -> dict:
+    """The baseline of ``profile``'s runs (and of its reference timing under ``runs_folder``, if any)."""
     runs = _by_identity(results, profile)
     if not runs:
         raise BaselineError(f"no runs of profile {profile!r} to make a baseline from")
@@ -121,7 +138,7 @@ def make_baseline(results: list[dict], profile: str, suite: list[str]) -> dict:
             "made_on": {"device": env["device"], "commit": env["git"]["commit"],
                         "date": env["date"]},
             "runs": {key: tracked(result) for key, result in sorted(runs.items())},
-            "time_ratios": _time_ratios(runs, profile)}
+            "time_ratios": {**_time_ratios(runs, profile), **_reference_ratios(runs_folder, profile)}}
 
 
 @dataclass
@@ -149,8 +166,9 @@ def _describe(tolerance: dict) -> str:
     return " + ".join(f"{kind} {tolerance[kind]:g}" for kind in ("abs", "rel") if kind in tolerance)
 
 
-def compare(baseline: dict, results: list[dict]) -> list[Check]:
-    """Every tracked figure of the baseline against the runs; a missing run or figure fails."""
+def compare(baseline: dict, results: list[dict], runs_folder: Optional[Path] = None) -> list[Check]:
+    """Every tracked figure of the baseline against the runs (and the reference timing under
+    ``runs_folder``); a missing run or figure fails."""
     profile, tolerances = baseline["profile"], baseline["tolerances"]
     runs = _by_identity(results, profile)
     checks = []
@@ -161,11 +179,11 @@ def compare(baseline: dict, results: list[dict]) -> list[Check]:
             now = current.get(name)
             checks.append(Check(key, name, value, now if key in runs else "missing run",
                                 _describe(tolerance), now is not None and _within(value, now, tolerance)))
-    ratios = _time_ratios(runs, profile)
+    ratios = {**_time_ratios(runs, profile), **_reference_ratios(runs_folder, profile)}
     for name, value in baseline["time_ratios"].items():
-        now = ratios.get(name)
-        checks.append(Check("time", name, value, now, _describe(tolerances["time_ratio"]),
-                            now is not None and _within(value, now, tolerances["time_ratio"])))
+        now, tolerance = ratios.get(name), tolerances.get(name, tolerances["time_ratio"])
+        checks.append(Check("time", name, value, now, _describe(tolerance),
+                            now is not None and _within(value, now, tolerance)))
     for key in sorted(set(runs) - set(baseline["runs"])):
         checks.append(Check(key, "(run not in baseline)", None, "present", "–", True))
     return checks

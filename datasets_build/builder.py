@@ -155,7 +155,8 @@ def _scan(samples, limit: int | None) -> tuple[pd.DataFrame, list[Skip]]:
     columns: dict[str, list] = {name: [] for name in SCAN_COLUMNS}
     roots: dict[Path, str] = {}  # one string per source root, not one per sample
     skips = []
-    for sample in tqdm(islice(samples, limit), desc="reading headers", unit="sample", total=limit):
+    for sample in tqdm(islice(samples, limit), desc="reading headers", unit="sample", total=limit,
+                       disable=None):
         if isinstance(sample, Skip):
             skips.append(sample)
             continue
@@ -215,7 +216,7 @@ def _write_items(candidates: pd.DataFrame, state: BuildState, out: Path, sizes, 
         usable = candidates[~candidates["id"].isin(list(state.bad))]
         plan = selection.select(usable, sizes, params["per_ratio"], params["borrow"], params["seed"], params["max_upscale"])
         todo = [row for row in plan.itertuples() if (row.id, sizes[row.size_index].name) not in state.done]
-        for row in tqdm(todo, desc="writing items", unit="img"):
+        for row in tqdm(todo, desc="writing items", unit="img", disable=None):
             size = sizes[row.size_index]
             try:
                 digest = write_item(row, out, size, params["lr_factor"])

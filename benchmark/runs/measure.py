@@ -41,7 +41,7 @@ class Measurement:
     memory_kind: str = ""
 
 
-def _sync(device: torch.device):
+def synchronize(device: torch.device):
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -86,14 +86,14 @@ def measured(device: torch.device):
         reset = True
     else:
         reset = _reset_peak_rss()
-    _sync(device)
+    synchronize(device)
     start = time.perf_counter()
     try:
         yield result
     except BaseException:  # the block failed (out of memory): the time and peak until then
         _fill(result, device, start, reset)
         raise
-    _sync(device)
+    synchronize(device)
     _fill(result, device, start, reset)
 
 
