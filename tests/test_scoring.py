@@ -91,7 +91,7 @@ def test_fstd_is_scored_on_the_sets_lr_hr_pairs(tmp_path, dataset):
                  "--out", str(tmp_path)] + QUICK) == 0
     results = _results(tmp_path)
     scores = results["scores"]
-    for metric in ("psnr_y", "ssim_y", "lpips", "fid"):
+    for metric in ("psnr_y", "ssim_y", "lpips", "fid", "kid"):
         assert math.isfinite(scores[metric]), metric
     assert scores["clip_score"] is None and "clip_score" in scores["skipped"]
     assert all(math.isfinite(row["psnr_y"]) and math.isfinite(row["lpips"]) for row in results["per_image"])
@@ -107,6 +107,8 @@ def test_no_score_and_a_replaced_prompt(tmp_path, dataset):
                  "--out", str(tmp_path / "b")] + QUICK) == 0
     scores = _results(tmp_path / "b")["scores"]
     assert scores["fid"] is None and "--prompt replaced" in scores["skipped"]["fid"]
+    for metric in ("kid", "fid_patch", "kid_patch"):  # every reference-based score says why it is missing
+        assert scores[metric] is None and scores["skipped"][metric] == scores["skipped"]["fid"]
     assert math.isfinite(scores["clip_score"])
 
 
