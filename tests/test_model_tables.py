@@ -14,7 +14,9 @@ from pathlib import Path
 
 from benchmark.reporting import paper
 from benchmark.cli import main
+from benchmark.reporting import stage2_tables as stage2
 from benchmark.reporting.model_tables import memory_points, table1, table2, table3, trained_ratios
+from benchmark.reporting.stage2_tables import stage2_tables
 from benchmark.runs.records import write_json
 from benchmark.reporting.report import write_report
 
@@ -247,3 +249,124 @@ def test_tables_1_and_2_show_the_nine_ratio_arad_and_leave_3_and_5_to_table3():
     text = table1([nine, three])
     assert dict(zip(header(text, heading), rows(text, heading)["ar-plus"]))["FID↓"] == "10.00"
     assert "30.00" in table3([nine, three])
+
+
+X4_TILINGS = {"nonoverlap": {"strategy": "nonoverlap", "tile": 128, "weighting": "gaussian"},
+              "explicit": {"strategy": "explicit", "tile": 128, "overlap": 64, "weighting": "gaussian"},
+              "implicit": {"strategy": "implicit", "tile": 128, "offset": "random", "offset_range": 64,
+                           "reset_every": 4, "fill": "eps", "weighting": "gaussian"}}
+
+
+def fstd_run(tiling: dict, psnr=20.0, seconds=2.0, calls=24.0, backbone="SD x4 upscaler", factor=4,
+             extra: dict | None = None, **kwargs) -> dict:
+    """An fstd results.json on the x4 upscaler (latent factor 4) with ``tiling`` in its latent px."""
+    run = make_run("fstd", seconds=seconds, **kwargs)
+    run["weights"].pop("stage1")
+    run["weights"]["stage2"]["latent_factor"] = factor
+    run.update(backbone=backbone, steps=None, lora=None, sr_tiling=dict(tiling, tile_batch_size=1),
+               stage2_denoiser_calls_per_image=calls)
+    if "scores" in run:
+        run["scores"].update(psnr_y=psnr, ssim_y=0.5, lpips=0.25, clip_score=None, **(extra or {}))
+    return run
+
+
+def three_tilings(**kwargs) -> list[dict]:
+    return [fstd_run(X4_TILINGS["nonoverlap"], psnr=20.0, seconds=2.0, calls=16, scored=scores(), **kwargs),
+            fstd_run(X4_TILINGS["explicit"], psnr=21.0, seconds=5.0, calls=48, scored=scores(), **kwargs),
+            fstd_run(X4_TILINGS["implicit"], psnr=22.0, seconds=2.5, calls=16, scored=scores(), **kwargs)]
+
+
+def cells(text: str, heading: str, first: str) -> dict[str, str]:
+    return dict(zip(header(text, heading), rows(text, heading)[first]))
+
+
+def test_tables_4_6_7_put_the_three_fstd_tilings_beside_the_papers_figures():
+    text = stage2_tables(three_tilings())
+    block = text.split("### stage II alone, backbone SD x4 upscaler: synthetic (manifest 5e5e5e5e5e5e) at 512×512", 1)[1]
+    table4 = block.split("#### Table 4", 1)[1]
+    assert list(rows(table4, "tiling strategies")) == ["untiled (reference)", "no overlap", "explicit overlap 32",
+                                                      "implicit, fixed offset", "implicit, random offset"]
+    nonoverlap = cells(table4, "tiling strategies", "no overlap")
+    explicit = cells(table4, "tiling strategies", "explicit overlap 32")
+    implicit = cells(table4, "tiling strategies", "implicit, random offset")
+    assert (nonoverlap["PSNR-Y↑"], nonoverlap["paper PSNR↑"], nonoverlap["paper s / image"]) == ("20.00", "26.89", "75.08")
+    assert (explicit["PSNR-Y↑"], explicit["paper PSNR↑"], explicit["paper s / image"]) == ("21.00", "27.49", "166.8")
+    assert (implicit["PSNR-Y↑"], implicit["paper PSNR↑"], implicit["paper s / image"]) == ("22.00", "27.53", "75.19")
+    assert implicit["paper FID↓"] == "22.25" and implicit["paper LPIPS↓"] == "≈ 0.08"
+    assert explicit["time ÷ no overlap"] == "2.50" and explicit["paper time ÷ no overlap"] == "2.22"
+    assert explicit["denoiser calls / image"] == "48" and implicit["SSIM-Y↑"] == "0.500"
+    assert implicit["LPIPS↓"] == "0.250" and implicit["FID↓"] == "50.00" and implicit["seam score"] == "1.010"
+    assert implicit["peak memory (GiB)"] == "0.98" and implicit["s / image"] == "2.50"
+    assert cells(table4, "tiling strategies", "implicit, fixed offset")["PSNR-Y↑"] == "not run"
+    assert cells(table4, "tiling strategies", "implicit, fixed offset")["paper PSNR↑"] == "26.83"
+    table6 = block.split("#### Table 6", 1)[1]
+    assert cells(table6, "offset range", "implicit, offset range 32")["PSNR-Y↑"] == "22.00"
+    assert cells(table6, "offset range", "implicit, offset range 16")["PSNR-Y↑"] == "not run"
+    assert [cells(table6, "offset range", f"implicit, offset range {r}")["paper s / image"]
+            for r in (16, 32, 48)] == ["75.39", "75.19", "75.21"]
+    table7 = block.split("#### Table 7", 1)[1]
+    zero = f"explicit, overlap 0 ({stage2.NO_OVERLAP_STANDS_IN})"
+    assert cells(table7, "explicit overlap", zero)["PSNR-Y↑"] == "20.00"
+    assert cells(table7, "explicit overlap", "explicit, overlap 32")["PSNR-Y↑"] == "21.00"
+    columns = header(table7, "explicit overlap")
+    paper7 = [dict(zip(columns, row)) for row in rows(table7, "explicit overlap").values()]
+    assert [row["paper PSNR↑"] for row in paper7] == ["26.89", "27.50", "27.49", "27.64"]
+    assert [row["paper s / image"] for row in paper7] == ["75.1", "148.7", "166.8", "182.6"]
+    assert "backbone (stage II): SD x4 upscaler" in block and "random weights: not image quality" in block
+    assert "MM-CelebA-HQ: not run" in text  # the paper's data set gets its block
+
+
+def test_tables_4_6_7_are_per_backbone_and_in_the_papers_units():
+    x4 = fstd_run(X4_TILINGS["implicit"], psnr=22.0, scored=scores())
+    # a factor-8 backbone's 64 / 32 latent px are the paper's own units; 16 is the paper's range 16
+    eight = fstd_run(dict(X4_TILINGS["implicit"], tile=64, offset_range=16), psnr=23.0, backbone="StableSR",
+                     factor=8, scored=scores())
+    odd = fstd_run(dict(X4_TILINGS["implicit"], offset_range=33), scored=scores())  # 33·4/8: no paper row
+    assert stage2.paper_units(x4) == {"strategy": "implicit", "tile": 64, "offset": "random", "offset_range": 32,
+                                      "reset_every": 4, "fill": "eps", "weighting": "gaussian"}
+    assert stage2.paper_units(odd) is None
+    text = stage2_tables([x4, eight, odd])
+    x4_block = text.split("backbone SD x4 upscaler: synthetic")[1].split("\n### ")[0]
+    eight_block = text.split("backbone StableSR: synthetic")[1].split("\n### ")[0]
+    assert cells(x4_block, "#### Table 6", "implicit, offset range 32")["PSNR-Y↑"] == "22.00"
+    assert cells(eight_block, "#### Table 6", "implicit, offset range 16")["PSNR-Y↑"] == "23.00"
+    assert cells(eight_block, "#### Table 6", "implicit, offset range 32")["PSNR-Y↑"] == "not run"
+    assert "1 fstd run(s) with tilings outside the paper's rows are not shown" in x4_block
+
+
+def test_kid_and_patch_scores_get_columns_where_runs_have_them():
+    runs = [fstd_run(X4_TILINGS["implicit"], scored=scores(), extra={"kid": 0.01234, "kid_std": 0.002,
+                                                                    "fid_patch": 33.3, "kid_patch": None})]
+    runs[0]["metric_conventions"]["kid"] = {"library": "benchmark.metrics.kid", "mode": "clean", "subsets": 100,
+                                            "subset_size": 3, "random_weights": True}
+    text = stage2_tables(runs).split("synthetic (manifest", 1)[1]
+    assert "kid: library benchmark.metrics.kid, mode clean, 100 subsets of 3, random weights" in text
+    row = cells(text, "#### Table 4", "implicit, random offset")
+    assert (row["KID↓"], row["patch FID↓"], row["patch KID↓"]) == ("0.0123 ± 0.0020", "33.30", "skipped")
+    assert "KID↓" not in stage2_tables(three_tilings())
+    with_kid = make_run("asd", scored=dict(scores(), kid=0.5))
+    heading = "Table 1 — full pipeline: synthetic (manifest 5e5e5e5e5e5e) at 512×512"
+    assert cells(table1([with_kid]), heading, "asd")["KID↓"] == "0.5000"
+    assert cells(table1([with_kid]), heading, "sr-plus")["KID↓"] == "not run"
+
+
+def test_a_report_from_an_asd_run_alone_carries_the_papers_tables_4_6_7(tmp_path):
+    write_json(tmp_path / "runs" / "a" / "results.json", make_run("asd", scored=scores()))
+    [path] = write_report(tmp_path / "runs", tmp_path / "reports")
+    text = path.read_text()
+    section = text.split("## Tables 4, 6, 7 — stage II alone", 1)[1].split("## Figure 7")[0]
+    for figure in ("26.89", "27.49", "27.53", "75.08", "166.8", "75.19", "75.39", "148.7", "182.6"):
+        assert f"| {figure} " in section
+    assert "MM-CelebA-HQ: not run" in section and "| not run " in section
+
+
+def test_a_report_from_fstd_runs_alone_is_written_with_their_tables(tmp_path):
+    for index, run in enumerate(three_tilings()):
+        write_json(tmp_path / "runs" / str(index) / "results.json", run)
+    [path] = write_report(tmp_path / "runs", tmp_path / "reports")
+    text = path.read_text()
+    assert path.name == "tiny.md"
+    block = text.split("backbone SD x4 upscaler: synthetic", 1)[1]
+    implicit = cells(block, "#### Table 4", "implicit, random offset")
+    assert implicit["PSNR-Y↑"] == "22.00" and implicit["paper PSNR↑"] == "27.53"
+    assert "fstd" not in text.split("## Figure 7")[1]  # stage II alone is not a Figure 7 pipeline

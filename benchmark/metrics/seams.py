@@ -25,6 +25,14 @@ def tile_borders(size: int, tile: int) -> list[int]:
     return sorted(borders)
 
 
+def squared_jumps(image: torch.Tensor, axis: int) -> torch.Tensor:
+    """Squared differences between neighbours along ``axis`` of ``image`` (..., H, W), averaged
+    over the leading dimensions (channels): (H - 1, W) for axis -2, (H, W - 1) for axis -1.
+    Entry p - 1 is the jump between pixels p - 1 and p, where a border at p lies."""
+    jumps = image.double().diff(dim=axis).pow(2)
+    return jumps.reshape(-1, *jumps.shape[-2:]).mean(dim=0)
+
+
 def seam_score(image: torch.Tensor, tile: int, grid_size: Optional[tuple[int, int]] = None,
                top_left: tuple[int, int] = (0, 0)) -> float:
     """Seam score of ``image`` (..., H, W) against a non-overlap grid of ``tile`` pixels.
@@ -37,7 +45,7 @@ def seam_score(image: torch.Tensor, tile: int, grid_size: Optional[tuple[int, in
     for axis, start in zip((-2, -1), top_left):
         size = image.shape[axis]
         laid_on = grid_size[axis] if grid_size else size
-        jumps = image.diff(dim=axis).pow(2).movedim(axis, 0).reshape(size - 1, -1).mean(dim=1)
+        jumps = squared_jumps(image, axis).mean(dim=1 if axis == -2 else 0)
         at_border = torch.zeros(size - 1, dtype=torch.bool)
         at_border[[p - start - 1 for p in tile_borders(laid_on, tile) if 0 < p - start < size]] = True
         border_energy += float(jumps[at_border].sum())

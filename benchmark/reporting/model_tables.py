@@ -17,7 +17,6 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from baselines.models import PROFILES
 from datasets_build.sizes import ARAD_BUCKETS
 from benchmark.reporting import paper
 from benchmark.reporting.ceilings import max_res, shown_ceiling
@@ -31,6 +30,8 @@ REPORTED_METHODS = TABLE1_METHODS + ("md",)  # fstd (stage II alone) is the orac
 PICK_RULE = "most images, then newest"
 NO_PAPER_FIGURES = "The paper has no figures for this data set (it reports MA-LAION-COCO and MA-COCO)."
 MIB_PER_GIB = 1024
+#: Scores that get a column where a table's runs have them: (key in scores, column, digits).
+EXTRA_SCORES = (("kid", "KID↓", 4), ("fid_patch", "patch FID↓", 2), ("kid_patch", "patch KID↓", 4))
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,22 @@ def _score(result: Optional[dict], metric: str, digits: int = 2) -> str:
     return "skipped" if value is None else f"{value:.{digits}f}"
 
 
+def extra_scores(runs: list[dict]) -> list[tuple[str, str, int]]:
+    """The scores of EXTRA_SCORES that any of ``runs`` has (runs scored before they existed have none)."""
+    return [extra for extra in EXTRA_SCORES if any(extra[0] in (r.get("scores") or {}) for r in runs)]
+
+
+def extra_cells(result: Optional[dict], extras: list[tuple[str, str, int]]) -> dict:
+    """The cells of ``extras``, with the spread over subsets (``<metric>_std``) where it is scored."""
+    cells = {}
+    for metric, column, digits in extras:
+        cells[column] = _score(result, metric, digits)
+        spread = ((result or {}).get("scores") or {}).get(f"{metric}_std")
+        if spread is not None and cells[column][:1].isdigit():
+            cells[column] += f" ± {spread:.{digits}f}"
+    return cells
+
+
 def _notes(label: str, runs: list[dict], result: Optional[dict], metrics: tuple[str, ...]) -> list[str]:
     """The notes on the run a cell shows: metrics skipped (but where every sample ran out of
     memory: the cells say OOM), which of several runs fit, how many samples ran out of memory."""
@@ -124,9 +141,10 @@ def _how(shown: list[dict]) -> str:
     return model_provenance(shown) if shown else "- no runs: every row is not run"
 
 
-def _section(title: str, how: str, caption: str, frame: pd.DataFrame, notes: list[str]) -> str:
-    lines = [f"### {title}", "", "How these numbers were made:", how, "", caption, "",
-             frame.to_markdown(index=False, disable_numparse=True), ""]
+def _section(title: str, how: str, caption: str, frame: pd.DataFrame | str, notes: list[str]) -> str:
+    """A table (or ready markdown) headed by how it was made, its caption and notes under it."""
+    body = frame if isinstance(frame, str) else frame.to_markdown(index=False, disable_numparse=True)
+    lines = [f"### {title}", "", "How these numbers were made:", how, "", caption, "", body, ""]
     if notes:
         lines += ["Notes:", *[f"- {note}" for note in notes], ""]
     return "\n".join(lines)
@@ -163,6 +181,7 @@ def table1(results: list[dict], ceilings: list[dict] = ()) -> str:
     blocks = []
     for group, by_method in _groups(paper_arad(results), TABLE1_METHODS, [paper.TABLE1_DATASET]).items():
         rows, notes, shown = [], [], []
+        extras = extra_scores([r for runs in by_method.values() for r in runs])
         for method in TABLE1_METHODS:
             runs = by_method.get(method, [])
             result = pick(runs) if runs else None
@@ -170,7 +189,7 @@ def table1(results: list[dict], ceilings: list[dict] = ()) -> str:
             figures = paper.TABLE1[method]
             rows.append({"method": method, "ratio": figures["ratio"], "tile": figures["tile"],
                          "overlap": figures["overlap"], "FID↓": _score(result, "fid"),
-                         "IS↑": _score(result, "inception_score"), "CLIP↑": _score(result, "clip_score"),
+                         **extra_cells(result, extras), "IS↑": _score(result, "inception_score"), "CLIP↑": _score(result, "clip_score"),
                          "seam score": _score(result, "seam_score", 3), **_measured(result),
                          "max res.": max_res(shown_ceiling(ceilings, method)),
                          "paper max res.": figures["max_res"], "paper seam": figures["seam"],
@@ -205,12 +224,14 @@ def table2(results: list[dict]) -> str:
     for group, by_method in _groups(paper_arad(results), TABLE2_METHODS, list(paper.TABLE2)).items():
         theirs = paper.TABLE2.get(group.dataset, {})
         rows, notes, picked = [], [], {}
+        extras = extra_scores([r for runs in by_method.values() for r in runs])
         for method in TABLE2_METHODS:
             runs = by_method.get(method, [])
             result = picked[method] = pick(runs) if runs else None
             figures = theirs.get(method, {})
             rows.append({"method": f"{paper.TABLE2_NAMES[method]} ({method})",
-                         "FID↓": _score(result, "fid"), "IS↑": _score(result, "inception_score"),
+                         "FID↓": _score(result, "fid"), **extra_cells(result, extras),
+                         "IS↑": _score(result, "inception_score"),
                          "CLIP↑": _score(result, "clip_score"), **_measured(result),
                          "paper FID↓": _paper(figures.get("fid")), "paper IS↑": _paper(figures.get("is")),
                          "paper CLIP↑": _paper(figures.get("clip"))})
@@ -244,13 +265,14 @@ def table3(results: list[dict]) -> str:
         counts = sorted(set(paper.TABLE3["ma-coco"]) | {c for c in by_count if c is not None})
         counts += [None] if None in by_count else []
         rows, notes, shown = [], [], []
+        extras = extra_scores(by_method.get("ar-plus", []))
         for count in counts:
             runs = by_count.get(count, [])
             result = pick(runs) if runs else None
             shown += [result] if result else []
             label = f"{count} ratios" if count else "untrained LoRA"
             figures = theirs.get(count, {})
-            rows.append({"ARAD trained on": label, "FID↓": _score(result, "fid"),
+            rows.append({"ARAD trained on": label, "FID↓": _score(result, "fid"), **extra_cells(result, extras),
                          "IS↑": _score(result, "inception_score"), "CLIP↑": _score(result, "clip_score"),
                          **_measured(result), "paper FID↓": _paper(figures.get("fid")),
                          "paper IS↑": _paper(figures.get("is"))})
@@ -360,20 +382,3 @@ def figure7(results: list[dict], profile: str, figures: Path, ceilings: list[dic
         section += f"\n![peak memory against resolution]({plot.relative_to(figures.parent).as_posix()})\n"
     return section
 
-
-def profile_report(results: list[dict], profile: str, figures: Path, ceilings: list[dict] = ()) -> str:
-    """The body of ``<profile>.md`` from the runs of one model profile (of REPORTED_METHODS)
-    and its ceiling searches."""
-    return "\n".join([
-        f"Profile `{profile}`: {PROFILES[profile]}.", "",
-        f"Each table is one group of comparable runs (same data set build, same sizes); where "
-        f"several runs fit a cell, the one with the {PICK_RULE} is shown. \"{NOT_RUN}\": no run "
-        f"of that method; \"{NOT_SCORED}\": a run without scores (made before scoring, or "
-        "unscored); \"skipped\": a metric the run could not compute (reason in the notes). "
-        "Tables 1 to 3 hold runs on a data set; runs with `--prompt` or `--size` (no references) "
-        "are in Figure 7 only.", "",
-        "## Table 1 — full pipeline", "", table1(results, ceilings),
-        "## Table 2 — stage I alone", "", table2(results),
-        "## Table 3 — ARAD trained on 3 / 5 / 9 ratios", "", table3(results),
-        "## Figure 7 — peak memory", "", figure7(results, profile, figures, ceilings),
-    ])

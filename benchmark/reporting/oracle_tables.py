@@ -17,12 +17,13 @@ from benchmark.reporting.provenance import NOT_RUN, commits, dates, devices, mem
 from benchmark.oracle.study import StudyRow, study_rows
 
 
-def _comparable(tiling_record: dict) -> dict:
+def comparable(tiling_record: dict) -> dict:
     """Tiling parameters that change outputs (batching tiles changes only the call count)."""
     return {k: v for k, v in tiling_record.items() if k != "tile_batch_size"}
 
 
-def _settings(result: dict) -> tuple:
+def settings_of(result: dict) -> tuple:
+    """The settings that make oracle runs one study: size, steps, seed, samples."""
     return (tuple(result["size"]), result["steps"], result["seed"], result["samples"])
 
 
@@ -82,7 +83,7 @@ def oracle_tables(results: list[dict], figures: Path) -> str:
         return ""
     groups = defaultdict(list)
     for result in oracle:
-        groups[_settings(result)].append(result)
+        groups[settings_of(result)].append(result)
     titles = {"4": "Table 4 — tiling strategies", "6": "Table 6 — implicit overlap, offset range",
               "7": "Table 7 — explicit overlap"}
     blocks = []
@@ -91,12 +92,12 @@ def oracle_tables(results: list[dict], figures: Path) -> str:
                                   reverse=True):
         by_tiling = {}
         for result in group:  # the newest run wins where a configuration was run twice
-            key = repr(sorted(_comparable(result["tiling"]).items()))
+            key = repr(sorted(comparable(result["tiling"]).items()))
             if key not in by_tiling or result["environment"]["date"] >= by_tiling[key]["environment"]["date"]:
                 by_tiling[key] = result
 
         def find(row: StudyRow):
-            return by_tiling.get(repr(sorted(_comparable(row.tiling.as_record()).items())))
+            return by_tiling.get(repr(sorted(comparable(row.tiling.as_record()).items())))
 
         reference = find(study_rows()[1])
         reference_seconds = reference["seconds_per_sample"] if reference else None

@@ -64,6 +64,13 @@ def _steps(result: dict) -> str:
 def _convention(metric: str, convention: dict) -> str:
     parts = [f"{key} {convention[key]}" for key in ("library", "mode", "model", "pretrained")
              if convention.get(key) is not None]
+    if convention.get("subsets") is not None:
+        parts.append(f"{convention['subsets']} subsets of {convention['subset_size']}")
+    crops = convention.get("crops")
+    if crops:
+        parts.append(f"{crops['protocol']} crops of {crops['crop_px']} px at native resolution ("
+                     f"{convention['generated_crops']['crops']} generated, {convention['reference_crops']['crops']} "
+                     "reference)")
     if convention.get("random_weights"):
         parts.append("random weights: not comparable to the paper")
     return f"{metric}: " + ", ".join(parts)

@@ -1,7 +1,7 @@
 """Markdown reports from a folder of runs, in the layout of the paper's tables.
 
 ``oracle.md`` holds the tiling study on the weight-free oracle (Tables 4, 6, 7); each model
-profile gets ``<profile>.md`` with Tables 1, 2, 3 and Figure 7 (with the profile's ceiling
+profile gets ``<profile>.md`` with Tables 1, 2, 3, Tables 4, 6, 7 from its ``fstd`` runs and Figure 7 (with the profile's ceiling
 searches, ``ceiling/<profile>/``, in Table 1's max res. and in Figure 7) and its VAE tiling studies. Every table is headed by
 how its numbers were made and shows the paper's figures beside ours; rows that were not
 run are shown as not run, never left out silently. Plots go under ``figures/``.
@@ -13,18 +13,48 @@ from pathlib import Path
 
 from baselines.models import PROFILES as MODEL_PROFILES
 from benchmark.reporting import ceilings
-from benchmark.reporting.model_tables import REPORTED_METHODS, profile_report
+from benchmark.reporting.model_tables import PICK_RULE, REPORTED_METHODS, figure7, table1, table2, table3
 from benchmark.reporting.oracle_tables import oracle_tables
+from benchmark.reporting.provenance import NOT_RUN, NOT_SCORED
+from benchmark.reporting.seam_pictures import model_pictures, oracle_pictures
+from benchmark.reporting.stage2_tables import METHOD as STAGE2_METHOD, stage2_tables
 from benchmark.reporting.vae_tables import vae_tables
 from benchmark.runs.records import read_json, write_atomic
 
 
-def load_results(runs: Path) -> list[dict]:
-    """Every run under ``runs`` but a ceiling search's trials (one step per stage: they are
-    read through their ``ceiling.json``)."""
+def load_runs(runs: Path) -> list[tuple[Path, dict]]:
+    """(folder, results) of every run under ``runs`` but a ceiling search's trials (one step per
+    stage: they are read through their ``ceiling.json``)."""
     runs = Path(runs)
-    return [read_json(path) for path in sorted(runs.rglob("results.json"))
+    return [(path.parent, read_json(path)) for path in sorted(runs.rglob("results.json"))
             if path.relative_to(runs).parts[0] != ceilings.FOLDER]
+
+
+def load_results(runs: Path) -> list[dict]:
+    return [result for _, result in load_runs(runs)]
+
+
+SEAMS_SEEN = "Seams, seen: tiled outputs beside their no-overlap twins"
+SEAMS_SEEN_ORACLE = "Seams, seen: latents with the tile grid"
+
+
+def profile_report(results: list[dict], profile: str, figures: Path, ceilings: list[dict] = ()) -> str:
+    """The body of ``<profile>.md`` from the runs of one model profile (of REPORTED_METHODS and
+    fstd) and its ceiling searches."""
+    return "\n".join([
+        f"Profile `{profile}`: {MODEL_PROFILES[profile]}.", "",
+        f"Each table is one group of comparable runs (same data set build, same sizes); where "
+        f"several runs fit a cell, the one with the {PICK_RULE} is shown. \"{NOT_RUN}\": no run "
+        f"of that method; \"{NOT_SCORED}\": a run without scores (made before scoring, or "
+        "unscored); \"skipped\": a metric the run could not compute (reason in the notes). "
+        "Tables 1 to 4, 6, 7 hold runs on a data set; runs with `--prompt` or `--size` (no references) "
+        "are in Figure 7 only.", "",
+        "## Table 1 — full pipeline", "", table1(results, ceilings),
+        "## Table 2 — stage I alone", "", table2(results),
+        "## Table 3 — ARAD trained on 3 / 5 / 9 ratios", "", table3(results),
+        "## Tables 4, 6, 7 — stage II alone (`fstd`)", "", stage2_tables(results),
+        "## Figure 7 — peak memory", "", figure7(results, profile, figures, ceilings),
+    ])
 
 
 def _made_by(runs: Path) -> str:
@@ -33,24 +63,30 @@ def _made_by(runs: Path) -> str:
 
 def write_report(runs: Path, out: Path) -> list[Path]:
     """Render every report that the runs under ``runs`` allow; returns the files written."""
-    results = load_results(runs)
+    folders = load_runs(runs)
+    results = [result for _, result in folders]
     out, figures = Path(out), Path(out) / "figures"
     written = []
     oracle = oracle_tables(results, figures)
     if oracle:
         path = out / "oracle.md"
-        write_atomic(path, ("# FSTD tiling on the weight-free oracle\n\n" + _made_by(runs)
-                            + oracle).encode())
+        pictures = oracle_pictures(folders, figures)
+        write_atomic(path, ("# FSTD tiling on the weight-free oracle\n\n" + _made_by(runs) + oracle
+                            + (f"\n## {SEAMS_SEEN_ORACLE}\n\n{pictures}" if pictures else "")).encode())
         written.append(path)
     for profile in MODEL_PROFILES:
         runs_of_profile = [r for r in results
-                           if r.get("profile") == profile and r.get("method") in REPORTED_METHODS]
+                           if r.get("profile") == profile and r.get("method") in REPORTED_METHODS + (STAGE2_METHOD,)]
         searches = ceilings.load_ceilings(runs, profile)
         vae = vae_tables(results, profile)
         if runs_of_profile or searches or vae:
             path = out / f"{profile}.md"
             write_atomic(path, (f"# Any-size pipelines on the `{profile}` profile\n\n" + _made_by(runs)
                                 + profile_report(runs_of_profile, profile, figures, searches)
-                                + ("\n" + vae if vae else "")).encode())
+                                + ("\n" + vae if vae else "")
+                                + f"\n## {SEAMS_SEEN}\n\n"
+                                + model_pictures([(folder, r) for folder, r in folders
+                                                  if id(r) in {id(shown) for shown in runs_of_profile}], figures)
+                                ).encode())
             written.append(path)
     return written
