@@ -39,6 +39,9 @@ TOLERANCES = {
     "distribution_error": {"rel": 1e-3},
     "distribution_error_interior": {"rel": 1e-3},
     "scores.fid": {"rel": 0.02},
+    "scores.kid": {"rel": 0.02, "abs": 1e-3},
+    "scores.fid_patch": {"rel": 0.02},
+    "scores.kid_patch": {"rel": 0.02, "abs": 1e-3},
     "scores.inception_score": {"rel": 0.02},
     "scores.clip_score": {"rel": 0.02, "abs": 0.05},  # floored at 0 by definition
     "scores.seam_score": {"rel": 0.02},
