@@ -33,6 +33,7 @@ from benchmark.reporting.vae_tables import render_vae_study
 from benchmark.runs.vae_study import vae_study
 from benchmark.runs.runner import RunMismatchError, run
 from benchmark.runs.samples import DEFAULT_DATASET, plan_samples
+from benchmark.runs.shard import ShardError, current as current_shard
 from benchmark.metrics.patches import DEFAULT_PROTOCOL as DEFAULT_PATCH_PROTOCOL, PatchProtocol
 from benchmark.metrics.scoring import METRICS as SCORED_METRICS, check_weights, score_run
 from benchmark.reporting.paper_runs import FIGURE7_SIDES, TABLE3_BUCKETS, commands as paper_run_commands
@@ -440,7 +441,9 @@ def _run_model(args) -> int:
     if method.base is None and args.prompt is not None:
         raise UsageError("fstd has no text input (stage II runs on the empty prompt); drop --prompt")
     size = parse_size(args.size, MIN_SIDE) if args.size else None
-    plan = plan_samples(args.dataset, asd_cache_dir() / "datasets", args.prompt, size)
+    shard = current_shard(_device(args.device))  # under accelerate launch: this process's share of the run
+    with shard.main_first():  # rank 0 builds a missing synthetic set, the others then read it
+        plan = plan_samples(args.dataset, asd_cache_dir() / "datasets", args.prompt, size)
     if args.limit is None:
         limit = min(TINY_LIMIT, len(plan.samples)) if args.profile == "tiny" else len(plan.samples)
     else:
@@ -459,27 +462,31 @@ def _run_model(args) -> int:
                   tile_batch_size=args.tile_batch_size)
     settings = Settings(steps, sr_steps, args.guidance, args.colour_fix, args.tiling or "implicit", tiling,
                         VaeTiling(args.vae_tiling))
-    device = _device(args.device)
+    device = shard.device(_device(args.device))
     budget = args.budget
     check_budget(budget, device)  # before the models are loaded
     paths = WeightPaths.from_environment(sd21=args.sd21, upscaler=args.upscaler, lora=args.lora)
-    pipeline = load_pipeline(method, args.profile, settings, device, paths)
+    with shard.main_first():  # rank 0 trains a missing tiny LoRA as one process does, the others load it
+        pipeline = load_pipeline(method, args.profile, settings, device, paths)
     if not args.no_score:
         check_weights(args.profile)  # before any image is made
     job = ModelJob(pipeline, plan, args.seed, device)
     out = args.out or default_out(args.runs, args.profile, method.name,
                                   model_run_tag(pipeline, plan.dataset, args.prompt, size, args.seed)
                                   + _budget_tag(budget))
-    results = run(job, limit, out, progress=not args.no_progress, budget=budget)
-    figures = [] if results["finished_samples"] == 0 else [
-        f"{results['seconds_per_image']:.2f} s/image",
-        f"stage I {results['stage1_unet_calls_per_image']:.0f} UNet calls/image",
-        f"stage II {results['stage2_denoiser_calls_per_image']:.0f} calls/image",
-        f"peak memory {results['peak_memory_mib']:.0f} MiB"]
-    print(f"{method.name} on {args.profile}: {', '.join(figures + _oom_summary(results))} "
-          f"-> {out / 'results.json'}")
+    results = run(job, limit, out, progress=not args.no_progress, budget=budget, shard=shard)
+    if shard.main:
+        figures = [] if results["finished_samples"] == 0 else [
+            f"{results['seconds_per_image']:.2f} s/image",
+            f"stage I {results['stage1_unet_calls_per_image']:.0f} UNet calls/image",
+            f"stage II {results['stage2_denoiser_calls_per_image']:.0f} calls/image",
+            f"peak memory {results['peak_memory_mib']:.0f} MiB"]
+        print(f"{method.name} on {args.profile}: {', '.join(figures + _oom_summary(results))} "
+              f"-> {out / 'results.json'}")
     if not args.no_score:
-        _print_scores(out, score_run(out, device, args.patch_protocol))
+        scored = score_run(out, device, args.patch_protocol, shard)
+        if shard.main:
+            _print_scores(out, scored)
     return 0
 
 
@@ -490,9 +497,12 @@ def _print_scores(out: Path, results: dict):
 
 
 def command_score(args) -> int:
-    device = _device(args.device)
+    shard = current_shard(_device(args.device))
+    device = shard.device(_device(args.device))
     for out in args.runs:
-        _print_scores(out, score_run(out, device, args.patch_protocol))
+        results = score_run(out, device, args.patch_protocol, shard)
+        if shard.main:
+            _print_scores(out, results)
     return 0
 
 
@@ -543,8 +553,10 @@ def command_tables(args) -> int:
                          f"{args.profile!r}; the oracle's tables come from `python -m benchmark study`")
     budget = _memory_budget(args.memory_budget)
     loras = {k: getattr(args, f"lora_{k}") for k in TABLE3_BUCKETS if getattr(args, f"lora_{k}")}
+    shard = current_shard(_device(args.device))
     if args.profile == "tiny" and not loras:
-        loras = tiny_table3_loras()
+        with shard.main_first():  # rank 0 trains them, the others find them cached
+            loras = tiny_table3_loras()
     elif len(loras) < len(TABLE3_BUCKETS):
         print(f"Table 3: LoRAs given for {sorted(loras) or 'no'} ratio counts; the others are not run")
     for command in paper_run_commands(args.profile, args.dataset, args.runs, args.limit, args.sides,
@@ -559,7 +571,7 @@ def command_tables(args) -> int:
         status = main(command)
         if status:
             raise UsageError(f"`python -m benchmark {' '.join(command)}` failed with status {status}")
-    for path in write_report(args.runs, args.reports):
+    for path in write_report(args.runs, args.reports) if shard.main else ():
         print(f"wrote {path}")
     return 0
 
@@ -668,7 +680,7 @@ def main(argv=None) -> int:
     try:
         return handlers[args.command](args)
     except (UsageError, ValueError, RunMismatchError, BaselineError, MissingWeightsError,
-            MissingMetricWeightsError, DatasetError) as error:
+            MissingMetricWeightsError, DatasetError, ShardError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -63,13 +64,41 @@ def tiny_arad_lora(models: Any, cache_dir: str | os.PathLike, **overrides) -> Pa
     own_text = m.text_encoder is not None and m.tokenizer is not None
     copy_models = TrainModels(copy.deepcopy(m.unet).float(), _copy(m.vae), _copy(m.text_encoder), m.tokenizer,
                               m.name, None if own_text else m.encode)
-    train_arad(copy_models, data, tmp, config, log=None,
-               extra_metadata={"tiny": {"key": key, "note": "tiny smoke LoRA on generated data, not the paper's run"}})
+    with _one_process():
+        train_arad(copy_models, data, tmp, config, log=None,
+                   extra_metadata={"tiny": {"key": key, "note": "tiny smoke LoRA on generated data, not the paper's run"}})
     try:
         os.replace(tmp, out)
     except OSError:  # another process cached the same LoRA first
         shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+@contextmanager
+def _one_process():
+    """accelerate's state of a one-process run on this process's device, while the tiny LoRA trains.
+
+    The LoRA is cached by its settings alone, so it must not depend on how a run was launched:
+    under ``accelerate launch`` (a sharded benchmark run) its batches would otherwise be split
+    over the processes (DDP) and it would differ from the one a single process trains.
+    """
+    from accelerate.state import AcceleratorState, DistributedType, GradientState, PartialState
+
+    states = (PartialState, AcceleratorState, GradientState)
+    if PartialState._shared_state.get("distributed_type", DistributedType.NO) == DistributedType.NO:
+        yield
+        return
+    saved = [dict(state._shared_state) for state in states]
+    AcceleratorState._shared_state.clear()
+    GradientState._shared_state.clear()
+    PartialState._shared_state.update(distributed_type=DistributedType.NO, backend=None, num_processes=1,
+                                      process_index=0, local_process_index=0)
+    try:
+        yield
+    finally:
+        for state, values in zip(states, saved):
+            state._shared_state.clear()
+            state._shared_state.update(values)
 
 
 def _copy(module):

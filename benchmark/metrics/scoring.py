@@ -13,6 +13,11 @@ computed is None, with the reason in ``skipped``. Metric networks follow
 named at once), seeded random networks on ``tiny`` and ``paper-arch`` (random weights:
 not image quality). Samples that ran out of memory have no image: they are skipped, and
 ``scores["oom_samples_skipped"]`` says how many.
+
+Under ``accelerate launch`` (:mod:`benchmark.runs.shard`) every process computes the
+Inception features and CLIP scores of its share of the images (positions ≡ rank mod
+world), they are gathered in image order, and rank 0 computes the figures and writes
+``results.json``: the same figures as one process computes.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from baselines.models import asd_cache_dir
 from benchmark import metrics
 from benchmark.metrics.weights import require_weights
 from benchmark.runs.records import read_json, write_json
+from benchmark.runs.shard import Shard, current
 from benchmark.metrics.seams import seam_score
 from datasets_build import iter_items
 from datasets_build.manifest import MANIFEST
@@ -55,7 +61,7 @@ def check_weights(profile: str):
 
 
 def score_run(out: Path, device: Optional[torch.device] = None,
-              patch_protocol: str = metrics.patches.DEFAULT_PROTOCOL) -> dict:
+              patch_protocol: str = metrics.patches.DEFAULT_PROTOCOL, shard: Optional[Shard] = None) -> dict:
     """Score the finished run in ``out`` and rewrite its results.json (atomically); returns the results.
 
     ``patch_protocol`` is how ``fid_patch`` / ``kid_patch`` cut crops: ``grid`` or ``random:K[:SEED]``.
@@ -66,14 +72,18 @@ def score_run(out: Path, device: Optional[torch.device] = None,
     results = read_json(out / "results.json")
     if "per_image" not in results or results.get("profile") == "oracle":
         raise ScoringError(f"{out} is not a model run; oracle runs carry their own figures")
-    results.update(score(out, results, device, metrics.PatchProtocol.parse(patch_protocol)))
-    write_json(out / "results.json", results)
-    return results
+    shard = shard or current(device)
+    scored = score(out, results, device, metrics.PatchProtocol.parse(patch_protocol), shard)
+    if shard.main:
+        results.update(scored)
+        write_json(out / "results.json", results)
+    return shard.share(results if shard.main else None)
 
 
 def score(out: Path, results: dict, device: Optional[torch.device] = None,
-          patch_protocol: metrics.PatchProtocol = metrics.PatchProtocol()) -> dict:
-    """The ``scores``, ``metric_conventions`` and ``metrics_profile`` of a run, and its per-image figures."""
+          patch_protocol: metrics.PatchProtocol = metrics.PatchProtocol(), shard: Shard = Shard()) -> dict:
+    """The ``scores``, ``metric_conventions`` and ``metrics_profile`` of a run, and its per-image figures
+    (on rank 0; the other processes of a sharded run compute their share of the features, then get {})."""
     profile = metrics_profile(results["profile"])
     check_weights(profile)
     random_weights = metrics.uses_random_weights(profile)
@@ -99,7 +109,11 @@ def score(out: Path, results: dict, device: Optional[torch.device] = None,
                                **({"note": RANDOM_NOTE} if nets_random else {})}
 
     inception = metrics.load_inception(profile, device=device)
-    generated = metrics.inception_outputs(images, inception)
+    generated = _inception_outputs(images, inception, shard)
+    clip = None if super_resolution else metrics.load_clip(profile, device=device)
+    clip_values = None if super_resolution else _clip_scores(images, [r["prompt"] for r in records], clip, shard)
+    if not shard.main:
+        return {}
     inception_conventions = dict(model=inception.conventions["network"], pretrained=inception.conventions["weights"])
 
     references = _references(results)
@@ -137,8 +151,7 @@ def score(out: Path, results: dict, device: Optional[torch.device] = None,
         skipped["clip_score"] = "fstd is super-resolution: its images follow the LR input, not the caption"
         _fidelity(out, rows, images, profile, device, values, convention)
     else:
-        clip = metrics.load_clip(profile, device=device)
-        values["clip_score"] = metrics.clip_score(images, [r["prompt"] for r in records], clip)["value"]
+        values["clip_score"] = float(clip_values.mean())
         convention("clip_score", "open_clip", clip.conventions["score"], clip.conventions["model"],
                    clip.conventions["pretrained"])
         for metric in ("psnr_y", "ssim_y", "lpips"):
@@ -154,6 +167,24 @@ def score(out: Path, results: dict, device: Optional[torch.device] = None,
     return {"scores": {**values, "fid_per_ratio": per_ratio["fid"], "kid_per_ratio": per_ratio["kid"],
                        "patch_protocol": patch_protocol.label, "skipped": skipped, "oom_samples_skipped": oom_skipped},
             "metric_conventions": conventions, "metrics_profile": profile, "per_image": all_rows}
+
+
+def _inception_outputs(images: list[Path], inception, shard: Shard):
+    """One Inception pass over ``images``: each process its share, gathered in image order."""
+    if not shard.sharded:
+        return metrics.inception_outputs(images, inception)
+    mine = shard.mine(range(len(images)))
+    part = metrics.inception_outputs([images[p] for p in mine], inception) if mine else None
+    features = shard.gather_rows(len(images), None if part is None else part.features)
+    logits = shard.gather_rows(len(images), None if part is None else part.logits)
+    return metrics.InceptionOutputs(features, logits, shard.share(None if part is None else part.conventions))
+
+
+def _clip_scores(images: list[Path], prompts: list[str], clip, shard: Shard):
+    """CLIP score of each image with its prompt: each process its share, gathered in image order."""
+    mine = shard.mine(range(len(images)))
+    part = metrics.clip_scores([images[p] for p in mine], [prompts[p] for p in mine], clip) if mine else None
+    return shard.gather_rows(len(images), part)
 
 
 def _references(results: dict):

@@ -14,6 +14,12 @@ until it failed, the peak memory reached and the error's first line; finished sa
 ``"status": "ok"``. The run goes on with the next sample, and a resumed run keeps the OOM
 record like any other (it is measured, not redone). ``results.json`` counts both; its means
 are over finished samples, None when there is none.
+
+Under ``accelerate launch`` the run is sharded (:mod:`benchmark.runs.shard`): rank 0 alone
+checks the directory against the parameters, writes ``run.json`` and lists the samples left,
+then every process runs its share of them (i ≡ rank mod world) and rank 0, once all are
+done, writes ``results.json``. Records are the same whichever process made them, so a
+resumed run skips finished samples whatever the number of processes before.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from tqdm.auto import tqdm
 from benchmark.runs.measure import (MemoryBudget, check_budget, is_out_of_memory, measured, memory_budget,
                                     release_memory)
 from benchmark.runs.records import environment, read_json, write_array, write_atomic, write_json
+from benchmark.runs.shard import Shard, current
 
 Output = Union[torch.Tensor, Image.Image]
 
@@ -93,31 +100,47 @@ def _mean(values: list) -> Optional[float]:
     return float(np.mean(values)) if values else None
 
 
-def run(job: Job, count: int, out: Path, progress: bool = True,
-        budget: Optional[MemoryBudget] = None) -> dict:
-    """Run samples ``0 .. count - 1`` of ``job`` into ``out``; returns the results dict.
-
-    ``budget`` holds each sample to that much memory (``measure.memory_budget``); it is one
-    of the run's parameters."""
-    out = Path(out)
-    check_budget(budget, job.device)
-    budget_record = None if budget is None else budget.as_record(job.device)
-    parameters = {**job.parameters(), "memory_budget": budget_record}
+def _claim(out: Path, parameters: dict, count: int):
+    """Rank 0's look at the directory: why it cannot hold this run (or None, then run.json is
+    written), the samples left, and the parameters every other process must have too."""
     run_file = out / "run.json"
     if run_file.exists():
         stored = read_json(run_file)
         stored.setdefault("memory_budget", None)  # runs made before budgets existed had none
         if stored != parameters:
-            raise RunMismatchError(
-                f"{out} holds a run with other parameters ({run_file}); "
-                "choose another --out or delete that directory")
+            return (f"{out} holds a run with other parameters ({run_file}); "
+                    "choose another --out or delete that directory"), [], parameters
     write_json(run_file, parameters)
+    return None, [i for i in range(count) if not sample_record_path(out, i).exists()], parameters
 
-    todo = [i for i in range(count) if not sample_record_path(out, i).exists()]
-    if todo:
+
+def run(job: Job, count: int, out: Path, progress: Optional[bool] = None,
+        budget: Optional[MemoryBudget] = None, shard: Optional[Shard] = None) -> dict:
+    """Run samples ``0 .. count - 1`` of ``job`` into ``out``; returns the results dict.
+
+    ``budget`` holds each sample to that much memory (``measure.memory_budget``); it is one
+    of the run's parameters. ``shard`` (default: :func:`shard.current`) says which of the
+    samples this process runs."""
+    out = Path(out)
+    shard = shard or current(job.device)
+    check_budget(budget, job.device)
+    budget_record = None if budget is None else budget.as_record(job.device)
+    parameters = {**job.parameters(), "memory_budget": budget_record}
+    problem, todo, leading = shard.share(_claim(out, parameters, count) if shard.main else None)
+    if problem is None and parameters != leading:
+        differing = sorted(k for k in parameters.keys() | leading.keys() if parameters.get(k) != leading.get(k))
+        problem = (f"rank {shard.rank} runs {out} with other parameters than rank 0 ({', '.join(differing)}); "
+                   "give every process the same command and code")
+    problems = [p for p in shard.gather([problem]) if p]
+    if problems:
+        raise RunMismatchError(problems[0])
+
+    mine = shard.mine(todo)
+    if mine:
         job.warm_up()
-    for index in tqdm(todo, desc=f"{parameters['method']} ({parameters['profile']})",
-                      disable=not progress, unit="sample"):
+    rank = f" [rank {shard.rank} of {shard.world}]" if shard.sharded else ""
+    for index in tqdm(mine, desc=f"{parameters['method']} ({parameters['profile']}){rank}",
+                      disable=None if progress is None else not progress, unit="sample", position=shard.rank if shard.sharded else None):
         size = job.sample_size(index)
         oom = None
         try:
@@ -143,6 +166,13 @@ def run(job: Job, count: int, out: Path, progress: bool = True,
         write_json(sample_record_path(out, index), record)
         del outputs, record
 
+    shard.barrier("every sample written")
+    return shard.share(_results(job, count, out, parameters, todo, budget) if shard.main else None)
+
+
+def _results(job: Job, count: int, out: Path, parameters: dict, todo: list[int],
+             budget: Optional[MemoryBudget]) -> dict:
+    """``results.json`` from every sample's record on disk, written atomically."""
     records = [read_json(sample_record_path(out, i)) for i in range(count)]
     done = [r for r in records if finished(r)]
     seconds = [r["seconds"] for r in done]

@@ -1,0 +1,145 @@
+"""A run sharded over two processes by ``accelerate launch`` (gloo on the CPU) makes what one
+process makes; a rank killed mid-run loses only its unfinished sample, and the same command
+resumes without recomputing a finished one.
+
+accelerate 1.15's ``--cpu`` starts one process (several only through mpirun), so two CPU
+processes are launched as torch's elastic launcher starts GPU ones: ``--multi_gpu`` with
+``--device cpu`` (the README's "Scaling out" says so)."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from benchmark.cli import main
+from benchmark.runs.shard import ONE, current
+from datasets_fixtures import make_dataset
+
+ROOT = Path(__file__).resolve().parent.parent
+SIZES = [(128, 192), (128, 128), (192, 128)] * 2  # two images per size: FID per ratio too
+QUICK = ["--method", "asd", "--limit", "6", "--steps", "2", "--sr-steps", "2", "--no-progress"]
+#: What a record or results.json may differ in between two runs of the same samples.
+MEASURED = {"seconds", "peak_memory_mib", "peak_reserved_mib", "environment", "resumed_samples",
+            "seconds_per_sample", "seconds_per_sample_std", "seconds_per_sample_min", "seconds_per_image",
+            "oom_peak_memory_mib", "warm_up_seconds"}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def launch(verb_arguments: list[str], cache: Path) -> subprocess.Popen:
+    """``accelerate launch --multi_gpu --num_processes 2 -m benchmark ...`` on the CPU, in its own cache."""
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+               "--main_process_port", str(free_port()), "-m", "benchmark", *verb_arguments, "--device", "cpu"]
+    environment = {**os.environ, "ASD_BENCH_CACHE": str(cache), "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(command, cwd=ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+
+
+def rank_process(launcher: subprocess.Popen, rank: int) -> psutil.Process:
+    """The worker of ``rank`` among the launcher's children (its RANK variable)."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        for child in psutil.Process(launcher.pid).children(recursive=True):
+            try:
+                if child.environ().get("RANK") == str(rank) and "benchmark" in child.cmdline():
+                    return child
+            except psutil.Error:
+                continue
+        time.sleep(0.2)
+    raise AssertionError(f"no rank {rank} process under the launcher")
+
+
+def finish(launcher: subprocess.Popen) -> tuple[int, str]:
+    output, _ = launcher.communicate(timeout=600)
+    return launcher.returncode, output
+
+
+def comparable(value, cache: Path):
+    """A record or results.json without what is measured (seconds, memory, environment), the
+    cache folder (the tiny LoRA's) written as <cache>."""
+    if isinstance(value, dict):
+        return {k: comparable(v, cache) for k, v in value.items() if k not in MEASURED}
+    if isinstance(value, list):
+        return [comparable(v, cache) for v in value]
+    return value.replace(str(cache), "<cache>") if isinstance(value, str) else value
+
+
+def read(path: Path, cache: Path):
+    return comparable(json.loads(path.read_text()), cache)
+
+
+def samples(out: Path) -> dict[str, Path]:
+    return {path.name: path for path in sorted((out / "samples").iterdir()) if not path.name.startswith(".")}
+
+
+def test_not_launched_is_one_process_without_accelerate_state():
+    from accelerate.state import PartialState
+
+    before = dict(PartialState._shared_state)
+    assert current() is ONE and ONE.mine(range(5)) == [0, 1, 2, 3, 4]
+    assert dict(PartialState._shared_state) == before
+
+
+def test_a_sharded_run_equals_one_process_and_a_killed_rank_resumes(tmp_path, single_thread):
+    """One thread in every process (accelerate launch sets OMP_NUM_THREADS=1): a CPU's float
+    sums depend on the thread count, so byte-identical images need the same one."""
+    started = time.monotonic()
+    one, sharded, cache = tmp_path / "one", tmp_path / "sharded", tmp_path / "cache"
+    dataset = make_dataset(tmp_path / "mini", SIZES)
+    arguments = [*QUICK, "--dataset", str(dataset)]
+    assert main(["run", *arguments, "--out", str(one)]) == 0
+    session_cache = Path(os.environ["ASD_BENCH_CACHE"])
+    print(f"one process: {time.monotonic() - started:.0f} s")
+
+    # a fresh cache: the sharded run trains the tiny LoRA itself (rank 0, as one process does)
+    launcher = launch(["run", *arguments, "--out", str(sharded), "--no-score"], cache)
+    rank1 = rank_process(launcher, 1)
+    first = sharded / "samples" / "00001.json"  # rank 1's first sample (samples 1, 3, 5 are its)
+    while not first.exists():
+        assert launcher.poll() is None, finish(launcher)[1]
+        time.sleep(0.05)
+    rank1.kill()
+    status, output = finish(launcher)
+    print(f"killed: {time.monotonic() - started:.0f} s")
+    assert status != 0, output
+    kept = {name: (path.stat().st_mtime_ns, path.read_bytes()) for name, path in samples(sharded).items()
+            if name.endswith(".json")}
+    assert "00001.json" in kept and "00003.json" not in kept and "00005.json" not in kept, sorted(kept)
+
+    status, output = finish(launch(["run", *arguments, "--out", str(sharded)], cache))
+    assert status == 0, output
+    print(f"resumed: {time.monotonic() - started:.0f} s")
+    print(output)
+    for name, (mtime, data) in kept.items():  # finished samples were not made again
+        path = sharded / "samples" / name
+        assert (path.stat().st_mtime_ns, path.read_bytes()) == (mtime, data), name
+
+    expected, got = samples(one), samples(sharded)
+    assert sorted(expected) == sorted(got)
+    for name, path in expected.items():
+        if name.endswith(".png"):
+            assert path.read_bytes() == got[name].read_bytes(), name
+        else:
+            assert read(path, session_cache) == read(got[name], cache), name
+    results_one = json.loads((one / "results.json").read_text())
+    results = json.loads((sharded / "results.json").read_text())
+    assert results["resumed_samples"] == len(kept) and results["finished_samples"] == 6
+    assert results_one["scores"]["fid"] is not None
+    for metric in ("fid", "kid", "inception_score", "seam_score"):  # float64 from the same float32 features
+        assert results["scores"][metric] == pytest.approx(results_one["scores"][metric], rel=1e-9), metric
+    # CLIP's float32 embeddings round differently in a batch of 3 than in one of 6
+    assert results["scores"]["clip_score"] == pytest.approx(results_one["scores"]["clip_score"], rel=1e-6)
+    assert read(sharded / "run.json", cache) == read(one / "run.json", session_cache)
+    assert comparable({k: v for k, v in results.items() if k != "scores"}, cache) == \
+        comparable({k: v for k, v in results_one.items() if k != "scores"}, session_cache)
