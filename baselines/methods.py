@@ -19,20 +19,26 @@ bicubic upscale also covers ratios that are not integral (our choice, SPEC §2).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Optional
 
 import torch
 
-from baselines.models import (TOKENIZER_NAME, TextToImageModels, WeightPaths, asd_cache_dir,
-                              load_text_to_image, load_upscaler, resolve_paper_weights)
+from baselines.fast_path import FastPath, default_tile_batch_size
+from baselines.models import (STABLESR_FILES, TOKENIZER_NAME, TextToImageModels, WeightPaths, asd_cache_dir,
+                              load_text_to_image, load_upscaler, locate_piece, resolve_paper_weights)
 from baselines.stage1 import DEFAULT_GUIDANCE, UNTILED, generate, multidiffusion_tiling
 from baselines.vae_tiling import VaeTiling, vae_factor
 from baselines.stage2 import COLOUR_FIXES, SRBackbone, X4UpscalerBackbone, paper_tiling, super_resolve
+from baselines.stablesr.backbone import DEFAULT_CFW_WEIGHT, StableSRBackbone
+from baselines.stablesr.loading import random_models, released_models
 from baselines.tiling import TilingConfig
 from datasets_build.sizes import ARAD_BUCKETS, nearest
 
 MIN_SIDE = 64
+#: Stage II's backbones: the SD x4 upscaler (diffusers) and StableSR (the paper's; baselines/stablesr).
+BACKBONES = {"x4": "SD x4 upscaler", "stablesr": "StableSR"}
 #: Stage I (DDIM) and stage II (DDPM) steps: the paper's, and a few for the tiny profile.
 DEFAULT_STEPS = {"tiny": (4, 8), "paper-arch": (50, 200), "paper": (50, 200)}
 
@@ -104,7 +110,8 @@ def centre_crop(image: torch.Tensor, size: tuple[int, int]) -> tuple[torch.Tenso
 class Settings:
     """How a method samples. ``sr_strategy`` is fstd's stage-II tiling (the other methods fix
     theirs); ``tiling`` overrides :class:`TilingConfig` fields, in the backbone's latent px;
-    ``vae_tiling`` is how every VAE call of both stages is tiled."""
+    ``vae_tiling`` is how every VAE call of both stages is tiled; ``fast_path`` how the networks
+    run (unset fields and an unset ``tiling["tile_batch_size"]`` take the device's default)."""
 
     steps: int
     sr_steps: int
@@ -113,8 +120,13 @@ class Settings:
     sr_strategy: str = "implicit"
     tiling: dict = field(default_factory=dict)
     vae_tiling: VaeTiling = field(default_factory=VaeTiling)
+    fast_path: FastPath = field(default_factory=FastPath)
+    backbone: Optional[str] = None  # stage II: one of BACKBONES; None: StableSR on paper when its files are found, else x4
+    cfw_weight: float = DEFAULT_CFW_WEIGHT  # StableSR's CFW w
 
     def __post_init__(self):
+        if self.backbone is not None and self.backbone not in BACKBONES:
+            raise ValueError(f"unknown backbone {self.backbone!r}; choose one of {', '.join(BACKBONES)}")
         if self.steps < 1 or self.sr_steps < 1:
             raise ValueError(f"steps must be at least 1, got {self.steps} (stage I) and "
                              f"{self.sr_steps} (stage II)")
@@ -155,6 +167,7 @@ class AnySizePipeline:
     backbone: Optional[SRBackbone]
     sr_tiling: Optional[TilingConfig] = None
     lora: Optional[dict] = None
+    fast_path: Optional[dict] = None  # FastPath.as_record of the settings in force
 
     def __call__(self, prompt: str, size: tuple[int, int], seeds: Seeds,
                  source: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, dict]:
@@ -190,7 +203,8 @@ class AnySizePipeline:
             image = sr.image
             record["stage2"] = {
                 "backbone": self.backbone.name, "size": list(sr_size), "latent_size": list(sr.latent_size),
-                "steps": self.settings.sr_steps, "sampler": "DDPM (ancestral, trailing spacing)",
+                "steps": self.settings.sr_steps,
+                "sampler": getattr(self.backbone, "sampler", "DDPM (ancestral, trailing spacing)"),
                 "colour_fix": self.settings.colour, "denoiser_calls": sr.denoiser_calls,
                 "vae_tiling": self.settings.vae_tiling.effective(sr.latent_size),
                 "tile_evaluations": sr.tile_evaluations,
@@ -222,12 +236,17 @@ class AnySizePipeline:
         if self.text_to_image:
             models["stage1"] = {"model": self.text_to_image.name, "weights": self.text_to_image.weights,
                                 "tokenizer": TOKENIZER_NAME,
-                                "dtype": str(self.text_to_image.unet.dtype)}
+                                "dtype": str(self.text_to_image.unet.dtype),
+                                "vae_dtype": str(self.text_to_image.vae.dtype)}
         if self.backbone:
             upscaler = self.backbone.models
             models["stage2"] = {"model": upscaler.name, "weights": upscaler.weights,
                                 "noise_level": upscaler.noise_level, "dtype": str(upscaler.unet.dtype),
-                                "latent_factor": self.backbone.latent_factor}
+                                "vae_dtype": str(upscaler.vae.dtype),
+                                "vae_dtype_rule": "fp32 where the VAE config says force_upcast (x4: it "
+                                                  "overflows in fp16), else the model dtype",
+                                "latent_factor": self.backbone.latent_factor,
+                                **(self.backbone.describe() if hasattr(self.backbone, "describe") else {})}
         return {"method": self.method.name, "profile": self.profile,
                 "backbone": self.backbone.name if self.backbone else None,
                 "weights": models, "lora": self.lora,
@@ -237,7 +256,8 @@ class AnySizePipeline:
                 "colour_fix": self.settings.colour if self.method.stage2 else None,
                 "vae_tiling": self.settings.vae_tiling.as_record(),
                 "stage1_tiling": self.settings.stage1_tiling(self.method).as_record() if self.method.base else None,
-                "sr_tiling": self.sr_tiling.as_record() if self.sr_tiling else None}
+                "sr_tiling": self.sr_tiling.as_record() if self.sr_tiling else None,
+                "fast_path": self.fast_path}
 
 
 def apply_arad(models: TextToImageModels, profile: str, lora: Optional[str]) -> dict:
@@ -258,13 +278,50 @@ def apply_arad(models: TextToImageModels, profile: str, lora: Optional[str]) -> 
 
 
 def load_pipeline(method: Method, profile: str, settings: Settings, device: torch.device,
-                  paths: WeightPaths = WeightPaths(), dtype: Optional[torch.dtype] = None) -> AnySizePipeline:
-    """Load what ``method`` needs on ``profile``; on ``paper``, every missing weight is reported at once."""
+                  paths: WeightPaths = WeightPaths()) -> AnySizePipeline:
+    """Load what ``method`` needs on ``profile``; on ``paper``, every missing weight is reported at once.
+
+    The fast path is resolved for ``device`` and applied once the models and the LoRA are loaded."""
+    backbone_name = stage2_backbone(settings.backbone, profile, paths) if method.stage2 else None
     if profile == "paper":
-        resolve_paper_weights(method.needs, paths)
+        resolve_paper_weights(backbone_needs(method.needs, backbone_name), paths)
+    fast = settings.fast_path.resolve(device)
+    dtype = fast.torch_dtype
+    if settings.tiling.get("tile_batch_size") is None:
+        settings = replace(settings, tiling={**settings.tiling, "tile_batch_size": default_tile_batch_size(device)})
     text_to_image = load_text_to_image(profile, device, dtype, paths) if method.base else None
     lora = apply_arad(text_to_image, profile, paths.lora) if method.base == "arad" else None
-    backbone = (X4UpscalerBackbone(load_upscaler(profile, device, dtype, paths), settings.vae_tiling)
-                if method.stage2 else None)
+    backbone = load_backbone(backbone_name, profile, settings, device, dtype, paths) if method.stage2 else None
     sr_tiling = settings.sr_tiling(method, backbone.latent_factor) if backbone else None
-    return AnySizePipeline(method, profile, settings, text_to_image, backbone, sr_tiling, lora)
+    fast.apply([m.unet for m in (text_to_image, backbone and backbone.models) if m],
+               [m.vae for m in (text_to_image, backbone and backbone.models) if m])
+    return AnySizePipeline(method, profile, settings, text_to_image, backbone, sr_tiling, lora,
+                           fast.as_record(device, settings.fast_path))
+
+
+def stage2_backbone(given: Optional[str], profile: str, paths: WeightPaths) -> str:
+    """The backbone asked for; unset, StableSR on ``paper`` when both its files are found (the paper's), else x4."""
+    if given is not None:
+        return given
+    if profile == "paper" and all(locate_piece(piece, paths).present for piece in STABLESR_FILES):
+        return "stablesr"
+    return "x4"
+
+
+def backbone_needs(needs: tuple[str, ...], backbone: Optional[str]) -> tuple[str, ...]:
+    """A method's paper weights with stage II's on ``backbone``: StableSR's two files instead of the x4 upscaler."""
+    if backbone != "stablesr":
+        return needs
+    return tuple(piece for piece in needs if piece != "upscaler") + tuple(STABLESR_FILES)
+
+
+def load_backbone(name: str, profile: str, settings: Settings, device: torch.device, dtype: torch.dtype,
+                  paths: WeightPaths) -> SRBackbone:
+    if name == "x4":
+        return X4UpscalerBackbone(load_upscaler(profile, device, dtype, paths), settings.vae_tiling)
+    if profile == "paper":
+        resolve_paper_weights(STABLESR_FILES, paths)  # one error naming both files if either is missing
+        models = released_models({"stablesr": Path(paths.stablesr), "cfw": Path(paths.stablesr_vae)}, device, dtype)
+    else:
+        models = random_models(profile, device, dtype)
+    return StableSRBackbone(models, settings.cfw_weight, settings.vae_tiling)

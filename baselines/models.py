@@ -32,6 +32,8 @@ from diffusers import AutoencoderKL, UNet2DConditionModel
 from open_clip.tokenizer import SimpleTokenizer
 from transformers import CLIPTextConfig, CLIPTextModel
 
+from baselines.fast_path import FastPath
+
 PROFILES = {
     "tiny": "small configs of SD 2.1 and the x4 upscaler, fixed-seed random weights; "
             "seconds on a CPU (machinery, not image quality)",
@@ -44,7 +46,11 @@ WEIGHT_SEED = 0  # random weights of tiny and paper-arch
 
 SD21_REPO = "stabilityai/stable-diffusion-2-1-base"
 UPSCALER_REPO = "stabilityai/stable-diffusion-x4-upscaler"
-PATH_VARIABLES = {"sd21": "ASD_SD21", "upscaler": "ASD_X4_UPSCALER", "lora": "ASD_ARAD_LORA"}
+PATH_VARIABLES = {"sd21": "ASD_SD21", "upscaler": "ASD_X4_UPSCALER", "lora": "ASD_ARAD_LORA",
+                  "stablesr": "ASD_STABLESR", "stablesr_vae": "ASD_STABLESR_VAE"}
+#: StableSR's two released files (baselines/stablesr), each one file, given by path only.
+STABLESR_FILES = {"stablesr": ("StableSR (stablesr_000117.ckpt)", "--stablesr-ckpt"),
+                  "stablesr_vae": ("StableSR CFW VAE (vqgan_cfw_00011.ckpt)", "--stablesr-vae")}
 CACHE_VARIABLE = "ASD_BENCH_CACHE"  # where tiny LoRAs are cached
 
 # --- the published configurations (diffusers' / transformers' keys) -------------------------
@@ -157,6 +163,8 @@ class WeightPaths:
     sd21: Optional[str] = None
     upscaler: Optional[str] = None
     lora: Optional[str] = None
+    stablesr: Optional[str] = None  # files, not folders
+    stablesr_vae: Optional[str] = None
 
     @classmethod
     def from_environment(cls, **given: Optional[str]) -> "WeightPaths":
@@ -166,8 +174,8 @@ class WeightPaths:
 
 
 def default_dtype(device: torch.device) -> torch.dtype:
-    """fp16 on CUDA (as the authors run), fp32 elsewhere."""
-    return torch.float16 if device.type == "cuda" else torch.float32
+    """The fast path's default: fp16 on CUDA (as the authors run), fp32 elsewhere."""
+    return FastPath().resolve(device).torch_dtype
 
 
 def asd_cache_dir() -> Path:
@@ -363,6 +371,13 @@ def locate_piece(piece: str, paths: WeightPaths) -> ModelPiece:
             problem = None if folder else f"{given} does not exist (from --lora or ${variable})"
         files = tuple(sorted(folder.glob("*.safetensors"))) if folder else ()
         return ModelPiece(piece, "ARAD LoRA", where, folder, files, problem)
+    if piece in STABLESR_FILES:
+        title, option = STABLESR_FILES[piece]
+        where = f"{given} (from {option} or ${variable})" if given else f"{option} or ${variable}"
+        file = Path(given) if given and Path(given).is_file() else None
+        problem = None if file else (f"{given} is not a file (from {option} or ${variable})" if given
+                                     else f"no file given ({option} or ${variable})")
+        return ModelPiece(piece, title, where, file.parent if file else None, (file,) if file else (), problem)
     title, repo, layout = _PIECES[piece]
     option = f"--{piece}"
     if given:

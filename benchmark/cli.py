@@ -14,7 +14,10 @@ from typing import Optional
 
 import torch
 
-from baselines.methods import DEFAULT_STEPS, METHODS as MODEL_METHODS, MIN_SIDE, Settings, get_method, load_pipeline
+from baselines.fast_path import ATTENTIONS, CPU_DEFAULTS, CUDA_DEFAULTS, DTYPES, FastPath
+from baselines.methods import (BACKBONES, DEFAULT_STEPS, METHODS as MODEL_METHODS, MIN_SIDE, Settings, get_method,
+                               load_pipeline)
+from baselines.stablesr.backbone import DEFAULT_CFW_WEIGHT
 from baselines.models import (PATH_VARIABLES, PROFILES as MODEL_PROFILES, MissingWeightsError, WeightPaths,
                               asd_cache_dir, load_text_to_image)
 from baselines.stage1 import DEFAULT_GUIDANCE
@@ -31,6 +34,7 @@ from benchmark.regression import SUITES, BaselineError, compare, make_baseline, 
 from benchmark.reporting.report import load_results, write_report
 from benchmark.reporting.vae_tables import render_vae_study
 from benchmark.runs.vae_study import vae_study
+from benchmark.runs.reference_timing import timing_path, write_reference_timing
 from benchmark.runs.runner import RunMismatchError, run
 from benchmark.runs.samples import DEFAULT_DATASET, plan_samples
 from benchmark.runs.shard import ShardError, current as current_shard
@@ -50,7 +54,7 @@ PROFILES["tiny"] += " (the default for every method but fstd)"
 ORACLE = {"size": "2048x2048", "steps": 50, "limit": 4, "tile": 64, "overlap": 32, "offset_range": 32}
 TINY_LIMIT = 3  # a wide, a square-ish and a tall item: a bare `run --method asd` takes seconds
 DEFAULT_RUNS = Path("runs")
-DEFAULT_REPORTS = Path("reports")
+COMMITTED_REPORTS = Path("reports")  # the reference reports: written only when asked for by name
 SUITE_RUNS = Path("runs-suite")  # apart from runs/, so that suites never enter the reports
 
 
@@ -93,7 +97,8 @@ def _add_sampling_arguments(parser: argparse.ArgumentParser, defaults: Optional[
                         help=f"number of samples (default: {shown['limit']})")
     parser.add_argument("--seed", type=int, default=0, help="run seed (default: %(default)s)")
     parser.add_argument("--device", default="cpu", help="torch device (default: %(default)s)")
-    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                        help="progress bars (default: only when stderr is a terminal, so logs stay clean)")
 
 
 def _add_model_arguments(parser: argparse.ArgumentParser):
@@ -124,6 +129,31 @@ def _add_model_arguments(parser: argparse.ArgumentParser):
                              "diffusers (AutoencoderKL.enable_tiling), off (one call), auto (sync "
                              "where the latent is larger than one tile; default: %(default)s)")
     _add_weight_path_arguments(models)
+    models.add_argument("--backbone", default=None, choices=tuple(BACKBONES),
+                        help="stage II's SR model: " + "; ".join(f"{k}: {v}" for k, v in BACKBONES.items())
+                             + " (default: stablesr on paper when both its files are found, the paper's; "
+                               "x4 otherwise)")
+    models.add_argument("--cfw-weight", type=float, default=DEFAULT_CFW_WEIGHT, metavar="W",
+                        help="StableSR's CFW weight w: decoder features + w * fusion (0: the plain SD "
+                             "decoder; default: %(default)s, the authors')")
+    fast = parser.add_argument_group(
+        "fast path (unset: the device's default; CPU: fp32, sdpa, no channels-last, no compile, outputs "
+        "unchanged; CUDA: " + ", ".join(f"{k} {v}" for k, v in CUDA_DEFAULTS.items() if k != "tile_batch_size")
+        + ", estimates from FLOP and memory counts until measured, see README)")
+    fast.add_argument("--dtype", default=None, choices=tuple(DTYPES), help="the networks' dtype (latents stay fp32; "
+                      "the x4 VAE runs in fp32 where its config says force_upcast)")
+    fast.add_argument("--attention", default=None, choices=ATTENTIONS,
+                      help="sdpa: diffusers' AttnProcessor2_0 (torch's fused attention), classic: AttnProcessor "
+                           "(scores written out, memory quadratic in the tokens)")
+    fast.add_argument("--channels-last", default=None, action=argparse.BooleanOptionalAction,
+                      help="the UNets' weights in channels-last memory format")
+    fast.add_argument("--compile", default=None, action=argparse.BooleanOptionalAction,
+                      help="torch.compile the UNets (one graph per shape); compiled in the warm-up at every "
+                           "sample size, whose seconds results.json records apart from s/image")
+
+
+def _fast_path(args) -> FastPath:
+    return FastPath(args.dtype, args.attention, args.channels_last, args.compile)
 
 
 def _patch_protocol(text: str) -> str:
@@ -145,8 +175,9 @@ def _add_runs_and_reports(parser: argparse.ArgumentParser):
     """The folders of the verbs that run and then report (``study``, ``tables``)."""
     parser.add_argument("--runs", type=Path, default=DEFAULT_RUNS,
                         help="where runs are written (default: %(default)s)")
-    parser.add_argument("--reports", type=Path, default=DEFAULT_REPORTS,
-                        help="where reports are written (default: %(default)s)")
+    parser.add_argument("--reports", type=Path, default=None,
+                        help="where reports are written (default: RUNS/reports; the committed reference "
+                             "reports are rewritten only by an explicit --reports reports)")
 
 
 def _add_weight_path_arguments(parser):
@@ -157,6 +188,17 @@ def _add_weight_path_arguments(parser):
     parser.add_argument("--lora", default=None, help="ARAD LoRA folder (default: "
                         f"${PATH_VARIABLES['lora']}; tiny trains and caches its own, paper-arch "
                         "uses an untrained one, paper needs one)")
+    parser.add_argument("--stablesr-ckpt", default=None, metavar="PATH",
+                        help="paper, --backbone stablesr: stablesr_000117.ckpt (or .safetensors; default: "
+                             f"${PATH_VARIABLES['stablesr']})")
+    parser.add_argument("--stablesr-vae", default=None, metavar="PATH",
+                        help="paper, --backbone stablesr: vqgan_cfw_00011.ckpt, the CFW VAE (default: "
+                             f"${PATH_VARIABLES['stablesr_vae']})")
+
+
+def _weight_paths(args) -> WeightPaths:
+    return WeightPaths.from_environment(sd21=args.sd21, upscaler=args.upscaler, lora=args.lora,
+                                        stablesr=args.stablesr_ckpt, stablesr_vae=args.stablesr_vae)
 
 
 def _add_memory_budget_argument(parser, *names: str, default: Optional[str] = None):
@@ -225,8 +267,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"implicit: uncovered strip, one of {', '.join(FILLS)}: eps = previous "
                              "step's noise prediction (released code), latent = previous latent "
                              "(paper text) (default: eps)")
-    tiling.add_argument("--tile-batch-size", type=int, default=1,
-                        help="tiles per denoiser call; for md, views per call (default: 1)")
+    tiling.add_argument("--tile-batch-size", type=int, default=None,
+                        help="tiles per denoiser call; for md, views per call (default: "
+                             f"{CPU_DEFAULTS['tile_batch_size']} on CPU and the oracle, "
+                             f"{CUDA_DEFAULTS['tile_batch_size']} on CUDA)")
     run_parser.add_argument("--runs", type=Path, default=DEFAULT_RUNS,
                             help="root of the default run directory (default: %(default)s)")
     run_parser.add_argument("--out", type=Path, default=None,
@@ -244,9 +288,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_patch_protocol_argument(score_parser)
 
     tables_parser = commands.add_parser(
-        "tables", help="make every run behind Tables 1, 2, 3 and Figure 7 on a model profile, then report",
+        "tables", help="make every run behind Tables 1-4, 6, 7 and Figure 7 on a model profile, then report",
         description="Run what the paper's Tables 1 and 2 (every method on a data set), Table 3 "
-                    "(ar-plus with LoRAs trained on 3, 5 and 9 ratios) and Figure 7 (sr-plus and "
+                    "(ar-plus with LoRAs trained on 3, 5 and 9 ratios), Tables 4, 6 and 7 (fstd on the "
+                    "data set with no overlap, explicit and implicit overlap) and Figure 7 (sr-plus and "
                     "asd at square sizes) need, then write the report. Runs resume and finished "
                     "ones are reused. On tiny, Table 3's LoRAs are trained here (seconds each); "
                     "elsewhere give them with --lora-3/--lora-5/--lora-9, or Table 3 is not run.")
@@ -307,6 +352,18 @@ def build_parser() -> argparse.ArgumentParser:
     vae_parser.add_argument("--device", default="cpu", help="torch device (default: %(default)s)")
     vae_parser.add_argument("--runs", type=Path, default=DEFAULT_RUNS, help="where the study goes (default: %(default)s)")
 
+    timing_parser = commands.add_parser(
+        "timing", help="time our code against references: stage I vs diffusers' pipeline, tiled stage II vs its denoiser calls",
+        description="Two ratios for the regression guard, each our code over a reference timed beside "
+                    "it in the same process (fastest of --repeats interleaved runs): our untiled stage I "
+                    "over diffusers' StableDiffusionPipeline on the same models, seed and steps (the "
+                    "images must agree), and stage II's tiled sampling loop over the time inside its "
+                    "denoiser calls. Written to RUNS/timing/PROFILE/timing.json.")
+    timing_parser.add_argument("--profile", default="tiny", help=f"one of {', '.join(MODEL_PROFILES)} (default: %(default)s)")
+    timing_parser.add_argument("--repeats", type=int, default=5, help="interleaved runs of each (default: %(default)s)")
+    timing_parser.add_argument("--device", default="cpu", help="torch device (default: %(default)s)")
+    timing_parser.add_argument("--runs", type=Path, default=DEFAULT_RUNS, help="where the timing goes (default: %(default)s)")
+
     study_parser = commands.add_parser(
         "study", help="run every tiling configuration of Tables 4, 6, 7, then report",
         description="Run the tiling study (Tables 4, 6 and 7) on a profile, then write the "
@@ -319,8 +376,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Render the paper's tables from the runs found under --runs.")
     report_parser.add_argument("--runs", type=Path, default=DEFAULT_RUNS,
                                help="folder searched for results.json (default: %(default)s)")
-    report_parser.add_argument("--out", type=Path, default=DEFAULT_REPORTS,
-                               help="where the markdown goes (default: %(default)s)")
+    report_parser.add_argument("--out", type=Path, default=None,
+                               help="where the markdown goes (default: RUNS/reports; the committed "
+                                    "reference reports are rewritten only by an explicit --out reports)")
 
     baseline_parser = commands.add_parser(
         "baseline", help="run the regression suite of a profile and rewrite its baseline",
@@ -407,12 +465,12 @@ def _run_oracle(args) -> int:
     tiling = TilingConfig(args.tiling or "implicit", tile=args.tile, overlap=args.overlap,
                           weighting=args.weighting, offset=args.offset,
                           offset_range=args.offset_range, reset_every=args.reset_every,
-                          fill=args.fill, tile_batch_size=args.tile_batch_size)
+                          fill=args.fill, tile_batch_size=args.tile_batch_size or CPU_DEFAULTS["tile_batch_size"])
     budget = args.budget
     job = _oracle_job(args, tiling)
     out = args.out or default_out(args.runs, args.profile, args.method,
                                   run_tag(tiling, job.size, args.steps, args.seed) + _budget_tag(budget))
-    results = run(job, args.limit, out, progress=not args.no_progress, budget=budget)
+    results = run(job, args.limit, out, progress=args.progress, budget=budget)
     figures = [] if results["finished_samples"] == 0 else [
         f"{results['seconds_per_sample']:.3f} s/sample",
         f"{results['denoiser_calls_per_sample']:.0f} denoiser calls/sample",
@@ -460,12 +518,15 @@ def _run_model(args) -> int:
     tiling = dict(tile=args.tile, overlap=args.overlap, weighting=args.weighting, offset=args.offset,
                   offset_range=args.offset_range, reset_every=args.reset_every, fill=args.fill,
                   tile_batch_size=args.tile_batch_size)
+    if args.backbone is not None and method.stage2 is None:
+        raise UsageError(f"--backbone chooses stage II's model; {method.name} has no stage II")
     settings = Settings(steps, sr_steps, args.guidance, args.colour_fix, args.tiling or "implicit", tiling,
-                        VaeTiling(args.vae_tiling))
+                        VaeTiling(args.vae_tiling), fast_path=_fast_path(args), backbone=args.backbone,
+                        cfw_weight=args.cfw_weight)
     device = shard.device(_device(args.device))
     budget = args.budget
     check_budget(budget, device)  # before the models are loaded
-    paths = WeightPaths.from_environment(sd21=args.sd21, upscaler=args.upscaler, lora=args.lora)
+    paths = _weight_paths(args)
     with shard.main_first():  # rank 0 trains a missing tiny LoRA as one process does, the others load it
         pipeline = load_pipeline(method, args.profile, settings, device, paths)
     if not args.no_score:
@@ -474,7 +535,7 @@ def _run_model(args) -> int:
     out = args.out or default_out(args.runs, args.profile, method.name,
                                   model_run_tag(pipeline, plan.dataset, args.prompt, size, args.seed)
                                   + _budget_tag(budget))
-    results = run(job, limit, out, progress=not args.no_progress, budget=budget, shard=shard)
+    results = run(job, limit, out, progress=args.progress, budget=budget, shard=shard)
     if shard.main:
         figures = [] if results["finished_samples"] == 0 else [
             f"{results['seconds_per_image']:.2f} s/image",
@@ -519,9 +580,28 @@ def model_run_tag(pipeline, dataset, prompt: Optional[str], size: Optional[tuple
         parts += [f"s{settings.steps}", f"g{settings.guidance:g}"]
     if pipeline.sr_tiling:
         parts += [f"sr{settings.sr_steps}", tiling_tag(pipeline.sr_tiling), settings.colour]
+        parts += _backbone_tag(pipeline)
     if settings.vae_tiling.mode != "auto":
         parts.append(f"vae-{settings.vae_tiling.mode}")
+    parts += _fast_path_tag(pipeline)
     return "-".join(parts + [f"seed{seed}"])
+
+
+def _backbone_tag(pipeline) -> list[str]:
+    """StableSR's runs apart from the x4 upscaler's (whose names stay as they were), with a CFW w other than 0.5."""
+    if pipeline.backbone.name != BACKBONES["stablesr"]:
+        return []
+    weight = pipeline.settings.cfw_weight
+    return ["stablesr"] + ([f"w{weight:g}"] if weight != DEFAULT_CFW_WEIGHT else [])
+
+
+def _fast_path_tag(pipeline) -> list[str]:
+    """The fast-path settings that were given, and a tile batch other than one: default runs keep their names."""
+    fast, batch = pipeline.fast_path, pipeline.settings.tiling["tile_batch_size"]
+    words = {"dtype": fast["dtype"], "attention": f"attn-{fast['attention']}",
+             "channels_last": "cl" if fast["channels_last"] else "no-cl",
+             "compile": "compiled" if fast["compile"] else "eager"}
+    return [words[key] for key in fast["given"]] + ([f"tb{batch}"] if batch != 1 else [])
 
 
 def command_study(args) -> int:
@@ -530,16 +610,22 @@ def command_study(args) -> int:
         job = _oracle_job(args, tiling)
         out = default_out(args.runs, args.profile, "fstd",
                           run_tag(tiling, job.size, args.steps, args.seed))
-        results = run(job, args.limit, out, progress=not args.no_progress)
+        results = run(job, args.limit, out, progress=args.progress)
         print(f"{out.name}: {results['seconds_per_sample']:.3f} s/sample, "
               f"seam {results['seam_score']:.3f}")
-    for path in write_report(args.runs, args.reports):
+    for path in write_report(args.runs, reports_folder(args.runs, args.reports)):
         print(f"wrote {path}")
     return 0
 
 
+def reports_folder(runs: Path, chosen: Optional[Path]) -> Path:
+    """Where a verb's reports go: the folder chosen, else ``reports/`` inside the runs folder,
+    so that a user's runs never overwrite the committed reference reports."""
+    return chosen if chosen is not None else Path(runs) / "reports"
+
+
 def command_report(args) -> int:
-    written = write_report(args.runs, args.out)
+    written = write_report(args.runs, reports_folder(args.runs, args.out))
     if not written:
         raise UsageError(f"no finished runs under {args.runs}; run `python -m benchmark run` first")
     for path in written:
@@ -552,8 +638,8 @@ def command_tables(args) -> int:
         raise UsageError(f"tables are made on a model profile ({', '.join(MODEL_PROFILES)}), not "
                          f"{args.profile!r}; the oracle's tables come from `python -m benchmark study`")
     budget = _memory_budget(args.memory_budget)
-    loras = {k: getattr(args, f"lora_{k}") for k in TABLE3_BUCKETS if getattr(args, f"lora_{k}")}
     shard = current_shard(_device(args.device))
+    loras = {k: getattr(args, f"lora_{k}") for k in TABLE3_BUCKETS if getattr(args, f"lora_{k}")}
     if args.profile == "tiny" and not loras:
         with shard.main_first():  # rank 0 trains them, the others find them cached
             loras = tiny_table3_loras()
@@ -571,7 +657,7 @@ def command_tables(args) -> int:
         status = main(command)
         if status:
             raise UsageError(f"`python -m benchmark {' '.join(command)}` failed with status {status}")
-    for path in write_report(args.runs, args.reports) if shard.main else ():
+    for path in write_report(args.runs, reports_folder(args.runs, args.reports)) if shard.main else ():
         print(f"wrote {path}")
     return 0
 
@@ -601,8 +687,8 @@ def command_baseline(args) -> int:
                          f"known: {', '.join(SUITES)}")
     suite = SUITES[args.profile]
     _run_suite(suite, args.runs)
-    out = args.out or DEFAULT_REPORTS / "baselines" / f"{args.profile}.json"
-    write_json(out, make_baseline(load_results(args.runs), args.profile, suite))
+    out = args.out or COMMITTED_REPORTS / "baselines" / f"{args.profile}.json"
+    write_json(out, make_baseline(load_results(args.runs), args.profile, suite, args.runs))
     print(f"wrote {out}")
     return 0
 
@@ -614,7 +700,7 @@ def command_compare(args) -> int:
     baseline = read_json(args.baseline)
     if not args.no_run:
         _run_suite(baseline["suite"], args.runs)
-    checks = compare(baseline, load_results(args.runs))
+    checks = compare(baseline, load_results(args.runs), args.runs)
     print(render(checks, args.baseline))
     return 0 if all(check.ok for check in checks) else 1
 
@@ -622,7 +708,7 @@ def command_compare(args) -> int:
 def command_weights(args) -> int:
     if args.profile not in MODEL_PROFILES:
         raise UsageError(f"unknown profile {args.profile!r}; known profiles: {', '.join(MODEL_PROFILES)}")
-    paths = WeightPaths.from_environment(sd21=args.sd21, upscaler=args.upscaler, lora=args.lora)
+    paths = _weight_paths(args)
     text, complete = listing(args.profile, paths, hash_files=not args.no_hash)
     print(text)
     return 0 if complete else 1
@@ -634,7 +720,8 @@ def command_ceiling(args) -> int:
     device = _device(args.device)
     check_budget(budget, device)
     ceiling_search.check_sides(args.min_side, args.max_side)
-    extra = [item for flag, value in (("--sd21", args.sd21), ("--upscaler", args.upscaler), ("--lora", args.lora))
+    extra = [item for flag, value in (("--sd21", args.sd21), ("--upscaler", args.upscaler), ("--lora", args.lora),
+                                      ("--stablesr-ckpt", args.stablesr_ckpt), ("--stablesr-vae", args.stablesr_vae))
              if value for item in (flag, value)]
     print(f"ceiling of {args.method} on {args.profile} under {budget.text} ({budget.enforced_by(device)}), "
           f"sides {args.min_side} to {args.max_side} px, {ceiling_search.NOTE}")
@@ -657,6 +744,18 @@ def command_vae_study(args) -> int:
     return 0
 
 
+def command_timing(args) -> int:
+    if args.profile not in MODEL_PROFILES:
+        raise UsageError(f"unknown profile {args.profile!r}; known profiles: {', '.join(MODEL_PROFILES)}")
+    if args.repeats < 1:
+        raise UsageError(f"--repeats must be at least 1, got {args.repeats}")
+    timing = write_reference_timing(args.runs, args.profile, _device(args.device), args.repeats)
+    for name, ratio in timing["ratios"].items():
+        print(f"{name}: {ratio:.3f}")
+    print(f"-> {timing_path(args.runs, args.profile)}")
+    return 0
+
+
 def command_list(args) -> int:
     print("commands:")
     for action in build_parser()._subparsers._group_actions:
@@ -676,7 +775,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     handlers = {"run": command_run, "score": command_score, "tables": command_tables, "study": command_study, "report": command_report,
                 "baseline": command_baseline, "compare": command_compare, "weights": command_weights,
-                "ceiling": command_ceiling, "vae-study": command_vae_study, "list": command_list}
+                "ceiling": command_ceiling, "vae-study": command_vae_study, "timing": command_timing,
+                "list": command_list}
     try:
         return handlers[args.command](args)
     except (UsageError, ValueError, RunMismatchError, BaselineError, MissingWeightsError,
