@@ -14,13 +14,15 @@ from typing import Optional
 
 import pandas as pd
 
-from baselines.models import PATH_VARIABLES, WeightPaths, locate_piece
+from baselines.models import PATH_VARIABLES, STABLESR_FILES, WeightPaths, locate_piece
 from benchmark.metrics import uses_random_weights, weight_files
 from benchmark.metrics.weights import sha256_file
 
 MODEL_USES = {"sd21": "stage I of every method but fstd (SD 2.1-base)",
               "upscaler": "stage II of sr-tile*, ar-tile, asd, fstd (SD x4 upscaler)",
-              "lora": "ARAD: ar-plus, ar-tile, asd"}
+              "lora": "ARAD: ar-plus, ar-tile, asd",
+              "stablesr": "stage II with --backbone stablesr (the paper's; paper's default when both files are found)",
+              "stablesr_vae": "stage II with --backbone stablesr: the CFW decoder"}
 
 
 @dataclass(frozen=True)
@@ -35,9 +37,9 @@ class Row:
 
 def model_rows(profile: str, paths: WeightPaths, hash_files: bool) -> list[Row]:
     """One row per weight file of each model folder (one row for a folder not found)."""
-    needed = profile == "paper"
     rows = []
     for key in PATH_VARIABLES:
+        needed = profile == "paper" and key not in STABLESR_FILES  # optional: the x4 upscaler stands in
         piece = locate_piece(key, paths)
         if not piece.weight_files:
             rows.append(Row(piece.title, MODEL_USES[key], piece.where, False, needed, None))
