@@ -70,11 +70,15 @@ TIME_RATIOS = {
 }
 #: Each suite is a list of CLI commands; the guard adds ``--runs DIR`` to each.
 TINY_METHODS = ("sr-plus", "sr-tile", "sr-tile-plus", "ar-plus", "ar-tile", "asd", "md", "fstd")
+#: Stage II on StableSR too (fstd: implicit overlap, its default); one item, 4 steps, to keep CI short.
+STABLESR_METHODS = ("asd", "fstd")
 SUITES = {
     "oracle": [["study", "--profile", "oracle", "--size", "1024x1024", "--steps", "30",
                 "--limit", "3", "--no-progress"]],
     "tiny": [["run", "--method", method, "--profile", "tiny", "--dataset", "synthetic",
               "--limit", "2", "--no-progress"] for method in TINY_METHODS]
+            + [["run", "--method", method, "--profile", "tiny", "--backbone", "stablesr", "--dataset", "synthetic",
+                "--limit", "1", "--sr-steps", "4", "--no-progress"] for method in STABLESR_METHODS]
             + [["timing", "--profile", "tiny", "--repeats", "3"]],
 }
 
@@ -84,10 +88,13 @@ class BaselineError(ValueError):
 
 
 def identity(results: dict) -> str:
-    """What a run is, independent of where it was written: method, profile, tiling."""
+    """What a run is, independent of where it was written: method, profile, tiling (and StableSR's stage II:
+    runs on the x4 upscaler keep their names)."""
     parts = [results["method"], results["profile"]]
     if "tiling" in results:
         parts.append(tiling_tag(TilingConfig(**results["tiling"])))
+    if results.get("backbone") == "StableSR":
+        parts.append("stablesr")
     return "/".join(parts)
 
 
