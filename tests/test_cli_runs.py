@@ -122,3 +122,21 @@ def test_list_shows_methods_and_profiles(capsys):
     assert main(["list"]) == 0
     output = capsys.readouterr().out
     assert "fstd" in output and "oracle" in output
+
+
+def test_reports_go_under_the_runs_folder_unless_a_folder_is_named(tmp_path, monkeypatch):
+    """A user's report never rewrites the committed reference reports (``reports/`` of the checkout)."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "--limit", "1", "--tiling", "nonoverlap"] + SMALL) == 0
+    assert main(["report"]) == 0
+    assert (tmp_path / "runs" / "reports" / "oracle.md").exists()
+    assert not (tmp_path / "reports").exists()
+    assert main(["report", "--out", "reports"]) == 0
+    assert (tmp_path / "reports" / "oracle.md").exists()
+
+
+@pytest.mark.parametrize("progress, shown", [(None, False), (True, True), (False, False)])
+def test_progress_bars_show_only_on_a_terminal_unless_asked(tmp_path, capsys, progress, shown):
+    """Under pytest stderr is not a terminal, as in a CI log: the default shows no bar."""
+    run(OracleFSTDJob(TilingConfig("none"), size=(512, 512), steps=2), 1, tmp_path, progress=progress)
+    assert ("fstd (oracle)" in capsys.readouterr().err) == shown
