@@ -88,6 +88,15 @@ def _dataset(result: dict) -> str:
             f"folder <data sets>/{Path(dataset['folder']).name}: machine paths stay in run.json)")
 
 
+def _backbones(results: list[dict]) -> str:
+    """Each stage II backbone and the methods whose runs used it (a table may hold runs on both)."""
+    users: dict[str, set] = {}
+    for r in results:
+        if r.get("backbone"):
+            users.setdefault(r["backbone"], set()).add(r["method"])
+    return "; ".join(f"{name} ({', '.join(sorted(methods))})" for name, methods in sorted(users.items())) or "none"
+
+
 def model_provenance(results: list[dict]) -> str:
     """Markdown bullet lines: how the model runs of one table were made."""
     conventions = distinct((_convention(metric, convention) for r in results
@@ -103,7 +112,7 @@ def model_provenance(results: list[dict]) -> str:
         lines.append("- **random weights: not image quality** — the scores below measure the "
                      "machinery, not the methods")
     lines += [
-        f"- backbone (stage II): {distinct(r['backbone'] for r in results if r['backbone']) or 'none'}",
+        f"- backbone (stage II): {_backbones(results)}",
         f"- data set: {distinct(_dataset(r) for r in results)}",
         "- steps (stage I/stage II): " + distinct(f"{r['method']} {_steps(r)}" for r in results)
         + f"; seeds {distinct(r['seed'] for r in results)}",
