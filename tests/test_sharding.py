@@ -94,13 +94,11 @@ def test_not_launched_is_one_process_without_accelerate_state():
 def test_a_sharded_run_equals_one_process_and_a_killed_rank_resumes(tmp_path, single_thread):
     """One thread in every process (accelerate launch sets OMP_NUM_THREADS=1): a CPU's float
     sums depend on the thread count, so byte-identical images need the same one."""
-    started = time.monotonic()
     one, sharded, cache = tmp_path / "one", tmp_path / "sharded", tmp_path / "cache"
     dataset = make_dataset(tmp_path / "mini", SIZES)
     arguments = [*QUICK, "--dataset", str(dataset)]
     assert main(["run", *arguments, "--out", str(one)]) == 0
     session_cache = Path(os.environ["ASD_BENCH_CACHE"])
-    print(f"one process: {time.monotonic() - started:.0f} s")
 
     # a fresh cache: the sharded run trains the tiny LoRA itself (rank 0, as one process does)
     launcher = launch(["run", *arguments, "--out", str(sharded), "--no-score"], cache)
@@ -111,7 +109,6 @@ def test_a_sharded_run_equals_one_process_and_a_killed_rank_resumes(tmp_path, si
         time.sleep(0.05)
     rank1.kill()
     status, output = finish(launcher)
-    print(f"killed: {time.monotonic() - started:.0f} s")
     assert status != 0, output
     kept = {name: (path.stat().st_mtime_ns, path.read_bytes()) for name, path in samples(sharded).items()
             if name.endswith(".json")}
@@ -119,8 +116,6 @@ def test_a_sharded_run_equals_one_process_and_a_killed_rank_resumes(tmp_path, si
 
     status, output = finish(launch(["run", *arguments, "--out", str(sharded)], cache))
     assert status == 0, output
-    print(f"resumed: {time.monotonic() - started:.0f} s")
-    print(output)
     for name, (mtime, data) in kept.items():  # finished samples were not made again
         path = sharded / "samples" / name
         assert (path.stat().st_mtime_ns, path.read_bytes()) == (mtime, data), name
@@ -143,3 +138,54 @@ def test_a_sharded_run_equals_one_process_and_a_killed_rank_resumes(tmp_path, si
     assert read(sharded / "run.json", cache) == read(one / "run.json", session_cache)
     assert comparable({k: v for k, v in results.items() if k != "scores"}, cache) == \
         comparable({k: v for k, v in results_one.items() if k != "scores"}, session_cache)
+
+
+def test_each_process_takes_every_world_th_sample_on_its_own_gpu():
+    """Rank 1 of 3 takes samples 1, 4, 7; ``--device cuda`` becomes accelerate's cuda:LOCAL_RANK, a
+    CPU stays a CPU, and one named GPU for every process is refused with the fix."""
+    import torch
+    from types import SimpleNamespace
+
+    from benchmark.runs.shard import Shard, ShardError
+
+    shard = Shard(rank=1, world=3, local_rank=1, state=SimpleNamespace(device=torch.device("cuda", 1)))
+    assert shard.mine(range(9)) == [1, 4, 7] and not shard.main
+    assert shard.device(torch.device("cuda")) == torch.device("cuda", 1)
+    assert shard.device(torch.device("cpu")) == torch.device("cpu")
+    with pytest.raises(ShardError, match="give --device cuda"):
+        shard.device(torch.device("cuda", 0))
+
+
+def test_rank_one_of_two_makes_only_its_samples_and_leaves_the_run_files_to_rank_0(tmp_path):
+    """The runner as rank 1 sees it, rank 0's answers given in place of the process group."""
+    from dataclasses import dataclass, field
+
+    from baselines.tiling import TilingConfig
+    from benchmark.oracle.job import OracleFSTDJob
+    from benchmark.runs.runner import RunMismatchError, run
+    from benchmark.runs.shard import Shard
+
+    @dataclass(frozen=True)
+    class RankOneOfTwo(Shard):
+        answers: list = field(default_factory=list)
+
+        def share(self, value):
+            assert value is None  # only rank 0 has something to share
+            return self.answers.pop(0)
+
+        def gather(self, values):
+            return [None, *values]
+
+        def barrier(self, what):
+            pass
+
+    job = OracleFSTDJob(TilingConfig("none"), size=(256, 256), steps=2)
+    parameters = {**job.parameters(), "memory_budget": None}
+    finished = {"rank 0's results": True}
+    shard = RankOneOfTwo(rank=1, world=2, answers=[(None, [0, 1, 2, 3, 4], parameters), finished])
+    assert run(job, 5, tmp_path, progress=False, shard=shard) == finished
+    assert sorted(p.name for p in (tmp_path / "samples").glob("*.json")) == ["00001.json", "00003.json"]
+    assert not (tmp_path / "run.json").exists() and not (tmp_path / "results.json").exists()
+    with pytest.raises(RunMismatchError, match=r"rank 1 runs .* other parameters than rank 0 \(seed\)"):
+        run(job, 5, tmp_path, progress=False,
+            shard=RankOneOfTwo(rank=1, world=2, answers=[(None, [], {**parameters, "seed": 1})]))
