@@ -29,7 +29,8 @@ CPU_DEFAULTS = dict(dtype="fp32", attention="sdpa", channels_last=False, compile
 CUDA_DEFAULTS = dict(dtype="fp16", attention="sdpa", channels_last=False, compile=False, tile_batch_size=8)
 CUDA_ESTIMATES = {
     "dtype": "fp16, as the authors run: fp16 and bf16 share the dense tensor peak (H100/H200 SXM: "
-             "989 TFLOP/s), fp32 has none (67 TFLOP/s on H200) for the 1.13 TFLOP of one 128² x4 tile",
+             "989 TFLOP/s); fp32 matrix products run without tensor cores by default (67 TFLOP/s on H200), "
+             "for the 1.13 TFLOP of one 128² x4 UNet tile (counted by torch's flop_counter)",
     "attention": "SDPA: the classic processor writes the scores, batch × heads × N² (SD 2.1 at 1024²: "
                  "N = 16,384, 2 × 5 × N² × 2 B = 5.4 GB a layer, 86 GB at 2048², over a 32 GiB card); "
                  "SDPA's fused kernels keep memory linear in N at the same FLOPs",
@@ -37,9 +38,9 @@ CUDA_ESTIMATES = {
                      "every GroupNorm before a convolution pays about the same transposes: no gain expected",
     "compile": "off: one compilation per UNet and tile shape (tens of seconds each), against a gain "
                "bounded by the elementwise traffic it fuses (GroupNorm, SiLU, residual adds)",
-    "tile_batch_size": "8: the x4 UNet's 16² level (1,024 channels) gives 16 GEMM blocks of 128 × 128 "
-                       "per tile, 132 SMs on H200 need 8 tiles per call; about 0.15 GB of fp16 "
-                       "activations per 128² tile",
+    "tile_batch_size": "8: at the x4 UNet's 16² level (1,024 channels) one 128² tile is a 256 × 1,024 "
+                       "GEMM, 16 blocks of 128 × 128, for the 132 SMs of an H200: 8 tiles fill them; a "
+                       "tile holds about 40 MiB of fp16 skip connections (8 MiB per 256-channel 128² map)",
 }
 
 

@@ -17,8 +17,11 @@ that cannot start in what is left is skipped, and the summary names it):
    sr-plus capped at 4096 px and asd from 4096 px up to the paper's 18432 px. ar-plus holds
    the memory of sr-plus (a rank-4 LoRA adds 3 MB), ar-tile that of asd (the same tiles), so
    their searches come after, where time is left;
-7. the reports (``python -m benchmark report`` over these runs) and ``summary.json`` /
-   ``summary.md``.
+7. ``torch.compile`` of the x4 UNet on stage II's step (compile seconds apart), the least
+   needed (the CUDA default is off), so last;
+8. the reports (``python -m benchmark report`` over these runs). ``summary.json`` and
+   ``summary.md`` are rewritten after every phase, so a command stopped at its limit keeps
+   what was measured.
 
 ``--dry-run`` takes the same path on the CPU with the tiny profile, small sizes and 1-2
 steps, in well under two minutes: the test suite runs it, so the script is known to work
@@ -213,18 +216,21 @@ def fast_path_variants(pipeline: AnySizePipeline, sr_plus: AnySizePipeline, plan
         if dtype != fast.dtype and (device.type == "cuda" or dtype == "bf16"):
             with _changed(lambda: unet.to(DTYPES[dtype]), lambda: unet.to(fast.torch_dtype).load_state_dict(saved)):
                 rows.append(row("II", f"dtype={dtype}", stage2_step(_twin(pipeline, dtype=DTYPES[dtype]), side)))
-    if not fast.compile and clock.allows("the compile variant", 120 if device.type == "cuda" else 30):
-        rows.append(_compiled(pipeline, side, device, plan))
     sd = sr_plus.text_to_image.unet
     rows.append(row("I", "defaults", stage1_step(sr_plus, plan.sizes[0])))
     with _changed(lambda: set_attention(sd, other), lambda: set_attention(sd, fast.attention)):
         rows.append(row("I", f"attention={other}", stage1_step(sr_plus, plan.sizes[0])))
+    _speeds(rows)
+    return rows
+
+
+def _speeds(rows: list[dict]):
+    """Each variant's speed ÷ its stage's defaults (the first row of the stage)."""
     for stage in ("I", "II"):
         reference = next(r["seconds"] for r in rows if r["stage"] == stage)
         for r in rows:
             if r["stage"] == stage:
                 r["speed_vs_defaults"] = reference / r["seconds"] if reference and r.get("seconds") else None
-    return rows
 
 
 def _compiled(pipeline: AnySizePipeline, side: int, device: torch.device, plan: Plan) -> dict:
@@ -291,11 +297,17 @@ def ceilings(plan: Plan, device: torch.device, runs: Path, clock: Clock) -> list
             continue
         folder = ceiling_search.ceiling_dir(runs, plan.profile, method, budget)
 
-        def trial(side, inner=ceiling_search.subprocess_trial(method, plan.profile, budget, str(device),
-                                                              folder / "trials", timeout=max(clock.left(), 1))):
-            if clock.left() < 5:
+        def trial(side, method=method, folder=folder):
+            """A trial in what is left of the budget; one that runs out of it is no measurement."""
+            left = clock.left()
+            if left < 5:
                 raise OutOfTime(f"the time budget ran out before the trial at {side}x{side}")
-            return inner(side)
+            start = time.perf_counter()
+            result = ceiling_search.subprocess_trial(method, plan.profile, budget, str(device), folder / "trials",
+                                                     timeout=left)(side)
+            if time.perf_counter() - start >= left - 0.5:
+                raise OutOfTime(f"the trial at {side}x{side} did not finish in the {left:.0f} s left")
+            return result
 
         try:
             record = ceiling_search.search(method, plan.profile, budget, device, runs, low, high, trial=trial,
@@ -326,10 +338,17 @@ def measure(plan: Plan, out: Path) -> dict:
                  "ar-plus": replace(asd, method=get_method("ar-plus"), backbone=None, sr_tiling=None)}
     summary = {"kind": "gpu-measure", "dry_run": plan.profile == "tiny", "plan": vars(plan),
                "environment": environment(device), "fast_path": asd.fast_path,
-               "fast_path_estimates": CUDA_ESTIMATES, "steps_note": (
+               "fast_path_estimates": CUDA_ESTIMATES, "method_runs": [], "table4": [], "ceilings": [],
+               "fast_path_variants": [], "stage2_utilisation": [], "reports": [], "steps_note": (
                    f"the paper's steps ({plan.steps} DDIM, {plan.sr_steps} DDPM): s/image as measured, no scaling"
                    if (plan.steps, plan.sr_steps) == (50, 200) else
                    f"{plan.steps} DDIM + {plan.sr_steps} DDPM steps: machinery check, not the paper's cost")}
+
+    def save(phase: str):
+        """After every phase: a command killed at its limit still leaves what was measured."""
+        summary.update(skipped=clock.skipped, seconds=plan.time_budget_s - clock.left(), last_phase=phase)
+        write_json(out / "summary.json", summary)
+        (out / "summary.md").write_text(render(summary))
 
     say("peak: data sheet and a measured matrix product")
     peaks = {"datasheet": dense_fp16_peak(device),
@@ -338,22 +357,28 @@ def measure(plan: Plan, out: Path) -> dict:
                        "matmul_flops_per_second": peaks["matmul"], "matmul_side": plan.matmul_side}
     say("stage II FLOP utilisation")
     summary["stage2_utilisation"] = utilisation(asd, plan, device, peaks)
+    save("utilisation")
     say("fast-path variants")
     summary["fast_path_variants"] = fast_path_variants(asd, sr_plus, plan, device, clock)
+    save("fast-path variants")
     say("method runs")
     summary["method_runs"] = method_runs(pipelines, plan, device, runs, clock)
+    save("method runs")
     say("Table 4: stage II alone")
     summary["table4"] = table4_runs(asd, plan, device, runs, clock)
-    del pipelines, asd, sr_plus
+    save("Table 4")
+    del pipelines, sr_plus
     if device.type == "cuda":
         torch.cuda.empty_cache()  # the ceilings' trials run in their own processes
     say(f"ceilings under {plan.budget}")
     summary["ceilings"] = ceilings(plan, device, runs, clock)
+    save("ceilings")
+    if not asd.fast_path["compile"] and clock.allows("the compile variant", 120 if device.type == "cuda" else 30):
+        say(f"torch.compile ({plan.compile_backend}) of the x4 UNet: the least needed, so last")
+        summary["fast_path_variants"].append(_compiled(asd, plan.sizes[-1], device, plan))
+        _speeds(summary["fast_path_variants"])
     summary["reports"] = [str(path) for path in write_report(runs, out / "reports")]
-    summary["skipped"] = clock.skipped
-    summary["seconds"] = plan.time_budget_s - clock.left()
-    write_json(out / "summary.json", summary)
-    (out / "summary.md").write_text(render(summary))
+    save("done")
     say(f"wrote {out / 'summary.json'} and {out / 'summary.md'}")
     return summary
 
@@ -412,7 +437,8 @@ def render(summary: dict) -> str:
         trials = "; ".join(f"{t['side']} {t['status']}" for t in row["trials"])
         lines.append(f"| {row['method']} | {'≥ ' if row['at_least'] else ''}{row['ceiling'] or 0} px | {trials} |")
     lines += ["", "## Skipped", ""] + ([f"- {line}" for line in summary["skipped"]] or ["- nothing"])
-    lines += ["", "Reports: " + (", ".join(summary["reports"]) or "none"), ""]
+    lines += ["", "Reports: " + (", ".join(summary["reports"]) or "none")
+              + ("" if summary.get("last_phase") == "done" else f" (stopped after: {summary.get('last_phase')})"), ""]
     return "\n".join(lines)
 
 
