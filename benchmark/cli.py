@@ -465,7 +465,8 @@ def _run_oracle(args) -> int:
     tiling = TilingConfig(args.tiling or "implicit", tile=args.tile, overlap=args.overlap,
                           weighting=args.weighting, offset=args.offset,
                           offset_range=args.offset_range, reset_every=args.reset_every,
-                          fill=args.fill, tile_batch_size=args.tile_batch_size or CPU_DEFAULTS["tile_batch_size"])
+                          fill=args.fill, tile_batch_size=(CPU_DEFAULTS["tile_batch_size"] if args.tile_batch_size is None
+                                                           else args.tile_batch_size))
     budget = args.budget
     job = _oracle_job(args, tiling)
     out = args.out or default_out(args.runs, args.profile, args.method,
