@@ -52,7 +52,8 @@ class StableSRBackbone:
     def describe(self) -> dict:
         """What the results record beside the model's name and weights."""
         return {"files": self.models.files, "cfw_weight": self.cfw_weight, "prediction": "epsilon",
-                "start": "x_T = sqrt(alpha_bar_999) z_LR + sqrt(1 - alpha_bar_999) eps"}
+                "start": "x_T = sqrt(alpha_bar_999) z_LR + sqrt(1 - alpha_bar_999) eps",
+                "decode": "CFW decoder in one call (--vae-tiling applies to the encode only)"}
 
     @property
     def latent_factor(self) -> int:
