@@ -458,6 +458,9 @@ def command_run(args) -> int:
 
 
 def _run_oracle(args) -> int:
+    if args.backbone is not None:
+        raise UsageError("the oracle has no SR model; --backbone needs a model profile (--profile tiny, "
+                         f"{', '.join(p for p in MODEL_PROFILES if p != 'tiny')})")
     for key, value in ORACLE.items():
         if getattr(args, key) is None:
             setattr(args, key, value)

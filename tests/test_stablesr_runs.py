@@ -64,9 +64,11 @@ def test_backbone_choice_and_what_paper_needs(tmp_path):
     assert backbone_needs(("sd21", "lora", "upscaler"), "stablesr") == ("sd21", "lora", "stablesr", "stablesr_vae")
 
 
-def test_a_backbone_for_a_method_without_stage_two_is_refused(capsys):
+def test_a_backbone_for_a_method_without_stage_two_or_on_the_oracle_is_refused(capsys):
     assert main(["run", "--method", "sr-plus", "--backbone", "stablesr"] + FAST) == 2
     assert "sr-plus has no stage II" in capsys.readouterr().err
+    assert main(["run", "--method", "fstd", "--backbone", "stablesr", "--no-progress"]) == 2
+    assert "the oracle has no SR model; --backbone needs a model profile" in capsys.readouterr().err
 
 
 def test_missing_stablesr_files_are_named(tmp_path, capsys):
