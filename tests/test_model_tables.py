@@ -15,6 +15,7 @@ from pathlib import Path
 from benchmark.reporting import paper
 from benchmark.cli import main
 from benchmark.reporting import stage2_tables as stage2
+from benchmark.reporting.paper_runs import commands
 from benchmark.reporting.model_tables import memory_points, table1, table2, table3, trained_ratios
 from benchmark.reporting.stage2_tables import stage2_tables
 from benchmark.runs.records import write_json
@@ -305,7 +306,7 @@ def test_tables_4_6_7_put_the_three_fstd_tilings_beside_the_papers_figures():
     assert [cells(table6, "offset range", f"implicit, offset range {r}")["paper s / image"]
             for r in (16, 32, 48)] == ["75.39", "75.19", "75.21"]
     table7 = block.split("#### Table 7", 1)[1]
-    zero = f"explicit, overlap 0 ({stage2.NO_OVERLAP_STANDS_IN})"
+    zero = f"explicit, overlap 0: {stage2.NO_OVERLAP_STANDS_IN}"
     assert cells(table7, "explicit overlap", zero)["PSNR-Y↑"] == "20.00"
     assert cells(table7, "explicit overlap", "explicit, overlap 32")["PSNR-Y↑"] == "21.00"
     columns = header(table7, "explicit overlap")
@@ -370,3 +371,34 @@ def test_a_report_from_fstd_runs_alone_is_written_with_their_tables(tmp_path):
     implicit = cells(block, "#### Table 4", "implicit, random offset")
     assert implicit["PSNR-Y↑"] == "22.00" and implicit["paper PSNR↑"] == "27.53"
     assert "fstd" not in text.split("## Figure 7")[1]  # stage II alone is not a Figure 7 pipeline
+
+
+def test_the_tables_verb_makes_the_fstd_runs_of_the_three_tilings(tmp_path):
+    made = commands("tiny", "synthetic", tmp_path)
+    fstd = [command for command in made if command[2] == "fstd"]
+    assert [command[3:5] for command in fstd] == [["--tiling", t] for t in ("nonoverlap", "explicit", "implicit")]
+    assert all("--dataset" in command and "synthetic" in command for command in fstd)
+
+
+def test_real_tiny_fstd_runs_of_the_three_tilings_fill_tables_4_6_7_and_their_pictures(tmp_path):
+    runs = tmp_path / "runs"
+    for tiling in ("nonoverlap", "explicit", "implicit"):
+        assert main(["run", "--method", "fstd", "--profile", "tiny", "--tiling", tiling, "--limit", "1",
+                     "--sr-steps", "2", "--no-score", "--no-progress", "--runs", str(runs)]) == 0
+    assert main(["report", "--runs", str(runs), "--out", str(tmp_path / "reports")]) == 0
+    text = (tmp_path / "reports" / "tiny.md").read_text()
+    block = text.split("backbone SD x4 upscaler: synthetic", 1)[1].split("\n### ")[0]
+    expected = {"no overlap": ("26.89", "75.08"), "explicit overlap 32": ("27.49", "166.8"),
+                "implicit, random offset": ("27.53", "75.19")}
+    for label, (psnr, seconds) in expected.items():
+        row = cells(block, "#### Table 4", label)
+        assert row["images"] == "1" and row["PSNR-Y↑"] == "not scored" and row["s / image"] != "not run"
+        assert (row["paper PSNR↑"], row["paper s / image"]) == (psnr, seconds)
+    assert cells(block, "#### Table 7", "explicit, overlap 32")["images"] == "1"
+    assert cells(block, "#### Table 6", "implicit, offset range 32")["images"] == "1"
+    assert int(cells(block, "#### Table 4", "explicit overlap 32")["denoiser calls / image"]) > \
+        int(cells(block, "#### Table 4", "no overlap")["denoiser calls / image"])
+    pictures = sorted(p.name for p in (tmp_path / "reports" / "figures").glob("seams-*.png"))
+    assert [name.split("-", 3)[3] for name in pictures] == ["fstd-explicit64-vs-fstd-nonoverlap.png",
+                                                            "fstd-implicit-vs-fstd-nonoverlap.png"]
+    assert all(f"(figures/{name})" in text for name in pictures)

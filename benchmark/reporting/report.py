@@ -1,10 +1,12 @@
 """Markdown reports from a folder of runs, in the layout of the paper's tables.
 
 ``oracle.md`` holds the tiling study on the weight-free oracle (Tables 4, 6, 7); each model
-profile gets ``<profile>.md`` with Tables 1, 2, 3, Tables 4, 6, 7 from its ``fstd`` runs and Figure 7 (with the profile's ceiling
-searches, ``ceiling/<profile>/``, in Table 1's max res. and in Figure 7) and its VAE tiling studies. Every table is headed by
-how its numbers were made and shows the paper's figures beside ours; rows that were not
-run are shown as not run, never left out silently. Plots go under ``figures/``.
+profile gets ``<profile>.md`` with Tables 1, 2, 3, Tables 4, 6, 7 from its ``fstd`` runs and
+Figure 7 (with the profile's ceiling searches, ``ceiling/<profile>/``, in Table 1's max res.
+and in Figure 7) and its VAE tiling studies. Every table is headed by how its numbers were
+made and shows the paper's figures beside ours; rows that were not run are shown as not run,
+never left out silently. Both end with pictures of the seams. Plots and pictures go under
+``figures/``.
 """
 
 from __future__ import annotations

@@ -39,9 +39,9 @@ OVERVIEW = 384  # the downscaled whole output fits in this many px
 CROPS = 2  # crops per sample: the border crossings nearest the centre
 MARGIN = 6  # px around each panel; the crops' ticks are drawn there
 LABEL = 16  # px of the text line above each row
-GRID = (255, 0, 255)
+GRID = (0, 255, 255)  # cyan: it stands out on the magma energy map and on the latents' red and blue
 DASH = 3  # px on, then off, of the grid's dashed lines
-CROP_BOX = (0, 255, 255)
+CROP_BOX = (255, 0, 255)
 GAP = (255, 255, 255)
 #: Tiled methods and their no-overlap twins (fstd: tilings, by Table 4's row keys).
 TWINS = {"asd": "ar-tile", "sr-tile-plus": "sr-tile"}
@@ -225,11 +225,11 @@ def _how(results: list[dict]) -> str:
 
 
 def _layout(side: int, factor: int, zoomed: str = "") -> str:
-    return (f"Columns: the whole {zoomed}output downscaled ÷{factor} (box filter) with the tile grid (magenta) and "
-            f"the crops (cyan); its jump energy (block maximum ÷{factor}); then for each crop ({side} px, "
-            f"top-left corner given) the crop ×{ZOOM} (nearest neighbour; magenta ticks in the margin: tile "
-            f"borders) and its jump energy ×{ZOOM} with the grid (dashed, so that the line under it shows). Jump energy: squared differences to the upper "
-            "and left neighbours, averaged over channels (the seam score's quantity), log scale shared by the "
+    return (f"Columns: the whole {zoomed}output downscaled ÷{factor} (box filter) with the tile grid (cyan) and "
+            f"the crops (magenta); its jump energy (block maximum ÷{factor}); then for each crop ({side} px, "
+            f"top-left corner given) the crop ×{ZOOM} (nearest neighbour; cyan ticks in the margin: tile "
+            f"borders) and its jump energy ×{ZOOM} with the grid (dashed, so that the line under it shows). "
+            "Jump energy: squared differences to the upper and left neighbours, averaged over channels (the seam score's quantity), log scale shared by the "
             "rows; a seam is a bright line on the grid.")
 
 

@@ -25,7 +25,7 @@ METHOD = "fstd"
 TITLES = {"4": "Table 4 — tiling strategies", "6": "Table 6 — implicit overlap, offset range",
           "7": "Table 7 — explicit overlap"}
 FIDELITY = ("psnr_y", "ssim_y", "lpips", "fid", "seam_score")
-NO_OVERLAP_STANDS_IN = "the no-overlap run (explicit overlap 0 is the same grid)"
+NO_OVERLAP_STANDS_IN = "the no-overlap run, the same grid"
 
 
 def paper_units(result: dict) -> Optional[dict]:
@@ -97,7 +97,7 @@ def _block(backbone: Optional[str], group: Group, runs: list[dict]) -> str:
         for row in (r for r in study_rows() if r.table == table):
             candidates, label = by_tiling.get(_row_key(row), []), row.label
             if not candidates and table == "7" and row.key == 0 and reference_runs:
-                candidates, label = reference_runs, f"{row.label} ({NO_OVERLAP_STANDS_IN})"
+                candidates, label = reference_runs, f"{row.label}: {NO_OVERLAP_STANDS_IN}"
             result = pick(candidates) if candidates else None
             if result is not None and id(result) not in shown:
                 shown[id(result)] = result
