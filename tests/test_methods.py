@@ -10,6 +10,7 @@ from PIL import Image
 from helpers import CPU
 
 from baselines.arad import TrainConfig, add_lora
+from baselines.fast_path import FastPath
 from baselines.lora import base_identity, read_arad_lora, save_arad_lora
 from baselines.methods import (METHODS, Seeds, Settings, centre_crop, get_method, load_pipeline,
                                nearest_bucket, working_size)
@@ -222,8 +223,8 @@ def test_colour_fixes_take_colour_from_the_reference():
 
 def test_half_precision_models_as_on_cuda_run_with_partial_tiles():
     """fp16 (the CUDA default): latents and tile weights stay fp32, or corner weights underflow."""
-    pipeline = load_pipeline(get_method("sr-tile-plus"), "tiny", Settings(steps=1, sr_steps=2), CPU,
-                             dtype=torch.float16)
+    pipeline = load_pipeline(get_method("sr-tile-plus"), "tiny",
+                             Settings(steps=1, sr_steps=2, fast_path=FastPath(dtype="fp16")), CPU)
     image, record = pipeline("a kite", (130, 190), Seeds(1, 2, 3))
     assert pipeline.text_to_image.unet.dtype == torch.float16
     assert image.shape[-2:] == (130, 190) and torch.isfinite(image).all()
