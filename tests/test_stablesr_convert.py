@@ -42,8 +42,13 @@ def test_released_keys_are_the_original_layout(released):
     assert released[STABLESR_FILE]["structcond_stage_model.input_blocks.3.1.qkv.weight"].dim() == 3
 
 
+def _editable(released: dict) -> dict:
+    """A copy of the released files' state dicts whose keys a test may add or remove."""
+    return {file: dict(state) for file, state in released.items()}
+
+
 def test_a_missing_key_is_refused_by_name(released):
-    broken = {file: dict(state) for file, state in released.items()}
+    broken = _editable(released)
     del broken[STABLESR_FILE]["model.diffusion_model.middle_block.0.spade.mlp_beta.bias"]
     with pytest.raises(CheckpointError, match=r"stablesr.ckpt: 1 weight\(s\) that no key fills.*"
                                               r"model\.diffusion_model\.middle_block\.0\.spade\.mlp_beta\.bias"):
@@ -51,7 +56,7 @@ def test_a_missing_key_is_refused_by_name(released):
 
 
 def test_an_extra_key_is_refused_by_name(released):
-    broken = {file: dict(state) for file, state in released.items()}
+    broken = _editable(released)
     broken[CFW_FILE]["decoder.fusion_layer_3.encode_enc_1.conv1.weight"] = torch.zeros(1)
     with pytest.raises(CheckpointError, match=r"cfw.ckpt: 1 key\(s\) that map nowhere: "
                                               r"decoder\.fusion_layer_3\.encode_enc_1\.conv1\.weight"):
@@ -59,14 +64,14 @@ def test_an_extra_key_is_refused_by_name(released):
 
 
 def test_the_training_loss_is_ignored_and_a_wrong_shape_or_schedule_refused(released):
-    with_loss = {file: dict(state) for file, state in released.items()}
+    with_loss = _editable(released)
     with_loss[CFW_FILE]["loss.discriminator.main.0.weight"] = torch.zeros(3)
     load_networks(networks(2), with_loss, NAMES)
-    wrong_shape = {file: dict(state) for file, state in released.items()}
+    wrong_shape = _editable(released)
     wrong_shape[CFW_FILE]["post_quant_conv.weight"] = torch.zeros(4, 4, 3, 3)
     with pytest.raises(CheckpointError, match=r"post_quant_conv\.weight.*\(4, 4, 3, 3\)"):
         load_networks(networks(2), wrong_shape, NAMES)
-    v_model = {file: dict(state) for file, state in released.items()}
+    v_model = _editable(released)
     v_model[STABLESR_FILE]["alphas_cumprod"] = v_model[STABLESR_FILE]["alphas_cumprod"] ** 1.1
     with pytest.raises(CheckpointError, match="alphas_cumprod is not SD 2.1's"):
         load_networks(networks(2), v_model, NAMES)

@@ -124,8 +124,7 @@ def tiling_overhead(backbone, size, steps: int, strategy: str, seed: int, repeat
             denoiser_time.add(spent)
     return {"loop_s": loop_time.seconds, "denoiser_s": denoiser_time.seconds,
             "ratio": loop_time.seconds / denoiser_time.seconds, "denoiser_calls": tiled.calls,
-            "tiles_per_step": tiled.tile_evaluations // max(tiled.calls, 1) if tiling.tile_batch_size == 1
-            else None}
+            "tiles_per_step": tiled.tile_evaluations // steps}
 
 
 def reference_timing(profile: str, device: torch.device, repeats: int = 5) -> dict:
