@@ -45,6 +45,7 @@ from baselines.vae_tiling import ImageRegion, VaeTiling, decode, encode_moments,
 PAPER_TILE_PX = 512  # 64 latent px at SD's ×8
 PAPER_SHIFT_PX = 256  # offset range and explicit overlap: 32 latent px at ×8
 COLOUR_FIXES = ("adain", "wavelet", "none")
+VAE_DTYPE_RULE = "fp32 where the VAE config says force_upcast (x4: it overflows in fp16), else the model dtype"
 
 
 def paper_tiling(strategy: str, latent_factor: int, **overrides) -> TilingConfig:
@@ -63,6 +64,9 @@ class SRBackbone(Protocol):
     @property
     def latent_factor(self) -> int:
         """Output px per latent px."""
+
+    def describe(self) -> dict:
+        """The model, its weights and how it runs, for the results."""
 
     def scheduler(self) -> DDPMScheduler:
         """The model's DDPM schedule, evenly respaced from t = 999 once ``set_timesteps`` is called."""
@@ -93,6 +97,13 @@ class X4UpscalerBackbone:
     @property
     def latent_factor(self) -> int:
         return vae_factor(self.models.vae)
+
+    def describe(self) -> dict:
+        """The model, its weights and how it runs, for the results."""
+        models = self.models
+        return {"model": models.name, "weights": models.weights, "noise_level": models.noise_level,
+                "dtype": str(models.unet.dtype), "vae_dtype": str(models.vae.dtype), "vae_dtype_rule": VAE_DTYPE_RULE,
+                "latent_factor": self.latent_factor}
 
     def scheduler(self) -> DDPMScheduler:
         return DDPMScheduler.from_config(self.models.scheduler_config, timestep_spacing="trailing")

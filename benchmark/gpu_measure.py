@@ -42,8 +42,10 @@ from typing import Callable, Optional
 import torch
 
 from baselines.fast_path import CUDA_ESTIMATES, DTYPES, FastPath, set_attention
-from baselines.methods import AnySizePipeline, Settings, get_method, load_pipeline
-from baselines.models import asd_cache_dir
+from baselines.models import WeightPaths, asd_cache_dir
+from baselines.pipeline import AnySizePipeline
+from baselines.registry import LoadContext, get_method, in_plan, stage2_alone
+from baselines.settings import Settings
 from baselines.stage1 import guided
 from baselines.tiling import TiledDenoiser, tile_count
 from benchmark.reporting.report import write_report
@@ -57,7 +59,6 @@ from benchmark.runs.runner import run
 from benchmark.runs.samples import DEFAULT_DATASET, plan_samples
 
 PROMPT = ceiling_search.PROMPT
-METHODS = ("sr-plus", "ar-plus", "ar-tile", "asd")
 FSTD_TILINGS = ("nonoverlap", "explicit", "implicit")
 
 
@@ -78,11 +79,17 @@ class Plan:
     compile_backend: str  # the dry run's captures the graph without inductor's minutes of C++
 
 
-GPU_PLAN = Plan("paper-arch", "cuda", (1024, 2048), 50, 200, "32GiB",
-                (("asd", 8192, 18432), ("sr-plus", 1024, 4096), ("ar-tile", 8192, 18432), ("ar-plus", 1024, 4096)),
-                8192, 480.0, 5, "inductor")
+def ceiling_plan() -> tuple[tuple[str, int, int], ...]:
+    """The GPU plan's methods (the registry's ``gpu`` plan), FSTD's first (the headline); with stage II tiles
+    from 8192 px up to the paper's 18432, without from 1024 capped at 4096 (one step at 8192² is 14 PFLOP
+    of attention)."""
+    names = sorted(in_plan("gpu"), key=lambda name: get_method(name).stage2 != "implicit")
+    return tuple((name, 8192, 18432) if get_method(name).stage2 else (name, 1024, 4096) for name in names)
+
+
+GPU_PLAN = Plan("paper-arch", "cuda", (1024, 2048), 50, 200, "32GiB", ceiling_plan(), 8192, 480.0, 5, "inductor")
 #: The dry run's budget only guards against a hung machine: every phase is meant to run.
-DRY_PLAN = Plan("tiny", "cpu", (64,), 1, 2, "4GiB", (("asd", 512, 512),), 256, 900.0, 1, "eager")
+DRY_PLAN = Plan("tiny", "cpu", (64,), 1, 2, "4GiB", ((ceiling_plan()[0][0], 512, 512),), 256, 900.0, 1, "eager")
 
 
 class Clock:
@@ -252,7 +259,7 @@ def _compiled(pipeline: AnySizePipeline, side: int, device: torch.device, plan: 
 
 
 def _run(pipeline: AnySizePipeline, plan_samples_of, out: Path, device: torch.device) -> dict:
-    results = run(ModelJob(pipeline, plan_samples_of, 0, device), 1, out, progress=False)
+    results = run(ModelJob(pipeline.method, pipeline, plan_samples_of, 0, device), 1, out, progress=False)
     return {"method": results["method"], "size": results["per_image"][0]["size"],
             "status": results["per_image"][0]["status"], "seconds_per_image": results["seconds_per_image"],
             "peak_memory_mib": results["peak_memory_mib"], "oom_peak_memory_mib": results["oom_peak_memory_mib"],
@@ -265,22 +272,21 @@ def _run(pipeline: AnySizePipeline, plan_samples_of, out: Path, device: torch.de
 def method_runs(pipelines: dict, plan: Plan, device: torch.device, runs: Path, clock: Clock) -> list[dict]:
     rows = []
     for side in plan.sizes:
-        for name in METHODS:
+        for name in pipelines:
             if clock.allows(f"{name} at {side}²", 20 if device.type == "cuda" else 1):
                 samples = plan_samples(None, asd_cache_dir() / "datasets", PROMPT, (side, side))
                 rows.append(_run(pipelines[name], samples, runs / plan.profile / name / f"{side}x{side}", device))
     return rows
 
 
-def table4_runs(asd: AnySizePipeline, plan: Plan, device: torch.device, runs: Path, clock: Clock) -> list[dict]:
-    method, side, rows = get_method("fstd"), plan.sizes[0], []
+def table4_runs(settings: Settings, plan: Plan, device: torch.device, runs: Path, clock: Clock) -> list[dict]:
+    method, side, rows = stage2_alone(), plan.sizes[0], []
     samples = plan_samples(DEFAULT_DATASET, asd_cache_dir() / "datasets", None, (side, side))
     for strategy in FSTD_TILINGS:
-        if clock.allows(f"fstd {strategy} at {side}²", 15 if device.type == "cuda" else 1):
-            settings = replace(asd.settings, sr_strategy=strategy)
-            pipeline = replace(asd, method=method, settings=settings, text_to_image=None, lora=None,
-                               sr_tiling=settings.sr_tiling(method, asd.backbone.latent_factor))
-            rows.append(_run(pipeline, samples, runs / plan.profile / "fstd" / f"{side}x{side}-{strategy}", device))
+        if clock.allows(f"{method.name} {strategy} at {side}²", 15 if device.type == "cuda" else 1):
+            context = LoadContext(plan.profile, replace(settings, sr_strategy=strategy), device, WeightPaths())
+            rows.append(_run(method.load(method, context), samples,
+                             runs / plan.profile / method.name / f"{side}x{side}-{strategy}", device))
     baseline = next((r["seconds_per_image"] for r in rows if r["tiling"] == "nonoverlap"), None)
     for row in rows:
         row["time_vs_no_overlap"] = row["seconds_per_image"] / baseline if baseline and row["seconds_per_image"] else None
@@ -331,14 +337,13 @@ def measure(plan: Plan, out: Path) -> dict:
     say = lambda text: print(f"[{plan.time_budget_s - clock.left():6.1f} s] {text}", flush=True)  # noqa: E731
     settings = Settings(plan.steps, plan.sr_steps)
     say(f"loading {plan.profile} models on {device_name(device)}")
-    asd = load_pipeline(get_method("asd"), plan.profile, settings, device)
-    sr_plus = load_pipeline(get_method("sr-plus"), plan.profile, settings, device)
-    ar_tile = get_method("ar-tile")  # the same models as asd: one load for the four ARAD runs
-    pipelines = {"asd": asd, "sr-plus": sr_plus,
-                 "ar-tile": replace(asd, method=ar_tile, sr_tiling=asd.settings.sr_tiling(ar_tile, asd.backbone.latent_factor)),
-                 "ar-plus": replace(asd, method=get_method("ar-plus"), backbone=None, sr_tiling=None)}
+    context = LoadContext(plan.profile, settings, device, WeightPaths())
+    pipelines = {name: get_method(name).load(get_method(name), context) for name in in_plan("gpu")}
+    # FSTD's pipeline for stage II's step and compile; one at the target size for stage I's attention
+    tiled = next(p for p in pipelines.values() if p.stages.stage2 == "implicit")
+    direct = next(p for p in pipelines.values() if p.stages.base and not p.stages.stage2)
     summary = {"kind": "gpu-measure", "dry_run": plan.profile == "tiny", "plan": vars(plan),
-               "environment": environment(device), "fast_path": asd.fast_path,
+               "environment": environment(device), "fast_path": tiled.fast_path,
                "fast_path_estimates": CUDA_ESTIMATES, "method_runs": [], "table4": [], "ceilings": [],
                "fast_path_variants": [], "stage2_utilisation": [], "reports": [], "steps_note": (
                    f"the paper's steps ({plan.steps} DDIM, {plan.sr_steps} DDPM): s/image as measured, no scaling"
@@ -353,30 +358,30 @@ def measure(plan: Plan, out: Path) -> dict:
 
     say("peak: data sheet and a measured matrix product")
     peaks = {"datasheet": dense_fp16_peak(device),
-             "matmul": matmul_flops_per_second(device, DTYPES[asd.fast_path["dtype"]], plan.matmul_side)}
+             "matmul": matmul_flops_per_second(device, DTYPES[tiled.fast_path["dtype"]], plan.matmul_side)}
     summary["peak"] = {"dense_fp16_datasheet_flops": peaks["datasheet"], "source": PEAK_SOURCE,
                        "matmul_flops_per_second": peaks["matmul"], "matmul_side": plan.matmul_side}
     say("stage II FLOP utilisation")
-    summary["stage2_utilisation"] = utilisation(asd, plan, device, peaks)
+    summary["stage2_utilisation"] = utilisation(tiled, plan, device, peaks)
     save("utilisation")
     say("fast-path variants")
-    summary["fast_path_variants"] = fast_path_variants(asd, sr_plus, plan, device, clock)
+    summary["fast_path_variants"] = fast_path_variants(tiled, direct, plan, device, clock)
     save("fast-path variants")
     say("method runs")
     summary["method_runs"] = method_runs(pipelines, plan, device, runs, clock)
     save("method runs")
     say("Table 4: stage II alone")
-    summary["table4"] = table4_runs(asd, plan, device, runs, clock)
+    summary["table4"] = table4_runs(settings, plan, device, runs, clock)
     save("Table 4")
-    del pipelines, sr_plus
+    del pipelines, direct
     if device.type == "cuda":
         torch.cuda.empty_cache()  # the ceilings' trials run in their own processes
     say(f"ceilings under {plan.budget}")
     summary["ceilings"] = ceilings(plan, device, runs, clock)
     save("ceilings")
-    if not asd.fast_path["compile"] and clock.allows("the compile variant", 120 if device.type == "cuda" else 30):
+    if not tiled.fast_path["compile"] and clock.allows("the compile variant", 120 if device.type == "cuda" else 30):
         say(f"torch.compile ({plan.compile_backend}) of the x4 UNet: the least needed, so last")
-        summary["fast_path_variants"].append(_compiled(asd, plan.sizes[-1], device, plan))
+        summary["fast_path_variants"].append(_compiled(tiled, plan.sizes[-1], device, plan))
         _speeds(summary["fast_path_variants"])
     summary["reports"] = [str(path) for path in write_report(runs, out / "reports")]
     save("done")

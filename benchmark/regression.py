@@ -1,6 +1,6 @@
 """Regression guard: the tracked figures of a suite of runs against a committed baseline.
 
-A baseline file holds the suite that made it (its CLI commands), one entry per run identity
+A baseline file holds the suite that made it (API calls as data, :mod:`benchmark.guard`), one entry per run identity
 (method, profile, tiling) with its settings and figures, the time ratios between runs, and
 the tolerances. Settings and counts are held exactly, figures from deterministic
 computation to a tight relative tolerance; wall time only as a ratio of two runs measured
@@ -23,6 +23,7 @@ from typing import Optional
 
 import pandas as pd
 
+from baselines.registry import get_method, methods, oracle_method
 from baselines.tiling import TilingConfig
 from benchmark.oracle.study import tiling_tag
 from benchmark.runs.reference_timing import STAGE1_VS_DIFFUSERS, TILING_OVERHEAD, read_reference_timing
@@ -55,32 +56,20 @@ TOLERANCES = {
     f"reference: {STAGE1_VS_DIFFUSERS}": {"rel": 0.3},
     f"reference: {TILING_OVERHEAD}": {"abs": 0.03},
 }
-ORACLE_IMPLICIT = "fstd/oracle/" + tiling_tag(TilingConfig("implicit"))
-TIME_RATIOS = {
-    "oracle": [
-        ("explicit ÷ implicit", "fstd/oracle/" + tiling_tag(TilingConfig("explicit")),
-         ORACLE_IMPLICIT),
-        ("implicit ÷ no overlap", ORACLE_IMPLICIT,
-         "fstd/oracle/" + tiling_tag(TilingConfig("nonoverlap"))),
-    ],
-    "tiny": [
-        ("sr-tile-plus ÷ sr-tile (implicit ÷ no overlap)", "sr-tile-plus/tiny", "sr-tile/tiny"),
-        ("asd ÷ ar-tile (implicit ÷ no overlap)", "asd/tiny", "ar-tile/tiny"),
-    ],
-}
-#: Each suite is a list of CLI commands; the guard adds ``--runs DIR`` to each.
-TINY_METHODS = ("sr-plus", "sr-tile", "sr-tile-plus", "ar-plus", "ar-tile", "asd", "md", "fstd")
-#: Stage II on StableSR too (fstd: implicit overlap, its default); one item, 4 steps, to keep CI short.
-STABLESR_METHODS = ("asd", "fstd")
-SUITES = {
-    "oracle": [["study", "--profile", "oracle", "--size", "1024x1024", "--steps", "30",
-                "--limit", "3", "--no-progress"]],
-    "tiny": [["run", "--method", method, "--profile", "tiny", "--dataset", "synthetic",
-              "--limit", "2", "--no-progress"] for method in TINY_METHODS]
-            + [["run", "--method", method, "--profile", "tiny", "--backbone", "stablesr", "--dataset", "synthetic",
-                "--limit", "1", "--sr-steps", "4", "--no-progress"] for method in STABLESR_METHODS]
-            + [["timing", "--profile", "tiny", "--repeats", "3"]],
-}
+STRATEGY_WORDS = {"implicit": "implicit", "explicit": "explicit", "nonoverlap": "no overlap"}
+
+
+def time_ratios(profile: str) -> list[tuple[str, str, str]]:
+    """(name, run, run below it) of each time ratio held: on the oracle the study's tilings, on a model
+    profile every tiled method over its no-overlap twin (the registry's ``twin``)."""
+    if profile == "oracle":
+        runs = {strategy: f"{oracle_method().name}/oracle/{tiling_tag(TilingConfig(strategy))}"
+                for strategy in STRATEGY_WORDS}
+        return [("explicit ÷ implicit", runs["explicit"], runs["implicit"]),
+                ("implicit ÷ no overlap", runs["implicit"], runs["nonoverlap"])]
+    return [(f"{name} ÷ {method.twin} ({STRATEGY_WORDS[method.stage2]} ÷ "
+             f"{STRATEGY_WORDS[get_method(method.twin).stage2]})", f"{name}/{profile}", f"{method.twin}/{profile}")
+            for name, method in methods().items() if method.twin]
 
 
 class BaselineError(ValueError):
@@ -129,7 +118,7 @@ def _by_identity(results: list[dict], profile: str) -> dict[str, dict]:
 
 def _time_ratios(runs: dict[str, dict], profile: str) -> dict[str, float]:
     return {name: runs[top]["seconds_per_sample_min"] / runs[bottom]["seconds_per_sample_min"]
-            for name, top, bottom in TIME_RATIOS.get(profile, [])
+            for name, top, bottom in time_ratios(profile)
             if top in runs and bottom in runs}
 
 

@@ -114,7 +114,6 @@ class StableSRModels:
     name: str
     weights: str
     files: dict = field(default_factory=dict)  # released file -> path, on paper
-    noise_level: Optional[int] = None  # the x4 upscaler's LR noise augmentation; StableSR has none
 
     @property
     def unet(self) -> UNet2DConditionModel:

@@ -28,6 +28,7 @@ from diffusers.utils.torch_utils import randn_tensor
 
 from baselines.stablesr.architecture import SCALING_FACTOR, StableSRModels
 from baselines.stablesr.schedule import STABLESR_SCHEDULER, RespacedDDPMScheduler
+from baselines.stage2 import VAE_DTYPE_RULE
 from baselines.vae_tiling import VaeTiling, encode_moments, latent_sample, vae_factor
 
 DEFAULT_CFW_WEIGHT = 0.5
@@ -51,7 +52,10 @@ class StableSRBackbone:
 
     def describe(self) -> dict:
         """What the results record beside the model's name and weights."""
-        return {"files": self.models.files, "cfw_weight": self.cfw_weight, "prediction": "epsilon",
+        models = self.models
+        return {"model": models.name, "weights": models.weights, "dtype": str(models.unet.dtype),
+                "vae_dtype": str(models.vae.dtype), "vae_dtype_rule": VAE_DTYPE_RULE,
+                "latent_factor": self.latent_factor, "files": models.files, "cfw_weight": self.cfw_weight, "prediction": "epsilon",
                 "start": "x_T = sqrt(alpha_bar_999) z_LR + sqrt(1 - alpha_bar_999) eps",
                 "decode": "CFW decoder in one call (--vae-tiling applies to the encode only)"}
 

@@ -2,46 +2,63 @@
 
 ``run`` scores its images once they are all saved, and ``python -m benchmark score``
 re-scores a finished run from its directory alone, so scores never slow the timing and a
-metric fix needs no new images. Text-to-image methods get FID and KID against the data
-set's reference images (pooled, and per size where a size has two images or more), IS and
-CLIP score against the captions; ``fstd`` gets PSNR / SSIM (Y), LPIPS, FID and KID against
-the HR images; both get patch FID / KID on native-resolution crops (``fid_patch``,
-``kid_patch``, the protocol of :mod:`benchmark.metrics.patches`); methods with a stage II
-get the seam score of their outputs on the stage II tile grid. A metric that cannot be
-computed is None, with the reason in ``skipped``. Metric networks follow
+metric fix needs no new images. The metrics are those of :mod:`benchmark.metrics.registry`
+(the built-ins of :mod:`benchmark.metrics.builtin`, then any registered from outside), each
+a function of the run's :class:`~benchmark.metrics.context.ScoringContext`. A metric that
+cannot be computed is None, with the reason in ``skipped``: one for another task than the
+run's (text-to-image or super-resolution), one that needs reference images where the run
+has none, one without stage II tiles to score, one that raises
+:class:`~benchmark.metrics.registry.NotApplicable`; a metric that fails otherwise is
+recorded as ``failed: <error>`` and the others are scored all the same. Metric networks follow
 :func:`metrics_profile`: real files on ``paper`` (missing ones are all
 named at once), seeded random networks on ``tiny`` and ``paper-arch`` (random weights:
 not image quality). Samples that ran out of memory have no image: they are skipped, and
 ``scores["oom_samples_skipped"]`` says how many.
 
 Under ``accelerate launch`` (:mod:`benchmark.runs.shard`) every process computes the
-Inception features and CLIP scores of its share of the images (positions ≡ rank mod
-world), they are gathered in image order, and rank 0 computes the figures and writes
-``results.json``: the same figures as one process computes.
+Inception features and CLIP scores (text-to-image runs) of its share of the images
+(positions ≡ rank mod world), they are gathered in image order, and rank 0 alone evaluates
+the registered metrics and writes ``results.json``: the same figures as one process computes.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 import torch
 
-from baselines.methods import get_method
-from baselines.models import asd_cache_dir
 from benchmark import metrics
-from benchmark.metrics.weights import require_weights
+from benchmark.metrics import registry
+from benchmark.metrics.context import RANDOM_NOTE, ScoringContext
+from benchmark.metrics.registry import TEXT_TO_IMAGE, Metric, MetricValue, NotApplicable
+from benchmark.metrics.weights import MissingWeightsError, require_weights
 from benchmark.runs.records import read_json, write_json
 from benchmark.runs.shard import Shard, current
-from benchmark.metrics.seams import seam_score
-from datasets_build import iter_items
-from datasets_build.manifest import MANIFEST
 
-RANDOM_NOTE = "random weights: not image quality"
-METRICS = ("fid", "kid", "fid_patch", "kid_patch", "inception_score", "clip_score", "psnr_y", "ssim_y", "lpips",
-           "seam_score")
+__all__ = ["METRICS", "RANDOM_NOTE", "ScoringContext", "ScoringError", "check_weights", "metrics_profile", "score",
+           "score_run"]
+
+
+class _MetricNames(Sequence):
+    """The names of the registered metrics, in order, read live from the registry: iterate it as the old
+    tuple, or call it (``METRICS()``); prefer :func:`benchmark.metrics.registry.metric_names`."""
+
+    def __call__(self) -> tuple[str, ...]:
+        return registry.metric_names()
+
+    def __getitem__(self, index):
+        return registry.metric_names()[index]
+
+    def __len__(self) -> int:
+        return len(registry.metric_names())
+
+    def __repr__(self) -> str:
+        return repr(registry.metric_names())
+
+
+METRICS = _MetricNames()
 
 
 class ScoringError(ValueError):
@@ -80,198 +97,97 @@ def score_run(out: Path, device: Optional[torch.device] = None,
     return shard.share(results if shard.main else None)
 
 
+def _empty_scores(registered: list[Metric]) -> dict:
+    """Every metric None and every extra key at its empty value."""
+    values = dict.fromkeys(metric.name for metric in registered)
+    for metric in registered:
+        values.update({key: _fresh(default) for key, default in metric.extras.items()})
+    return values
+
+
+def _fresh(default):
+    return type(default)(default) if isinstance(default, (dict, list)) else default
+
+
 def score(out: Path, results: dict, device: Optional[torch.device] = None,
           patch_protocol: metrics.PatchProtocol = metrics.PatchProtocol(), shard: Shard = Shard()) -> dict:
     """The ``scores``, ``metric_conventions`` and ``metrics_profile`` of a run, and its per-image figures
     (on rank 0; the other processes of a sharded run compute their share of the features, then get {})."""
     profile = metrics_profile(results["profile"])
     check_weights(profile)
-    random_weights = metrics.uses_random_weights(profile)
+    registered = registry.metrics()
     all_rows = results["per_image"]
     rows = [row for row in all_rows if row.get("status", "ok") == "ok"]  # out-of-memory samples have no image
     oom_skipped = len(all_rows) - len(rows)
+    values = _empty_scores(registered)
     if not rows:
         reason = f"no finished image: all {oom_skipped} samples ran out of memory"
-        return {"scores": {**dict.fromkeys(METRICS), "kid_std": None, "kid_patch_std": None, "fid_per_ratio": {},
-                           "kid_per_ratio": {}, "patch_protocol": patch_protocol.label,
-                           "skipped": dict.fromkeys(METRICS, reason), "oom_samples_skipped": oom_skipped},
+        return {"scores": {**values, "patch_protocol": patch_protocol.label,
+                           "skipped": dict.fromkeys(registry.metric_names(), reason),
+                           "oom_samples_skipped": oom_skipped},
                 "metric_conventions": {}, "metrics_profile": profile, "per_image": all_rows}
-    images = [out / row["image"] for row in rows]
-    records = [read_json(out / "samples" / f"{row['index']:05d}.json") for row in rows]
-    super_resolution = get_method(results["method"]).base is None
-    values: dict = {**dict.fromkeys(METRICS), "kid_std": None, "kid_patch_std": None}
-    skipped: dict[str, str] = {}
-    conventions: dict[str, dict] = {}
+    context = ScoringContext(
+        out=out, results=results, rows=rows, images=[out / row["image"] for row in rows],
+        records=[read_json(out / "samples" / f"{row['index']:05d}.json") for row in rows], profile=profile,
+        device=device, patch_protocol=patch_protocol, random_weights=metrics.uses_random_weights(profile),
+        task=registry.run_task(results), oom_skipped=oom_skipped, shard=shard)
 
-    def convention(metric, library, mode, model, pretrained, nets_random=random_weights, **extra):
-        conventions[metric] = {"library": library, "mode": mode, "model": model, "pretrained": pretrained,
-                               "random_weights": nets_random, **extra,
-                               **({"note": RANDOM_NOTE} if nets_random else {})}
-
-    inception = metrics.load_inception(profile, device=device)
-    generated = _inception_outputs(images, inception, shard)
-    clip = None if super_resolution else metrics.load_clip(profile, device=device)
-    clip_values = None if super_resolution else _clip_scores(images, [r["prompt"] for r in records], clip, shard)
+    # The collective prelude: every process computes its share, gathered in image order.
+    context.compute_generated()
+    if context.task == TEXT_TO_IMAGE:
+        context.compute_clip_values()
     if not shard.main:
         return {}
-    inception_conventions = dict(model=inception.conventions["network"], pretrained=inception.conventions["weights"])
 
-    references = _references(results)
-    per_ratio: dict[str, dict[str, float]] = {"fid": {}, "kid": {}}
-    reference_metrics = ("fid", "kid", "fid_per_ratio", "kid_per_ratio", "fid_patch", "kid_patch")
-    if isinstance(references, str):
-        skipped.update(dict.fromkeys(reference_metrics, references))
-    elif len(images) < 2:
-        skipped.update(dict.fromkeys(reference_metrics, f"needs at least 2 images, the run has {len(images)}"
-                                     + (f" ({oom_skipped} more ran out of memory)" if oom_skipped else "")))
-    else:
-        name, items = references
-        folder = Path(results["dataset"]["folder"])
-        stats = _stats(name, items, inception, folder)
-        fid, kid = metrics.fid_score(generated, stats), metrics.kid_score(generated, stats)
-        values.update(fid=fid["value"], kid=kid["value"], kid_std=kid["std"])
-        per_ratio, too_few = _per_ratio(rows, generated, name, items, inception, folder)
-        if too_few:
-            skipped["fid_per_ratio"] = skipped["kid_per_ratio"] = \
-                "fewer than 2 generated or 2 reference images at " + ", ".join(too_few)
-        convention("fid", "clean-fid", "clean", **inception_conventions, reference=name,
-                   n_reference=fid["n_reference"], distance=fid["conventions"]["distance"])
-        convention("kid", "benchmark.metrics.kid (torchmetrics' subsets)", "clean", **inception_conventions,
-                   reference=name, n_reference=kid["n_reference"], **_kid_conventions(kid))
-        _patch_scores(rows, images, name, items, inception, folder, patch_protocol, values, skipped,
-                      lambda metric, **extra: convention(metric, "benchmark.metrics.patches", "native-resolution crops",
-                                                         **inception_conventions, reference=name, **extra))
+    skipped: dict[str, str] = {}
+    conventions: dict[str, dict] = {}
+    for metric in registered:
+        reason = _not_applicable(metric, context)
+        value = None
+        if reason is None:
+            try:
+                value = _as_value(metric.compute(context))
+            except NotApplicable as why:
+                reason = str(why) or f"{metric.name} is not applicable to this run"
+            except MissingWeightsError:
+                raise
+            except Exception as error:  # a plugin's failure must not break the run's other scores
+                reason = f"failed: {type(error).__name__}: {error}"
+        if reason is not None:
+            skipped[metric.name] = reason
+            skipped.update(dict.fromkeys(metric.skipped_extras, reason))
+            continue
+        values[metric.name] = None if value.value is None else float(value.value)
+        values.update({key: item for key, item in value.extra.items() if key in metric.extras or key not in values})
+        skipped.update(value.skipped)
+        conventions[metric.name] = value.conventions
+        if value.per_image is not None:
+            if len(value.per_image) != len(rows):
+                raise ValueError(f"metric {metric.name!r} gave {len(value.per_image)} per-image values for "
+                                 f"{len(rows)} finished images")
+            for row, item in zip(rows, value.per_image):
+                row[metric.name] = item
 
-    inception_score = metrics.inception_score(generated)
-    values["inception_score"] = inception_score["value"]
-    convention("inception_score", "benchmark.metrics (Inception-v3 logits)", "clean-fid resize",
-               **inception_conventions, splits=inception_score["conventions"]["splits"])
-
-    if super_resolution:
-        skipped["clip_score"] = "fstd is super-resolution: its images follow the LR input, not the caption"
-        _fidelity(out, rows, images, profile, device, values, convention)
-    else:
-        values["clip_score"] = float(clip_values.mean())
-        convention("clip_score", "open_clip", clip.conventions["score"], clip.conventions["model"],
-                   clip.conventions["pretrained"])
-        for metric in ("psnr_y", "ssim_y", "lpips"):
-            skipped[metric] = "text-to-image: no ground-truth image per sample"
-
-    if results.get("sr_tiling"):
-        values["seam_score"] = float(np.mean([_seam(image, record) for image, record in zip(images, records)]))
-        convention("seam_score", "benchmark.metrics.seams", "stage II non-overlap tile grid, image px", None, None,
-                   nets_random=False, tile_px=records[0]["stage2"]["tile_plan"]["tile_px"])
-    else:
-        skipped["seam_score"] = f"{results['method']} has no stage II tiles"
-
-    return {"scores": {**values, "fid_per_ratio": per_ratio["fid"], "kid_per_ratio": per_ratio["kid"],
-                       "patch_protocol": patch_protocol.label, "skipped": skipped, "oom_samples_skipped": oom_skipped},
+    return {"scores": {**values, "patch_protocol": patch_protocol.label, "skipped": skipped,
+                       "oom_samples_skipped": oom_skipped},
             "metric_conventions": conventions, "metrics_profile": profile, "per_image": all_rows}
 
 
-def _inception_outputs(images: list[Path], inception, shard: Shard):
-    """One Inception pass over ``images``: each process its share, gathered in image order."""
-    if not shard.sharded:
-        return metrics.inception_outputs(images, inception)
-    mine = shard.mine(range(len(images)))
-    part = metrics.inception_outputs([images[p] for p in mine], inception) if mine else None
-    features = shard.gather_rows(len(images), None if part is None else part.features)
-    logits = shard.gather_rows(len(images), None if part is None else part.logits)
-    return metrics.InceptionOutputs(features, logits, shard.share(None if part is None else part.conventions))
+def _not_applicable(metric: Metric, context: ScoringContext) -> Optional[str]:
+    """Why ``metric`` is not computed for this run before calling it; None: call it."""
+    if context.task not in metric.applies_to:
+        return metric.reason_for_task(context.task)
+    if metric.needs_references and context.references_reason:
+        return context.references_reason
+    if metric.needs_stage2_tiles and not context.results.get("sr_tiling"):
+        return f"{context.results.get('method', 'the run')} has no stage II tiles"
+    return None
 
 
-def _clip_scores(images: list[Path], prompts: list[str], clip, shard: Shard):
-    """CLIP score of each image with its prompt: each process its share, gathered in image order."""
-    mine = shard.mine(range(len(images)))
-    part = metrics.clip_scores([images[p] for p in mine], [prompts[p] for p in mine], clip) if mine else None
-    return shard.gather_rows(len(images), part)
-
-
-def _references(results: dict):
-    """(set name, items) of the run's reference images, or why there are none."""
-    dataset = results.get("dataset")
-    if not dataset:
-        replaced = (results.get("inputs") or {}).get("replaced")
-        return f"no reference images ({replaced or 'no data set'})"
-    folder = Path(dataset["folder"])
-    if not (folder / MANIFEST).is_file():
-        return f"the data set folder {folder} is gone"
-    if metrics.manifest_hash([], folder / MANIFEST) != dataset["manifest_hash"]:
-        return f"the data set in {folder} was rebuilt since the run (manifest hash differs)"
-    return dataset["name"], list(iter_items(folder))
-
-
-def _stats(key: str, items, inception, folder: Path, protocol: Optional[metrics.PatchProtocol] = None):
-    """Reference statistics and features (of crops under ``protocol``), cached under asd_cache_dir() by
-    manifest hash, extractor and protocol."""
-    return metrics.reference_stats([item.image for item in items], key, asd_cache_dir() / "fid-stats",
-                                   inception, manifest=folder / MANIFEST, protocol=protocol)
-
-
-def _kid_conventions(kid: dict) -> dict:
-    return {k: kid["conventions"][k] for k in ("kernel", "subsets", "subset_size", "subset_size_requested",
-                                                "subset_seed", "subset_draw")}
-
-
-def _patch_scores(rows, images, name, items, inception, folder, protocol, values, skipped, convention):
-    """fid_patch / kid_patch on the crops ``protocol`` cuts from generated and reference images at
-    native resolution; not applicable (recorded) where either side has fewer than two crops."""
-    generated_crops = metrics.crop_summary([tuple(row["size"]) for row in rows], protocol)
-    reference_crops = metrics.crop_summary([(item.height, item.width) for item in items], protocol)
-    if generated_crops["crops"] < 2 or reference_crops["crops"] < 2:
-        skipped["fid_patch"] = skipped["kid_patch"] = (
-            f"not applicable: images smaller than the {protocol.crop}-px crop give no crop, and {protocol.label} "
-            f"gives {generated_crops['crops']} generated and {reference_crops['crops']} reference crops (2 each "
-            f"needed; generated sizes {', '.join(generated_crops['resolution'])})")
-        return
-    stats = _stats(f"{name}-patches", items, inception, folder, protocol)
-    generated = metrics.patch_outputs(images, inception, protocol)
-    fid, kid = metrics.fid_score(generated, stats), metrics.kid_score(generated, stats)
-    values.update(fid_patch=fid["value"], kid_patch=kid["value"], kid_patch_std=kid["std"])
-    recorded = dict(crops=protocol.as_dict(), generated_crops=generated_crops, reference_crops=reference_crops)
-    convention("fid_patch", n_reference=fid["n_reference"], distance=fid["conventions"]["distance"], **recorded)
-    convention("kid_patch", n_reference=kid["n_reference"], **_kid_conventions(kid), **recorded)
-
-
-def _per_ratio(rows, generated, name, items, inception, folder):
-    """FID and KID per output size with at least two generated and two reference images; the sizes left out."""
-    by_size = defaultdict(list)
-    for position, row in enumerate(rows):
-        by_size[tuple(row["size"])].append(position)
-    figures, too_few = {"fid": {}, "kid": {}}, []
-    for (height, width), positions in sorted(by_size.items()):
-        label = f"{height}x{width}"
-        refs = [item for item in items if (item.height, item.width) == (height, width)]
-        if len(positions) < 2 or len(refs) < 2:
-            too_few.append(f"{label} ({len(positions)} generated, {len(refs)} reference)")
-            continue
-        subset = metrics.InceptionOutputs(generated.features[positions], generated.logits[positions],
-                                          generated.conventions)
-        stats = _stats(f"{name}-{label}", refs, inception, folder)
-        figures["fid"][label] = metrics.fid_score(subset, stats)["value"]
-        figures["kid"][label] = metrics.kid_score(subset, stats)["value"]
-    return figures, too_few
-
-
-def _fidelity(out, rows, images, profile, device, values, convention):
-    """fstd: PSNR / SSIM (Y) and LPIPS of each output against its HR image, per image and mean."""
-    lpips = metrics.load_lpips(profile, device=device)
-    high = [out / "samples" / f"{row['index']:05d}.hr.png" for row in rows]
-    report = metrics.fidelity(high, images, lpips)
-    for row, psnr, ssim, distance in zip(rows, *(report["per_image"][k] for k in ("psnr", "ssim", "lpips"))):
-        row.update(psnr_y=psnr, ssim_y=ssim, lpips=distance)
-    values.update(psnr_y=report["values"]["psnr"], ssim_y=report["values"]["ssim"], lpips=report["values"]["lpips"])
-    ssim = report["conventions"]["ssim"]
-    for metric in ("psnr_y", "ssim_y"):
-        convention(metric, "scikit-image", report["conventions"]["psnr_ssim_channel"], None, None, nets_random=False,
-                   data_range=report["conventions"]["data_range"], **({"ssim": ssim} if metric == "ssim_y" else {}))
-    convention("lpips", "lpips", lpips.conventions["input"], lpips.conventions["network"],
-               lpips.conventions["weights"])
-
-
-def _seam(image: Path, record: dict) -> float:
-    """Seam score of one output on its stage II tile grid (image px)."""
-    pixels = torch.from_numpy(metrics.to_rgb_array(image).astype(np.float64)).permute(2, 0, 1)
-    output = record["output"]
-    return seam_score(pixels, record["stage2"]["tile_plan"]["tile_px"], tuple(output["working_size"]),
-                      tuple(output["crop_top_left"]))
+def _as_value(returned) -> MetricValue:
+    """A metric function's return: a MetricValue, or a bare number (or None) with empty conventions."""
+    if isinstance(returned, MetricValue):
+        return returned
+    if returned is None or isinstance(returned, (int, float)) or hasattr(returned, "__float__"):
+        return MetricValue(None if returned is None else float(returned), {})
+    raise TypeError(f"a metric returns a MetricValue or a number, not {type(returned).__name__}")

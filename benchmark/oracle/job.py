@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from diffusers import DDPMScheduler
 
+from baselines.registry import oracle_method
 from baselines.tiled_sampling import sample
 from baselines.tiling import TiledDenoiser, TilingConfig, tile_count
 from benchmark.oracle.field import GaussianField, OracleDenoiser, patch_frechet_distance
@@ -57,7 +58,7 @@ class OracleFSTDJob:
         return (self.size[0] // LATENT_FACTOR, self.size[1] // LATENT_FACTOR)
 
     def parameters(self) -> dict:
-        return {"method": "fstd", "profile": "oracle", "tiling": self.tiling.as_record(),
+        return {"method": oracle_method().name, "profile": "oracle", "tiling": self.tiling.as_record(),
                 "size": list(self.size), "latent_size": list(self.latent_size),
                 "steps": self.steps, "sampler": "DDPM (ancestral, trailing spacing)",
                 "seed": self.seed, "data": self.field.as_record(),

@@ -17,16 +17,15 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
+from baselines.registry import methods, with_row
 from datasets_build.sizes import ARAD_BUCKETS
 from benchmark.reporting import paper
 from benchmark.reporting.ceilings import max_res, shown_ceiling
 from benchmark.reporting.oom import OOM, finished, is_oom, oom_note
 from benchmark.reporting.plots import memory_and_time_against_side
+from benchmark.runs.records import task_of
 from benchmark.reporting.provenance import NOT_RUN, NOT_SCORED, ceiling_provenance, model_provenance
 
-TABLE1_METHODS = tuple(paper.TABLE1)
-TABLE2_METHODS = tuple(paper.TABLE2_NAMES)
-REPORTED_METHODS = TABLE1_METHODS + ("md",)  # fstd (stage II alone) is the oracle study's
 PICK_RULE = "most images, then newest"
 NO_PAPER_FIGURES = "The paper has no figures for this data set (it reports MA-LAION-COCO and MA-COCO)."
 MIB_PER_GIB = 1024
@@ -120,6 +119,10 @@ def _notes(label: str, runs: list[dict], result: Optional[dict], metrics: tuple[
                                  oom_note(label, result.get("oom_samples", 0), result["samples"])])))
 
 
+def text_to_image(result: dict) -> bool:
+    return task_of(result) == "text-to-image"
+
+
 def _paper(value) -> str:
     if value is None:
         return "–"
@@ -179,22 +182,23 @@ def paper_arad(results: list[dict]) -> list[dict]:
 def table1(results: list[dict], ceilings: list[dict] = ()) -> str:
     """Table 1: the six pipelines, on every group of runs; max res. from the profile's ceiling searches."""
     blocks = []
-    for group, by_method in _groups(paper_arad(results), TABLE1_METHODS, [paper.TABLE1_DATASET]).items():
+    names = tuple(with_row("table1"))
+    for group, by_method in _groups(paper_arad(results), names, [paper.TABLE1_DATASET]).items():
         rows, notes, shown = [], [], []
         extras = extra_scores([r for runs in by_method.values() for r in runs])
-        for method in TABLE1_METHODS:
+        for method in names:
             runs = by_method.get(method, [])
             result = pick(runs) if runs else None
             shown += [result] if result else []
-            figures = paper.TABLE1[method]
+            figures = paper.TABLE1.get(method, dict.fromkeys(("ratio", "tile", "overlap", "max_res", "seam"), "–"))
             rows.append({"method": method, "ratio": figures["ratio"], "tile": figures["tile"],
                          "overlap": figures["overlap"], "FID↓": _score(result, "fid"),
                          **extra_cells(result, extras), "IS↑": _score(result, "inception_score"), "CLIP↑": _score(result, "clip_score"),
                          "seam score": _score(result, "seam_score", 3), **_measured(result),
                          "max res.": max_res(shown_ceiling(ceilings, method)),
                          "paper max res.": figures["max_res"], "paper seam": figures["seam"],
-                         "paper FID↓": _paper(figures["fid"]), "paper IS↑": _paper(figures["is"]),
-                         "paper CLIP↑": _paper(figures["clip"])})
+                         "paper FID↓": _paper(figures.get("fid")), "paper IS↑": _paper(figures.get("is")),
+                         "paper CLIP↑": _paper(figures.get("clip"))})
             notes += _notes(method, runs, result, ("fid", "inception_score", "clip_score", "seam_score"))
         caption = ("Paper columns: Table 1, MM-CelebA-HQ, 32 GB GPU (max res.: the largest square "
                    "that fits). Our max res.: the ceiling search under the budget named (32 GiB "
@@ -221,15 +225,16 @@ def _fid_per_ratio(picked: dict[str, Optional[dict]], label) -> Optional[pd.Data
 def table2(results: list[dict]) -> str:
     """Table 2: stage I alone (SD 2.1, MultiDiffusion, ARAD), one table per data set."""
     blocks = []
-    for group, by_method in _groups(paper_arad(results), TABLE2_METHODS, list(paper.TABLE2)).items():
+    names = tuple(with_row("table2"))
+    for group, by_method in _groups(paper_arad(results), names, list(paper.TABLE2)).items():
         theirs = paper.TABLE2.get(group.dataset, {})
         rows, notes, picked = [], [], {}
         extras = extra_scores([r for runs in by_method.values() for r in runs])
-        for method in TABLE2_METHODS:
+        for method in names:
             runs = by_method.get(method, [])
             result = picked[method] = pick(runs) if runs else None
             figures = theirs.get(method, {})
-            rows.append({"method": f"{paper.TABLE2_NAMES[method]} ({method})",
+            rows.append({"method": f"{paper.TABLE2_NAMES.get(method, method)} ({method})",
                          "FID↓": _score(result, "fid"), **extra_cells(result, extras),
                          "IS↑": _score(result, "inception_score"),
                          "CLIP↑": _score(result, "clip_score"), **_measured(result),
@@ -241,7 +246,7 @@ def table2(results: list[dict]) -> str:
                    NO_PAPER_FIGURES)
         section = _section(f"Table 2 — stage I alone: {group.title}", _how([r for r in picked.values() if r]),
                            caption, pd.DataFrame(rows), notes)
-        per_ratio = _fid_per_ratio(picked, lambda m: f"{paper.TABLE2_NAMES[m]} FID")
+        per_ratio = _fid_per_ratio(picked, lambda m: f"{paper.TABLE2_NAMES.get(m, m)} FID")
         if per_ratio is not None:
             section += "\n".join(["FID per size:", "", per_ratio.to_markdown(index=False, disable_numparse=True), ""])
         blocks.append(section)
@@ -255,17 +260,17 @@ def trained_ratios(result: dict) -> Optional[int]:
 
 
 def table3(results: list[dict]) -> str:
-    """Table 3: ARAD (ar-plus) by the number of ratios its LoRA was trained on."""
-    blocks = []
-    for group, by_method in _groups(results, ("ar-plus",), list(paper.TABLE3)).items():
+    """Table 3: ARAD (its method at the target size) by the number of ratios its LoRA was trained on."""
+    blocks, arad = [], with_row("table3")[0]
+    for group, by_method in _groups(results, (arad,), list(paper.TABLE3)).items():
         theirs = paper.TABLE3.get(group.dataset, {})
         by_count = defaultdict(list)
-        for result in by_method.get("ar-plus", []):
+        for result in by_method.get(arad, []):
             by_count[trained_ratios(result)].append(result)
         counts = sorted(set(paper.TABLE3["ma-coco"]) | {c for c in by_count if c is not None})
         counts += [None] if None in by_count else []
         rows, notes, shown = [], [], []
-        extras = extra_scores(by_method.get("ar-plus", []))
+        extras = extra_scores(by_method.get(arad, []))
         for count in counts:
             runs = by_count.get(count, [])
             result = pick(runs) if runs else None
@@ -278,7 +283,7 @@ def table3(results: list[dict]) -> str:
                          "paper IS↑": _paper(figures.get("is"))})
             notes += _notes(label, runs, result, ("fid", "inception_score", "clip_score"))
         caption = ("Paper columns: Table 3, ARAD trained on 3 / 5 / 9 ratios; our rows group "
-                   "ar-plus runs by their LoRA's trained buckets." if theirs else
+                   f"{arad} runs by their LoRA's trained buckets." if theirs else
                    NO_PAPER_FIGURES)
         blocks.append(_section(f"Table 3 — ARAD by trained ratios: {group.title}", _how(shown), caption,
                                pd.DataFrame(rows), notes))
@@ -291,7 +296,7 @@ def memory_points(results: list[dict]) -> dict[tuple[str, int], dict]:
     the peak memory they reached."""
     candidates = defaultdict(list)
     for result in results:
-        if result["method"] in REPORTED_METHODS:
+        if text_to_image(result):
             for side in {row["size"][0] for row in result["per_image"] if row["size"][0] == row["size"][1]}:
                 candidates[(result["method"], side)].append(result)
     points = {}
@@ -353,7 +358,7 @@ def figure7(results: list[dict], profile: str, figures: Path, ceilings: list[dic
     budgets = sorted(budget_bytes, key=budget_bytes.get)  # smallest first
     keys = (set(points) | {(method, side) for method, side, _ in trials}
             | {(method, side) for method, sides in paper.FIGURE7.items() for side in sides})
-    order = list(REPORTED_METHODS)
+    order = list(methods())
     rows, notes = [], []
     for method, side in sorted(keys, key=lambda k: (order.index(k[0]) if k[0] in order else len(order), k)):
         point = points.get((method, side))

@@ -15,11 +15,12 @@ from pathlib import Path
 
 from baselines.models import PROFILES as MODEL_PROFILES
 from benchmark.reporting import ceilings
-from benchmark.reporting.model_tables import PICK_RULE, REPORTED_METHODS, figure7, table1, table2, table3
+from benchmark.reporting.all_methods import all_methods
+from benchmark.reporting.model_tables import PICK_RULE, figure7, table1, table2, table3
 from benchmark.reporting.oracle_tables import oracle_tables
 from benchmark.reporting.provenance import NOT_RUN, NOT_SCORED
 from benchmark.reporting.seam_pictures import model_pictures, oracle_pictures
-from benchmark.reporting.stage2_tables import METHOD as STAGE2_METHOD, stage2_tables
+from benchmark.reporting.stage2_tables import stage2_tables
 from benchmark.reporting.vae_tables import vae_tables
 from benchmark.runs.records import read_json, write_atomic
 
@@ -41,8 +42,8 @@ SEAMS_SEEN_ORACLE = "Seams, seen: latents with the tile grid"
 
 
 def profile_report(results: list[dict], profile: str, figures: Path, ceilings: list[dict] = ()) -> str:
-    """The body of ``<profile>.md`` from the runs of one model profile (of REPORTED_METHODS and
-    fstd) and its ceiling searches."""
+    """The body of ``<profile>.md`` from the runs of one model profile (every method's) and its ceiling
+    searches."""
     return "\n".join([
         f"Profile `{profile}`: {MODEL_PROFILES[profile]}.", "",
         f"Each table is one group of comparable runs (same data set build, same sizes); where "
@@ -56,6 +57,7 @@ def profile_report(results: list[dict], profile: str, figures: Path, ceilings: l
         "## Table 3 — ARAD trained on 3 / 5 / 9 ratios", "", table3(results),
         "## Tables 4, 6, 7 — stage II alone (`fstd`)", "", stage2_tables(results),
         "## Figure 7 — peak memory", "", figure7(results, profile, figures, ceilings),
+        "## All methods, per data set", "", all_methods(results) or "No run on a data set.\n",
     ])
 
 
@@ -77,8 +79,7 @@ def write_report(runs: Path, out: Path) -> list[Path]:
                             + (f"\n## {SEAMS_SEEN_ORACLE}\n\n{pictures}" if pictures else "")).encode())
         written.append(path)
     for profile in MODEL_PROFILES:
-        runs_of_profile = [r for r in results
-                           if r.get("profile") == profile and r.get("method") in REPORTED_METHODS + (STAGE2_METHOD,)]
+        runs_of_profile = [r for r in results if r.get("profile") == profile and "per_image" in r]
         searches = ceilings.load_ceilings(runs, profile)
         vae = vae_tables(results, profile)
         if runs_of_profile or searches or vae:

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from baselines.registry import methods, stage2_alone
 from benchmark.metrics.images import to_rgb_array
 from benchmark.metrics.seams import squared_jumps, tile_borders
 from benchmark.oracle.study import study_rows
@@ -44,7 +45,6 @@ DASH = 3  # px on, then off, of the grid's dashed lines
 CROP_BOX = (255, 0, 255)
 GAP = (255, 255, 255)
 #: Tiled methods and their no-overlap twins (fstd: tilings, by Table 4's row keys).
-TWINS = {"asd": "ar-tile", "sr-tile-plus": "sr-tile"}
 FSTD_TWINS = {"implicit-random": "nonoverlap", "explicit": "nonoverlap"}
 
 
@@ -301,9 +301,10 @@ def model_pictures(runs: list[tuple[Path, dict]], figures: Path) -> str:
     blocks = []
     for (group, backbone), members in sorted(groups.items(), key=lambda kv: (kv[0][0].title, str(kv[0][1]))):
         by_method = {m: [r for r in members if r["method"] == m] for m in {r["method"] for r in members}}
-        fstd = by_method.get("fstd", [])
-        pairs = [(by_method.get(m, []), by_method.get(t, [])) for m, t in TWINS.items()]
-        pairs += [(table4_runs(fstd, m), table4_runs(fstd, t)) for m, t in FSTD_TWINS.items()]
+        alone = by_method.get(stage2_alone().name, [])
+        pairs = [(by_method.get(name, []), by_method.get(method.twin, [])) for name, method in methods().items()
+                 if method.twin]
+        pairs += [(table4_runs(alone, m), table4_runs(alone, t)) for m, t in FSTD_TWINS.items()]
         for tiled, twin in pairs:
             if not tiled or not twin:
                 continue
@@ -336,7 +337,7 @@ def oracle_pictures(runs: list[tuple[Path, dict]], figures: Path) -> str:
     overlap (Table 4's rows, the newest run of each) with the tile grid, as a markdown section body."""
     groups: dict = {}
     for out, result in runs:
-        if result.get("profile") == "oracle" and result.get("method") == "fstd":
+        if result.get("profile") == "oracle" and result.get("method") == oracle_method().name:
             groups.setdefault(settings_of(result), []).append((out, result))
     blocks = []
     for settings, members in sorted(groups.items(), key=lambda kv: repr(kv[0])):

@@ -15,13 +15,13 @@ from typing import Optional
 
 import pandas as pd
 
+from baselines.registry import stage2_alone
 from benchmark.oracle.study import StudyRow, study_rows
 from benchmark.reporting import paper
 from benchmark.reporting.model_tables import (OOM, Group, _finished_samples, _groups, _how, _measured, _notes,
                                               _paper, _score, _section, extra_cells, extra_scores, pick)
 from benchmark.reporting.oracle_tables import comparable
 
-METHOD = "fstd"
 TITLES = {"4": "Table 4 — tiling strategies", "6": "Table 6 — implicit overlap, offset range",
           "7": "Table 7 — explicit overlap"}
 FIDELITY = ("psnr_y", "ssim_y", "lpips", "fid", "seam_score")
@@ -122,10 +122,11 @@ def stage2_tables(results: list[dict]) -> str:
     group of comparable runs; the paper's data set gets a block even with every row not run."""
     by_backbone = defaultdict(list)
     for result in results:
-        if result["method"] == METHOD:
+        if result["method"] == stage2_alone().name:
             by_backbone[result.get("backbone")].append(result)
     blocks = []
     for backbone, runs in sorted(by_backbone.items(), key=lambda kv: str(kv[0])) or [(None, [])]:
-        for group, by_method in _groups(runs, (METHOD,), [paper.TABLE4_DATASET]).items():
-            blocks.append(_block(backbone, group, by_method.get(METHOD, [])))
+        method = stage2_alone().name
+        for group, by_method in _groups(runs, (method,), [paper.TABLE4_DATASET]).items():
+            blocks.append(_block(backbone, group, by_method.get(method, [])))
     return "\n".join(blocks)

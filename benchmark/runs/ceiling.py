@@ -26,6 +26,7 @@ from typing import Callable, Optional
 
 import torch
 
+from baselines.registry import PROMPTS, get_method
 from benchmark.runs.measure import MemoryBudget
 from benchmark.runs.records import device_name, environment, read_json, write_json
 
@@ -123,7 +124,7 @@ def trial_command(method: str, profile: str, side: int, budget: MemoryBudget, de
                "--size", f"{side}x{side}", "--steps", str(STEPS), "--sr-steps", str(SR_STEPS),
                "--limit", "1", "--memory-budget", budget.text, "--no-score", "--no-progress",
                "--device", device, "--out", str(out), *extra]
-    if method != "fstd":  # fstd has no text input
+    if get_method(method).inputs == PROMPTS:  # a super-resolution method has no text input
         command += ["--prompt", PROMPT]
     return command
 
@@ -199,7 +200,7 @@ def search(method: str, profile: str, budget: MemoryBudget, device: torch.device
     env = environment(device)
     record = {"kind": "ceiling", "method": method, "profile": profile, "budget": budget.as_record(device),
               "device": device_name(device), "steps": STEPS, "sr_steps": SR_STEPS, "note": NOTE,
-              "step": step, "prompt": None if method == "fstd" else PROMPT,
+              "step": step, "prompt": PROMPT if get_method(method).inputs == PROMPTS else None,
               "min_side": min_side, "max_side": max_side, "ceiling": None, "ceiling_is_lower_bound": False,
               "complete": False, "trials": [], "commit": env["git"]["commit"], "date": env["date"],
               "environment": env}

@@ -13,7 +13,7 @@ A sample that ran out of memory has no image: its row in ``per_image`` says ``"s
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -22,10 +22,15 @@ import torch
 from PIL import Image
 
 from baselines.arad.buckets import to_tensor
-from baselines.methods import MIN_SIDE, AnySizePipeline, Seeds
+from baselines.registry import LOW_RESOLUTION, Method, Sampler
+from baselines.settings import MIN_SIDE, Seeds
 from baselines.stage2 import to_uint8
-from benchmark.runs.runner import derived_seed, finished
+from benchmark.runs.runner import SampleFailed, derived_seed, finished
 from benchmark.runs.samples import Plan
+
+#: A row's figures that only a made image has (None for a sample that ran out of memory or failed).
+IMAGE_FIGURES = ("stage1_size", "stage1_unet_calls", "stage2_denoiser_calls", "stage2_tile_evaluations",
+                 "stage2_tiles_per_step", "cropped", "image")
 
 
 def to_image(image: torch.Tensor) -> Image.Image:
@@ -36,7 +41,10 @@ def to_image(image: torch.Tensor) -> Image.Image:
 
 @dataclass
 class ModelJob:
-    pipeline: AnySizePipeline
+    """A registered method's sampler on a plan of samples."""
+
+    method: Method
+    pipeline: Sampler
     plan: Plan
     seed: int = 0
     device: torch.device = torch.device("cpu")
@@ -44,11 +52,12 @@ class ModelJob:
 
     @property
     def stage_two_alone(self) -> bool:
-        return self.pipeline.method.base is None
+        return self.method.inputs == LOW_RESOLUTION
 
     def parameters(self) -> dict:
-        return {**self.pipeline.describe(), "seed": self.seed, "device_type": self.device.type,
-                **self.plan.as_record(),
+        origin = {} if self.method.built_in else {"method_origin": self.method.origin}
+        return {**self.pipeline.describe(), "method": self.method.name, "task": self.method.task, **origin,
+                "seed": self.seed, "device_type": self.device.type, **self.plan.as_record(),
                 "conditioning": ("the data set's LR images (or HR downscaled by the SR factor)"
                                  if self.stage_two_alone else "captions")}
 
@@ -57,14 +66,13 @@ class ModelJob:
         the plan, so that compilation (one graph per shape) stays out of the samples' seconds."""
         start = time.perf_counter()
         sizes = [(MIN_SIDE, MIN_SIDE)]
-        if (self.pipeline.fast_path or {}).get("compile"):
+        if (getattr(self.pipeline, "fast_path", None) or {}).get("compile"):
             sizes += sorted({tuple(sample.size) for sample in self.plan.samples})
         for number, size in enumerate(sizes):
-            pipeline = self.pipeline if number == 0 else replace(
-                self.pipeline, settings=replace(self.pipeline.settings, steps=1, sr_steps=1))
+            pipeline = self.pipeline if number == 0 else self.pipeline.one_step()
             source = None
             if self.stage_two_alone:
-                factor = self.pipeline.backbone.latent_factor
+                factor = self.pipeline.input_factor
                 source = torch.zeros((1, 3, -(-size[0] // factor), -(-size[1] // factor)), device=self.device)
             pipeline(self.plan.samples[0].caption, size, Seeds(0, 0, 0), source)
         self.warm_up_seconds = time.perf_counter() - start
@@ -83,23 +91,22 @@ class ModelJob:
         source = None
         if self.stage_two_alone:
             high = sample.high_resolution()
-            low = sample.low_resolution(high, self.pipeline.backbone.latent_factor)
+            low = sample.low_resolution(high, self.pipeline.input_factor)
             source = to_tensor(low)[None].to(self.device)
             outputs.update(hr=high, lr=low)
         image, record = self.pipeline(prompt, size, seeds, source)
+        made = tuple(image.shape[-2:])
+        if image.dim() != 4 or image.shape[:2] != (1, 3) or made != tuple(size):
+            raise SampleFailed(f"method {self.method.name} ({self.method.origin}) returned an image of shape "
+                               f"{tuple(image.shape)} for a {size[0]}x{size[1]} sample; a sample must be "
+                               f"(1, 3, {size[0]}, {size[1]})")
         outputs["image"] = to_image(image)
+        record = {"prompt": prompt, "size": list(size), **record}
         record.update(item=sample.item, seeds=asdict(seeds))
         return outputs, record
 
     def summarise(self, records: list[dict], out: Path) -> dict:
         def per_sample(record: dict) -> dict:
-            if not finished(record):
-                return {"index": record["index"], "status": "oom", "item": self.sample(record["index"]).item,
-                        "size": record["size"], "seconds": record["seconds"],
-                        "peak_memory_mib": record["peak_memory_mib"], "error": record.get("error"),
-                        "stage1_size": None, "stage1_unet_calls": None, "stage2_denoiser_calls": None,
-                        "stage2_tile_evaluations": None, "stage2_tiles_per_step": None,
-                        "cropped": None, "image": None}
             stage1, stage2 = record.get("stage1", {}), record.get("stage2", {})
             return {"index": record["index"], "status": "ok", "item": record.get("item"), "size": record["size"],
                     "seconds": record["seconds"], "peak_memory_mib": record["peak_memory_mib"],
@@ -107,10 +114,16 @@ class ModelJob:
                     "stage2_denoiser_calls": stage2.get("denoiser_calls", 0),
                     "stage2_tile_evaluations": stage2.get("tile_evaluations", 0),
                     "stage2_tiles_per_step": stage2.get("tile_plan", {}).get("tiles_per_step"),
-                    "cropped": record["output"]["cropped"],
+                    "cropped": record.get("output", {}).get("cropped"),
                     "image": f"samples/{record['index']:05d}.image.png"}
 
-        rows = [per_sample(r) for r in records]
+        def not_made(record: dict) -> dict:
+            """An out-of-memory or failed sample: no image, so every figure of a made one is None."""
+            return {**dict.fromkeys(IMAGE_FIGURES), "index": record["index"], "status": record["status"],
+                    "item": self.sample(record["index"]).item, "size": record["size"], "seconds": record["seconds"],
+                    "peak_memory_mib": record["peak_memory_mib"], "error": record.get("error")}
+
+        rows = [per_sample(r) if finished(r) else not_made(r) for r in records]
         done = [r for r in rows if r["status"] == "ok"]
 
         def mean(key):

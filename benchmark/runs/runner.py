@@ -65,6 +65,11 @@ class RunMismatchError(RuntimeError):
     pass
 
 
+class SampleFailed(RuntimeError):
+    """A sample a job could not make for a reason it names (a method's image of the wrong size): recorded
+    with ``"status": "failed"`` and the reason, and the run goes on."""
+
+
 def derived_seed(seed: int, index: int, stream: str) -> int:
     """An independent seed per (run seed, sample, random stream), stable across runs."""
     words = [seed, index] + [ord(c) for c in stream]
@@ -107,6 +112,8 @@ def _claim(out: Path, parameters: dict, count: int):
     if run_file.exists():
         stored = read_json(run_file)
         stored.setdefault("memory_budget", None)  # runs made before budgets existed had none
+        if "task" in parameters:  # runs made before the method registry: the task follows from the method
+            stored.setdefault("task", parameters["task"])
         if stored != parameters:
             return (f"{out} holds a run with other parameters ({run_file}); "
                     "choose another --out or delete that directory"), [], parameters
@@ -142,14 +149,14 @@ def run(job: Job, count: int, out: Path, progress: Optional[bool] = None,
     for index in tqdm(mine, desc=f"{parameters['method']} ({parameters['profile']}){rank}",
                       disable=None if progress is None else not progress, unit="sample", position=shard.rank if shard.sharded else None):
         size = job.sample_size(index)
-        oom = None
+        error_line = status = None
         try:
             with measured(job.device) as measurement, memory_budget(budget, job.device):
                 outputs, record = job.run_sample(index)
         except Exception as error:
-            if not is_out_of_memory(error):
+            if not (is_out_of_memory(error) or isinstance(error, SampleFailed)):
                 raise
-            oom = _one_line(error)
+            error_line, status = _one_line(error), "failed" if isinstance(error, SampleFailed) else "oom"
             traceback.clear_frames(error.__traceback__)  # the failed sample's tensors live in those frames
             error.__traceback__ = None
             del error
@@ -157,12 +164,12 @@ def run(job: Job, count: int, out: Path, progress: Optional[bool] = None,
             release_memory(job.device)
         for name, value in outputs.items():
             save_output(out, index, name, value)
-        record.update(index=index, status="ok" if oom is None else "oom", seconds=measurement.seconds,
+        record.update(index=index, status=status or "ok", seconds=measurement.seconds,
                       peak_memory_mib=measurement.peak_memory_mib,
                       peak_reserved_mib=measurement.peak_reserved_mib,
                       memory_kind=measurement.memory_kind, memory_budget=budget_record)
-        if oom is not None:
-            record["error"] = oom
+        if error_line is not None:
+            record["error"] = error_line
         write_json(sample_record_path(out, index), record)
         del outputs, record
 
@@ -180,19 +187,20 @@ def _results(job: Job, count: int, out: Path, parameters: dict, todo: list[int],
         **parameters,
         "samples": count,
         "finished_samples": len(done),
-        "oom_samples": count - len(done),
+        "oom_samples": sum(r.get("status") == "oom" for r in records),
+        "failed_samples": sum(r.get("status") == "failed" for r in records),
         "resumed_samples": count - len(todo),
         "seconds_per_sample": _mean(seconds),
         "seconds_per_sample_std": float(np.std(seconds)) if seconds else None,
         "seconds_per_sample_min": float(np.min(seconds)) if seconds else None,
         "peak_memory_mib": max((r["peak_memory_mib"] for r in done), default=None),
-        "oom_peak_memory_mib": max((r["peak_memory_mib"] for r in records if not finished(r)), default=None),
+        "oom_peak_memory_mib": max((r["peak_memory_mib"] for r in records if r.get("status") == "oom"), default=None),
         "memory_kind": records[0]["memory_kind"],
         "environment": environment(job.device),
         **job.summarise(records, out),
     }
     if not done:
-        results["note"] = (f"every sample ({count}) ran out of memory"
+        results["note"] = (f"every sample ({count}) ran out of memory" + (" or failed" if results["failed_samples"] else "")
                            + (f" under the {budget.text} budget" if budget else "")
                            + ": seconds, calls, peak memory and scores are None")
     write_json(out / "results.json", results)

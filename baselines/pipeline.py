@@ -1,0 +1,222 @@
+"""The paper's pipelines as stages: stage I (SD 2.1 or ARAD, at the target or the nearest bucket,
+or MultiDiffusion), then stage II (tiled super-resolution), then a centre crop to the exact size.
+
+:class:`Stages` is what a built-in method is made of; ``Stages(...)(method, context)`` loads
+its models once and gives an :class:`AnySizePipeline`, the sampler the runner calls.
+From a bucket to the target, stage II's bicubic upscale also covers ratios that are not
+integral (docs/design.md, "Stage II").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from baselines.fast_path import default_tile_batch_size
+from baselines.models import (STABLESR_FILES, TOKENIZER_NAME, TextToImageModels, WeightPaths, asd_cache_dir,
+                              load_text_to_image, load_upscaler, locate_piece, resolve_paper_weights)
+from baselines.registry import LoadContext, Method
+from baselines.settings import Settings, Seeds, centre_crop, check_size, nearest_bucket, working_size
+from baselines.stage1 import generate
+from baselines.stage2 import SRBackbone, X4UpscalerBackbone, super_resolve
+from baselines.stablesr.backbone import StableSRBackbone
+from baselines.stablesr.loading import random_models, released_models
+from baselines.tiling import TilingConfig
+from baselines.vae_tiling import vae_factor
+
+
+@dataclass(frozen=True)
+class Stages:
+    """A built-in method's stages: stage I's model (``sd21``, ``arad`` or None: the input is an LR
+    image), its size rule (``target``, ``bucket``: Eq. 1, or ``multidiffusion``) and stage II's tiling
+    strategy (None: no stage II; ``any``: the run's)."""
+
+    base: Optional[str] = None
+    stage1: str = "target"
+    stage2: Optional[str] = None
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        """The weights the ``paper`` profile must find for these stages."""
+        wanted = {"sd21": self.base is not None, "lora": self.base == "arad", "upscaler": self.stage2 is not None}
+        return tuple(piece for piece, needed in wanted.items() if needed)
+
+    def __call__(self, method: Method, context: LoadContext) -> "AnySizePipeline":
+        return load_pipeline(method, self, context.profile, context.settings, context.device, context.paths)
+
+
+@dataclass
+class AnySizePipeline:
+    """A method on loaded models: ``pipeline(prompt, size, seeds)`` gives an image of exactly ``size``."""
+
+    method: Method
+    stages: Stages
+    profile: str
+    settings: Settings
+    text_to_image: Optional[TextToImageModels]
+    backbone: Optional[SRBackbone]
+    sr_tiling: Optional[TilingConfig] = None
+    lora: Optional[dict] = None
+    fast_path: Optional[dict] = None  # FastPath.as_record of the settings in force
+
+    def __call__(self, prompt: str, size: tuple[int, int], seeds: Seeds,
+                 source: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, dict]:
+        """The image (1, 3, H, W) in [-1, 1] and the sample's record; ``source`` feeds stage II alone."""
+        check_size(size)
+        record = {"prompt": prompt, "size": list(size)}
+
+        # 1. stage I: text to image, at the requested size or the nearest bucket
+        if self.stages.base:
+            stage1_size, rule = self.stage1_size(size)
+            tiling = self.settings.stage1_tiling(self.stages.stage1)
+            result = generate(self.text_to_image, prompt, stage1_size, steps=self.settings.steps,
+                              guidance=self.settings.guidance, tiling=tiling,
+                              generator=seeds.generator("noise"), vae_tiling=self.settings.vae_tiling)
+            image = result.image
+            record["stage1"] = {
+                "model": "ARAD (SD 2.1 + LoRA)" if self.stages.base == "arad" else "SD 2.1",
+                "size": list(stage1_size), "size_rule": rule, "steps": self.settings.steps,
+                "sampler": "DDIM (eta 0)", "guidance": self.settings.guidance,
+                "unet_calls": result.unet_calls, "unet_rows_per_tile": 2 if self.settings.guidance > 1 else 1,
+                "tile_evaluations": result.tile_evaluations, "tiling": tiling.as_record(),
+                "vae_tiling": self.settings.vae_tiling.effective(self.latent_size(stage1_size, self.text_to_image.vae))}
+        else:
+            image = source
+
+        # 2. stage II: tiled super-resolution to the target
+        if self.stages.stage2:
+            sr_size = working_size(size, self.backbone.latent_factor)
+            sr = super_resolve(self.backbone, image, sr_size, tiling=self.sr_tiling,
+                               steps=self.settings.sr_steps, colour=self.settings.colour,
+                               generator=seeds.generator("sr_noise"),
+                               offsets=seeds.generator("offsets"))
+            image = sr.image
+            record["stage2"] = {
+                "backbone": self.backbone.name, "size": list(sr_size), "latent_size": list(sr.latent_size),
+                "steps": self.settings.sr_steps,
+                "sampler": getattr(self.backbone, "sampler", "DDPM (ancestral, trailing spacing)"),
+                "colour_fix": self.settings.colour, "denoiser_calls": sr.denoiser_calls,
+                "vae_tiling": self.settings.vae_tiling.effective(sr.latent_size),
+                "tile_evaluations": sr.tile_evaluations,
+                "tile_plan": {**self.sr_tiling.as_record(), "tiles_per_step": sr.tiles_per_step,
+                              "tile_px": self.sr_tiling.tile * self.backbone.latent_factor,
+                              "offsets": [list(o) for o in sr.offsets]}}
+
+        # 3. the exact size
+        working = tuple(image.shape[-2:])
+        image, crop = centre_crop(image, size)
+        record["output"] = {"working_size": list(working), "cropped": working != tuple(size),
+                            "crop_top_left": list(crop)}
+        return image, record
+
+    @property
+    def input_factor(self) -> Optional[int]:
+        """How much smaller an LR input is than the output (stage II alone): the backbone's factor."""
+        return self.backbone.latent_factor if self.backbone else None
+
+    def one_step(self) -> "AnySizePipeline":
+        """The same pipeline at one step per stage (``--compile``'s warm-up at every size)."""
+        return replace(self, settings=replace(self.settings, steps=1, sr_steps=1))
+
+    @staticmethod
+    def latent_size(size: tuple[int, int], vae) -> tuple[int, int]:
+        return (size[0] // vae_factor(vae), size[1] // vae_factor(vae))
+
+    def stage1_size(self, size: tuple[int, int]) -> tuple[tuple[int, int], str]:
+        """Stage I's size and the rule that gave it."""
+        if self.stages.stage1 == "bucket":
+            return nearest_bucket(size), "nearest ARAD bucket (Eq. 1)"
+        factor = vae_factor(self.text_to_image.vae)
+        return working_size(size, factor), f"requested size, next multiple of {factor} px"
+
+    def describe(self) -> dict:
+        """What produced the images: models, weights, backbone, LoRA, settings."""
+        models = {}
+        if self.text_to_image:
+            models["stage1"] = {"model": self.text_to_image.name, "weights": self.text_to_image.weights,
+                                "tokenizer": TOKENIZER_NAME,
+                                "dtype": str(self.text_to_image.unet.dtype),
+                                "vae_dtype": str(self.text_to_image.vae.dtype)}
+        if self.backbone:
+            models["stage2"] = self.backbone.describe()
+        return {"method": self.method.name, "profile": self.profile,
+                "backbone": self.backbone.name if self.backbone else None,
+                "weights": models, "lora": self.lora,
+                "steps": self.settings.steps if self.stages.base else None,
+                "sr_steps": self.settings.sr_steps if self.stages.stage2 else None,
+                "guidance": self.settings.guidance if self.stages.base else None,
+                "colour_fix": self.settings.colour if self.stages.stage2 else None,
+                "vae_tiling": self.settings.vae_tiling.as_record(),
+                "stage1_tiling": self.settings.stage1_tiling(self.stages.stage1).as_record() if self.stages.base else None,
+                "sr_tiling": self.sr_tiling.as_record() if self.sr_tiling else None,
+                "fast_path": self.fast_path}
+
+
+def apply_arad(models: TextToImageModels, profile: str, lora: Optional[str]) -> dict:
+    """Turn SD 2.1 into ARAD: the LoRA given, else the tiny profile's (trained and cached), else (paper-arch) an untrained one."""
+    from baselines.arad import TrainConfig, add_lora, tiny_arad_lora
+    from baselines.lora import load_arad_lora
+
+    if lora is None and profile == "tiny":
+        lora = tiny_arad_lora(models, asd_cache_dir())
+    if lora is None:
+        config = TrainConfig()
+        add_lora(models.unet, config)
+        return {"path": None, "rank": config.rank,
+                "note": "untrained adapter (LoRA B = 0): ARAD's cost without trained weights"}
+    info = load_arad_lora(models.unet, lora, base_name=models.name)
+    return {"path": str(info.path), "rank": info.rank, "base": info.base.get("name"),
+            "trained_buckets": info.buckets, "data": info.metadata.get("data")}
+
+
+def load_pipeline(method: Method, stages: Stages, profile: str, settings: Settings, device: torch.device,
+                  paths: WeightPaths = WeightPaths()) -> AnySizePipeline:
+    """Load what ``stages`` need on ``profile``; on ``paper``, every missing weight is reported at once.
+
+    The fast path is resolved for ``device`` and applied once the models and the LoRA are loaded."""
+    backbone_name = stage2_backbone(settings.backbone, profile, paths) if stages.stage2 else None
+    if profile == "paper":
+        resolve_paper_weights(backbone_needs(stages.needs, backbone_name), paths)
+    fast = settings.fast_path.resolve(device)
+    dtype = fast.torch_dtype
+    if settings.tiling.get("tile_batch_size") is None:
+        settings = replace(settings, tiling={**settings.tiling, "tile_batch_size": default_tile_batch_size(device)})
+    text_to_image = load_text_to_image(profile, device, dtype, paths) if stages.base else None
+    lora = apply_arad(text_to_image, profile, paths.lora) if stages.base == "arad" else None
+    backbone = load_backbone(backbone_name, profile, settings, device, dtype, paths) if stages.stage2 else None
+    sr_tiling = settings.sr_tiling(stages.stage2, backbone.latent_factor) if backbone else None
+    fast.apply([m.unet for m in (text_to_image, backbone and backbone.models) if m],
+               [m.vae for m in (text_to_image, backbone and backbone.models) if m])
+    return AnySizePipeline(method, stages, profile, settings, text_to_image, backbone, sr_tiling, lora,
+                           fast.as_record(device, settings.fast_path))
+
+
+def stage2_backbone(given: Optional[str], profile: str, paths: WeightPaths) -> str:
+    """The backbone asked for; unset, StableSR on ``paper`` when both its files are found (the paper's), else x4."""
+    if given is not None:
+        return given
+    if profile == "paper" and all(locate_piece(piece, paths).present for piece in STABLESR_FILES):
+        return "stablesr"
+    return "x4"
+
+
+def backbone_needs(needs: tuple[str, ...], backbone: Optional[str]) -> tuple[str, ...]:
+    """A method's paper weights with stage II's on ``backbone``: StableSR's two files instead of the x4 upscaler."""
+    if backbone != "stablesr":
+        return needs
+    return tuple(piece for piece in needs if piece != "upscaler") + tuple(STABLESR_FILES)
+
+
+def load_backbone(name: str, profile: str, settings: Settings, device: torch.device, dtype: torch.dtype,
+                  paths: WeightPaths) -> SRBackbone:
+    if name == "x4":
+        return X4UpscalerBackbone(load_upscaler(profile, device, dtype, paths), settings.vae_tiling)
+    if profile == "paper":
+        resolve_paper_weights(STABLESR_FILES, paths)  # one error naming both files if either is missing
+        models = released_models({"stablesr": Path(paths.stablesr), "cfw": Path(paths.stablesr_vae)}, device, dtype)
+    else:
+        models = random_models(profile, device, dtype)
+    return StableSRBackbone(models, settings.cfw_weight, settings.vae_tiling)

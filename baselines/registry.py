@@ -1,0 +1,155 @@
+"""The method registry: every method, built-in or a user's, is one :class:`Method` found by name.
+
+A method says what it needs and how it loads; everything else (timing, memory, out of
+memory as a result, ceilings, sharding, resume, scores, the regression guard, report rows)
+is the suite's and reads the entry. ``load(method, context)`` loads the models once per run
+and returns a *sampler*: ``sampler(prompt, size, seeds, source)`` makes one sample, the image
+(1, 3, H, W) in [-1, 1] or 8-bit, of exactly ``size``, and its record; ``sampler.describe()``
+says what made the images (it goes into ``run.json``). A sampler of a method whose inputs
+are LR/HR pairs also has ``input_factor``: the LR image is the HR one downscaled by it.
+
+The built-in methods are registered by :mod:`baselines.methods` (their names are spelled
+there only); a user's by :func:`register_method`, from a module given to ``--include`` or
+an entry point of the group ``asd_bench.methods`` (see ``docs/extending.md``).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Optional, Protocol
+
+import torch
+
+#: What a method takes: captions (text-to-image) or low-resolution images with their HR (super-resolution).
+PROMPTS, LOW_RESOLUTION = "prompts", "low-resolution"
+TASKS = {PROMPTS: "text-to-image", LOW_RESOLUTION: "super-resolution"}
+#: The paper's tables a method may fill a row of (the report reads these).
+ROWS = ("table1", "table2", "table3", "stage2", "figure7")
+#: Measurement plans a method may join: the tiny regression suite, its StableSR part, the GPU plan.
+PLANS = ("tiny", "stablesr", "gpu")
+#: Weight pieces the ``paper`` profile can look for (``baselines.models``).
+PIECES = ("sd21", "lora", "upscaler")
+BUILT_IN = "built-in"
+
+
+class Sampler(Protocol):
+    def __call__(self, prompt: str, size: tuple[int, int], seeds: Any,
+                 source: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, dict]:
+        """One image of exactly ``size`` and its record."""
+
+    def describe(self) -> dict:
+        """What produced the images (models, weights, settings); stored in ``run.json``."""
+
+
+@dataclass(frozen=True)
+class LoadContext:
+    """What a method's ``load`` gets: the profile, the run's settings (``baselines.settings.Settings``),
+    the device and where the user's weights are (``baselines.models.WeightPaths``)."""
+
+    profile: str
+    settings: Any
+    device: torch.device
+    paths: Any
+
+
+@dataclass(frozen=True)
+class Method:
+    """One method. ``stage2`` is its stage II tiling strategy ("any": chosen per run; None: no
+    stage II tiles, so no seam score), ``twin`` the method that differs only by tiles without
+    overlap (seam pictures, time ratios), ``rows`` the paper tables it has a row in, ``plans``
+    the measurement plans it joins."""
+
+    name: str
+    summary: str
+    load: Callable[["Method", LoadContext], Sampler]
+    needs: tuple[str, ...] = ()
+    inputs: str = PROMPTS
+    stage2: Optional[str] = None
+    twin: Optional[str] = None
+    rows: tuple[str, ...] = ()
+    plans: tuple[str, ...] = ("tiny",)
+    oracle: bool = False  # also runs on the weight-free oracle profile
+    origin: Optional[str] = None  # who registered it: "built-in", else the module (filled in on registration)
+
+    def __post_init__(self):
+        problems = [f"inputs {self.inputs!r} (one of {', '.join(TASKS)})" for _ in [0] if self.inputs not in TASKS]
+        problems += [f"row {row!r} (known: {', '.join(ROWS)})" for row in self.rows if row not in ROWS]
+        problems += [f"plan {plan!r} (known: {', '.join(PLANS)})" for plan in self.plans if plan not in PLANS]
+        problems += [f"weight piece {piece!r} (known: {', '.join(PIECES)})" for piece in self.needs
+                     if piece not in PIECES]
+        if not self.name or not all(c.isalnum() or c in "-_." for c in self.name):
+            problems.append("name (letters, digits, '-', '_', '.')")
+        if not callable(self.load):
+            problems.append("load (it must be callable)")
+        if problems:
+            raise ValueError(f"method {self.name!r} from {self.origin} has a bad " + "; a bad ".join(problems))
+
+    @property
+    def task(self) -> str:
+        return TASKS[self.inputs]
+
+    @property
+    def built_in(self) -> bool:
+        return self.origin == BUILT_IN
+
+
+_METHODS: dict[str, Method] = {}
+
+
+def _builtins_loaded():
+    """The built-ins register themselves on import of :mod:`baselines.methods`."""
+    import baselines.methods  # noqa: F401
+
+
+def register_method(method: Method) -> Method:
+    """Add ``method``; a name taken by another method is refused, naming both. An unset ``origin``
+    becomes the module that registers it."""
+    if method.origin is None:
+        method = replace(method, origin=sys._getframe(1).f_globals.get("__name__", "?"))
+    _builtins_loaded()
+    taken = _METHODS.get(method.name)
+    if taken is not None and taken != method:
+        raise ValueError(f"method {method.name!r} from {method.origin} clashes with the {taken.origin} method "
+                         f"of that name; choose another name")
+    _METHODS[method.name] = method
+    return method
+
+
+def unregister_method(name: str):
+    """Remove a user's method (tests, notebooks); built-ins stay."""
+    if name in _METHODS and not _METHODS[name].built_in:
+        del _METHODS[name]
+
+
+def methods() -> dict[str, Method]:
+    """Every registered method by name, built-ins first, in registration order."""
+    _builtins_loaded()
+    return dict(_METHODS)
+
+
+def get_method(name: str) -> Method:
+    known = methods()
+    if name not in known:
+        raise ValueError(f"unknown method {name!r}; known methods: {', '.join(known)} (a method of your own: "
+                         "--include MODULE_OR_FILE, see docs/extending.md)")
+    return known[name]
+
+
+def with_row(row: str) -> list[str]:
+    """The names of the methods that fill a row of ``row``, in registration order."""
+    return [name for name, method in methods().items() if row in method.rows]
+
+
+def in_plan(plan: str) -> list[str]:
+    return [name for name, method in methods().items() if plan in method.plans]
+
+
+def oracle_method() -> Method:
+    """The method the weight-free oracle profile runs (stage II alone)."""
+    return next(method for method in methods().values() if method.oracle)
+
+
+def stage2_alone() -> Method:
+    """The built-in super-resolution method that fills the stage II tables (Tables 4, 6, 7)."""
+    return get_method(with_row("stage2")[0])

@@ -1,0 +1,213 @@
+"""The suite's Python API: what every command does, callable from Python or a notebook.
+
+``run(RunSpec(method="asd"))`` runs a method (resumable, measured, scored), ``score`` re-scores
+finished runs, ``report`` writes the markdown tables, ``ceiling`` searches the largest side under
+a memory budget, ``timing`` times our code against references, ``study`` runs the oracle tiling
+study, ``vae_study`` compares VAE tilings, ``weights`` lists weight files. The command line only
+parses into these calls (``benchmark.cli``); the tables, the regression guard
+(:mod:`benchmark.guard`), the GPU plan and the tests call them too. Each loads the plugins first
+(entry points, then ``include``), so a user's method or metric is everywhere a built-in one is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Optional
+
+import torch
+
+from baselines.models import WeightPaths, asd_cache_dir, load_text_to_image
+from baselines.registry import LoadContext, get_method
+from baselines.vae_tiling import VaeTiling
+from benchmark.errors import UsageError
+from benchmark.metrics.patches import DEFAULT_PROTOCOL as DEFAULT_PATCH_PROTOCOL
+from benchmark.metrics.scoring import check_weights, score_run
+from benchmark.metrics.weights_listing import listing
+from benchmark.oracle.job import OracleFSTDJob
+from benchmark.oracle.study import default_out, run_tag, unique_tilings
+from benchmark.plugins import load_plugins
+from benchmark.reporting.paper_runs import TABLE3_BUCKETS, specs as paper_run_specs
+from benchmark.reporting.report import write_report
+from benchmark.runs import ceiling as ceiling_search
+from benchmark.runs import runner
+from benchmark.runs.measure import MemoryBudget, check_budget
+from benchmark.runs.model_job import ModelJob
+from benchmark.runs.reference_timing import write_reference_timing
+from benchmark.runs.samples import DEFAULT_DATASET, plan_samples
+from benchmark.runs.shard import current as current_shard
+from benchmark.runs.vae_study import vae_study as run_vae_study
+from benchmark.spec import TINY_LIMIT, RunSpec, check_model_profile, oracle_name
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A finished (or resumed) run: its folder and its results (``results.json``)."""
+
+    out: Path
+    results: dict
+    main: bool = True  # the process that prints (rank 0 of a sharded run)
+
+
+def device_of(name: str) -> torch.device:
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"device {name!r} asked for, but torch sees no CUDA device; use --device cpu")
+    return device
+
+
+def run(spec: RunSpec) -> Finished:
+    """Run ``spec`` (resuming what its folder holds), then score it unless ``spec.score`` is False."""
+    load_plugins(spec.include)
+    spec = spec.resolved()
+    return _run_oracle(spec) if spec.oracle else _run_model(spec)
+
+
+def _run_oracle(spec: RunSpec) -> Finished:
+    if spec.steps < 1:
+        raise UsageError(f"--steps must be at least 1, got {spec.steps}")
+    job = OracleFSTDJob(spec.oracle_tiling(), size=spec.size, steps=spec.steps, seed=spec.seed,
+                        device=device_of(spec.device))
+    out = spec.run_dir()
+    return Finished(out, runner.run(job, spec.limit, out, progress=spec.progress, budget=spec.budget()))
+
+
+def _run_model(spec: RunSpec) -> Finished:
+    method = get_method(spec.method)
+    shard = current_shard(device_of(spec.device))  # under accelerate launch: this process's share of the run
+    with shard.main_first():  # rank 0 builds a missing synthetic set, the others then read it
+        plan = plan_samples(spec.dataset, asd_cache_dir() / "datasets", spec.prompt, spec.size)
+    limit = spec.limit or (min(TINY_LIMIT, len(plan.samples)) if spec.profile == "tiny" else len(plan.samples))
+    if plan.dataset is not None and limit > len(plan.samples):
+        raise UsageError(f"--limit {limit} is more than the {len(plan.samples)} items of data set "
+                         f"{plan.dataset.name!r}; use --limit {len(plan.samples)} or a larger set")
+    device = shard.device(device_of(spec.device))
+    budget = spec.budget()
+    check_budget(budget, device)  # before the models are loaded
+    with shard.main_first():  # rank 0 trains a missing tiny LoRA as one process does, the others load it
+        sampler = method.load(method, LoadContext(spec.profile, spec.settings(), device, spec.weight_paths()))
+    if spec.score:
+        check_weights(spec.profile)  # before any image is made
+    out = spec.run_dir(plan.dataset, sampler.describe())
+    results = runner.run(ModelJob(method, sampler, plan, spec.seed, device), limit, out, progress=spec.progress,
+                         budget=budget, shard=shard)
+    if spec.score:
+        results = score_run(out, device, spec.patch_protocol, shard)
+    return Finished(out, results, shard.main)
+
+
+def score(run_dirs: Iterable[Path], device: str = "cpu", patch_protocol: str = DEFAULT_PATCH_PROTOCOL,
+          include: Iterable[str] = ()) -> list[Finished]:
+    """(Re-)score finished model runs from their saved images; rewrites each ``results.json``."""
+    load_plugins(include)
+    shard = current_shard(device_of(device))
+    chosen = shard.device(device_of(device))
+    return [Finished(Path(out), score_run(Path(out), chosen, patch_protocol, shard), shard.main) for out in run_dirs]
+
+
+def reports_folder(runs: Path, chosen: Optional[Path]) -> Path:
+    """Where reports go: the folder chosen, else ``reports/`` inside the runs folder, so that a
+    user's runs never overwrite the committed reference reports."""
+    return Path(chosen) if chosen is not None else Path(runs) / "reports"
+
+
+def report(runs: Path = Path("runs"), out: Optional[Path] = None, include: Iterable[str] = ()) -> list[Path]:
+    """Write every markdown report the runs under ``runs`` allow; returns the files written."""
+    load_plugins(include)
+    return write_report(Path(runs), reports_folder(runs, out))
+
+
+def study(profile: str = "oracle", size: tuple[int, int] = (2048, 2048), steps: int = 100, limit: int = 8,
+          seed: int = 0, device: str = "cpu", runs: Path = Path("runs"), reports: Optional[Path] = None,
+          progress: Optional[bool] = None) -> tuple[list[Finished], list[Path]]:
+    """The oracle's tiling study (every tiling of Tables 4, 6, 7), then the report."""
+    if profile != "oracle":
+        raise UsageError(f"the tiling study runs on the oracle profile only, not {profile!r}; "
+                         "run model profiles one method at a time with `python -m benchmark run`")
+    if steps < 1 or limit < 1:
+        raise UsageError(f"--steps and --limit must be at least 1, got {steps} and {limit}")
+    finished = []
+    for tiling in unique_tilings():
+        job = OracleFSTDJob(tiling, size=size, steps=steps, seed=seed, device=device_of(device))
+        out = default_out(runs, profile, oracle_name(), run_tag(tiling, job.size, steps, seed))
+        finished.append(Finished(out, runner.run(job, limit, out, progress=progress)))
+    return finished, write_report(Path(runs), reports_folder(runs, reports))
+
+
+def ceiling(method: str, profile: Optional[str] = None, budget: str = "32GiB",
+            min_side: int = ceiling_search.MIN_SIDE, max_side: int = ceiling_search.MAX_SIDE, device: str = "cpu",
+            runs: Path = Path("runs"), weights: Optional[dict] = None, include: Iterable[str] = (),
+            log=print) -> Finished:
+    """The largest square side ``method`` completes under ``budget``: each trial a fresh ``run``
+    process (an OOM cannot poison the next); ``weights`` are RunSpec's weight fields, forwarded.
+    Its folder holds ``ceiling.json``, the record returned."""
+    include = tuple(include)
+    load_plugins(include)
+    spec = RunSpec(method, profile, include=include, **(weights or {})).resolved()
+    limit, chosen = MemoryBudget.parse(budget), device_of(device)
+    check_budget(limit, chosen)
+    ceiling_search.check_sides(min_side, max_side)
+    extra = [item for name in ("sd21", "upscaler", "lora", "stablesr_ckpt", "stablesr_vae")
+             if getattr(spec, name) for item in (f"--{name.replace('_', '-')}", getattr(spec, name))]
+    extra += [item for name in include for item in ("--include", name)]
+    log(f"ceiling of {spec.method} on {spec.profile} under {limit.text} ({limit.enforced_by(chosen)}), "
+        f"sides {min_side} to {max_side} px, {ceiling_search.NOTE}")
+    record = ceiling_search.search(spec.method, spec.profile, limit, chosen, Path(runs), min_side, max_side,
+                                   extra=tuple(extra), log=log)
+    return Finished(ceiling_search.ceiling_dir(Path(runs), spec.profile, spec.method, limit), record)
+
+
+def timing(profile: str = "tiny", repeats: int = 5, device: str = "cpu", runs: Path = Path("runs")) -> dict:
+    """Our stage I over diffusers' pipeline and tiled stage II over its denoiser calls, timed interleaved."""
+    check_model_profile(profile)
+    if repeats < 1:
+        raise UsageError(f"--repeats must be at least 1, got {repeats}")
+    return write_reference_timing(Path(runs), profile, device_of(device), repeats)
+
+
+def vae_study(profile: str = "tiny", size: tuple[int, int] = (2048, 2048), tile: int = VaeTiling.tile,
+              halo: int = VaeTiling.halo, device: str = "cpu", runs: Path = Path("runs")) -> Finished:
+    """Every VAE tiling mode against the untiled VAE on one synthetic image."""
+    check_model_profile(profile)
+    tiling = VaeTiling("sync", tile, halo)
+    out = Path(runs) / "vae-tiling" / f"{profile}-{size[0]}x{size[1]}-t{tiling.tile}-h{tiling.halo}"
+    return Finished(out, run_vae_study(profile, size, device_of(device), tiling, out))
+
+
+def weights(profile: str = "paper", paths: WeightPaths = WeightPaths(), hash_files: bool = True) -> tuple[str, bool]:
+    """The listing of ``profile``'s weight files and whether every needed one is there."""
+    check_model_profile(profile)
+    return listing(profile, paths, hash_files=hash_files)
+
+
+def tables(profile: str = "tiny", dataset: str = DEFAULT_DATASET, limit: Optional[int] = None,
+           sides: Optional[tuple[int, ...]] = None, loras: Optional[dict[int, str]] = None, device: str = "cpu",
+           patch_protocol: str = DEFAULT_PATCH_PROTOCOL, memory_budget: Optional[str] = None,
+           runs: Path = Path("runs"), reports: Optional[Path] = None, include: Iterable[str] = (),
+           log=print) -> list[Path]:
+    """Every run behind Tables 1-4, 6, 7 and Figure 7 on a model profile (finished runs reused), then the
+    report. On tiny, Table 3's LoRAs are trained here unless given; elsewhere only the given ones run."""
+    load_plugins(include)
+    check_model_profile(profile, "profile for tables (the oracle's come from `study`)")
+    shard = current_shard(device_of(device))
+    loras = dict(loras or {})
+    if profile == "tiny" and not loras:
+        with shard.main_first():  # rank 0 trains them, the others find them cached
+            loras = tiny_table3_loras()
+    elif len(loras) < len(TABLE3_BUCKETS):
+        log(f"Table 3: LoRAs given for {sorted(loras) or 'no'} ratio counts; the others are not run")
+    common = RunSpec("?", profile, dataset=dataset, limit=limit, device=device, runs=Path(runs), progress=False,
+                     patch_protocol=patch_protocol, memory_budget=memory_budget, include=tuple(include))
+    for spec in paper_run_specs(common, sides, loras):
+        run(spec)
+    return write_report(Path(runs), reports_folder(runs, reports)) if shard.main else []
+
+
+def tiny_table3_loras() -> dict[int, Path]:
+    """Table 3 on tiny: the tiny ARAD LoRA trained on 3 and 5 ratios (on the CPU, so the same
+    everywhere), cached like the default one. The nine-ratio row is Table 1's run of the same
+    method: the default tiny LoRA is the nine-ratio one, so running it again would repeat that run."""
+    from baselines.arad import tiny_arad_lora
+
+    models = load_text_to_image("tiny", torch.device("cpu"))
+    return {k: tiny_arad_lora(models, asd_cache_dir(), buckets=k) for k in TABLE3_BUCKETS if k != 9}

@@ -1,0 +1,46 @@
+"""Command line: ``python -m benchmark VERB`` (or ``asd-bench VERB``), one module per verb.
+
+Each verb parses its options and calls the Python API (:mod:`benchmark.api`,
+:mod:`benchmark.guard`); nothing else happens here. Bad input is answered with one line
+that names the problem and the fix, exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from baselines.models import MissingWeightsError
+from benchmark.cli import (baseline, ceiling, compare, list as list_verb, report, run, score, study, tables, timing,
+                           vae_study, weights)
+from benchmark.metrics import MissingWeightsError as MissingMetricWeightsError
+from benchmark.regression import BaselineError
+from benchmark.runs.runner import RunMismatchError
+from benchmark.runs.shard import ShardError
+from datasets_build import DatasetError
+
+#: The verbs in the order ``--help`` and ``list`` show them.
+VERBS = (run, score, tables, study, ceiling, report, weights, baseline, compare, vae_study, timing, list_verb)
+USER_ERRORS = (ValueError, RunMismatchError, BaselineError, MissingWeightsError, MissingMetricWeightsError,
+               DatasetError, ShardError)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmark",
+        description="Benchmark any-size text-to-image methods (Any-Size-Diffusion, its baselines and your own): "
+                    "run, measure, score, report. Every verb is a call of the Python API (docs/usage.md).")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for verb in VERBS:
+        verb.add_arguments(commands.add_parser(verb.NAME, help=verb.HELP))
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    verb = next(verb for verb in VERBS if verb.NAME == args.command)
+    try:
+        return verb.command(args)
+    except USER_ERRORS as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2

@@ -1,0 +1,46 @@
+"""``ceiling``: the largest square side a method completes under a memory budget."""
+
+from __future__ import annotations
+
+import argparse
+
+from benchmark import api
+from benchmark.cli.options import WEIGHT_FIELDS, add_device, add_include, add_memory_budget, add_runs, add_weight_paths
+from benchmark.runs import ceiling as ceiling_search
+
+NAME = "ceiling"
+HELP = "find the largest square side a method completes under a memory budget"
+
+
+def add_arguments(parser: argparse.ArgumentParser):
+    parser.description = (
+        "Find the largest square side (a multiple of 512) that METHOD completes under the memory budget: sides "
+        "double from --min-side until a trial runs out of memory, then bisection between the last side that "
+        "completed and the first that did not (--max-side caps the search: if it completes, the ceiling is at "
+        "least that). Each trial is `python -m benchmark run` in a fresh process, one sample at one step per "
+        "stage (memory does not depend on the step count) under --memory-budget; a trial whose process crashes "
+        "or is killed counts as out of memory. Trials and the result go to "
+        "RUNS/ceiling/<profile>/<method>-<budget>/ceiling.json as they come; running the same command again "
+        "reuses the trials made.")
+    parser.add_argument("--method", required=True, help="a registered method (`list` shows them)")
+    parser.add_argument("--profile", default=None, help="model profile (default: oracle for the oracle's method, "
+                                                        "tiny otherwise)")
+    add_memory_budget(parser, "--budget", "--memory-budget", default="32GiB")
+    parser.add_argument("--min-side", type=int, default=ceiling_search.MIN_SIDE,
+                        help="first side tried, a multiple of 512 (default: %(default)s)")
+    parser.add_argument("--max-side", type=int, default=ceiling_search.MAX_SIDE,
+                        help="largest side tried, a multiple of 512 (default: %(default)s, ASD's largest output "
+                             "in the paper)")
+    add_device(parser)
+    add_runs(parser, what="root of the search's folder")
+    add_weight_paths(parser)
+    add_include(parser)
+
+
+def command(args: argparse.Namespace) -> int:
+    finished = api.ceiling(args.method, args.profile, args.memory_budget, args.min_side, args.max_side, args.device,
+                         args.runs, {name: getattr(args, name) for name in WEIGHT_FIELDS}, args.include)
+    print(f"-> {finished.out / 'ceiling.json'}")
+    for line in ceiling_search.summary_lines(finished.results):
+        print(line)
+    return 0

@@ -1,0 +1,40 @@
+"""``list``: the verbs, the registered methods and metrics, the profiles."""
+
+from __future__ import annotations
+
+import argparse
+
+from baselines.registry import methods
+from benchmark.cli.options import add_include
+from benchmark.metrics.registry import metrics
+from benchmark.plugins import load_plugins
+from benchmark.spec import PROFILES
+
+NAME = "list"
+HELP = "list verbs, methods (built-in and yours), metrics and profiles"
+
+
+def add_arguments(parser: argparse.ArgumentParser):
+    parser.description = HELP + "."
+    add_include(parser)
+
+
+def command(args: argparse.Namespace) -> int:
+    from benchmark.cli import VERBS
+
+    load_plugins(args.include)
+    print("commands:")
+    for verb in VERBS:
+        print(f"  {verb.NAME:14s} {verb.HELP}")
+    print("methods:")
+    for method in methods().values():
+        print(f"  {method.name:14s} {method.summary}" + ("" if method.built_in else f" [{method.origin}]"))
+    print("metrics:")
+    for metric in metrics():
+        applies = " and ".join(sorted(metric.applies_to))
+        print(f"  {metric.name:14s} {applies}" + (", against references" if metric.needs_references else "")
+              + ("" if metric.origin == "built-in" else f" [{metric.origin}]"))
+    print("profiles:")
+    for name, text in PROFILES.items():
+        print(f"  {name:14s} {text}")
+    return 0

@@ -1,0 +1,31 @@
+"""``run``: one method, measured per sample, resumable, then scored."""
+
+from __future__ import annotations
+
+import argparse
+
+from baselines.registry import methods
+from benchmark import api
+from benchmark.cli.options import add_run_arguments, spec_from
+from benchmark.cli.summaries import run_line, scores_line
+
+NAME = "run"
+HELP = "run one method and write per-sample records and results.json"
+
+
+def add_arguments(parser: argparse.ArgumentParser):
+    parser.description = ("Run one method. Samples are saved as they finish; running the same command again "
+                          "resumes where it stopped.")
+    parser.add_argument("--method", default=next(m.name for m in methods().values() if m.oracle),
+                        help="method to run: " + "; ".join(f"{m.name}: {m.summary}" for m in methods().values())
+                             + "; `list --include M` shows methods of your own (default: %(default)s)")
+    add_run_arguments(parser)
+
+
+def command(args: argparse.Namespace) -> int:
+    finished = api.run(spec_from(args))
+    if finished.main:  # every process of a sharded run gets the results; one prints them
+        print(run_line(finished.out, finished.results))
+        if args.score:
+            print(scores_line(finished.out, finished.results))
+    return 0

@@ -1,0 +1,115 @@
+"""The regression guard's suites and verbs: ``baseline`` writes one, ``compare`` checks against it.
+
+A suite is a list of steps, each an API call stored as data: ``{"verb": "run", "spec":
+RunSpec.as_record()}``, ``{"verb": "study", "args": {...}}`` or ``{"verb": "timing", "args":
+{...}}``. The tiny suite is built from the method registry: every method in the ``tiny`` plan
+(a user's method too, with the ``--include`` that registered it) and the ``stablesr`` plan's
+methods on StableSR. Baselines written before suites were specifications hold command lines;
+:func:`legacy_step` reads those. What is compared, and how closely, is :mod:`benchmark.regression`.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Iterable, Optional
+
+from baselines.registry import get_method, in_plan
+from benchmark import api
+from benchmark.errors import UsageError
+from benchmark.plugins import include_of, load_plugins
+from benchmark.regression import BaselineError, Check, compare, make_baseline
+from benchmark.reporting.report import load_results
+from benchmark.runs.records import read_json, write_json
+from benchmark.spec import RunSpec, parse_size
+
+COMMITTED_BASELINES = Path("reports") / "baselines"
+SUITE_RUNS = Path("runs-suite")  # apart from runs/, so that suites never enter the reports
+ORACLE_STUDY = {"profile": "oracle", "size": [1024, 1024], "steps": 30, "limit": 3, "progress": False}
+
+
+def _run_step(spec: RunSpec) -> dict:
+    included = include_of(spec.method)
+    if included and included not in spec.include:
+        spec = RunSpec.from_record({**spec.as_record(), "include": [*spec.include, included]})
+    return {"verb": "run", "spec": spec.as_record()}
+
+
+def suite(profile: str, methods: Optional[Iterable[str]] = None) -> list[dict]:
+    """The regression suite of ``profile`` (``oracle`` or ``tiny``); ``methods`` keeps only those runs."""
+    if profile == "oracle":
+        return [{"verb": "study", "args": dict(ORACLE_STUDY)}]
+    if profile != "tiny":
+        raise UsageError(f"no regression suite for profile {profile!r}; known: oracle, tiny")
+    wanted = None if methods is None else [get_method(name).name for name in methods]
+    steps = [_run_step(RunSpec(name, "tiny", dataset="synthetic", limit=2, progress=False))
+             for name in in_plan("tiny") if wanted is None or name in wanted]
+    steps += [_run_step(RunSpec(name, "tiny", backbone="stablesr", dataset="synthetic", limit=1, sr_steps=4,
+                                progress=False))
+              for name in in_plan("stablesr") if wanted is None or name in wanted]
+    return steps + ([{"verb": "timing", "args": {"profile": "tiny", "repeats": 3}}] if wanted is None else [])
+
+
+def legacy_step(command: list[str]) -> dict:
+    """A step of a baseline written before suites were specifications: ``[verb, --flag, value, ...]``,
+    each ``--flag`` the field of that name (``--no-progress``: progress off)."""
+    verb, values, words = command[0], {}, list(command[1:])
+    while words:
+        flag = words.pop(0)
+        if not re.fullmatch(r"--[a-z0-9-]+", flag):
+            raise BaselineError(f"cannot read the stored suite command {' '.join(command)!r} at {flag!r}")
+        name = flag[2:].replace("-", "_")
+        if name.startswith("no_") and (not words or words[0].startswith("--")):
+            values[name[3:]] = False
+            continue
+        text = words.pop(0)
+        values[name] = (list(parse_size(text)) if name == "size" else
+                        int(text) if re.fullmatch(r"-?\d+", text) else text)
+    if verb == "run":
+        return {"verb": "run", "spec": RunSpec.from_record(values).as_record()}
+    return {"verb": verb, "args": values}
+
+
+def steps_of(baseline: dict) -> list[dict]:
+    return [legacy_step(step) if isinstance(step, list) else step for step in baseline["suite"]]
+
+
+def run_suite(steps: list[dict], runs: Path):
+    """Run each step with its runs (and reports) under ``runs``; finished runs resume."""
+    for step in steps:
+        if step["verb"] == "run":
+            spec = RunSpec.from_record(step["spec"])
+            api.run(RunSpec.from_record({**spec.as_record(), "runs": str(runs)}))
+        elif step["verb"] == "study":
+            args = dict(step["args"])
+            api.study(**{**args, "size": tuple(args.get("size", (2048, 2048)))}, runs=runs, reports=runs / "reports")
+        elif step["verb"] == "timing":
+            api.timing(**step["args"], runs=runs)
+        else:
+            raise BaselineError(f"unknown suite step {step['verb']!r}; known: run, study, timing")
+
+
+def baseline(profile: str = "oracle", runs: Path = SUITE_RUNS, out: Optional[Path] = None,
+             methods: Optional[Iterable[str]] = None, include: Iterable[str] = ()) -> Path:
+    """Run ``profile``'s suite and write its tracked figures as the new baseline; returns the file."""
+    load_plugins(include)
+    steps = suite(profile, methods)
+    run_suite(steps, Path(runs))
+    out = Path(out) if out is not None else COMMITTED_BASELINES / f"{profile}.json"
+    write_json(out, make_baseline(load_results(runs), profile, steps, Path(runs)))
+    return out
+
+
+def check(baseline_file: Path, runs: Path = SUITE_RUNS, run: bool = True) -> list[Check]:
+    """Run (or resume) the baseline's suite unless ``run`` is False, and check every tracked figure."""
+    baseline_file = Path(baseline_file)
+    if not baseline_file.exists():
+        raise UsageError(f"no baseline at {baseline_file}; write one with "
+                         "`python -m benchmark baseline --profile <profile>`")
+    stored = read_json(baseline_file)
+    steps = steps_of(stored)
+    for step in steps:
+        load_plugins(step.get("spec", {}).get("include", ()))
+    if run:
+        run_suite(steps, Path(runs))
+    return compare(stored, load_results(runs), Path(runs))

@@ -1,0 +1,66 @@
+"""The table "All methods on <data set>": every method with runs on one data set build, side by side.
+
+The paper's tables have fixed rows; this one has a row for each method that ran on the
+build, built-in or a user's (registered or not any more: a run is shown by what its
+results say), with every metric that has a report column, time and memory, and the
+paper's figures beside where the paper has them (Table 2 for its data sets, Table 1 for
+MM-CelebA-HQ). Methods come in registry order, unknown ones after, by name.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import pandas as pd
+
+from baselines.registry import methods
+from benchmark.reporting import paper
+from benchmark.reporting.model_tables import (_how, _measured, _notes, _paper, _score, _section, extra_cells,
+                                              extra_scores, pick)
+from benchmark.runs.records import task_of
+
+CAPTION = ("One row per method with runs on this data set build (built-in or a plugin's; `origin` says which), "
+           "at whatever sizes its runs have; where several runs of a method fit, the one with the most images, "
+           "then the newest. Paper columns: Table 2 on MA-LAION-COCO and MA-COCO, Table 1 on MM-CelebA-HQ, "
+           "where the paper has the method.")
+
+
+def _paper_figures(dataset: str, method: str) -> dict:
+    if dataset in paper.TABLE2:
+        return paper.TABLE2[dataset].get(method, {})
+    return paper.TABLE1.get(method, {}) if dataset == paper.TABLE1_DATASET else {}
+
+
+def _origin(results: dict) -> str:
+    return results.get("method_origin") or ("built-in" if results["method"] in methods() else "unregistered")
+
+
+def all_methods(results: list[dict]) -> str:
+    """One section per data set build that has runs; empty when no run has a data set."""
+    builds = defaultdict(list)
+    for result in results:
+        dataset = result.get("dataset") or {}
+        if dataset.get("name"):
+            builds[(dataset["name"], dataset.get("manifest_hash") or "")].append(result)
+    order = list(methods())
+    blocks = []
+    for (name, manifest), runs in sorted(builds.items()):
+        by_method = defaultdict(list)
+        for result in runs:
+            by_method[result["method"]].append(result)
+        extras = extra_scores(runs)
+        rows, notes, shown = [], [], []
+        for method in sorted(by_method, key=lambda m: (order.index(m) if m in order else len(order), m)):
+            result = pick(by_method[method])
+            shown.append(result)
+            figures = _paper_figures(name, method)
+            rows.append({"method": method, "origin": _origin(result), "task": task_of(result),
+                         "FID↓": _score(result, "fid"), **extra_cells(result, extras),
+                         "IS↑": _score(result, "inception_score"), "CLIP↑": _score(result, "clip_score"),
+                         "seam score": _score(result, "seam_score", 3), **_measured(result),
+                         "paper FID↓": _paper(figures.get("fid")), "paper IS↑": _paper(figures.get("is")),
+                         "paper CLIP↑": _paper(figures.get("clip"))})
+            notes += _notes(method, by_method[method], result, ())
+        title = paper.DATASET_NAMES.get(name, name) + (f" (manifest {manifest[:12]})" if manifest else "")
+        blocks.append(_section(f"All methods on {title}", _how(shown), CAPTION, pd.DataFrame(rows), notes))
+    return "\n".join(blocks)
