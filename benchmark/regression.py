@@ -13,7 +13,6 @@ over its denoiser calls), so that a slowdown of all our methods alike fails too.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import math
@@ -26,29 +25,20 @@ import pandas as pd
 from baselines.registry import get_method, methods, oracle_method
 from baselines.tiling import TilingConfig
 from benchmark.oracle.study import tiling_tag
+from benchmark.metrics.registry import tolerances as metric_tolerances
 from benchmark.runs.reference_timing import STAGE1_VS_DIFFUSERS, TILING_OVERHEAD, read_reference_timing
 
 SETTINGS = ("size", "steps", "sr_steps", "seed", "samples", "samples_plan", "dataset.manifest_hash")
 COUNTS = ("denoiser_calls_per_sample", "tile_evaluations_per_sample", "stage1_unet_calls_per_image",
           "stage2_denoiser_calls_per_image", "stage2_tile_evaluations_per_image")
-#: Scores of model runs come from 8-bit images through random-weight networks on whatever
-#: CPU runs CI, so they get a little room; a changed seed, step count or tiling moves them
-#: far more than that.
-TOLERANCES = {
+#: Settings and counts exactly; the oracle's figures from deterministic computation tightly; time only
+#: as ratios. Scores are the metric registry's (each metric's ``tolerance``): model runs' scores come from
+#: 8-bit images through random-weight networks on whatever CPU runs CI, so they get a little room.
+FIXED_TOLERANCES = {
     **{name: {"exact": True} for name in SETTINGS + COUNTS},
     "seam_score": {"rel": 1e-3},
     "distribution_error": {"rel": 1e-3},
     "distribution_error_interior": {"rel": 1e-3},
-    "scores.fid": {"rel": 0.02},
-    "scores.kid": {"rel": 0.02, "abs": 1e-3},
-    "scores.fid_patch": {"rel": 0.02},
-    "scores.kid_patch": {"rel": 0.02, "abs": 1e-3},
-    "scores.inception_score": {"rel": 0.02},
-    "scores.clip_score": {"rel": 0.02, "abs": 0.05},  # floored at 0 by definition
-    "scores.seam_score": {"rel": 0.02},
-    "scores.psnr_y": {"abs": 0.05},
-    "scores.ssim_y": {"abs": 0.005},
-    "scores.lpips": {"abs": 0.005},
     "time_ratio": {"rel": 0.5},
     # Against references: stage I's ratio is near 1 and moves with load on the machine by
     # up to about a quarter; the engine's overhead is about 1 % of its denoiser calls, so
@@ -56,6 +46,13 @@ TOLERANCES = {
     f"reference: {STAGE1_VS_DIFFUSERS}": {"rel": 0.3},
     f"reference: {TILING_OVERHEAD}": {"abs": 0.03},
 }
+
+
+def tolerances() -> dict:
+    """Every tracked figure's tolerance: the fixed ones and each registered metric's (a plugin's too)."""
+    return {**FIXED_TOLERANCES, **metric_tolerances()}
+
+
 STRATEGY_WORDS = {"implicit": "implicit", "explicit": "explicit", "nonoverlap": "no overlap"}
 
 
@@ -99,7 +96,7 @@ def _lookup(results: dict, dotted: str):
 
 def tracked(results: dict) -> dict:
     """The figures of one run that the guard holds still."""
-    figures = {name: _lookup(results, name) for name in TOLERANCES
+    figures = {name: _lookup(results, name) for name in tolerances()
                if name != "time_ratio" and not name.startswith("reference: ")}
     return {name: value for name, value in figures.items() if value is not None}
 
@@ -133,7 +130,7 @@ def make_baseline(results: list[dict], profile: str, suite: list[str], runs_fold
     if not runs:
         raise BaselineError(f"no runs of profile {profile!r} to make a baseline from")
     env = next(iter(runs.values()))["environment"]
-    return {"profile": profile, "suite": suite, "tolerances": copy.deepcopy(TOLERANCES),
+    return {"profile": profile, "suite": suite, "tolerances": tolerances(),
             "made_on": {"device": env["device"], "commit": env["git"]["commit"],
                         "date": env["date"]},
             "runs": {key: tracked(result) for key, result in sorted(runs.items())},

@@ -19,3 +19,18 @@ def one_thread():
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def load_sampler(name: str, settings, profile: str = "tiny", device=CPU, paths=None):
+    """A registered method's sampler, loaded as a run loads it (``Method.load`` with a ``LoadContext``)."""
+    from baselines.models import WeightPaths
+    from baselines.registry import LoadContext, get_method
+
+    method = get_method(name)
+    return method.load(method, LoadContext(profile, settings, device, paths if paths is not None else WeightPaths()))
+
+
+def read_json(path):
+    import json
+
+    return json.loads(path.read_text())

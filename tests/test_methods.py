@@ -7,32 +7,47 @@ import torch
 from diffusers import DDIMScheduler, StableDiffusionPanoramaPipeline, StableDiffusionPipeline
 from PIL import Image
 
-from helpers import CPU
+from helpers import CPU, load_sampler
 
 from baselines.arad import TrainConfig, add_lora
 from baselines.fast_path import FastPath
 from baselines.lora import base_identity, read_arad_lora, save_arad_lora
-from baselines.methods import (METHODS, Seeds, Settings, centre_crop, get_method, load_pipeline,
-                               nearest_bucket, working_size)
+from baselines.pipeline import Stages
+from baselines.registry import get_method, methods
+from baselines.settings import Seeds, Settings, centre_crop, nearest_bucket, working_size
 from baselines.models import TINY_UNET, load_text_to_image
 from baselines.stage1 import UNTILED, generate, multidiffusion_tiling
 from baselines.stage2 import adain, paper_tiling, wavelet
-from benchmark.cli import main
+from benchmark import api
+from benchmark.errors import UsageError
 from benchmark.runs.model_job import ModelJob
 from benchmark.runs.runner import run
 from benchmark.runs.samples import plan_samples
+from benchmark.spec import RunSpec, parse_size
 from datasets_fixtures import make_dataset
 
 SIZES = ((900, 1024), (1024, 256))
-QUICK = ["--steps", "2", "--sr-steps", "2", "--no-progress", "--no-score"]
+QUICK = dict(steps=2, sr_steps=2, progress=False, score=False)
+BUILT_IN = [name for name, method in methods().items() if method.built_in]
 
 
-@pytest.mark.parametrize("name", list(METHODS))
+def stages_of(name: str) -> Stages:
+    """A built-in method's stages (what its ``load`` is)."""
+    stages = get_method(name).load
+    assert isinstance(stages, Stages)
+    return stages
+
+
+def test_the_built_in_methods_are_the_papers_eight():
+    assert BUILT_IN == ["sr-plus", "sr-tile", "sr-tile-plus", "ar-plus", "ar-tile", "asd", "md", "fstd"]
+
+
+@pytest.mark.parametrize("name", BUILT_IN)
 def test_every_method_writes_images_of_exactly_the_requested_sizes_with_costs(tmp_path, name):
-    method = get_method(name)
-    pipeline = load_pipeline(method, "tiny", Settings(steps=1, sr_steps=2), CPU)
+    method, stages = get_method(name), stages_of(name)
+    pipeline = load_sampler(name, Settings(steps=1, sr_steps=2))
     plan = plan_samples(str(make_dataset(tmp_path / "set", SIZES)), tmp_path, prompt="a harbour at dawn")
-    job = ModelJob(pipeline, plan, seed=1)
+    job = ModelJob(method, pipeline, plan, seed=1)
     results = run(job, len(SIZES), tmp_path / "run", progress=False)
     tmp_path = tmp_path / "run"
 
@@ -42,18 +57,18 @@ def test_every_method_writes_images_of_exactly_the_requested_sizes_with_costs(tm
     assert results["profile"] == "tiny" and results["method"] == name
     assert results["seconds_per_image"] > 0 and results["peak_memory_mib"] > 0
     assert "random (seed 0" in json.dumps(results["weights"])
-    assert (results["stage1_unet_calls_per_image"] > 0) == (method.base is not None)
+    assert (results["stage1_unet_calls_per_image"] > 0) == (stages.base is not None)
     assert (results["stage2_denoiser_calls_per_image"] > 0) == (method.stage2 is not None)
     assert results["backbone"] == ("SD x4 upscaler" if method.stage2 else None)
     rows = results["per_image"]
     assert [row["size"] for row in rows] == [list(size) for size in SIZES]
     assert all(row["seconds"] > 0 and row["peak_memory_mib"] > 0 for row in rows)
     records = [json.loads((tmp_path / "samples" / f"{i:05d}.json").read_text()) for i in range(len(SIZES))]
-    if method.base and method.stage1 != "bucket":  # SD's VAE: 900 px is worked at 904, then cut
+    if stages.base and stages.stage1 != "bucket":  # SD's VAE: 900 px is worked at 904, then cut
         assert records[0]["stage1"]["size"] == [904, 1024] and records[0]["output"]["cropped"]
-    if method.stage1 == "bucket":
+    if stages.stage1 == "bucket":
         assert [r["stage1"]["size"] for r in records] == [[512, 512], [1024, 512]]
-    if method.stage1 == "multidiffusion":
+    if stages.stage1 == "multidiffusion":
         assert records[0]["stage1"]["tiling"] == multidiffusion_tiling().as_record()
         assert records[0]["stage1"]["tile_evaluations"] == 8 * 9  # 113x128 latent, views 64 at stride 8
     if name == "fstd":
@@ -66,8 +81,7 @@ def test_every_method_writes_images_of_exactly_the_requested_sizes_with_costs(tm
 @pytest.mark.parametrize("name, strategy", [("sr-tile", "nonoverlap"), ("ar-tile", "nonoverlap"),
                                             ("sr-tile-plus", "implicit"), ("asd", "implicit")])
 def test_stage_two_tile_plans_are_non_overlap_or_implicit(tmp_path, name, strategy):
-    assert main(["run", "--method", name, "--size", "768x1024", "--limit", "1", "--out", str(tmp_path)]
-                + QUICK + ["--sr-steps", "4"]) == 0
+    api.run(RunSpec(name, size=(768, 1024), limit=1, out=tmp_path, **{**QUICK, "sr_steps": 4}))
     plan = json.loads((tmp_path / "samples" / "00000.json").read_text())["stage2"]["tile_plan"]
     assert plan["strategy"] == strategy
     assert plan["tile"] == 128 and plan["tile_px"] == 512  # the paper's 512 px tiles at x4
@@ -78,8 +92,7 @@ def test_stage_two_tile_plans_are_non_overlap_or_implicit(tmp_path, name, strate
 
 def test_a_run_replays_bit_identically_from_its_seed(tmp_path):
     def images(out, seed):
-        assert main(["run", "--method", "asd", "--size", "200x330", "--limit", "2", "--seed", str(seed),
-                     "--out", str(out)] + QUICK) == 0
+        api.run(RunSpec("asd", size=(200, 330), limit=2, seed=seed, out=out, **QUICK))
         return [(out / "samples" / f"{i:05d}.image.png").read_bytes() for i in range(2)]
 
     first, again, other = images(tmp_path / "a", 3), images(tmp_path / "b", 3), images(tmp_path / "c", 4)
@@ -94,8 +107,7 @@ def test_a_run_replays_bit_identically_from_its_seed(tmp_path):
 def test_arad_methods_use_the_tiny_lora_trained_by_the_arad_code(tmp_path, asd_cache):
     outputs = {}
     for name in ("sr-plus", "ar-plus"):
-        assert main(["run", "--method", name, "--size", "128x192", "--limit", "1",
-                     "--out", str(tmp_path / name)] + QUICK) == 0
+        api.run(RunSpec(name, size=(128, 192), limit=1, out=tmp_path / name, **QUICK))
         outputs[name] = (tmp_path / name / "samples" / "00000.image.png").read_bytes()
     assert outputs["sr-plus"] != outputs["ar-plus"]
     lora = json.loads((tmp_path / "ar-plus" / "results.json").read_text())["lora"]
@@ -104,7 +116,7 @@ def test_arad_methods_use_the_tiny_lora_trained_by_the_arad_code(tmp_path, asd_c
 
 
 def test_the_default_asd_run_is_tiny_on_three_shapes_of_the_synthetic_set(tmp_path):
-    assert main(["run", "--method", "asd", "--no-progress", "--no-score", "--out", str(tmp_path)]) == 0
+    api.run(RunSpec("asd", progress=False, score=False, out=tmp_path))
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["profile"] == "tiny" and results["samples"] == 3
     assert results["dataset"]["name"] == "synthetic" and results["dataset"]["items"] == 21
@@ -113,8 +125,7 @@ def test_the_default_asd_run_is_tiny_on_three_shapes_of_the_synthetic_set(tmp_pa
 
 
 def test_one_prompt_at_one_size_is_one_sample(tmp_path):
-    assert main(["run", "--method", "sr-plus", "--prompt", "a blue kite", "--size", "96x160",
-                 "--out", str(tmp_path)] + QUICK) == 0
+    api.run(RunSpec("sr-plus", prompt="a blue kite", size=(96, 160), out=tmp_path, **QUICK))
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["samples_plan"] == [{"item": None, "prompt": "a blue kite", "size": [96, 160]}]
     assert results["dataset"] is None
@@ -123,50 +134,58 @@ def test_one_prompt_at_one_size_is_one_sample(tmp_path):
 
 
 def test_the_default_run_is_still_the_oracle(tmp_path):
-    assert main(["run", "--size", "256x256", "--steps", "2", "--limit", "1", "--no-progress",
-                 "--out", str(tmp_path)]) == 0
+    from benchmark.cli import build_parser
+
+    method = build_parser().parse_args(["run"]).method  # the command line's default method
+    assert RunSpec(method).resolved().profile == "oracle"
+    finished = api.run(RunSpec(method, size=(256, 256), steps=2, limit=1, progress=False, out=tmp_path))
     results = json.loads((tmp_path / "results.json").read_text())
-    assert results["method"] == "fstd" and results["profile"] == "oracle"
+    assert results["method"] == "fstd" and results["profile"] == "oracle" and finished.results == results
 
 
-def test_list_shows_every_method_and_profile(capsys):
-    assert main(["list"]) == 0
-    text = capsys.readouterr().out
-    for name in ("fstd", "sr-plus", "sr-tile", "sr-tile-plus", "ar-plus", "ar-tile", "asd", "md",
-                 "oracle", "tiny", "paper-arch", "paper"):
-        assert f"  {name} " in text
+def test_every_method_and_profile_is_known_with_a_summary():
+    from benchmark.spec import PROFILES
+
+    for name in ("fstd", "sr-plus", "sr-tile", "sr-tile-plus", "ar-plus", "ar-tile", "asd", "md"):
+        assert get_method(name).summary
+    for name in ("oracle", "tiny", "paper-arch", "paper"):
+        assert PROFILES[name]
 
 
-@pytest.mark.parametrize("arguments, message", [
-    (["--method", "sdxl"], "unknown method 'sdxl'; known methods: fstd, sr-plus, sr-tile, "
-                           "sr-tile-plus, ar-plus, ar-tile, asd, md"),
-    (["--method", "asd", "--size", "512by512"], "not of the form HxW"),
-    (["--method", "asd", "--size", "63x512"], "too small: each side must be at least 64 px"),
-    (["--method", "asd", "--profile", "oracle"], "runs --method fstd only"),
-    (["--method", "asd", "--tiling", "explicit"], "asd fixes its own (implicit)"),
-    (["--method", "md", "--steps", "0"], "steps must be at least 1"),
-    (["--method", "fstd", "--profile", "tiny", "--colour-fix", "sepia"], "unknown colour fix 'sepia'"),
+@pytest.mark.parametrize("fields, message", [
+    (dict(method="sdxl"), "unknown method 'sdxl'; known methods: sr-plus, sr-tile, "
+                          "sr-tile-plus, ar-plus, ar-tile, asd, md, fstd"),
+    (dict(method="asd", size=(63, 512)), "too small: each side must be at least 64 px"),
+    (dict(method="asd", profile="oracle"), "runs --method fstd only"),
+    (dict(method="asd", tiling="explicit"), "asd fixes its own (implicit)"),
+    (dict(method="md", steps=0), "steps must be at least 1"),
+    (dict(method="fstd", profile="tiny", colour_fix="sepia"), "unknown colour fix 'sepia'"),
 ])
-def test_bad_input_gets_one_clear_line_and_exit_status_2(tmp_path, capsys, arguments, message):
-    assert main(["run", "--out", str(tmp_path / "run")] + arguments) == 2
-    assert message in capsys.readouterr().err
+def test_bad_input_is_refused_with_one_clear_message(tmp_path, fields, message):
+    with pytest.raises(ValueError) as error:
+        api.run(RunSpec(**{**fields, "out": tmp_path / "run"}))
+    assert message in str(error.value)
+    assert not (tmp_path / "run").exists()
 
 
-def test_a_lora_for_another_base_model_is_refused(tmp_path, capsys):
+def test_a_size_that_is_not_hxw_is_refused():
+    with pytest.raises(UsageError, match="not of the form HxW"):
+        parse_size("512by512")
+
+
+def test_a_lora_for_another_base_model_is_refused(tmp_path):
     other = load_text_to_image("tiny", CPU).unet.__class__(**TINY_UNET)  # another random init
     add_lora(other, TrainConfig())
     save_arad_lora(other, tmp_path / "lora", {"base": base_identity(other, "another tiny UNet"),
                                               "lora": {"rank": 4}, "training": {"bucket_sizes": []}})
-    assert main(["run", "--method", "ar-plus", "--lora", str(tmp_path / "lora"),
-                 "--out", str(tmp_path / "run")] + QUICK) == 2
-    assert "was trained for base another tiny UNet" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="was trained for base another tiny UNet"):
+        api.run(RunSpec("ar-plus", lora=str(tmp_path / "lora"), out=tmp_path / "run", **QUICK))
 
 
-def test_a_file_that_is_not_a_lora_is_refused(tmp_path, capsys):
+def test_a_file_that_is_not_a_lora_is_refused(tmp_path):
     (tmp_path / "notes.txt").write_text("not a LoRA")
-    assert main(["run", "--method", "asd", "--lora", str(tmp_path / "notes.txt"),
-                 "--out", str(tmp_path / "run")] + QUICK) == 2
-    assert "is not a LoRA" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="is not a LoRA"):
+        api.run(RunSpec("asd", lora=str(tmp_path / "notes.txt"), out=tmp_path / "run", **QUICK))
 
 
 def _diffusers_pipeline(cls, models):
@@ -203,7 +222,7 @@ def test_sizes_round_up_to_what_a_model_needs_and_crop_back():
 
 
 def test_an_odd_size_comes_out_exact_through_both_stages(tmp_path):
-    pipeline = load_pipeline(get_method("sr-tile-plus"), "tiny", Settings(steps=1, sr_steps=2), CPU)
+    pipeline = load_sampler("sr-tile-plus", Settings(steps=1, sr_steps=2))
     image, record = pipeline("a kite", (65, 203), Seeds(1, 2, 3))
     assert image.shape[-2:] == (65, 203)
     assert record["stage2"]["size"] == [68, 204] and record["output"]["cropped"]
@@ -223,8 +242,7 @@ def test_colour_fixes_take_colour_from_the_reference():
 
 def test_half_precision_models_as_on_cuda_run_with_partial_tiles():
     """fp16 (the CUDA default): latents and tile weights stay fp32, or corner weights underflow."""
-    pipeline = load_pipeline(get_method("sr-tile-plus"), "tiny",
-                             Settings(steps=1, sr_steps=2, fast_path=FastPath(dtype="fp16")), CPU)
+    pipeline = load_sampler("sr-tile-plus", Settings(steps=1, sr_steps=2, fast_path=FastPath(dtype="fp16")))
     image, record = pipeline("a kite", (130, 190), Seeds(1, 2, 3))
     assert pipeline.text_to_image.unet.dtype == torch.float16
     assert image.shape[-2:] == (130, 190) and torch.isfinite(image).all()

@@ -8,12 +8,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmark.cli import main
+from benchmark import api
+from benchmark.runs.runner import RunMismatchError
+from benchmark.spec import RunSpec
 from benchmark.runs.samples import spread_order
-from datasets_build import MA_SIZES, Item
+from datasets_build import MA_SIZES, DatasetError, Item
 from datasets_fixtures import make_dataset
 
-QUICK = ["--steps", "2", "--sr-steps", "2", "--no-progress"]
+QUICK = dict(steps=2, sr_steps=2, progress=False)
 SIZES = [(128, 192), (128, 128), (192, 128), (128, 192)]  # two wide items: one per-ratio FID
 
 
@@ -25,8 +27,7 @@ def dataset(tmp_path_factory):
 @pytest.fixture(scope="module")
 def scored_run(tmp_path_factory, dataset):
     out = tmp_path_factory.mktemp("runs") / "sr-tile"
-    assert main(["run", "--method", "sr-tile", "--dataset", str(dataset), "--limit", "4",
-                 "--out", str(out)] + QUICK) == 0
+    api.run(RunSpec("sr-tile", dataset=str(dataset), limit=4, out=out, **QUICK))
     return out
 
 
@@ -79,16 +80,15 @@ def test_a_tiny_run_is_scored_with_the_agreed_schema(scored_run, dataset):
     assert [row["size"] for row in results["per_image"]] == [[128, 192], [128, 128], [192, 128], [128, 192]]
 
 
-def test_score_recomputes_the_same_numbers(scored_run, capsys):
+def test_score_recomputes_the_same_numbers(scored_run):
     before = _results(scored_run)["scores"]
-    assert main(["score", str(scored_run)]) == 0
+    (finished,) = api.score([scored_run])
+    assert finished.out == scored_run and finished.results["scores"] == before
     assert _results(scored_run)["scores"] == before
-    assert "fid" in capsys.readouterr().out
 
 
 def test_fstd_is_scored_on_the_sets_lr_hr_pairs(tmp_path, dataset):
-    assert main(["run", "--method", "fstd", "--profile", "tiny", "--dataset", str(dataset), "--limit", "2",
-                 "--out", str(tmp_path)] + QUICK) == 0
+    api.run(RunSpec("fstd", "tiny", dataset=str(dataset), limit=2, out=tmp_path, **QUICK))
     results = _results(tmp_path)
     scores = results["scores"]
     for metric in ("psnr_y", "ssim_y", "lpips", "fid", "kid"):
@@ -100,11 +100,9 @@ def test_fstd_is_scored_on_the_sets_lr_hr_pairs(tmp_path, dataset):
 
 
 def test_no_score_and_a_replaced_prompt(tmp_path, dataset):
-    assert main(["run", "--method", "sr-plus", "--dataset", str(dataset), "--limit", "1", "--no-score",
-                 "--out", str(tmp_path / "a")] + QUICK) == 0
+    api.run(RunSpec("sr-plus", dataset=str(dataset), limit=1, score=False, out=tmp_path / "a", **QUICK))
     assert "scores" not in _results(tmp_path / "a")
-    assert main(["run", "--method", "sr-plus", "--dataset", str(dataset), "--limit", "2", "--prompt", "a kite",
-                 "--out", str(tmp_path / "b")] + QUICK) == 0
+    api.run(RunSpec("sr-plus", dataset=str(dataset), limit=2, prompt="a kite", out=tmp_path / "b", **QUICK))
     scores = _results(tmp_path / "b")["scores"]
     assert scores["fid"] is None and "--prompt replaced" in scores["skipped"]["fid"]
     for metric in ("kid", "fid_patch", "kid_patch"):  # every reference-based score says why it is missing
@@ -112,28 +110,27 @@ def test_no_score_and_a_replaced_prompt(tmp_path, dataset):
     assert math.isfinite(scores["clip_score"])
 
 
-def test_a_data_set_by_name_and_resuming_with_another_is_refused(tmp_path, asd_cache, dataset, capsys):
+def test_a_data_set_by_name_and_resuming_with_another_is_refused(tmp_path, asd_cache, dataset):
     make_dataset(asd_cache / "datasets" / "ma-coco", SIZES[:2], name="ma-coco")
-    out = str(tmp_path / "run")
-    assert main(["run", "--method", "sr-plus", "--dataset", "ma-coco", "--limit", "1", "--no-score",
-                 "--out", out] + QUICK) == 0
+    out = tmp_path / "run"
+    api.run(RunSpec("sr-plus", dataset="ma-coco", limit=1, score=False, out=out, **QUICK))
     assert json.loads((tmp_path / "run" / "run.json").read_text())["dataset"]["name"] == "ma-coco"
-    assert main(["run", "--method", "sr-plus", "--dataset", str(dataset), "--limit", "1", "--no-score",
-                 "--out", out] + QUICK) == 2
-    assert "other parameters" in capsys.readouterr().err
+    with pytest.raises(RunMismatchError, match="other parameters"):
+        api.run(RunSpec("sr-plus", dataset=str(dataset), limit=1, score=False, out=out, **QUICK))
 
 
 @pytest.mark.parametrize("spec, message", [("no-such-set", "neither a folder nor a data set name"),
                                            ("EMPTY", "is not a finished build")])
-def test_bad_data_sets_get_one_clear_line_and_exit_status_2(tmp_path, capsys, spec, message):
+def test_bad_data_sets_are_refused_with_one_clear_message(tmp_path, spec, message):
     if spec == "EMPTY":
         spec = str(tmp_path / "empty")
         (tmp_path / "empty").mkdir()
-    assert main(["run", "--method", "sr-plus", "--dataset", spec, "--out", str(tmp_path / "run")] + QUICK) == 2
-    error = capsys.readouterr().err
-    assert error.startswith("error: ") and message in error and error.count("\n") == 1
+    with pytest.raises(DatasetError) as error:
+        api.run(RunSpec("sr-plus", dataset=spec, out=tmp_path / "run", **QUICK))
+    assert message in str(error.value) and "\n" not in str(error.value)
+    assert not (tmp_path / "run").exists()
 
 
-def test_score_refuses_a_directory_without_a_run(tmp_path, capsys):
-    assert main(["score", str(tmp_path)]) == 2
-    assert "no finished run" in capsys.readouterr().err
+def test_score_refuses_a_directory_without_a_run(tmp_path):
+    with pytest.raises(ValueError, match="no finished run"):
+        api.score([tmp_path])

@@ -23,7 +23,6 @@ the registered metrics and writes ``results.json``: the same figures as one proc
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Optional
 
@@ -31,35 +30,11 @@ import torch
 
 from benchmark import metrics
 from benchmark.metrics import registry
-from benchmark.metrics.context import RANDOM_NOTE, ScoringContext
+from benchmark.metrics.context import ScoringContext
 from benchmark.metrics.registry import TEXT_TO_IMAGE, Metric, MetricValue, NotApplicable
 from benchmark.metrics.weights import MissingWeightsError, require_weights
 from benchmark.runs.records import read_json, write_json
 from benchmark.runs.shard import Shard, current
-
-__all__ = ["METRICS", "RANDOM_NOTE", "ScoringContext", "ScoringError", "check_weights", "metrics_profile", "score",
-           "score_run"]
-
-
-class _MetricNames(Sequence):
-    """The names of the registered metrics, in order, read live from the registry: iterate it as the old
-    tuple, or call it (``METRICS()``); prefer :func:`benchmark.metrics.registry.metric_names`."""
-
-    def __call__(self) -> tuple[str, ...]:
-        return registry.metric_names()
-
-    def __getitem__(self, index):
-        return registry.metric_names()[index]
-
-    def __len__(self) -> int:
-        return len(registry.metric_names())
-
-    def __repr__(self) -> str:
-        return repr(registry.metric_names())
-
-
-METRICS = _MetricNames()
-
 
 class ScoringError(ValueError):
     """A directory that cannot be scored; the message says why."""

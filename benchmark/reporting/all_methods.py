@@ -17,7 +17,7 @@ from baselines.registry import methods
 from benchmark.reporting import paper
 from benchmark.reporting.model_tables import (_how, _measured, _notes, _paper, _score, _section, extra_cells,
                                               extra_scores, pick)
-from benchmark.runs.records import task_of
+from benchmark.metrics.registry import run_task
 
 CAPTION = ("One row per method with runs on this data set build (built-in or a plugin's; `origin` says which), "
            "at whatever sizes its runs have; where several runs of a method fit, the one with the most images, "
@@ -54,7 +54,7 @@ def all_methods(results: list[dict]) -> str:
             result = pick(by_method[method])
             shown.append(result)
             figures = _paper_figures(name, method)
-            rows.append({"method": method, "origin": _origin(result), "task": task_of(result),
+            rows.append({"method": method, "origin": _origin(result), "task": run_task(result),
                          "FID↓": _score(result, "fid"), **extra_cells(result, extras),
                          "IS↑": _score(result, "inception_score"), "CLIP↑": _score(result, "clip_score"),
                          "seam score": _score(result, "seam_score", 3), **_measured(result),

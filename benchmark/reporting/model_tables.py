@@ -23,14 +23,12 @@ from benchmark.reporting import paper
 from benchmark.reporting.ceilings import max_res, shown_ceiling
 from benchmark.reporting.oom import OOM, finished, is_oom, oom_note
 from benchmark.reporting.plots import memory_and_time_against_side
-from benchmark.runs.records import task_of
+from benchmark.metrics.registry import TEXT_TO_IMAGE, report_columns, run_task
 from benchmark.reporting.provenance import NOT_RUN, NOT_SCORED, ceiling_provenance, model_provenance
 
 PICK_RULE = "most images, then newest"
 NO_PAPER_FIGURES = "The paper has no figures for this data set (it reports MA-LAION-COCO and MA-COCO)."
 MIB_PER_GIB = 1024
-#: Scores that get a column where a table's runs have them: (key in scores, column, digits).
-EXTRA_SCORES = (("kid", "KID↓", 4), ("fid_patch", "patch FID↓", 2), ("kid_patch", "patch KID↓", 4))
 
 
 @dataclass(frozen=True)
@@ -93,8 +91,9 @@ def _score(result: Optional[dict], metric: str, digits: int = 2) -> str:
 
 
 def extra_scores(runs: list[dict]) -> list[tuple[str, str, int]]:
-    """The scores of EXTRA_SCORES that any of ``runs`` has (runs scored before they existed have none)."""
-    return [extra for extra in EXTRA_SCORES if any(extra[0] in (r.get("scores") or {}) for r in runs)]
+    """The registered metrics with a report column (their ``column``) that any of ``runs`` has: (key in scores,
+    column, digits); runs scored before a metric existed have none."""
+    return [extra for extra in report_columns() if any(extra[0] in (r.get("scores") or {}) for r in runs)]
 
 
 def extra_cells(result: Optional[dict], extras: list[tuple[str, str, int]]) -> dict:
@@ -120,7 +119,7 @@ def _notes(label: str, runs: list[dict], result: Optional[dict], metrics: tuple[
 
 
 def text_to_image(result: dict) -> bool:
-    return task_of(result) == "text-to-image"
+    return run_task(result) == TEXT_TO_IMAGE
 
 
 def _paper(value) -> str:

@@ -38,14 +38,14 @@ def memory_kinds(results: list[dict]) -> str:
 
 def has_random_weights(result: dict) -> bool:
     """Whether any stage ran on random weights (tiny, paper-arch): images without meaning."""
-    return any("random" in str(stage.get("weights", "")) for stage in result["weights"].values())
+    return any("random" in str(stage.get("weights", "")) for stage in (result.get("weights") or {}).values())
 
 
 def _weights(results: list[dict]) -> str:
     """Each stage's models and weights, and the ARAD LoRAs, over all runs of a table."""
-    stages = {name: distinct((f"{stage['model']} ({stage['weights']})" for r in results
-                              for stage_name, stage in r["weights"].items() if stage_name == name), " / ")
-              for name in sorted({name for r in results for name in r["weights"]})}
+    stages = {name: distinct((f"{stage.get('model', '?')} ({stage.get('weights', '?')})" for r in results
+                              for stage_name, stage in (r.get("weights") or {}).items() if stage_name == name), " / ")
+              for name in sorted({name for r in results for name in (r.get("weights") or {})})}
     parts = [f"{name} {models}" for name, models in stages.items()]
     loras = [r["lora"] for r in results if r.get("lora")]
     if loras:
@@ -58,7 +58,7 @@ def _weights(results: list[dict]) -> str:
 
 def _steps(result: dict) -> str:
     """Stage I / stage II steps, '–' for a stage the method does not have."""
-    return "/".join("–" if steps is None else str(steps) for steps in (result["steps"], result["sr_steps"]))
+    return "/".join("–" if steps is None else str(steps) for steps in (result.get("steps"), result.get("sr_steps")))
 
 
 def _convention(metric: str, convention: dict) -> str:

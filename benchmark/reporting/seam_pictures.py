@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from baselines.registry import methods, stage2_alone
+from baselines.registry import methods, oracle_method, stage2_alone
 from benchmark.metrics.images import to_rgb_array
 from benchmark.metrics.seams import squared_jumps, tile_borders
 from benchmark.oracle.study import study_rows

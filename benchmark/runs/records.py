@@ -86,11 +86,3 @@ def environment(device: torch.device) -> dict:
             "device": device_name(device), "device_type": device.type, "git": git_commit(),
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
 
-
-def task_of(results: dict) -> str:
-    """A model run's task, ``text-to-image`` or ``super-resolution``: recorded since the method registry;
-    before it, a super-resolution run's ``conditioning`` said so."""
-    if results.get("task"):
-        return results["task"]
-    return ("super-resolution" if str(results.get("conditioning", "")).startswith("the data set's LR")
-            else "text-to-image")

@@ -1,0 +1,180 @@
+"""A method and a metric from outside the package get everything a built-in one gets.
+
+Each test writes a plugin module into tmp_path (a method that paints seeded noise, so a run
+takes seconds, and a metric over its images) and brings it in through ``--include`` or an
+entry point of an installed distribution (a ``.dist-info`` folder on the path), without
+touching the package: ``list`` shows both, a run is measured and scored with the metric,
+``report`` has the method's row and the metric's column, ``baseline``/``compare`` track
+them and fail when the metric moves, and bad plugins get errors that name them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import textwrap
+
+import pytest
+
+from baselines.registry import get_method, methods, unregister_method
+from benchmark import api, guard, plugins
+from benchmark.cli import main
+from benchmark.errors import PluginError
+from benchmark.metrics.registry import metric_names, unregister_metric
+from benchmark.spec import RunSpec
+
+PLUGIN = '''
+import os
+
+import torch
+
+from baselines.registry import Method, register_method
+from benchmark.metrics.registry import MetricValue, register_metric
+
+
+class Noise:
+    """Seeded noise of exactly the size asked for; WRONG_WIDE makes wide samples one pixel short."""
+
+    def __init__(self, context):
+        self.context = context
+
+    def __call__(self, prompt, size, seeds, source=None):
+        height, width = size
+        if os.environ.get("{prefix}_WRONG_WIDE") and width > height:
+            width -= 1
+        image = torch.rand((1, 3, height, width), generator=seeds.generator("noise")) * 2 - 1
+        return image, {{"painted": "uniform noise"}}
+
+    def describe(self):
+        return {{"method": "{method}", "profile": self.context.profile, "weights": {{}}, "steps": None}}
+
+
+register_method(Method("{method}", "seeded noise: a plugin's method", lambda method, context: Noise(context)))
+
+
+@register_metric(applies_to=("text-to-image",), column="{metric}↑", tolerance={{"rel": 0.01}})
+def {metric}(context):
+    scale = float(os.environ.get("{prefix}_SCALE", "1"))
+    return MetricValue(scale * len(context.images), {{"library": "test plugin"}})
+'''
+
+
+@pytest.fixture
+def plugin(tmp_path, monkeypatch, request):
+    """A plugin module with a unique method and metric name; unregistered afterwards."""
+    tag = request.node.name.replace("test_", "").replace("_", "")[:24]
+    names = {"method": f"noise-{tag}", "metric": f"count_{tag}", "prefix": f"PLUGIN_{tag.upper()}"}
+    path = tmp_path / f"plugin_{tag}.py"
+    path.write_text(textwrap.dedent(PLUGIN.format(**names)))
+    monkeypatch.setattr(plugins, "_loaded", set())
+    monkeypatch.setattr(plugins, "_included_by", {})
+    yield {**names, "path": path}
+    unregister_method(names["method"])
+    if names["metric"] in metric_names():
+        unregister_metric(names["metric"])
+
+
+def _spec(plugin, tmp_path, **fields) -> RunSpec:
+    values = dict(profile="tiny", dataset="synthetic", limit=2, runs=tmp_path / "runs", progress=False,
+                  include=(str(plugin["path"]),))
+    return RunSpec(plugin["method"], **{**values, **fields})
+
+
+def test_an_included_plugin_is_listed_run_scored_and_reported(plugin, tmp_path):
+    listing = io.StringIO()
+    with contextlib.redirect_stdout(listing):
+        assert main(["list", "--include", str(plugin["path"])]) == 0
+    assert plugin["method"] in listing.getvalue() and plugin["metric"] in listing.getvalue()
+    assert get_method(plugin["method"]).origin.startswith("asd_bench_include_")
+
+    finished = api.run(_spec(plugin, tmp_path))
+    results = finished.results
+    assert results["finished_samples"] == 2 and results["seconds_per_image"] > 0
+    assert results["peak_memory_mib"] > 0 and results["task"] == "text-to-image"
+    assert results["method_origin"] == get_method(plugin["method"]).origin
+    assert results["scores"][plugin["metric"]] == 2.0
+    assert results["scores"]["fid"] is not None  # the built-in metrics too
+    assert all((finished.out / row["image"]).is_file() for row in results["per_image"])
+
+    written = api.report(tmp_path / "runs", tmp_path / "reports")
+    text = (tmp_path / "reports" / "tiny.md").read_text()
+    assert tmp_path / "reports" / "tiny.md" in written
+    row = next(line for line in text.splitlines() if line.startswith(f"| {plugin['method']} "))
+    assert "2.00" in row and f"{plugin['metric']}↑" in text  # the metric's column, filled
+
+
+def test_a_resumed_plugin_run_recomputes_nothing(plugin, tmp_path):
+    first = api.run(_spec(plugin, tmp_path, score=False))
+    image = first.out / first.results["per_image"][0]["image"]
+    made = image.stat().st_mtime_ns
+    again = api.run(_spec(plugin, tmp_path, score=False))
+    assert again.out == first.out and again.results["resumed_samples"] == 2
+    assert image.stat().st_mtime_ns == made
+
+
+def test_an_entry_point_registers_without_include(plugin, tmp_path, monkeypatch):
+    site = tmp_path / "site"
+    (site / "plugin_dist-0.1.dist-info").mkdir(parents=True)
+    (site / plugin["path"].name).write_text(plugin["path"].read_text())
+    module = plugin["path"].stem
+    (site / "plugin_dist-0.1.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: plugin-dist\n"
+                                                                 "Version: 0.1\n")
+    (site / "plugin_dist-0.1.dist-info" / "entry_points.txt").write_text(
+        f"[asd_bench.methods]\n{plugin['method']} = {module}\n\n[asd_bench.metrics]\n{plugin['metric']} = {module}\n")
+    monkeypatch.syspath_prepend(str(site))
+    assert plugin["method"] not in methods()
+    finished = api.run(_spec(plugin, tmp_path, include=()))
+    assert plugin["method"] in methods() and get_method(plugin["method"]).origin == module
+    assert finished.results["scores"][plugin["metric"]] == 2.0
+
+
+def test_the_guard_tracks_a_plugin_and_fails_when_its_metric_moves(plugin, tmp_path, monkeypatch):
+    baseline = guard.baseline("tiny", tmp_path / "suite", tmp_path / "baseline.json", methods=[plugin["method"]],
+                              include=[str(plugin["path"])])
+    stored = json.loads(baseline.read_text())
+    (step,) = stored["suite"]  # the suite, as specifications, names the plugin to include again
+    assert step["verb"] == "run" and step["spec"]["method"] == plugin["method"]
+    assert step["spec"]["include"] == [str(plugin["path"])]
+    key = f"{plugin['method']}/tiny"
+    assert stored["runs"][key][f"scores.{plugin['metric']}"] == 2.0
+    assert all(check.ok for check in guard.check(baseline, tmp_path / "suite", run=False))
+
+    monkeypatch.setenv(f"{plugin['prefix']}_SCALE", "1.5")
+    api.score([tmp_path / "suite" / "tiny" / plugin["method"] / path.name
+               for path in (tmp_path / "suite" / "tiny" / plugin["method"]).iterdir()])
+    failed = [check for check in guard.check(baseline, tmp_path / "suite", run=False) if not check.ok]
+    assert [(check.run, check.figure) for check in failed] == [(key, f"scores.{plugin['metric']}")]
+
+
+def test_a_sample_of_the_wrong_size_is_recorded_as_failed_and_the_run_goes_on(plugin, tmp_path, monkeypatch):
+    monkeypatch.setenv(f"{plugin['prefix']}_WRONG_WIDE", "1")
+    results = api.run(_spec(plugin, tmp_path, limit=3, score=False)).results
+    rows = results["per_image"]
+    wide = [row for row in rows if row["size"][1] > row["size"][0]]
+    assert wide and all(row["status"] == "failed" and "returned an image of shape" in row["error"] for row in wide)
+    assert results["failed_samples"] == len(wide) and results["finished_samples"] == 3 - len(wide) > 0
+
+
+def test_a_plugin_that_does_not_import_is_named_with_its_error(tmp_path, monkeypatch):
+    broken = tmp_path / "broken_plugin.py"
+    broken.write_text("import a_module_that_is_not_there\n")
+    monkeypatch.setattr(plugins, "_loaded", set())
+    with pytest.raises(PluginError, match=r"broken_plugin\.py.*does not import.*a_module_that_is_not_there"):
+        api.run(RunSpec("asd", include=(str(broken),)))
+    with pytest.raises(PluginError, match=r"'no_such_plugin_module' does not import: ModuleNotFoundError"):
+        plugins.include(["no_such_plugin_module"])
+    errors = io.StringIO()
+    with contextlib.redirect_stderr(errors):
+        assert main(["list", "--include", str(broken)]) == 2
+    assert "broken_plugin.py" in errors.getvalue()
+
+
+def test_a_method_whose_name_clashes_with_a_built_in_is_refused_by_name(tmp_path, monkeypatch):
+    clash = tmp_path / "clash_plugin.py"
+    clash.write_text("from baselines.registry import Method, register_method\n"
+                     "register_method(Method('asd', 'mine', lambda method, context: None))\n")
+    monkeypatch.setattr(plugins, "_loaded", set())
+    with pytest.raises(PluginError, match=r"clash_plugin\.py.*method 'asd' from .* clashes with the built-in"):
+        plugins.include([str(clash)])
+    assert get_method("asd").built_in
