@@ -12,6 +12,8 @@ import pytest
 from PIL import Image
 
 import benchmark.metrics as metrics
+from benchmark.spec import RunSpec
+from benchmark import api
 from benchmark.cli import main
 from benchmark.metrics import PatchProtocol
 from datasets_fixtures import gradient, make_dataset
@@ -94,8 +96,7 @@ SIZES = [(320, 640), (384, 384), (320, 640), (256, 256)]
 def patch_run(tmp_path_factory):
     dataset = make_dataset(tmp_path_factory.mktemp("patches"), SIZES, name="patchset")
     out = tmp_path_factory.mktemp("runs") / "sr-plus"
-    assert main(["run", "--method", "sr-plus", "--dataset", str(dataset), "--limit", "4", "--out", str(out),
-                 "--steps", "1", "--no-progress"]) == 0
+    api.run(RunSpec("sr-plus", dataset=str(dataset), limit=4, out=out, steps=1, progress=False))
     return out
 
 
@@ -121,17 +122,26 @@ def test_a_run_records_patch_scores_their_protocol_and_the_reference_resolution(
 
 def test_score_with_another_protocol_records_it(patch_run):
     grid = _results(patch_run)["scores"]
-    assert main(["score", str(patch_run), "--patch-protocol", "random:3:7"]) == 0
+    (finished,) = api.score([patch_run], patch_protocol="random:3:7")
+    assert finished.results == _results(patch_run)
     results = _results(patch_run)
     assert results["scores"]["patch_protocol"] == "random:3:7"
     assert results["metric_conventions"]["kid_patch"]["generated_crops"]["crops"] == 9  # 3 of 4 images hold one
     assert results["metric_conventions"]["fid_patch"]["crops"] == PatchProtocol.parse("random:3:7").as_dict()
     assert results["scores"]["fid"] == grid["fid"] and results["scores"]["fid_patch"] != grid["fid_patch"]
-    assert main(["score", str(patch_run)]) == 0  # back to grid: the same numbers as before
+    api.score([patch_run])  # back to grid: the same numbers as before
     assert _results(patch_run)["scores"] == grid
 
 
 def test_a_bad_protocol_is_refused_before_anything_runs(capsys):
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exit:  # the command line refuses it while parsing
         main(["score", "nowhere", "--patch-protocol", "random:0"])
-    assert "random:K" in capsys.readouterr().err
+    assert exit.value.code == 2 and "random:K" in capsys.readouterr().err
+
+
+def test_a_bad_protocol_is_refused_by_the_api_before_a_run_is_made(tmp_path):
+    with pytest.raises(ValueError, match="random:K"):
+        PatchProtocol.parse("random:0")
+    with pytest.raises(ValueError, match="random:K"):
+        api.run(RunSpec("sr-plus", patch_protocol="random:0", out=tmp_path / "run", progress=False))
+    assert not (tmp_path / "run").exists()
