@@ -6,13 +6,14 @@ import json
 import pytest
 import torch
 
-from baselines.methods import backbone_needs, stage2_backbone
-from baselines.models import WeightPaths
+from baselines.pipeline import backbone_needs, stage2_backbone
+from baselines.models import MissingWeightsError, WeightPaths
 from baselines.stablesr.architecture import TINY, build_networks
 from baselines.stablesr.loading import save_released
-from benchmark.cli import main
+from benchmark import api
+from benchmark.spec import RunSpec
 
-FAST = ["--limit", "1", "--sr-steps", "2", "--no-score", "--no-progress"]
+FAST = dict(limit=1, sr_steps=2, score=False, progress=False)
 
 
 def results(out):
@@ -25,8 +26,7 @@ def stage2_records(out):
 
 def test_asd_runs_on_stablesr_and_names_it(tmp_path):
     out = tmp_path / "asd"
-    assert main(["run", "--method", "asd", "--backbone", "stablesr", "--steps", "1", "--size", "256x512",
-                 "--out", str(out)] + FAST) == 0
+    api.run(RunSpec("asd", backbone="stablesr", steps=1, size=(256, 512), out=out, **FAST))
     found = results(out)
     assert found["backbone"] == "StableSR"
     assert found["weights"]["stage2"]["cfw_weight"] == 0.5 and found["weights"]["stage2"]["latent_factor"] == 8
@@ -38,9 +38,8 @@ def test_asd_runs_on_stablesr_and_names_it(tmp_path):
 @pytest.mark.parametrize("tiling", ["nonoverlap", "explicit", "implicit"])
 def test_fstd_runs_on_stablesr_with_every_tiling(tmp_path, tiling):
     out = tmp_path / tiling
-    assert main(["run", "--method", "fstd", "--profile", "tiny", "--backbone", "stablesr", "--tiling", tiling,
-                 "--size", "256x512", "--tile", "32", "--overlap", "16", "--offset-range", "16",
-                 "--out", str(out)] + FAST) == 0
+    api.run(RunSpec("fstd", "tiny", backbone="stablesr", tiling=tiling, size=(256, 512), tile=32, overlap=16,
+                    offset_range=16, out=out, **FAST))
     (record,) = stage2_records(out)
     assert record["latent_size"] == [32, 64]
     assert record["tile_plan"]["tiles_per_step"] == {"nonoverlap": 2, "implicit": 2, "explicit": 3}[tiling]  # Eq. 4
@@ -48,10 +47,12 @@ def test_fstd_runs_on_stablesr_with_every_tiling(tmp_path, tiling):
 
 
 def test_runs_on_each_backbone_go_to_different_folders(tmp_path):
-    assert main(["run", "--method", "fstd", "--profile", "tiny", "--backbone", "stablesr", "--size", "128x128",
-                 "--runs", str(tmp_path), "--cfw-weight", "0"] + FAST) == 0
+    finished = api.run(RunSpec("fstd", "tiny", backbone="stablesr", size=(128, 128), runs=tmp_path, cfw_weight=0,
+                               **FAST))
     (folder,) = (tmp_path / "tiny" / "fstd").iterdir()
-    assert folder.name.endswith("-stablesr-w0-seed0")
+    assert folder.name.endswith("-stablesr-w0-seed0") and finished.out == folder
+    api.run(RunSpec("fstd", "tiny", size=(128, 128), runs=tmp_path, **FAST))  # the x4 upscaler's
+    assert len(list((tmp_path / "tiny" / "fstd").iterdir())) == 2
 
 
 def test_backbone_choice_and_what_paper_needs(tmp_path):
@@ -64,18 +65,20 @@ def test_backbone_choice_and_what_paper_needs(tmp_path):
     assert backbone_needs(("sd21", "lora", "upscaler"), "stablesr") == ("sd21", "lora", "stablesr", "stablesr_vae")
 
 
-def test_a_backbone_for_a_method_without_stage_two_or_on_the_oracle_is_refused(capsys):
-    assert main(["run", "--method", "sr-plus", "--backbone", "stablesr"] + FAST) == 2
-    assert "sr-plus has no stage II" in capsys.readouterr().err
-    assert main(["run", "--method", "fstd", "--backbone", "stablesr", "--no-progress"]) == 2
-    assert "the oracle has no SR model; --backbone needs a model profile" in capsys.readouterr().err
+def test_a_backbone_for_a_method_without_stage_two_or_on_the_oracle_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="sr-plus has no stage II"):
+        api.run(RunSpec("sr-plus", backbone="stablesr", runs=tmp_path, **FAST))
+    with pytest.raises(ValueError, match="the oracle has no SR model; --backbone needs a model profile"):
+        api.run(RunSpec("fstd", backbone="stablesr", progress=False, runs=tmp_path))
+    assert not list(tmp_path.iterdir())
 
 
-def test_missing_stablesr_files_are_named(tmp_path, capsys):
-    assert main(["run", "--method", "fstd", "--profile", "paper", "--backbone", "stablesr",
-                 "--stablesr-ckpt", str(tmp_path / "nothing.ckpt"), "--size", "256x256"] + FAST) == 2
-    error = capsys.readouterr().err
-    assert "nothing.ckpt is not a file (from --stablesr-ckpt" in error and "--stablesr-vae or $ASD_STABLESR_VAE" in error
+def test_missing_stablesr_files_are_named(tmp_path):
+    with pytest.raises(MissingWeightsError) as error:
+        api.run(RunSpec("fstd", "paper", backbone="stablesr", stablesr_ckpt=str(tmp_path / "nothing.ckpt"),
+                        size=(256, 256), **FAST))
+    message = str(error.value)
+    assert "nothing.ckpt is not a file (from --stablesr-ckpt" in message and "--stablesr-vae or $ASD_STABLESR_VAE" in message
 
 
 @pytest.fixture(scope="module")
@@ -87,17 +90,16 @@ def released_files(tmp_path_factory):
 
 def test_the_paper_profile_runs_on_the_released_files_and_names_them(tmp_path, released_files):
     out = tmp_path / "paper"
-    assert main(["run", "--method", "fstd", "--profile", "paper", "--backbone", "stablesr",
-                 "--stablesr-ckpt", str(released_files["stablesr"]), "--stablesr-vae", str(released_files["cfw"]),
-                 "--size", "256x256", "--out", str(out)] + FAST) == 0
+    api.run(RunSpec("fstd", "paper", backbone="stablesr", stablesr_ckpt=str(released_files["stablesr"]),
+                    stablesr_vae=str(released_files["cfw"]), size=(256, 256), out=out, **FAST))
     stage2 = results(out)["weights"]["stage2"]
     assert stage2["files"] == {"stablesr": str(released_files["stablesr"]), "cfw": str(released_files["cfw"])}
     assert str(released_files["stablesr"]) in stage2["weights"] and "tiny configuration" in stage2["model"]
 
 
-def test_weights_lists_both_files_with_their_sha256(released_files, capsys):
-    main(["weights", "--profile", "paper", "--stablesr-ckpt", str(released_files["stablesr"]),
-          "--stablesr-vae", str(released_files["cfw"])])
-    listing = capsys.readouterr().out
+def test_weights_lists_both_files_with_their_sha256(released_files):
+    paths = RunSpec("fstd", stablesr_ckpt=str(released_files["stablesr"]),
+                    stablesr_vae=str(released_files["cfw"])).weight_paths()
+    listing, _ = api.weights("paper", paths)
     for path in released_files.values():
         assert hashlib.sha256(path.read_bytes()).hexdigest() in listing and str(path) in listing

@@ -14,15 +14,22 @@ from typing import Optional
 
 import pandas as pd
 
+from baselines.registry import methods
 from baselines.models import PATH_VARIABLES, STABLESR_FILES, WeightPaths, locate_piece
 from benchmark.metrics import uses_random_weights, weight_files
 from benchmark.metrics.weights import sha256_file
 
-MODEL_USES = {"sd21": "stage I of every method but fstd (SD 2.1-base)",
-              "upscaler": "stage II of sr-tile*, ar-tile, asd, fstd (SD x4 upscaler)",
-              "lora": "ARAD: ar-plus, ar-tile, asd",
-              "stablesr": "stage II with --backbone stablesr (the paper's; paper's default when both files are found)",
-              "stablesr_vae": "stage II with --backbone stablesr: the CFW decoder"}
+PIECE_NAMES = {"sd21": "stage I (SD 2.1-base)", "upscaler": "stage II (SD x4 upscaler)", "lora": "ARAD"}
+STABLESR_USES = {"stablesr": "stage II with --backbone stablesr (the paper's; paper's default when both files are found)",
+                 "stablesr_vae": "stage II with --backbone stablesr: the CFW decoder"}
+
+
+def model_uses(piece: str) -> str:
+    """What a weight piece is for: the registered methods that need it (StableSR's files: the backbone)."""
+    if piece in STABLESR_USES:
+        return STABLESR_USES[piece]
+    users = [method.name for method in methods().values() if piece in method.needs]
+    return f"{PIECE_NAMES[piece]}: {', '.join(users) or 'no registered method'}"
 
 
 @dataclass(frozen=True)
@@ -42,9 +49,9 @@ def model_rows(profile: str, paths: WeightPaths, hash_files: bool) -> list[Row]:
         needed = profile == "paper" and key not in STABLESR_FILES  # optional: the x4 upscaler stands in
         piece = locate_piece(key, paths)
         if not piece.weight_files:
-            rows.append(Row(piece.title, MODEL_USES[key], piece.where, False, needed, None))
+            rows.append(Row(piece.title, model_uses(key), piece.where, False, needed, None))
         for path in piece.weight_files:
-            rows.append(Row(f"{piece.title}: {path.relative_to(piece.folder)}", MODEL_USES[key],
+            rows.append(Row(f"{piece.title}: {path.relative_to(piece.folder)}", model_uses(key),
                             str(path), piece.present, needed,
                             sha256_file(path) if hash_files else None))
     return rows

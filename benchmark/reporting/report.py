@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from baselines.models import PROFILES as MODEL_PROFILES
+from baselines.registry import stage2_alone
 from benchmark.reporting import ceilings
 from benchmark.reporting.all_methods import all_methods
 from benchmark.reporting.model_tables import PICK_RULE, figure7, table1, table2, table3
@@ -55,7 +56,7 @@ def profile_report(results: list[dict], profile: str, figures: Path, ceilings: l
         "## Table 1 — full pipeline", "", table1(results, ceilings),
         "## Table 2 — stage I alone", "", table2(results),
         "## Table 3 — ARAD trained on 3 / 5 / 9 ratios", "", table3(results),
-        "## Tables 4, 6, 7 — stage II alone (`fstd`)", "", stage2_tables(results),
+        f"## Tables 4, 6, 7 — stage II alone (`{stage2_alone().name}`)", "", stage2_tables(results),
         "## Figure 7 — peak memory", "", figure7(results, profile, figures, ceilings),
         "## All methods, per data set", "", all_methods(results) or "No run on a data set.\n",
     ])

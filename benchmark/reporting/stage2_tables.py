@@ -105,10 +105,10 @@ def _block(backbone: Optional[str], group: Group, runs: list[dict]) -> str:
             rows.append({"tiling": label, **_ours(result, reference, extras), **_paper_figures(row)})
         tables += [f"#### {TITLES[table]}", "", pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True), ""]
     if unmatched:
-        notes.append(f"{len(unmatched)} fstd run(s) with tilings outside the paper's rows are not shown: "
+        notes.append(f"{len(unmatched)} {stage2_alone().name} run(s) with tilings outside the paper's rows are not shown: "
                      + ", ".join(sorted({repr(r['sr_tiling']) for r in unmatched})))
     caption = (f"Paper columns: {paper.SOURCE}; LPIPS legible only for the implicit rows, FID only for "
-               "the two implicit rows of Table 4. Our rows: `fstd` (stage II alone) on the data set's LR "
+               f"the two implicit rows of Table 4. Our rows: `{stage2_alone().name}` (stage II alone) on the data set's LR "
                "images against its HR images; tiles, overlaps and offset ranges are in the paper's latent px "
                f"(factor {paper.LATENT_FACTOR}: 64 = 512 image px), converted from the backbone's. Seconds "
                "are this device's wall time: compare the time ratios with the paper's, not the seconds. "
