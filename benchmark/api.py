@@ -18,7 +18,7 @@ from typing import Iterable, Optional
 import torch
 
 from baselines.models import WeightPaths, asd_cache_dir, load_text_to_image
-from baselines.registry import LoadContext, get_method
+from baselines.registry import LoadContext, Sampler, get_method
 from baselines.vae_tiling import VaeTiling
 from benchmark.errors import UsageError
 from benchmark.metrics.patches import DEFAULT_PROTOCOL as DEFAULT_PATCH_PROTOCOL
@@ -56,11 +56,14 @@ def device_of(name: str) -> torch.device:
     return device
 
 
-def run(spec: RunSpec) -> Finished:
-    """Run ``spec`` (resuming what its folder holds), then score it unless ``spec.score`` is False."""
+def run(spec: RunSpec, sampler: Optional[Sampler] = None) -> Finished:
+    """Run ``spec`` (resuming what its folder holds), then score it unless ``spec.score`` is False.
+
+    ``sampler``: the method's models, already loaded with the spec's settings (the GPU plan shares
+    them between runs); by default the method loads its own."""
     load_plugins(spec.include)
     spec = spec.resolved()
-    return _run_oracle(spec) if spec.oracle else _run_model(spec)
+    return _run_oracle(spec) if spec.oracle else _run_model(spec, sampler)
 
 
 def _run_oracle(spec: RunSpec) -> Finished:
@@ -72,7 +75,7 @@ def _run_oracle(spec: RunSpec) -> Finished:
     return Finished(out, runner.run(job, spec.limit, out, progress=spec.progress, budget=spec.budget()))
 
 
-def _run_model(spec: RunSpec) -> Finished:
+def _run_model(spec: RunSpec, sampler: Optional[Sampler]) -> Finished:
     method = get_method(spec.method)
     shard = current_shard(device_of(spec.device))  # under accelerate launch: this process's share of the run
     with shard.main_first():  # rank 0 builds a missing synthetic set, the others then read it
@@ -84,12 +87,13 @@ def _run_model(spec: RunSpec) -> Finished:
     device = shard.device(device_of(spec.device))
     budget = spec.budget()
     check_budget(budget, device)  # before the models are loaded
-    with shard.main_first():  # rank 0 trains a missing tiny LoRA as one process does, the others load it
-        sampler = method.load(method, LoadContext(spec.profile, spec.settings(), device, spec.weight_paths()))
+    if sampler is None:
+        with shard.main_first():  # rank 0 trains a missing tiny LoRA as one process does, the others load it
+            sampler = method.load(method, LoadContext(spec.profile, spec.settings(), device, spec.weight_paths()))
     if spec.score:
         check_weights(spec.profile)  # before any image is made
     out = spec.run_dir(plan.dataset, sampler.describe())
-    results = runner.run(ModelJob(method, sampler, plan, spec.seed, device), limit, out, progress=spec.progress,
+    results = runner.run(ModelJob(method, sampler, plan, spec.seed, device, profile=spec.profile), limit, out, progress=spec.progress,
                          budget=budget, shard=shard)
     if spec.score:
         results = score_run(out, device, spec.patch_protocol, shard)

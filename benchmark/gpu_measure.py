@@ -42,21 +42,21 @@ from typing import Callable, Optional
 import torch
 
 from baselines.fast_path import CUDA_ESTIMATES, DTYPES, FastPath, set_attention
-from baselines.models import WeightPaths, asd_cache_dir
+from baselines.models import WeightPaths
 from baselines.pipeline import AnySizePipeline
 from baselines.registry import LoadContext, get_method, in_plan, stage2_alone
 from baselines.settings import Settings
 from baselines.stage1 import guided
 from baselines.tiling import TiledDenoiser, tile_count
+from benchmark import api
 from benchmark.reporting.report import write_report
 from benchmark.runs import ceiling as ceiling_search
 from benchmark.runs.flops import (PEAK_SOURCE, count_flops, dense_fp16_peak, matmul_flops_per_second,
                                   seconds_per_call)
 from benchmark.runs.measure import MemoryBudget
-from benchmark.runs.model_job import ModelJob
 from benchmark.runs.records import device_name, environment, write_json
-from benchmark.runs.runner import run
-from benchmark.runs.samples import DEFAULT_DATASET, plan_samples
+from benchmark.runs.samples import DEFAULT_DATASET
+from benchmark.spec import RunSpec
 
 PROMPT = ceiling_search.PROMPT
 FSTD_TILINGS = ("nonoverlap", "explicit", "implicit")
@@ -258,15 +258,17 @@ def _compiled(pipeline: AnySizePipeline, side: int, device: torch.device, plan: 
             **timed(step, device, plan.repeats)}
 
 
-def _run(pipeline: AnySizePipeline, plan_samples_of, out: Path, device: torch.device) -> dict:
-    results = run(ModelJob(pipeline.method, pipeline, plan_samples_of, 0, device), 1, out, progress=False)
+def _run(spec: RunSpec, sampler: Optional[AnySizePipeline] = None) -> dict:
+    """One run through the API, unscored (random weights); ``sampler``: models loaded once for several runs."""
+    finished = api.run(replace(spec, limit=1, score=False, progress=False), sampler)
+    results = finished.results
     return {"method": results["method"], "size": results["per_image"][0]["size"],
             "status": results["per_image"][0]["status"], "seconds_per_image": results["seconds_per_image"],
             "peak_memory_mib": results["peak_memory_mib"], "oom_peak_memory_mib": results["oom_peak_memory_mib"],
             "warm_up_seconds": results["warm_up_seconds"],
             "stage1_unet_calls": results["stage1_unet_calls_per_image"],
             "stage2_denoiser_calls": results["stage2_denoiser_calls_per_image"],
-            "tiling": (results.get("sr_tiling") or {}).get("strategy"), "run_dir": str(out)}
+            "tiling": (results.get("sr_tiling") or {}).get("strategy"), "run_dir": str(finished.out)}
 
 
 def method_runs(pipelines: dict, plan: Plan, device: torch.device, runs: Path, clock: Clock) -> list[dict]:
@@ -274,19 +276,19 @@ def method_runs(pipelines: dict, plan: Plan, device: torch.device, runs: Path, c
     for side in plan.sizes:
         for name in pipelines:
             if clock.allows(f"{name} at {side}²", 20 if device.type == "cuda" else 1):
-                samples = plan_samples(None, asd_cache_dir() / "datasets", PROMPT, (side, side))
-                rows.append(_run(pipelines[name], samples, runs / plan.profile / name / f"{side}x{side}", device))
+                spec = RunSpec(name, plan.profile, prompt=PROMPT, size=(side, side), steps=plan.steps,
+                               sr_steps=plan.sr_steps, device=str(device), out=runs / plan.profile / name / f"{side}x{side}")
+                rows.append(_run(spec, pipelines[name]))
     return rows
 
 
-def table4_runs(settings: Settings, plan: Plan, device: torch.device, runs: Path, clock: Clock) -> list[dict]:
+def table4_runs(plan: Plan, device: torch.device, runs: Path, clock: Clock) -> list[dict]:
     method, side, rows = stage2_alone(), plan.sizes[0], []
-    samples = plan_samples(DEFAULT_DATASET, asd_cache_dir() / "datasets", None, (side, side))
     for strategy in FSTD_TILINGS:
         if clock.allows(f"{method.name} {strategy} at {side}²", 15 if device.type == "cuda" else 1):
-            context = LoadContext(plan.profile, replace(settings, sr_strategy=strategy), device, WeightPaths())
-            rows.append(_run(method.load(method, context), samples,
-                             runs / plan.profile / method.name / f"{side}x{side}-{strategy}", device))
+            rows.append(_run(RunSpec(method.name, plan.profile, dataset=DEFAULT_DATASET, size=(side, side),
+                                     sr_steps=plan.sr_steps, tiling=strategy, device=str(device),
+                                     out=runs / plan.profile / method.name / f"{side}x{side}-{strategy}")))
     baseline = next((r["seconds_per_image"] for r in rows if r["tiling"] == "nonoverlap"), None)
     for row in rows:
         row["time_vs_no_overlap"] = row["seconds_per_image"] / baseline if baseline and row["seconds_per_image"] else None
@@ -371,7 +373,7 @@ def measure(plan: Plan, out: Path) -> dict:
     summary["method_runs"] = method_runs(pipelines, plan, device, runs, clock)
     save("method runs")
     say("Table 4: stage II alone")
-    summary["table4"] = table4_runs(settings, plan, device, runs, clock)
+    summary["table4"] = table4_runs(plan, device, runs, clock)
     save("Table 4")
     del pipelines, direct
     if device.type == "cuda":

@@ -49,6 +49,7 @@ class ModelJob:
     seed: int = 0
     device: torch.device = torch.device("cpu")
     warm_up_seconds: Optional[float] = None  # compilation included, with --compile
+    profile: Optional[str] = None  # for a sampler whose description does not say it
 
     @property
     def stage_two_alone(self) -> bool:
@@ -56,7 +57,7 @@ class ModelJob:
 
     def parameters(self) -> dict:
         origin = {} if self.method.built_in else {"method_origin": self.method.origin}
-        return {**self.pipeline.describe(), "method": self.method.name, "task": self.method.task, **origin,
+        return {"profile": self.profile, **self.pipeline.describe(), "method": self.method.name, "task": self.method.task, **origin,
                 "seed": self.seed, "device_type": self.device.type, **self.plan.as_record(),
                 "conditioning": ("the data set's LR images (or HR downscaled by the SR factor)"
                                  if self.stage_two_alone else "captions")}
