@@ -29,6 +29,16 @@ RULES = (
     ("baselines.tiling", "diffusers", "the tiling engine is plain tensor code"),
     ("baselines.tiled_sampling", "diffusers", "the sampling loop takes any scheduler object"),
     ("benchmark.runs", "benchmark.reporting", "a run does not depend on how it is shown"),
+    ("benchmark.runs", "benchmark.api", "the runner sits below the API"),
+    ("benchmark.metrics", "benchmark.reporting", "the metric registry sits below the reports"),
+    ("benchmark.metrics", "benchmark.cli", "the metric registry sits below the command line"),
+    ("benchmark.reporting", "benchmark.api", "reports read results, they run nothing"),
+    ("benchmark.reporting", "benchmark.cli", "reports sit below the command line"),
+    ("benchmark.api", "benchmark.cli", "the API sits below the command line, which only parses into it"),
+    ("benchmark.guard", "benchmark.cli", "the guard calls the API, not the command line"),
+    ("benchmark.spec", "benchmark.cli", "the run specification sits below the command line"),
+    ("benchmark.plugins", "benchmark.cli", "plugins load below the command line"),
+    ("benchmark.gpu_measure", "benchmark.cli", "the GPU plan calls the API, not the command line"),
 )
 
 
@@ -125,6 +135,11 @@ def _tree(tmp_path: Path, files: dict[str, str]) -> Path:
     ({"benchmark/runs/__init__.py": "", "benchmark/runs/runner.py": "from ..reporting import plots\n",
       "benchmark/reporting/__init__.py": "", "benchmark/reporting/plots.py": ""},
      "benchmark.runs.runner reaches benchmark.reporting"),
+    ({"benchmark/api.py": "def run():\n    from benchmark.cli import main\n", "benchmark/cli/__init__.py": ""},
+     "benchmark.api reaches benchmark.cli"),
+    ({"benchmark/metrics/__init__.py": "", "benchmark/metrics/registry.py": "from benchmark.reporting import report\n",
+      "benchmark/reporting/__init__.py": "", "benchmark/reporting/report.py": ""},
+     "benchmark.metrics.registry reaches benchmark.reporting"),
 ])
 def test_each_rule_catches_an_import_that_breaks_it(tmp_path, files, expected):
     found = violations(_tree(tmp_path, files))
