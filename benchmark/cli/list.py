@@ -25,16 +25,16 @@ def command(args: argparse.Namespace) -> int:
     load_plugins(args.include)
     print("commands:")
     for verb in VERBS:
-        print(f"  {verb.NAME:14s} {verb.HELP}")
+        print(f"  {verb.NAME:16s} {verb.HELP}")
     print("methods:")
     for method in methods().values():
-        print(f"  {method.name:14s} {method.summary}" + ("" if method.built_in else f" [{method.origin}]"))
+        print(f"  {method.name:16s} {method.summary}" + ("" if method.built_in else f" [{method.origin}]"))
     print("metrics:")
     for metric in metrics():
         applies = " and ".join(sorted(metric.applies_to))
-        print(f"  {metric.name:14s} {applies}" + (", against references" if metric.needs_references else "")
+        print(f"  {metric.name:16s} {applies}" + (", against references" if metric.needs_references else "")
               + ("" if metric.origin == "built-in" else f" [{metric.origin}]"))
     print("profiles:")
     for name, text in PROFILES.items():
-        print(f"  {name:14s} {text}")
+        print(f"  {name:16s} {text}")
     return 0
