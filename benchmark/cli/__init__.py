@@ -29,7 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m benchmark",
         description="Benchmark any-size text-to-image methods (Any-Size-Diffusion, its baselines and your own): "
-                    "run, measure, score, report. Every verb is one call of the Python API, benchmark.api (README, "Python API and your own methods").")
+                    "run, measure, score, report. Every verb is one call of the Python API, benchmark.api "
+                    "(README, 'Python API and your own methods').")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for verb in VERBS:
         verb.add_arguments(commands.add_parser(verb.NAME, help=verb.HELP))
