@@ -21,7 +21,7 @@ from baselines.models import WeightPaths, asd_cache_dir, load_text_to_image
 from baselines.registry import LoadContext, Sampler, get_method
 from baselines.vae_tiling import VaeTiling
 from benchmark.errors import UsageError
-from benchmark.metrics.patches import DEFAULT_PROTOCOL as DEFAULT_PATCH_PROTOCOL
+from benchmark.metrics.patches import DEFAULT_PROTOCOL as DEFAULT_PATCH_PROTOCOL, PatchProtocol
 from benchmark.metrics.scoring import check_weights, score_run
 from benchmark.metrics.weights_listing import listing
 from benchmark.oracle.job import OracleFSTDJob
@@ -192,7 +192,11 @@ def tables(profile: str = "tiny", dataset: str = DEFAULT_DATASET, limit: Optiona
     """Every run behind Tables 1-4, 6, 7 and Figure 7 on a model profile (finished runs reused), then the
     report. On tiny, Table 3's LoRAs are trained here unless given; elsewhere only the given ones run."""
     load_plugins(include)
-    check_model_profile(profile, "profile for tables (the oracle's come from `study`)")
+    if profile == "oracle":
+        raise UsageError("tables are made on a model profile; the oracle's tables come from `python -m benchmark study`")
+    check_model_profile(profile)
+    MemoryBudget.parse(memory_budget) if memory_budget else None  # bad input refused before any LoRA is trained
+    PatchProtocol.parse(patch_protocol)
     shard = current_shard(device_of(device))
     loras = dict(loras or {})
     if profile == "tiny" and not loras:

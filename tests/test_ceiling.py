@@ -9,6 +9,7 @@ import pytest
 
 from helpers import CPU
 
+from benchmark import api
 from benchmark.cli import main
 from benchmark.runs import ceiling
 from benchmark.runs.ceiling import CeilingError, TrialResult, find_ceiling, subprocess_trial
@@ -93,9 +94,15 @@ def test_the_verb_writes_every_trial_resumes_and_prints_the_ceiling_last(tmp_pat
         return run_trial
 
     monkeypatch.setattr(ceiling, "subprocess_trial", fake_subprocess_trial)
-    command = ["ceiling", "--method", "asd", "--budget", "4GiB", "--max-side", "8192", "--runs", str(tmp_path)]
-    assert main(command) == 0
-    printed = capsys.readouterr().out.strip().splitlines()
+
+    def search(max_side):
+        logged = []
+        finished = api.ceiling("asd", budget="4GiB", max_side=max_side, runs=tmp_path, log=logged.append)
+        assert finished.out == tmp_path / "ceiling" / "tiny" / "asd-4GiB"
+        assert finished.results == json.loads((finished.out / "ceiling.json").read_text())
+        return logged + ceiling.summary_lines(finished.results)  # what the verb prints
+
+    printed = search(8192)
     assert printed[-1] == "ceiling asd on tiny under 4GiB: 2560 px"
     assert made == [512, 1024, 2048, 4096, 3072, 2560]
     assert sum("out of memory" in line for line in printed) == 2
@@ -112,17 +119,50 @@ def test_the_verb_writes_every_trial_resumes_and_prints_the_ceiling_last(tmp_pat
 
     # again: every trial is reused from ceiling.json, none is run
     made.clear()
-    assert main(command) == 0
-    printed = capsys.readouterr().out.strip().splitlines()
+    printed = search(8192)
     assert made == [] and printed[-1] == "ceiling asd on tiny under 4GiB: 2560 px"
     assert sum("reused from ceiling.json" in line for line in printed) == 6
 
     # a larger cap goes on from the trials on disk; a cap that completes says "at least"
-    assert main(["ceiling", "--method", "asd", "--budget", "4GiB", "--max-side", "2048",
-                 "--runs", str(tmp_path)]) == 0
-    printed = capsys.readouterr().out.strip().splitlines()
+    printed = search(2048)
     assert made == [] and printed[-1] == "ceiling asd on tiny under 4GiB: at least 2048 px"
     assert json.loads(path.read_text())["ceiling_is_lower_bound"] is True
+
+
+def test_the_verb_prints_the_ceiling_last(tmp_path, capsys, monkeypatch):
+    def fake_subprocess_trial(method, profile, budget, device, trials_dir, extra=(), timeout=None):
+        return Threshold(1024)
+
+    monkeypatch.setattr(ceiling, "subprocess_trial", fake_subprocess_trial)
+    assert main(["ceiling", "--method", "asd", "--budget", "4GiB", "--max-side", "4096", "--runs", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert printed[-1] == "ceiling asd on tiny under 4GiB: 1024 px"
+    assert any(str(tmp_path / "ceiling" / "tiny" / "asd-4GiB" / "ceiling.json") in line for line in printed)
+
+
+def test_the_weight_paths_and_plugins_go_to_every_trial(tmp_path, monkeypatch):
+    seen = {}
+
+    def fake_subprocess_trial(method, profile, budget, device, trials_dir, extra=(), timeout=None):
+        seen["extra"] = extra
+        return Threshold(512)
+
+    monkeypatch.setattr(ceiling, "subprocess_trial", fake_subprocess_trial)
+    api.ceiling("asd", budget="4GiB", max_side=1024, runs=tmp_path, weights={"lora": "/some/lora"},
+                log=lambda _: None)
+    assert seen["extra"] == ("--lora", "/some/lora")
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (dict(budget="lots"), "memory budget 'lots' is not a size with a unit"),
+    (dict(min_side=500), "--min-side 500 is not a positive multiple of 512"),
+    (dict(method="sdxl"), "unknown method 'sdxl'"),
+])
+def test_bad_input_is_refused_before_any_trial(tmp_path, monkeypatch, arguments, message):
+    monkeypatch.setattr(ceiling, "subprocess_trial", lambda *a, **k: pytest.fail("a trial ran"))
+    with pytest.raises(ValueError, match=message):
+        api.ceiling(**{"method": "asd", "runs": tmp_path, "log": lambda _: None, **arguments})
+    assert not list(tmp_path.iterdir())
 
 
 def test_a_search_with_another_device_is_not_mixed_in(tmp_path):

@@ -179,7 +179,7 @@ def test_the_run_verb_prints_its_figures_and_writes_the_run(tmp_path, capsys):
     (["run", "--method", "asd", "--tiling", "explicit"], "asd fixes its own (implicit)"),
     (["run", "--memory-budget", "lots"], "memory budget 'lots' is not a size with a unit"),
     (["score", "RUNS"], "no finished run"),
-    (["tables", "--profile", "oracle"], "unknown profile for tables"),
+    (["tables", "--profile", "oracle"], "tables are made on a model profile"),
     (["study", "--profile", "tiny"], "the tiling study runs on the oracle profile only"),
     (["ceiling", "--method", "asd", "--budget", "lots"], "memory budget 'lots' is not a size with a unit"),
     (["report"], "no finished runs under"),

@@ -13,13 +13,14 @@ from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
 from PIL import Image
 
 from baselines.fast_path import CPU_DEFAULTS, CUDA_DEFAULTS, CUDA_ESTIMATES, FastPath
-from baselines.methods import Settings, get_method, load_pipeline
+from baselines.settings import Settings
 from baselines.models import load_text_to_image, load_upscaler
 from baselines.stage1 import guided
 from baselines.stage2 import X4UpscalerBackbone
 from baselines.tiling import TiledDenoiser, TilingConfig
-from benchmark.cli import main
-from helpers import CPU
+from benchmark import api
+from benchmark.spec import RunSpec
+from helpers import CPU, load_sampler
 
 #: fp32 settings change only the order of float operations: rounding (1.2e-7) through tens of
 #: layers, amplified by the guidance scale 7.5 in stage I; a wrong setting moves outputs by O(1).
@@ -73,7 +74,7 @@ def test_cpu_defaults_are_todays_behaviour_and_cuda_defaults_are_documented_esti
     record = cuda.as_record(torch.device("cuda"), FastPath(attention="classic"))
     assert record["given"] == ["attention"] and "estimate" in record["defaults"]
 
-    pipeline = load_pipeline(get_method("sr-tile-plus"), "tiny", Settings(steps=1, sr_steps=1), CPU)
+    pipeline = load_sampler("sr-tile-plus", Settings(steps=1, sr_steps=1))
     for unet in (pipeline.text_to_image.unet, pipeline.backbone.models.unet):
         assert all(type(p) is AttnProcessor2_0 for p in unet.attn_processors.values())  # diffusers' own default
         assert unet.dtype == torch.float32 and all(p.is_contiguous() for p in unet.parameters())
@@ -145,18 +146,18 @@ def _image(run_dir) -> np.ndarray:
         return np.asarray(image, dtype=np.int16)
 
 
-def _run(tmp_path, *flags) -> tuple[dict, np.ndarray]:
+def _run(tmp_path, **fields) -> tuple[dict, np.ndarray]:
     before = set(tmp_path.glob("tiny/sr-tile-plus/*"))
-    assert main(["run", "--method", "sr-tile-plus", "--size", "256x256", "--prompt", "a lighthouse",
-                 "--steps", "1", "--sr-steps", "2", "--tile", "16", "--offset-range", "8", "--no-score", "--no-progress",
-                 "--runs", str(tmp_path), *flags]) == 0
+    finished = api.run(RunSpec("sr-tile-plus", size=(256, 256), prompt="a lighthouse", steps=1, sr_steps=2, tile=16,
+                               offset_range=8, score=False, progress=False, runs=tmp_path, **fields))
     (out,) = set(tmp_path.glob("tiny/sr-tile-plus/*")) - before  # each setting has its own run directory
+    assert finished.out == out
     return json.loads((out / "results.json").read_text()), _image(out)
 
 
 def test_results_record_every_setting_and_the_images_stay_equal(tmp_path):
     default, default_image = _run(tmp_path)
-    results, image = _run(tmp_path, "--tile-batch-size", "3", "--attention", "classic", "--channels-last")
+    results, image = _run(tmp_path, tile_batch_size=3, attention="classic", channels_last=True)
     fast = results["fast_path"]
     assert (fast["attention"], fast["channels_last"], fast["compile"], fast["dtype"]) == ("classic", True, False, "fp32")
     assert sorted(fast["given"]) == ["attention", "channels_last"]
@@ -168,8 +169,7 @@ def test_results_record_every_setting_and_the_images_stay_equal(tmp_path):
 
 
 def test_reduced_precision_keeps_the_x4_vae_in_fp32_and_says_so():
-    pipeline = load_pipeline(get_method("sr-tile-plus"), "tiny",
-                             Settings(steps=1, sr_steps=1, fast_path=FastPath(dtype="bf16")), CPU)
+    pipeline = load_sampler("sr-tile-plus", Settings(steps=1, sr_steps=1, fast_path=FastPath(dtype="bf16")))
     described = pipeline.describe()
     assert described["weights"]["stage1"]["dtype"] == "torch.bfloat16"
     assert described["weights"]["stage2"]["dtype"] == "torch.bfloat16"

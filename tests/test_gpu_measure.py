@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from baselines.methods import Settings, get_method, load_pipeline
-from benchmark.gpu_measure import DRY_PLAN, FSTD_TILINGS, METHODS, main, stage2_step
+from baselines.registry import in_plan
+from baselines.settings import Settings
+from benchmark.gpu_measure import DRY_PLAN, FSTD_TILINGS, main, stage2_step
 from benchmark.runs.flops import count_flops
-from helpers import CPU
+from helpers import load_sampler
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -34,7 +35,7 @@ def test_every_phase_ran_and_wrote_its_part(dry_run):
     out, summary = dry_run
     assert summary["dry_run"] and summary["skipped"] == []
     assert {(r["method"], r["size"][0]) for r in summary["method_runs"]} == {
-        (m, side) for m in METHODS for side in DRY_PLAN.sizes}
+        (m, side) for m in in_plan("gpu") for side in DRY_PLAN.sizes}
     assert all(r["status"] == "ok" and r["seconds_per_image"] > 0 for r in summary["method_runs"])
     assert [r["tiling"] for r in summary["table4"]] == list(FSTD_TILINGS)
     assert [c["method"] for c in summary["ceilings"]] == [m for m, _, _ in DRY_PLAN.ceilings]
@@ -60,7 +61,7 @@ def test_stage_two_costs_follow_the_methods(dry_run):
 
 def test_utilisation_is_counted_flops_over_measured_seconds(dry_run):
     _, summary = dry_run
-    pipeline = load_pipeline(get_method("asd"), "tiny", Settings(DRY_PLAN.steps, DRY_PLAN.sr_steps), CPU)
+    pipeline = load_sampler("asd", Settings(DRY_PLAN.steps, DRY_PLAN.sr_steps))
     for row in summary["stage2_utilisation"]:
         assert row["flops_per_step"] == count_flops(stage2_step(pipeline, row["size"]))  # a recount here
         assert row["flops_per_second"] == pytest.approx(row["flops_per_step"] / row["seconds"])

@@ -12,14 +12,15 @@ import json
 import re
 from pathlib import Path
 
+from benchmark import api
 from benchmark.reporting import paper
-from benchmark.cli import main
 from benchmark.reporting import stage2_tables as stage2
-from benchmark.reporting.paper_runs import commands
+from benchmark.reporting.paper_runs import FIGURE7_SIDES, specs, table3_out
 from benchmark.reporting.model_tables import memory_points, table1, table2, table3, trained_ratios
 from benchmark.reporting.stage2_tables import stage2_tables
 from benchmark.runs.records import write_json
 from benchmark.reporting.report import write_report
+from benchmark.spec import RunSpec
 
 REAL = json.loads((Path(__file__).parent / "fixtures" / "tiny_asd_results.json").read_text())
 COCO = {"name": "ma-coco", "folder": "data/ma-coco", "manifest_hash": "c0c0" * 16, "items": 21}
@@ -197,7 +198,8 @@ def test_memory_table_and_plot_have_one_point_per_method_and_square_size(tmp_pat
     written = write_report(tmp_path / "runs", tmp_path / "reports")
     assert written == [tmp_path / "reports" / "tiny.md"]
     text = written[0].read_text()
-    table = [line for line in text.split("### Figure 7", 1)[1].splitlines() if line.startswith("| ")][1:]
+    figure7 = text.split("### Figure 7", 1)[1].split("\n## ", 1)[0]  # the next section has its own tables
+    table = [line for line in figure7.splitlines() if line.startswith("| ")][1:]
     points = [tuple(cell.strip() for cell in line.strip("|").split("|")) for line in table]
     assert [p[:2] for p in points] == [("sr-plus", "1024×1024"), ("sr-plus", "2048×2048"),
                                        ("sr-plus", "4096×4096"), ("asd", "512×512"),
@@ -229,11 +231,9 @@ def test_every_paper_table_appears_with_every_method_not_run(tmp_path):
 def test_a_real_tiny_run_renders_end_to_end(tmp_path):
     """A run on the default data set lands in Table 1; a run at a replaced size only in Figure 7."""
     runs = tmp_path / "runs"
-    assert main(["run", "--method", "sr-plus", "--limit", "1", "--no-progress",
-                 "--out", str(runs / "sr-plus")]) == 0
-    assert main(["run", "--method", "sr-plus", "--limit", "1", "--size", "64x64", "--no-progress",
-                 "--no-score", "--out", str(runs / "sr-plus-64")]) == 0
-    assert main(["report", "--runs", str(runs), "--out", str(tmp_path / "reports")]) == 0
+    api.run(RunSpec("sr-plus", limit=1, progress=False, out=runs / "sr-plus"))
+    api.run(RunSpec("sr-plus", limit=1, size=(64, 64), progress=False, score=False, out=runs / "sr-plus-64"))
+    assert api.report(runs, tmp_path / "reports") == [tmp_path / "reports" / "tiny.md"]
     text = (tmp_path / "reports" / "tiny.md").read_text()
     heading = next(line[4:] for line in text.splitlines()
                    if line.startswith("### Table 1") and "synthetic" in line)
@@ -374,18 +374,31 @@ def test_a_report_from_fstd_runs_alone_is_written_with_their_tables(tmp_path):
 
 
 def test_the_tables_verb_makes_the_fstd_runs_of_the_three_tilings(tmp_path):
-    made = commands("tiny", "synthetic", tmp_path)
-    fstd = [command for command in made if command[2] == "fstd"]
-    assert [command[3:5] for command in fstd] == [["--tiling", t] for t in ("nonoverlap", "explicit", "implicit")]
-    assert all("--dataset" in command and "synthetic" in command for command in fstd)
+    common = RunSpec("?", "tiny", dataset="synthetic", runs=tmp_path, progress=False)
+    made = specs(common)
+    fstd = [spec for spec in made if spec.method == "fstd"]
+    assert [spec.tiling for spec in fstd] == ["nonoverlap", "explicit", "implicit"]
+    assert all(spec.dataset == "synthetic" and spec.runs == tmp_path and spec.size is None for spec in fstd)
+    # Tables 1 and 2 on the data set, Figure 7 at square sides, Table 3 only for the LoRAs given
+    assert [spec.method for spec in made if spec.size is None and spec.tiling is None] == [
+        "sr-plus", "sr-tile", "sr-tile-plus", "ar-plus", "ar-tile", "asd", "md"]
+    figure7 = [(spec.method, spec.size, spec.limit) for spec in made if spec.size]
+    assert figure7 == [(name, (side, side), 1) for side in FIGURE7_SIDES["tiny"] for name in ("sr-plus", "asd")]
+    assert all(spec.lora is None for spec in made)
+    with_loras = specs(common, sides=(256,), loras={3: "/loras/3", 5: "/loras/5"})
+    table3 = [spec for spec in with_loras if spec.lora]
+    assert [(spec.method, spec.lora, spec.out) for spec in table3] == [
+        ("ar-plus", f"/loras/{k}", table3_out(tmp_path, "tiny", "synthetic", k)) for k in (3, 5)]
+    assert [spec.size for spec in with_loras if spec.size] == [(256, 256), (256, 256)]
+    budget = specs(RunSpec("?", "tiny", runs=tmp_path, memory_budget="1GiB"), loras={3: "x"})
+    assert [spec.out.name for spec in budget if spec.lora] == ["table3-synthetic-buckets3-mem1GiB"]
 
 
 def test_real_tiny_fstd_runs_of_the_three_tilings_fill_tables_4_6_7_and_their_pictures(tmp_path):
     runs = tmp_path / "runs"
     for tiling in ("nonoverlap", "explicit", "implicit"):
-        assert main(["run", "--method", "fstd", "--profile", "tiny", "--tiling", tiling, "--limit", "1",
-                     "--sr-steps", "2", "--no-score", "--no-progress", "--runs", str(runs)]) == 0
-    assert main(["report", "--runs", str(runs), "--out", str(tmp_path / "reports")]) == 0
+        api.run(RunSpec("fstd", "tiny", tiling=tiling, limit=1, sr_steps=2, score=False, progress=False, runs=runs))
+    api.report(runs, tmp_path / "reports")
     text = (tmp_path / "reports" / "tiny.md").read_text()
     block = text.split("backbone SD x4 upscaler: synthetic", 1)[1].split("\n### ")[0]
     expected = {"no overlap": ("26.89", "75.08"), "explicit overlap 32": ("27.49", "166.8"),

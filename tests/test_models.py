@@ -10,7 +10,8 @@ from baselines.models import (UPSCALER_LOW_RES_SCHEDULER, UPSCALER_SCHEDULER, Mi
                               WeightPaths, load_text_to_image, load_upscaler, meta_models,
                               parameter_count, resolve_paper_weights)
 from baselines.vae_tiling import vae_factor
-from benchmark.cli import main
+from benchmark import api
+from benchmark.spec import RunSpec
 
 
 
@@ -91,15 +92,17 @@ def test_a_folder_without_weights_is_named_with_what_it_lacks(tmp_path):
     assert f"ARAD LoRA: {tmp_path / 'nope'} does not exist" in message
 
 
-def test_the_cli_reports_missing_paper_weights_before_loading_anything(tmp_path, monkeypatch, capsys):
+def test_a_run_reports_missing_paper_weights_before_loading_anything(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
     for variable in ("ASD_SD21", "ASD_X4_UPSCALER", "ASD_ARAD_LORA"):
         monkeypatch.delenv(variable, raising=False)
-    assert main(["run", "--method", "asd", "--profile", "paper", "--out", str(tmp_path / "run")]) == 2
-    error = capsys.readouterr().err
+    with pytest.raises(MissingWeightsError) as refused:
+        api.run(RunSpec("asd", "paper", out=tmp_path / "run"))
+    error = str(refused.value)
     for piece in ("SD 2.1-base", "SD x4 upscaler", "ARAD LoRA"):
         assert piece in error
     assert not (tmp_path / "run").exists()
-    assert main(["run", "--method", "sr-plus", "--profile", "paper", "--out", str(tmp_path / "run")]) == 2
-    error = capsys.readouterr().err
+    with pytest.raises(MissingWeightsError) as refused:
+        api.run(RunSpec("sr-plus", "paper", out=tmp_path / "run"))
+    error = str(refused.value)
     assert "SD 2.1-base" in error and "upscaler" not in error and "LoRA" not in error

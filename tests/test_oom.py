@@ -8,21 +8,24 @@ from dataclasses import dataclass, field
 import pytest
 import torch
 
-from helpers import CPU
+from helpers import CPU, load_sampler
 
-from baselines.methods import Settings, get_method, load_pipeline
-from benchmark.cli import main
+from baselines.registry import get_method
+from baselines.settings import Settings
+from benchmark import api
+from benchmark.cli.summaries import run_line
 from benchmark.metrics.scoring import score_run
 from benchmark.runs.measure import (CPU_ENFORCEMENT, MemoryBudget, MemoryBudgetError, format_memory_size,
                                     is_out_of_memory, parse_memory_size)
 from benchmark.runs.model_job import ModelJob
 from benchmark.runs.runner import run
 from benchmark.runs.samples import plan_samples
+from benchmark.spec import RunSpec
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"),
                                 reason="a CPU budget is RLIMIT_AS with /proc/self/status (Linux)")
 MIB = 2**20
-ORACLE = ["run", "--method", "fstd", "--profile", "oracle", "--size", "512x512", "--steps", "2", "--no-progress"]
+ORACLE = RunSpec("fstd", "oracle", size=(512, 512), steps=2, progress=False)
 
 
 def resident_bytes() -> int:
@@ -53,17 +56,22 @@ def test_bad_memory_sizes_are_refused(text):
         parse_memory_size(text)
 
 
-@pytest.mark.parametrize("verb", [ORACLE, ["tables"], ["ceiling", "--method", "asd"]])
+VERBS = {"run": lambda value, runs: api.run(RunSpec.from_record({**ORACLE.as_record(), "memory_budget": value,
+                                                                   "runs": str(runs)})),
+         "tables": lambda value, runs: api.tables(memory_budget=value, runs=runs, loras={3: "unused"}),
+         "ceiling": lambda value, runs: api.ceiling("asd", budget=value, runs=runs)}
+
+
+@pytest.mark.parametrize("verb", list(VERBS))
 @pytest.mark.parametrize("value, message", [
     ("lots", "memory budget 'lots' is not a size with a unit, e.g. 32GiB"),
     ("12", "memory budget '12' is not a size with a unit"),
     ("0MiB", "memory budget '0MiB' is below 1 MiB"),
 ])
-def test_a_bad_memory_budget_gets_one_clear_line_and_exit_status_2(tmp_path, capsys, verb, value, message):
-    assert main(verb + ["--memory-budget", value, "--runs", str(tmp_path)]) == 2
-    captured = capsys.readouterr()
-    lines = captured.err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
+def test_a_bad_memory_budget_is_refused_with_one_clear_line(tmp_path, verb, value, message):
+    with pytest.raises(MemoryBudgetError) as error:
+        VERBS[verb](value, tmp_path)
+    assert message in str(error.value) and "\n" not in str(error.value)
     assert not list(tmp_path.iterdir())  # refused before anything ran
 
 
@@ -139,8 +147,10 @@ def test_a_sample_over_its_real_budget_is_recorded_as_oom_and_the_run_goes_on(tm
 
 @linux_only
 def test_a_budget_below_what_the_process_holds_is_oom_at_once(tmp_path, capsys):
-    assert main(ORACLE + ["--limit", "2", "--memory-budget", "64MiB", "--runs", str(tmp_path)]) == 0
+    finished = api.run(RunSpec.from_record({**ORACLE.as_record(), "limit": 2, "memory_budget": "64MiB",
+                                            "runs": str(tmp_path)}))
     out = next((tmp_path / "oracle" / "fstd").iterdir())
+    assert finished.out == out
     assert out.name.endswith("-s2-seed0-mem64MiB")
     results = json.loads((out / "results.json").read_text())
     assert results["finished_samples"] == 0 and results["oom_samples"] == 2
@@ -149,12 +159,13 @@ def test_a_budget_below_what_the_process_holds_is_oom_at_once(tmp_path, capsys):
     assert "every sample (2) ran out of memory under the 64MiB budget" in results["note"]
     assert results["memory_budget"]["text"] == "64MiB"
     assert all("below the" in r["error"] and r["size"] == [512, 512] for r in records(out))
-    printed = capsys.readouterr()
-    assert "2 of 2 samples out of memory under 64MiB" in printed.out and "Traceback" not in printed.err
+    assert "2 of 2 samples out of memory under 64MiB" in run_line(out, results)  # what `run` prints
+    assert "Traceback" not in capsys.readouterr().err
 
 
 def test_without_a_budget_the_run_directory_and_parameters_are_as_before(tmp_path):
-    assert main(ORACLE + ["--limit", "1", "--runs", str(tmp_path)]) == 0
+    spec = RunSpec.from_record({**ORACLE.as_record(), "limit": 1, "runs": str(tmp_path)})
+    api.run(spec)
     out = next((tmp_path / "oracle" / "fstd").iterdir())
     assert out.name == "implicit-t64-random-r32-k4-fill-eps-512x512-s2-seed0"
     assert json.loads((out / "run.json").read_text())["memory_budget"] is None
@@ -163,7 +174,7 @@ def test_without_a_budget_the_run_directory_and_parameters_are_as_before(tmp_pat
     parameters = json.loads(run_file.read_text())
     del parameters["memory_budget"]
     run_file.write_text(json.dumps(parameters))
-    assert main(ORACLE + ["--limit", "1", "--runs", str(tmp_path)]) == 0
+    api.run(spec)
     results = json.loads((out / "results.json").read_text())
     assert results["finished_samples"] == 1 and results["oom_samples"] == 0 and results["resumed_samples"] == 1
 
@@ -177,9 +188,9 @@ class OneOOMJob(ModelJob):
 
 
 def test_model_runs_summarise_and_score_around_oom_samples(tmp_path, single_thread):
-    pipeline = load_pipeline(get_method("sr-tile"), "tiny", Settings(steps=1, sr_steps=1), CPU)
+    pipeline = load_sampler("sr-tile", Settings(steps=1, sr_steps=1))
     plan = plan_samples(None, tmp_path, prompt="a kite over a beach", size=(256, 256))
-    results = run(OneOOMJob(pipeline, plan), 3, tmp_path / "run", progress=False)
+    results = run(OneOOMJob(get_method("sr-tile"), pipeline, plan), 3, tmp_path / "run", progress=False)
     rows = results["per_image"]
     assert [row["status"] for row in rows] == ["ok", "oom", "ok"]
     assert rows[1]["image"] is None and rows[1]["size"] == [256, 256]
@@ -193,13 +204,13 @@ def test_model_runs_summarise_and_score_around_oom_samples(tmp_path, single_thre
     assert [row["status"] for row in scored["per_image"]] == ["ok", "oom", "ok"]
 
 
-def test_a_model_run_whose_every_sample_is_oom_exits_0_and_scores_nothing(tmp_path, capsys, single_thread):
-    assert main(["run", "--method", "sr-plus", "--size", "256x256", "--prompt", "p", "--steps", "1",
-                 "--memory-budget", "64MiB", "--runs", str(tmp_path), "--no-progress"]) == 0
-    printed = capsys.readouterr()
-    assert "sr-plus on tiny: 1 of 1 samples out of memory under 64MiB" in printed.out
-    assert "Traceback" not in printed.err
+def test_a_model_run_whose_every_sample_is_oom_finishes_and_scores_nothing(tmp_path, capsys, single_thread):
+    finished = api.run(RunSpec("sr-plus", size=(256, 256), prompt="p", steps=1, memory_budget="64MiB", runs=tmp_path,
+                               progress=False))
+    assert "sr-plus on tiny: 1 of 1 samples out of memory under 64MiB" in run_line(finished.out, finished.results)
+    assert "Traceback" not in capsys.readouterr().err
     out = next((tmp_path / "tiny" / "sr-plus").iterdir())
+    assert finished.out == out
     assert out.name.endswith("-mem64MiB")
     results = json.loads((out / "results.json").read_text())
     assert results["seconds_per_image"] is None and results["stage1_unet_calls_per_image"] is None

@@ -8,8 +8,8 @@ import torch
 from baselines.models import load_text_to_image, load_upscaler
 from baselines.stage2 import X4UpscalerBackbone
 from baselines.tiling import TiledDenoiser
-from benchmark.cli import main
-from benchmark.regression import TOLERANCES, compare
+from benchmark import api
+from benchmark.regression import compare, tolerances
 from benchmark.runs import reference_timing
 from benchmark.runs.reference_timing import TILING_OVERHEAD, stage1_vs_diffusers, tiling_overhead, timing_path
 from benchmark.runs.records import write_json
@@ -34,7 +34,7 @@ class SlowTiledDenoiser(TiledDenoiser):
 
 def _guard(baseline_ratio: float, ratio: float, runs) -> bool:
     write_json(timing_path(runs, "tiny"), {"ratios": {TILING_OVERHEAD: ratio}})
-    baseline = {"profile": "tiny", "tolerances": TOLERANCES, "runs": {}, "time_ratios": {GUARDED: baseline_ratio}}
+    baseline = {"profile": "tiny", "tolerances": tolerances(), "runs": {}, "time_ratios": {GUARDED: baseline_ratio}}
     (check,) = compare(baseline, [], runs)
     assert check.figure == GUARDED
     return check.ok
@@ -55,12 +55,14 @@ def test_the_guard_fails_on_a_slower_tiled_loop_and_holds_on_the_same_code(tmp_p
 
 
 def test_a_missing_reference_timing_fails_the_guard(tmp_path):
-    baseline = {"profile": "tiny", "tolerances": TOLERANCES, "runs": {}, "time_ratios": {GUARDED: 1.01}}
+    baseline = {"profile": "tiny", "tolerances": tolerances(), "runs": {}, "time_ratios": {GUARDED: 1.01}}
     (check,) = compare(baseline, [], tmp_path)
     assert not check.ok and check.current is None
 
 
-def test_timing_refuses_zero_repeats(tmp_path, capsys):
-    assert main(["timing", "--repeats", "0", "--runs", str(tmp_path)]) == 2
-    assert "--repeats must be at least 1" in capsys.readouterr().err
+def test_timing_refuses_zero_repeats_and_a_profile_without_models(tmp_path):
+    with pytest.raises(ValueError, match="--repeats must be at least 1"):
+        api.timing("tiny", repeats=0, runs=tmp_path)
+    with pytest.raises(ValueError, match="unknown profile 'oracle'"):
+        api.timing("oracle", runs=tmp_path)
     assert not timing_path(tmp_path, "tiny").exists()

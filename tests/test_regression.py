@@ -8,24 +8,26 @@ from pathlib import Path
 import pytest
 
 import benchmark.oracle.study
+from benchmark import api, guard
 from benchmark.cli import main
 from benchmark.runs.records import write_json
-from benchmark.regression import compare, identity, make_baseline
+from benchmark.regression import compare, identity, make_baseline, render
 from benchmark.reporting.report import load_results
+from benchmark.spec import RunSpec
 
-SUITE = ["study", "--profile", "oracle", "--size", "512x768", "--steps", "5", "--limit", "1",
-         "--no-progress"]
+STUDY = {"profile": "oracle", "size": [512, 768], "steps": 5, "limit": 1, "progress": False}
+SUITE = [{"verb": "study", "args": STUDY}]
 
 
-def run_suite(runs, *extra):
-    assert main(SUITE + list(extra) + ["--runs", str(runs), "--reports", str(runs / "r")]) == 0
+def run_suite(runs, **changes):
+    api.study(**{**STUDY, "size": tuple(STUDY["size"]), **changes}, runs=runs, reports=runs / "r")
     return load_results(runs)
 
 
 @pytest.fixture(scope="module")
 def baseline(tmp_path_factory):
     runs = tmp_path_factory.mktemp("baseline-runs")
-    made = make_baseline(run_suite(runs), "oracle", [SUITE])
+    made = make_baseline(run_suite(runs), "oracle", SUITE)
     made["tolerances"]["time_ratio"] = {"rel": 100.0}  # timing has its own test below
     return made
 
@@ -41,13 +43,13 @@ def test_a_change_that_alters_no_output_passes(baseline, tmp_path):
 
 
 def test_a_changed_seed_fails(baseline, tmp_path):
-    failed = failures(baseline, run_suite(tmp_path, "--seed", "1"))
+    failed = failures(baseline, run_suite(tmp_path, seed=1))
     assert ("fstd/oracle/nonoverlap-t64", "seed") in failed
     assert ("fstd/oracle/nonoverlap-t64", "seam_score") in failed
 
 
 def test_a_changed_step_count_fails(baseline, tmp_path):
-    failed = failures(baseline, run_suite(tmp_path, "--steps", "6"))
+    failed = failures(baseline, run_suite(tmp_path, steps=6))
     assert ("fstd/oracle/none", "steps") in failed
     assert ("fstd/oracle/none", "denoiser_calls_per_sample") in failed
 
@@ -65,7 +67,23 @@ def test_a_changed_tiling_parameter_fails(baseline, tmp_path, monkeypatch):
     assert (implicit, "seam_score") in failed  # the k4 run is gone: reported missing
 
 
-def test_the_command_exits_1_on_a_change_and_0_without(baseline, tmp_path, capsys):
+def test_check_fails_on_a_change_and_passes_without(baseline, tmp_path):
+    path = tmp_path / "baseline.json"
+    write_json(path, baseline)
+    runs = tmp_path / "runs"
+    run_suite(runs)
+    checks = guard.check(path, runs, run=False)
+    assert checks and all(check.ok for check in checks)
+    assert "within tolerance" in render(checks, path)
+    changed = copy.deepcopy(baseline)
+    changed["runs"]["fstd/oracle/none"]["seam_score"] *= 1.01
+    write_json(path, changed)
+    checks = guard.check(path, runs, run=False)
+    assert {(c.run, c.figure) for c in checks if not c.ok} == {("fstd/oracle/none", "seam_score")}
+    assert "**FAIL**" in render(checks, path)
+
+
+def test_the_compare_command_exits_1_on_a_change_and_0_without(baseline, tmp_path, capsys):
     path = tmp_path / "baseline.json"
     write_json(path, baseline)
     runs = tmp_path / "runs"
@@ -90,7 +108,7 @@ def fake_results(seconds_by_strategy: dict) -> list[dict]:
 
 def test_time_is_guarded_only_as_a_ratio_between_runs_of_one_suite():
     made = make_baseline(fake_results({"explicit": 2.0, "implicit": 1.0, "nonoverlap": 1.0}),
-                         "oracle", [SUITE])
+                         "oracle", SUITE)
     assert made["time_ratios"] == {"explicit ÷ implicit": 2.0, "implicit ÷ no overlap": 1.0}
     ten_times_slower_machine = fake_results({"explicit": 20.0, "implicit": 10.0, "nonoverlap": 10.0})
     assert failures(made, ten_times_slower_machine) == set()
@@ -121,7 +139,7 @@ def tiny_results(**changes):
 
 
 def test_model_runs_are_guarded_on_scores_counts_and_the_sample_plan():
-    made = make_baseline(tiny_results(), "tiny", [["run", "--method", "asd"]])
+    made = make_baseline(tiny_results(), "tiny", [{"verb": "run", "spec": RunSpec("asd", "tiny").as_record()}])
     assert made["runs"]["asd/tiny"]["scores.fid"] == 300.0
     assert made["runs"]["asd/tiny"]["dataset.manifest_hash"] == "abc"
     assert "asd ÷ ar-tile (implicit ÷ no overlap)" in made["time_ratios"]
@@ -134,9 +152,33 @@ def test_model_runs_are_guarded_on_scores_counts_and_the_sample_plan():
         ("asd/tiny", "dataset.manifest_hash")}
 
 
-def test_compare_runs_every_command_of_the_baselines_suite(baseline, tmp_path, capsys):
+def test_check_runs_every_step_of_the_baselines_suite(baseline, tmp_path):
     path = tmp_path / "baseline.json"
     write_json(path, baseline)
-    assert main(["compare", "--baseline", str(path), "--runs", str(tmp_path / "fresh")]) == 0
+    checks = guard.check(path, tmp_path / "fresh")
+    assert checks and all(check.ok for check in checks)
     assert {r["method"] for r in load_results(tmp_path / "fresh")} == {"fstd"}
-    assert "within tolerance" in capsys.readouterr().out
+    assert len(load_results(tmp_path / "fresh")) == 10  # the study's every tiling
+    assert "within tolerance" in render(checks, path)
+
+
+def test_a_missing_baseline_is_refused_with_what_to_do(tmp_path):
+    with pytest.raises(ValueError, match="no baseline at .*python -m benchmark baseline"):
+        guard.check(tmp_path / "none.json", tmp_path)
+
+
+def test_suites_are_api_calls_as_data_and_baselines_of_command_lines_still_read():
+    assert guard.suite("oracle") == [{"verb": "study", "args": guard.ORACLE_STUDY}]
+    tiny = guard.suite("tiny")
+    assert tiny[-1]["verb"] == "timing" and all(step["verb"] == "run" for step in tiny[:-1])
+    assert {RunSpec.from_record(step["spec"]).method for step in tiny[:-1]} == {
+        "sr-plus", "sr-tile", "sr-tile-plus", "ar-plus", "ar-tile", "asd", "md", "fstd"}
+    assert [RunSpec.from_record(step["spec"]).method for step in guard.suite("tiny", ["asd"])] == ["asd", "asd"]
+    assert guard.legacy_step(["run", "--method", "asd", "--size", "256x512", "--limit", "2", "--no-progress"]) == {
+        "verb": "run", "spec": RunSpec("asd", size=(256, 512), limit=2, progress=False).as_record()}
+    assert guard.legacy_step(["study", "--steps", "30", "--no-progress"]) == {
+        "verb": "study", "args": {"steps": 30, "progress": False}}
+    for name in ("oracle", "tiny"):  # the committed baselines' suites read
+        assert guard.steps_of(json.loads((Path(__file__).parent.parent / guard.COMMITTED_BASELINES / f"{name}.json").read_text()))
+    with pytest.raises(ValueError, match="no regression suite for profile 'paper'"):
+        guard.suite("paper")

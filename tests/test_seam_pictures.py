@@ -17,10 +17,11 @@ import torch
 from PIL import Image
 
 from baselines.tiling import TilingConfig, plan_step
-from benchmark.cli import main
+from benchmark import api
 from benchmark.reporting import seam_pictures as pictures
 from benchmark.reporting.report import write_report
 from benchmark.runs.records import write_json
+from benchmark.spec import RunSpec
 from test_model_tables import make_run
 
 FACTOR = 4  # image px per latent px of the x4 upscaler
@@ -164,8 +165,7 @@ def test_a_report_without_twins_says_so_and_links_no_picture(tmp_path):
 def test_oracle_pictures_show_the_three_tilings_latents(tmp_path):
     runs = tmp_path / "runs"
     for tiling in ("nonoverlap", "explicit", "implicit"):
-        assert main(["run", "--tiling", tiling, "--size", "1024x1024", "--steps", "2", "--limit", "1",
-                     "--no-progress", "--runs", str(runs)]) == 0
+        api.run(RunSpec("fstd", tiling=tiling, size=(1024, 1024), steps=2, limit=1, progress=False, runs=runs))
     written = write_report(runs, tmp_path / "reports")
     text = (tmp_path / "reports" / "oracle.md").read_text()
     assert tmp_path / "reports" / "oracle.md" in written

@@ -17,13 +17,15 @@ from pathlib import Path
 import psutil
 import pytest
 
-from benchmark.cli import main
+from benchmark import api
 from benchmark.runs.shard import ONE, current
+from benchmark.spec import RunSpec
 from datasets_fixtures import make_dataset
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZES = [(128, 192), (128, 128), (192, 128)] * 2  # two images per size: FID per ratio too
 QUICK = ["--method", "asd", "--limit", "6", "--steps", "2", "--sr-steps", "2", "--no-progress"]
+SPEC = RunSpec("asd", limit=6, steps=2, sr_steps=2, progress=False)  # QUICK, in one process
 #: What a record or results.json may differ in between two runs of the same samples.
 MEASURED = {"seconds", "peak_memory_mib", "peak_reserved_mib", "environment", "resumed_samples",
             "seconds_per_sample", "seconds_per_sample_std", "seconds_per_sample_min", "seconds_per_image",
@@ -97,7 +99,9 @@ def test_a_sharded_run_equals_one_process_and_a_killed_rank_resumes(tmp_path, si
     one, sharded, cache = tmp_path / "one", tmp_path / "sharded", tmp_path / "cache"
     dataset = make_dataset(tmp_path / "mini", SIZES)
     arguments = [*QUICK, "--dataset", str(dataset)]
-    assert main(["run", *arguments, "--out", str(one)]) == 0
+    from dataclasses import replace
+
+    api.run(replace(SPEC, dataset=str(dataset), out=one))
     session_cache = Path(os.environ["ASD_BENCH_CACHE"])
 
     # a fresh cache: the sharded run trains the tiny LoRA itself (rank 0, as one process does)

@@ -63,3 +63,14 @@ def test_the_weights_command_exits_0_when_complete_and_1_when_not(no_weights_any
     assert main(["weights", "--profile", "paper", "--no-hash"]) == 1
     assert "SD 2.1-base" in capsys.readouterr().out
     assert main(["weights", "--profile", "nope"]) == 2
+
+
+def test_the_api_lists_a_profiles_weights_and_whether_every_needed_one_is_there(no_weights_anywhere):
+    from benchmark import api
+
+    text, complete = api.weights("tiny", WeightPaths(), hash_files=False)
+    assert complete and "random weights" in text
+    text, complete = api.weights("paper", WeightPaths(), hash_files=False)
+    assert not complete and "SD 2.1-base" in text and "missing" in text
+    with pytest.raises(ValueError, match="unknown profile 'nope'"):
+        api.weights("nope")

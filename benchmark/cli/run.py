@@ -26,6 +26,6 @@ def command(args: argparse.Namespace) -> int:
     finished = api.run(spec_from(args))
     if finished.main:  # every process of a sharded run gets the results; one prints them
         print(run_line(finished.out, finished.results))
-        if args.score:
+        if args.score and "scores" in finished.results:  # the oracle's runs carry their own figures
             print(scores_line(finished.out, finished.results))
     return 0

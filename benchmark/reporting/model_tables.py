@@ -224,7 +224,8 @@ def _fid_per_ratio(picked: dict[str, Optional[dict]], label) -> Optional[pd.Data
 def table2(results: list[dict]) -> str:
     """Table 2: stage I alone (SD 2.1, MultiDiffusion, ARAD), one table per data set."""
     blocks = []
-    names = tuple(with_row("table2"))
+    order = list(paper.TABLE2_NAMES)  # the paper's row order; methods it does not have after
+    names = tuple(sorted(with_row("table2"), key=lambda m: order.index(m) if m in order else len(order)))
     for group, by_method in _groups(paper_arad(results), names, list(paper.TABLE2)).items():
         theirs = paper.TABLE2.get(group.dataset, {})
         rows, notes, picked = [], [], {}
