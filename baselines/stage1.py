@@ -33,7 +33,7 @@ from baselines.tiled_sampling import sample
 from baselines.tiling import Denoiser, TiledDenoiser, TilingConfig
 from baselines.vae_tiling import VaeTiling, decode, vae_factor
 
-DEFAULT_GUIDANCE = 7.5  # diffusers' default; the authors' UI uses 7.0 (SPEC §1)
+DEFAULT_GUIDANCE = 7.5  # diffusers' default; the authors' UI uses 7.0 (docs/design.md, "Stage I")
 UNTILED = TilingConfig("none")
 
 

@@ -1,6 +1,6 @@
 """Command line: ``python -m baselines.train_arad --data DATA --output DIR [options]``.
 
-Trains the ARAD multi-aspect LoRA (SPEC §1, Algorithm 1) and writes a LoRA folder that
+Trains the ARAD multi-aspect LoRA (docs/design.md, "Stage I"; Algorithm 1) and writes a LoRA folder that
 ``ar-plus``, ``ar-tile`` and ``asd`` load (see :mod:`baselines.lora`). The work is done
 by :func:`baselines.arad.train_arad`; this module only parses options, loads
 the base model of a profile and the data, and reports.
@@ -78,7 +78,7 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--sd21", metavar="DIR",
                    help="paper profile: the SD 2.1-base diffusers folder (default $ASD_SD21, else the Hugging Face "
                         "cache, offline)")
-    g = p.add_argument_group("ARAD settings (defaults: the paper's, SPEC §1)")
+    g = p.add_argument_group("ARAD settings (defaults: the paper's, docs/design.md, 'Stage I')")
     g.add_argument("--buckets", type=int, choices=(3, 5, 9), default=d.buckets,
                    help="train on the first 3, 5 or 9 sizes of Table 5 (Table 3; default 9)")
     g.add_argument("--bucket-divisor", default=str(d.bucket_divisor), metavar="N|auto",

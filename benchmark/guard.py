@@ -100,8 +100,10 @@ def baseline(profile: str = "oracle", runs: Path = SUITE_RUNS, out: Optional[Pat
     return out
 
 
-def check(baseline_file: Path, runs: Path = SUITE_RUNS, run: bool = True) -> list[Check]:
-    """Run (or resume) the baseline's suite unless ``run`` is False, and check every tracked figure."""
+def check(baseline_file: Path, runs: Path = SUITE_RUNS, run: bool = True, include: Iterable[str] = ()) -> list[Check]:
+    """Run (or resume) the baseline's suite unless ``run`` is False, and check every tracked figure
+    (plugins: the ``include`` of each stored run, and ``include``)."""
+    load_plugins(include)
     baseline_file = Path(baseline_file)
     if not baseline_file.exists():
         raise UsageError(f"no baseline at {baseline_file}; write one with "

@@ -32,7 +32,7 @@ SETS: dict[str, DataSet] = {
     for s in (
         DataSet(
             "ma-coco",
-            "MS-COCO captions, 21 ratios x 100 (SPEC §3)",
+            "MS-COCO captions, 21 ratios x 100 (docs/design.md, 'Data sets')",
             coco.entries,
             MA_SIZES,
             per_ratio=100,
@@ -41,7 +41,7 @@ SETS: dict[str, DataSet] = {
         ),
         DataSet(
             "ma-laion-coco",
-            "LAION-COCO via img2dataset, 21 ratios x 1,000 (SPEC §3)",
+            "LAION-COCO via img2dataset, 21 ratios x 1,000 (docs/design.md, 'Data sets')",
             img2dataset.entries,
             MA_SIZES,
             per_ratio=1000,
@@ -50,7 +50,7 @@ SETS: dict[str, DataSet] = {
         ),
         DataSet(
             "mm-celeba-hq",
-            "Multi-Modal-CelebA-HQ test split, HR 1024² / LR 256² pairs (SPEC §3)",
+            "Multi-Modal-CelebA-HQ test split, HR 1024² / LR 256² pairs (docs/design.md, 'Data sets')",
             celeba.entries,
             (CELEBA_HR,),
             per_ratio=None,
@@ -62,7 +62,7 @@ SETS: dict[str, DataSet] = {
         ),
         DataSet(
             "arad-train",
-            "ARAD training manifest, images bucketed by Eq. 1 (SPEC §1)",
+            "ARAD training manifest, images bucketed by Eq. 1 (docs/design.md, 'Stage I')",
             img2dataset.entries,
             arad_buckets(9),
             per_ratio=None,

@@ -1,7 +1,7 @@
 """Target sizes (H×W) of the data sets and the nearest-ratio rule of the paper (Eq. 1).
 
-The 21 evaluation sizes are a reconstruction (SPEC §3: long side 1024, multiples of
-64); the nine ARAD buckets are the paper's Table 5 as read in SPEC §1. Sizes are
+The 21 evaluation sizes are a reconstruction (docs/design.md, "Data sets": long side 1024, multiples of
+64); the nine ARAD buckets are the paper's Table 5 as read in docs/design.md, "Stage I". Sizes are
 always written height first, as in the paper.
 """
 
@@ -37,14 +37,14 @@ def _parse(spec: str) -> tuple[Size, ...]:
     return tuple(Size(*map(int, item.split("x"))) for item in spec.split())
 
 
-#: The 21 sizes of MA-LAION-COCO and MA-COCO (reconstructed, SPEC §3), wide to tall.
+#: The 21 sizes of MA-LAION-COCO and MA-COCO (reconstructed, docs/design.md, "Data sets"), wide to tall.
 MA_SIZES: tuple[Size, ...] = _parse(
     "256x1024 320x1024 384x1024 448x1024 512x1024 576x1024 640x1024 704x1024 "
     "768x1024 896x1024 1024x1024 1024x896 1024x768 1024x704 1024x640 1024x576 "
     "1024x512 1024x448 1024x384 1024x320 1024x256"
 )
 
-#: The nine ARAD training buckets, in the order of Table 5 (SPEC §1).
+#: The nine ARAD training buckets, in the order of Table 5 (docs/design.md, "Stage I").
 ARAD_BUCKETS: tuple[Size, ...] = _parse(
     "512x512 576x768 768x576 576x1024 1024x576 640x1024 1024x640 512x1024 1024x512"
 )

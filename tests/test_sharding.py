@@ -4,7 +4,7 @@ resumes without recomputing a finished one.
 
 accelerate 1.15's ``--cpu`` starts one process (several only through mpirun), so two CPU
 processes are launched as torch's elastic launcher starts GPU ones: ``--multi_gpu`` with
-``--device cpu`` (the README's "Scaling out" says so)."""
+``--device cpu`` (docs/scaling-out.md says so)."""
 
 import json
 import os

@@ -1,4 +1,4 @@
-"""ARAD: multi-aspect LoRA training of the stage-I model (SPEC §1, Algorithm 1).
+"""ARAD: multi-aspect LoRA training of the stage-I model (docs/design.md, "Stage I"; Algorithm 1).
 
 What one run does:
 

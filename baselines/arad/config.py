@@ -16,7 +16,7 @@ class TrainingError(ValueError):
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """The settings of one ARAD LoRA run (defaults: the paper's, SPEC §1)."""
+    """The settings of one ARAD LoRA run (defaults: the paper's, docs/design.md, "Stage I")."""
 
     buckets: int = 9  # 3, 5 or 9: the first rows of Table 5 (Table 3)
     bucket_divisor: int = 1  # bucket sides are divided by this (small models / smoke runs)

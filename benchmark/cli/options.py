@@ -154,7 +154,7 @@ def add_run_arguments(parser: argparse.ArgumentParser):
     fast = parser.add_argument_group(
         "fast path (unset: the device's default; CPU: fp32, sdpa, no channels-last, no compile, outputs unchanged; "
         "CUDA: " + ", ".join(f"{k} {v}" for k, v in CUDA_DEFAULTS.items() if k != "tile_batch_size")
-        + ", estimates from FLOP and memory counts until measured, see the README, \"GPU measurements\")")
+        + ", estimates from FLOP and memory counts until measured, see docs/gpu.md, \"The fast path\")")
     fast.add_argument("--dtype", default=None, choices=tuple(DTYPES), help="the networks' dtype (latents stay fp32; "
                       "the x4 VAE runs in fp32 where its config says force_upcast)")
     fast.add_argument("--attention", default=None, choices=ATTENTIONS,

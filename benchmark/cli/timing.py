@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from benchmark import api
-from benchmark.cli.options import add_device, add_model_profile, add_runs
+from benchmark.cli.options import add_include, add_device, add_model_profile, add_runs
 from benchmark.runs.reference_timing import timing_path
 
 NAME = "timing"
@@ -22,10 +22,11 @@ def add_arguments(parser: argparse.ArgumentParser):
     parser.add_argument("--repeats", type=int, default=5, help="interleaved runs of each (default: %(default)s)")
     add_device(parser)
     add_runs(parser, what="where the timing goes")
+    add_include(parser)
 
 
 def command(args: argparse.Namespace) -> int:
-    timing = api.timing(args.profile, args.repeats, args.device, args.runs)
+    timing = api.timing(args.profile, args.repeats, args.device, args.runs, args.include)
     for name, ratio in timing["ratios"].items():
         print(f"{name}: {ratio:.3f}")
     print(f"-> {timing_path(args.runs, args.profile)}")

@@ -6,7 +6,7 @@ import argparse
 
 from baselines.vae_tiling import VaeTiling
 from benchmark import api
-from benchmark.cli.options import add_device, add_model_profile, add_runs, size
+from benchmark.cli.options import add_include, add_device, add_model_profile, add_runs, size
 from benchmark.reporting.vae_tables import render_vae_study
 
 NAME = "vae-study"
@@ -26,10 +26,12 @@ def add_arguments(parser: argparse.ArgumentParser):
     parser.add_argument("--vae-halo", type=int, default=VaeTiling.halo, help="halo in latent px (default: %(default)s)")
     add_device(parser)
     add_runs(parser, what="where the study goes")
+    add_include(parser)
 
 
 def command(args: argparse.Namespace) -> int:
-    finished = api.vae_study(args.profile, args.size, args.vae_tile, args.vae_halo, args.device, args.runs)
+    finished = api.vae_study(args.profile, args.size, args.vae_tile, args.vae_halo, args.device, args.runs,
+                             args.include)
     print(render_vae_study(finished.results))
     print(f"-> {finished.out / 'results.json'}")
     return 0

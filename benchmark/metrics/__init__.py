@@ -1,4 +1,4 @@
-"""Metrics of the suite (SPEC section 4), each result a dict that carries its conventions.
+"""Metrics of the suite (docs/design.md, "Metrics"), each result a dict that carries its conventions.
 
 FID, KID and IS share one Inception-v3 pass (`inception_outputs`); patch FID / KID read
 Inception features of native-resolution crops (`patches`); CLIP score uses OpenCLIP;

@@ -1,4 +1,4 @@
-"""The built-in metrics of the suite (SPEC section 4), registered in this order.
+"""The built-in metrics of the suite (docs/design.md, "Metrics"), registered in this order.
 
 Text-to-image runs get FID and KID against the data set's reference images (pooled, and
 per size where a size has two images or more), IS and CLIP score against the captions;

@@ -1,4 +1,4 @@
-"""Scores of a finished model run (SPEC section 4), computed outside the timed samples.
+"""Scores of a finished model run (docs/design.md, "Metrics"), computed outside the timed samples.
 
 ``run`` scores its images once they are all saved, and ``python -m benchmark score``
 re-scores a finished run from its directory alone, so scores never slow the timing and a

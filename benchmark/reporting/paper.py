@@ -1,4 +1,4 @@
-"""The paper's own figures (SPEC.md §5), to print beside ours. Nothing here is measured."""
+"""The paper's own figures (docs/design.md, "The paper's numbers"), to print beside ours. Nothing here is measured."""
 
 # Table 4: stage II alone, MM-CelebA-HQ 256² -> 1024², tile overlap 32 (latent px). LPIPS is
 # legible only for the implicit rows ("≈ 0.08"); the other SSIM/LPIPS/FID cells are unreadable.

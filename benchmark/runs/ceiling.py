@@ -1,4 +1,4 @@
-"""The largest square side a method completes under a memory budget (SPEC §4, "max res.").
+"""The largest square side a method completes under a memory budget (docs/design.md, "Metrics": "max res.").
 
 :func:`find_ceiling` is the search alone: the side doubles from ``min_side`` until a trial
 runs out of memory (or ``max_side``, which caps it, completes), then bisection on multiples

@@ -6,7 +6,7 @@ stage II's VAE: encoded (posterior mean) and decoded untiled, which is the refer
 through each mode. Per mode: PSNR of the decode alone (the untiled latent decoded tiled)
 and of the round trip (encode and decode tiled) against the reference, the seam score of
 the round trip on the VAE's tile grid, seconds and peak memory of the round trip. The
-default mode is chosen from this table (README, "Any size").
+default mode is chosen from this table (docs/memory.md, "VAE tiling").
 """
 
 from __future__ import annotations
