@@ -161,8 +161,10 @@ def ceiling(method: str, profile: Optional[str] = None, budget: str = "32GiB",
     return Finished(ceiling_search.ceiling_dir(Path(runs), spec.profile, spec.method, limit), record)
 
 
-def timing(profile: str = "tiny", repeats: int = 5, device: str = "cpu", runs: Path = Path("runs")) -> dict:
+def timing(profile: str = "tiny", repeats: int = 5, device: str = "cpu", runs: Path = Path("runs"),
+           include: Iterable[str] = ()) -> dict:
     """Our stage I over diffusers' pipeline and tiled stage II over its denoiser calls, timed interleaved."""
+    load_plugins(include)
     check_model_profile(profile)
     if repeats < 1:
         raise UsageError(f"--repeats must be at least 1, got {repeats}")
@@ -170,8 +172,10 @@ def timing(profile: str = "tiny", repeats: int = 5, device: str = "cpu", runs: P
 
 
 def vae_study(profile: str = "tiny", size: tuple[int, int] = (2048, 2048), tile: int = VaeTiling.tile,
-              halo: int = VaeTiling.halo, device: str = "cpu", runs: Path = Path("runs")) -> Finished:
+              halo: int = VaeTiling.halo, device: str = "cpu", runs: Path = Path("runs"),
+              include: Iterable[str] = ()) -> Finished:
     """Every VAE tiling mode against the untiled VAE on one synthetic image."""
+    load_plugins(include)
     check_model_profile(profile)
     tiling = VaeTiling("sync", tile, halo)
     out = Path(runs) / "vae-tiling" / f"{profile}-{size[0]}x{size[1]}-t{tiling.tile}-h{tiling.halo}"
