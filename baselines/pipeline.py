@@ -137,6 +137,7 @@ class AnySizePipeline:
         models = {}
         if self.text_to_image:
             models["stage1"] = {"model": self.text_to_image.name, "weights": self.text_to_image.weights,
+                                "repo": self.text_to_image.repo, "variant": self.text_to_image.variant,
                                 "tokenizer": TOKENIZER_NAME,
                                 "dtype": str(self.text_to_image.unet.dtype),
                                 "vae_dtype": str(self.text_to_image.vae.dtype)}
@@ -156,9 +157,10 @@ class AnySizePipeline:
 
 
 def apply_arad(models: TextToImageModels, profile: str, lora: Optional[str]) -> dict:
-    """Turn SD 2.1 into ARAD: the LoRA given, else the tiny profile's (trained and cached), else (paper-arch) an untrained one."""
+    """Turn SD 2.1 into ARAD: the LoRA given (ours, or another tool's: an external LoRA), else the tiny
+    profile's (trained and cached), else (paper-arch) an untrained one."""
     from baselines.arad import TrainConfig, add_lora, tiny_arad_lora
-    from baselines.lora import load_arad_lora
+    from baselines.lora import is_arad_lora, load_arad_lora, load_external_lora
 
     if lora is None and profile == "tiny":
         lora = tiny_arad_lora(models, asd_cache_dir())
@@ -167,6 +169,8 @@ def apply_arad(models: TextToImageModels, profile: str, lora: Optional[str]) -> 
         add_lora(models.unet, config)
         return {"path": None, "rank": config.rank,
                 "note": "untrained adapter (LoRA B = 0): ARAD's cost without trained weights"}
+    if not is_arad_lora(lora):
+        return load_external_lora(models.unet, lora, text_encoder=models.text_encoder, base_name=models.name)
     info = load_arad_lora(models.unet, lora, base_name=models.name)
     return {"path": str(info.path), "rank": info.rank, "base": info.base.get("name"),
             "trained_buckets": info.buckets, "data": info.metadata.get("data")}

@@ -101,7 +101,8 @@ class X4UpscalerBackbone:
     def describe(self) -> dict:
         """The model, its weights and how it runs, for the results."""
         models = self.models
-        return {"model": models.name, "weights": models.weights, "noise_level": models.noise_level,
+        return {"model": models.name, "weights": models.weights, "repo": models.repo, "variant": models.variant,
+                "noise_level": models.noise_level,
                 "dtype": str(models.unet.dtype), "vae_dtype": str(models.vae.dtype), "vae_dtype_rule": VAE_DTYPE_RULE,
                 "latent_factor": self.latent_factor}
 

@@ -18,9 +18,11 @@ from typing import Iterable, Optional
 import torch
 
 from baselines.models import WeightPaths, asd_cache_dir, load_text_to_image
+from baselines.quiet import quiet_libraries
 from baselines.registry import LoadContext, Sampler, get_method
 from baselines.vae_tiling import VaeTiling
 from benchmark.errors import UsageError
+from benchmark.metrics.bootstrap import FILE as BOOTSTRAP_FILE, Bootstrap, paired
 from benchmark.metrics.patches import DEFAULT_PROTOCOL as DEFAULT_PATCH_PROTOCOL, PatchProtocol
 from benchmark.metrics.scoring import check_weights, score_run
 from benchmark.metrics.weights_listing import listing
@@ -32,6 +34,7 @@ from benchmark.reporting.report import write_report
 from benchmark.runs import ceiling as ceiling_search
 from benchmark.runs import runner
 from benchmark.runs.measure import MemoryBudget, check_budget
+from benchmark.runs.records import read_json
 from benchmark.runs.model_job import ModelJob
 from benchmark.runs.reference_timing import write_reference_timing
 from benchmark.runs.samples import DEFAULT_DATASET, plan_samples
@@ -63,6 +66,7 @@ def run(spec: RunSpec, sampler: Optional[Sampler] = None) -> Finished:
     them between runs); by default the method loads its own."""
     load_plugins(spec.include)
     spec = spec.resolved()
+    quiet_libraries(spec.progress)
     return _run_oracle(spec) if spec.oracle else _run_model(spec, sampler)
 
 
@@ -96,17 +100,37 @@ def _run_model(spec: RunSpec, sampler: Optional[Sampler]) -> Finished:
     results = runner.run(ModelJob(method, sampler, plan, spec.seed, device, profile=spec.profile), limit, out, progress=spec.progress,
                          budget=budget, shard=shard)
     if spec.score:
-        results = score_run(out, device, spec.patch_protocol, shard)
+        results = score_run(out, device, spec.patch_protocol, shard, Bootstrap(spec.bootstrap))
     return Finished(out, results, shard.main)
 
 
 def score(run_dirs: Iterable[Path], device: str = "cpu", patch_protocol: str = DEFAULT_PATCH_PROTOCOL,
-          include: Iterable[str] = ()) -> list[Finished]:
-    """(Re-)score finished model runs from their saved images; rewrites each ``results.json``."""
+          include: Iterable[str] = (), bootstrap: int = Bootstrap.resamples) -> list[Finished]:
+    """(Re-)score finished model runs from their saved images; rewrites each ``results.json`` (and the
+    bootstrap's replicates: ``bootstrap`` resamples per score's interval, 0 for none)."""
     load_plugins(include)
+    quiet_libraries()
+    if bootstrap < 0:
+        raise UsageError(f"--bootstrap must be 0 (no intervals) or more resamples, got {bootstrap}")
     shard = current_shard(device_of(device))
     chosen = shard.device(device_of(device))
-    return [Finished(Path(out), score_run(Path(out), chosen, patch_protocol, shard), shard.main) for out in run_dirs]
+    return [Finished(Path(out), score_run(Path(out), chosen, patch_protocol, shard, Bootstrap(bootstrap)), shard.main)
+            for out in run_dirs]
+
+
+def diff(run_a: Path, run_b: Path) -> dict[str, dict]:
+    """Each score of two runs on the same items and seeds: A minus B, with the interval of a paired bootstrap
+    (the two runs' replicates share their draws) and whether it excludes 0."""
+    records = []
+    for out in (Path(run_a), Path(run_b)):
+        if not (out / BOOTSTRAP_FILE).is_file():
+            raise UsageError(f"{out} has no {BOOTSTRAP_FILE}: score it with intervals first "
+                             f"(`python -m benchmark score {out}`)")
+        records.append(read_json(out / BOOTSTRAP_FILE))
+    try:
+        return paired(*records, records[0]["level"])
+    except ValueError as error:
+        raise UsageError(f"{run_a} and {run_b}: {error}") from None
 
 
 def reports_folder(runs: Path, chosen: Optional[Path]) -> Path:
@@ -130,6 +154,7 @@ def study(profile: str = "oracle", size: tuple[int, int] = (2048, 2048), steps: 
                          "run model profiles one method at a time with `python -m benchmark run`")
     if steps < 1 or limit < 1:
         raise UsageError(f"--steps and --limit must be at least 1, got {steps} and {limit}")
+    quiet_libraries(progress)
     finished = []
     for tiling in unique_tilings():
         job = OracleFSTDJob(tiling, size=size, steps=steps, seed=seed, device=device_of(device))
@@ -147,6 +172,7 @@ def ceiling(method: str, profile: Optional[str] = None, budget: str = "32GiB",
     Its folder holds ``ceiling.json``, the record returned."""
     include = tuple(include)
     load_plugins(include)
+    quiet_libraries()
     spec = RunSpec(method, profile, include=include, **(weights or {})).resolved()
     limit, chosen = MemoryBudget.parse(budget), device_of(device)
     check_budget(limit, chosen)
@@ -166,6 +192,7 @@ def timing(profile: str = "tiny", repeats: int = 5, device: str = "cpu", runs: P
     """Our stage I over diffusers' pipeline and tiled stage II over its denoiser calls, timed interleaved."""
     load_plugins(include)
     check_model_profile(profile)
+    quiet_libraries()
     if repeats < 1:
         raise UsageError(f"--repeats must be at least 1, got {repeats}")
     return write_reference_timing(Path(runs), profile, device_of(device), repeats)
@@ -177,15 +204,18 @@ def vae_study(profile: str = "tiny", size: tuple[int, int] = (2048, 2048), tile:
     """Every VAE tiling mode against the untiled VAE on one synthetic image."""
     load_plugins(include)
     check_model_profile(profile)
+    quiet_libraries()
     tiling = VaeTiling("sync", tile, halo)
     out = Path(runs) / "vae-tiling" / f"{profile}-{size[0]}x{size[1]}-t{tiling.tile}-h{tiling.halo}"
     return Finished(out, run_vae_study(profile, size, device_of(device), tiling, out))
 
 
-def weights(profile: str = "paper", paths: WeightPaths = WeightPaths(), hash_files: bool = True) -> tuple[str, bool]:
-    """The listing of ``profile``'s weight files and whether every needed one is there."""
+def weights(profile: str = "paper", paths: WeightPaths = WeightPaths(), hash_files: bool = True,
+            methods: Iterable[str] = ()) -> tuple[str, bool]:
+    """The listing of ``profile``'s weights (the methods', then scoring's) and whether every chosen method
+    (default: every registered one) can run with the profile's models."""
     check_model_profile(profile)
-    return listing(profile, paths, hash_files=hash_files)
+    return listing(profile, paths, hash_files=hash_files, method_names=methods)
 
 
 def tables(profile: str = "tiny", dataset: str = DEFAULT_DATASET, limit: Optional[int] = None,
@@ -196,6 +226,7 @@ def tables(profile: str = "tiny", dataset: str = DEFAULT_DATASET, limit: Optiona
     """Every run behind Tables 1-4, 6, 7 and Figure 7 on a model profile (finished runs reused), then the
     report. On tiny, Table 3's LoRAs are trained here unless given; elsewhere only the given ones run."""
     load_plugins(include)
+    quiet_libraries(False)
     if profile == "oracle":
         raise UsageError("tables are made on a model profile; the oracle's tables come from `python -m benchmark study`")
     check_model_profile(profile)

@@ -452,7 +452,7 @@ def render(summary: dict) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmark.gpu_measure", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=Path("gpu-measure"), help="output folder (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=Path("runs") / "gpu-measure", help="output folder (default: %(default)s)")
     parser.add_argument("--dry-run", action="store_true",
                         help="the same path on the CPU: tiny profile, small sizes, 1-2 steps")
     parser.add_argument("--time-budget", type=float, default=None,

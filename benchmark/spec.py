@@ -26,6 +26,7 @@ from baselines.stage1 import DEFAULT_GUIDANCE
 from baselines.tiling import TilingConfig
 from baselines.vae_tiling import VaeTiling
 from benchmark.errors import UsageError
+from benchmark.metrics.bootstrap import Bootstrap
 from benchmark.metrics.patches import DEFAULT_PROTOCOL as DEFAULT_PATCH_PROTOCOL, PatchProtocol
 from benchmark.oracle.study import default_out, run_tag, tiling_tag
 from benchmark.runs.measure import MemoryBudget
@@ -98,6 +99,7 @@ class RunSpec:
     memory_budget: Optional[str] = None
     score: bool = True
     patch_protocol: str = DEFAULT_PATCH_PROTOCOL
+    bootstrap: int = Bootstrap.resamples  # resamples of each score's interval (0: none)
     runs: Path = DEFAULT_RUNS
     out: Optional[Path] = None
     device: str = "cpu"
@@ -126,6 +128,8 @@ class RunSpec:
             raise UsageError(f"--limit must be at least 1, got {self.limit}")
         MemoryBudget.parse(self.memory_budget) if self.memory_budget else None
         PatchProtocol.parse(self.patch_protocol)
+        if self.bootstrap < 0:
+            raise UsageError(f"--bootstrap must be 0 (no intervals) or more resamples, got {self.bootstrap}")
         if self.backbone is not None and self.backbone not in BACKBONES:
             raise UsageError(f"unknown backbone {self.backbone!r}; choose one of {', '.join(BACKBONES)}")
         if profile == ORACLE_PROFILE:

@@ -3,7 +3,7 @@
 # one H200 (benchmark/gpu_measure.py says what, in which order, and what is skipped when time
 # runs short). Writes DIR/summary.json, DIR/summary.md, DIR/reports/ and the runs in DIR/runs/.
 #
-#   scripts/gpu-measure.sh [--out DIR] [--time-budget SECONDS]   # on a CUDA machine (default DIR: gpu-measure)
+#   scripts/gpu-measure.sh [--out DIR] [--time-budget SECONDS]   # on a CUDA machine (default DIR: runs/gpu-measure)
 #   scripts/gpu-measure.sh --dry-run [--out DIR]                 # the same path on a CPU, tiny profile
 #
 # The machine needs no network and keeps its own torch: run scripts/fetch-wheels.sh beforehand
@@ -13,7 +13,7 @@
 # (the device tool's result folder), the summary, the reports and the run records are copied there.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
-out="gpu-measure"
+out="runs/gpu-measure"  # under the ignored runs folder: a checkout stays clean
 args=("$@")
 for ((i = 0; i < ${#args[@]}; i++)); do
   [[ "${args[i]}" == "--out" && $((i + 1)) -lt ${#args[@]} ]] && out="${args[i + 1]}"

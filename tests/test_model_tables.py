@@ -415,3 +415,14 @@ def test_real_tiny_fstd_runs_of_the_three_tilings_fill_tables_4_6_7_and_their_pi
     assert [name.split("-", 3)[3] for name in pictures] == ["fstd-explicit64-vs-fstd-nonoverlap.png",
                                                             "fstd-implicit-vs-fstd-nonoverlap.png"]
     assert all(f"(figures/{name})" in text for name in pictures)
+
+
+def test_table3_leaves_out_an_external_lora_whose_buckets_are_unknown():
+    external = make_run("ar-plus", dataset=COCO, scored=scores(fid=37.0), buckets=None)
+    external["lora"] = {"kind": "external LoRA", "rank": 4, "sha256": "0" * 64}
+    untrained = make_run("ar-plus", dataset=COCO, scored=scores(fid=38.0), buckets=None)
+    heading = "Table 3 — ARAD by trained ratios: MA-COCO (manifest c0c0c0c0c0c0) at 512×512"
+    text = table3([external, untrained])
+    fid = {label: dict(zip(header(text, heading), cells))["FID↓"] for label, cells in rows(text, heading).items()}
+    assert fid["untrained LoRA"] == "38.00" and "37.00" not in text
+    assert "37.00" in table1([external])  # Table 1 still shows it

@@ -15,6 +15,7 @@ from baselines.stage1 import DEFAULT_GUIDANCE
 from baselines.stage2 import COLOUR_FIXES
 from baselines.tiling import FILLS, OFFSET_MODES, STRATEGIES, WEIGHTINGS
 from baselines.vae_tiling import VAE_TILING_MODES
+from benchmark.metrics.bootstrap import Bootstrap
 from benchmark.metrics.patches import DEFAULT_PROTOCOL as DEFAULT_PATCH_PROTOCOL, PatchProtocol
 from benchmark.runs.samples import DEFAULT_DATASET
 from benchmark.spec import DEFAULT_RUNS, ORACLE, PROFILES, TINY_LIMIT, RunSpec, parse_size
@@ -70,6 +71,12 @@ def add_patch_protocol(parser):
                         help="crops of fid_patch / kid_patch at native resolution, 299 px: grid (non-overlapping, "
                              "plus a pass shifted by half a crop) or K seeded random crops per image "
                              "(default: %(default)s)")
+
+
+def add_bootstrap(parser):
+    parser.add_argument("--bootstrap", type=int, default=Bootstrap.resamples, metavar="N",
+                        help="resamples of the seeded bootstrap over the generated images that gives every score its "
+                             f"{Bootstrap.level:.0%} interval (references fixed; 0: no intervals; default: %(default)s)")
 
 
 def add_memory_budget(parser, *names: str, default: Optional[str] = None):
@@ -131,6 +138,7 @@ def add_run_arguments(parser: argparse.ArgumentParser):
                         help="skip scoring (every registered metric) after the run; "
                              "`python -m benchmark score RUN_DIR` does it later")
     add_patch_protocol(models)
+    add_bootstrap(models)
     models.add_argument("--sr-steps", type=int, default=None,
                         help="stage II DDPM steps (default: " + ", ".join(f"{p} {s[1]}" for p, s in DEFAULT_STEPS.items())
                              + ")")

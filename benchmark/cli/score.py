@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from benchmark import api
-from benchmark.cli.options import add_device, add_include, add_patch_protocol
+from benchmark.cli.options import add_bootstrap, add_device, add_include, add_patch_protocol
 from benchmark.cli.summaries import scores_line
 
 NAME = "score"
@@ -20,11 +20,12 @@ def add_arguments(parser: argparse.ArgumentParser):
     parser.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR", help="run directory")
     add_device(parser)
     add_patch_protocol(parser)
+    add_bootstrap(parser)
     add_include(parser)
 
 
 def command(args: argparse.Namespace) -> int:
-    for finished in api.score(args.runs, args.device, args.patch_protocol, args.include):
+    for finished in api.score(args.runs, args.device, args.patch_protocol, args.include, args.bootstrap):
         if finished.main:
             print(scores_line(finished.out, finished.results))
     return 0

@@ -19,6 +19,9 @@ import numpy as np
 import torch
 
 from benchmark import metrics
+from benchmark.metrics.fid import frechet_resampler
+from benchmark.metrics.fid_infinity import fid_infinity
+from benchmark.metrics.kid import kid_resampler
 from benchmark.metrics.registry import SUPER_RESOLUTION, TEXT_TO_IMAGE, MetricValue, register_metric
 from benchmark.metrics.seams import seam_score as _seam_score
 
@@ -28,6 +31,11 @@ if TYPE_CHECKING:
 BOTH = (TEXT_TO_IMAGE, SUPER_RESOLUTION)
 KID_TOLERANCE = {"rel": 0.02, "abs": 1e-3}
 NO_GROUND_TRUTH = "text-to-image: no ground-truth image per sample"
+
+
+def _kid_resampler(features: np.ndarray, stats):
+    """KID of chosen generated rows against the fixed reference features, with the score's own subsets."""
+    return kid_resampler(features, stats.features)
 
 
 def kid_conventions(kid: dict) -> dict:
@@ -44,15 +52,26 @@ def _too_few(context: "ScoringContext", metric: str) -> dict:
 
 
 @register_metric(applies_to=BOTH, needs_references=True, tolerance={"rel": 0.02}, higher_is_better=False,
-                 extras={"fid_per_ratio": {}}, skipped_extras=("fid_per_ratio",))
+                 extras={"fid_per_ratio": {}, "fid_infinity": None}, skipped_extras=("fid_per_ratio", "fid_infinity"))
 def fid(context: "ScoringContext") -> MetricValue:
     name, _ = context.require_references()
-    result = metrics.fid_score(context.generated, context.reference_stats)
+    stats = context.reference_stats
+    result = metrics.fid_score(context.generated, stats)
+    unbiased, why = None, {}
+    try:
+        unbiased = fid_infinity(context.generated.features, stats.mu, stats.sigma)
+    except ValueError as error:
+        why = {"fid_infinity": str(error)}
     return MetricValue(result["value"],
                        context.convention("clean-fid", "clean", **context.inception_conventions, reference=name,
-                                          n_reference=result["n_reference"],
-                                          distance=result["conventions"]["distance"]),
-                       extra={"fid_per_ratio": context.per_ratio()[0]["fid"]}, skipped=_too_few(context, "fid"))
+                                          n_reference=result["n_reference"], n=result["n"],
+                                          distance=result["conventions"]["distance"],
+                                          **({"fid_infinity": {k: v for k, v in unbiased.items() if k != "value"}}
+                                             if unbiased else {})),
+                       extra={"fid_per_ratio": context.per_ratio()[0]["fid"],
+                              "fid_infinity": unbiased["value"] if unbiased else None},
+                       skipped={**_too_few(context, "fid"), **why},
+                       resample=frechet_resampler(context.generated.features, stats.mu, stats.sigma))
 
 
 @register_metric(applies_to=BOTH, needs_references=True, tolerance=KID_TOLERANCE, column="KID↓", digits=4,
@@ -60,13 +79,15 @@ def fid(context: "ScoringContext") -> MetricValue:
                  skipped_extras=("kid_per_ratio",))
 def kid(context: "ScoringContext") -> MetricValue:
     name, _ = context.require_references()
-    result = metrics.kid_score(context.generated, context.reference_stats)
+    stats = context.reference_stats
+    result = metrics.kid_score(context.generated, stats)
     return MetricValue(result["value"],
                        context.convention("benchmark.metrics.kid (torchmetrics' subsets)", "clean",
                                           **context.inception_conventions, reference=name,
-                                          n_reference=result["n_reference"], **kid_conventions(result)),
+                                          n_reference=result["n_reference"], n=len(context.generated.features),
+                                          **kid_conventions(result)),
                        extra={"kid_std": result["std"], "kid_per_ratio": context.per_ratio()[0]["kid"]},
-                       skipped=_too_few(context, "kid"))
+                       skipped=_too_few(context, "kid"), resample=_kid_resampler(context.generated.features, stats))
 
 
 def _patch_convention(context: "ScoringContext", **extra) -> dict:
@@ -80,9 +101,12 @@ def _patch_convention(context: "ScoringContext", **extra) -> dict:
 def fid_patch(context: "ScoringContext") -> MetricValue:
     patches = context.patch_scores()
     result = patches["fid"]
+    stats, features, crops = patches["stats"], patches["features"], patches["crops_of"]
+    frechet = frechet_resampler(features, stats.mu, stats.sigma)
     return MetricValue(result["value"], _patch_convention(context, n_reference=result["n_reference"],
                                                           distance=result["conventions"]["distance"],
-                                                          **patches["recorded"]))
+                                                          **patches["recorded"]),
+                       resample=lambda positions: frechet(crops(positions)))
 
 
 @register_metric(applies_to=BOTH, needs_references=True, tolerance=KID_TOLERANCE, column="patch KID↓", digits=4,
@@ -90,17 +114,20 @@ def fid_patch(context: "ScoringContext") -> MetricValue:
 def kid_patch(context: "ScoringContext") -> MetricValue:
     patches = context.patch_scores()
     result = patches["kid"]
+    kid_of, crops = _kid_resampler(patches["features"], patches["stats"]), patches["crops_of"]
     return MetricValue(result["value"], _patch_convention(context, n_reference=result["n_reference"],
                                                           **kid_conventions(result), **patches["recorded"]),
-                       extra={"kid_patch_std": result["std"]})
+                       extra={"kid_patch_std": result["std"]}, resample=lambda positions: kid_of(crops(positions)))
 
 
 @register_metric(applies_to=BOTH, tolerance={"rel": 0.02}, higher_is_better=True)
 def inception_score(context: "ScoringContext") -> MetricValue:
     result = metrics.inception_score(context.generated)
+    logits, splits = context.generated.logits, result["conventions"]["splits"]
     return MetricValue(result["value"],
                        context.convention("benchmark.metrics (Inception-v3 logits)", "clean-fid resize",
-                                          **context.inception_conventions, splits=result["conventions"]["splits"]))
+                                          **context.inception_conventions, splits=splits),
+                       resample=lambda positions: metrics.inception_score_from_logits(logits[positions], splits)[0])
 
 
 @register_metric(applies_to=(TEXT_TO_IMAGE,), tolerance={"rel": 0.02, "abs": 0.05},  # floored at 0 by definition
@@ -110,7 +137,8 @@ def clip_score(context: "ScoringContext") -> MetricValue:
     clip = context.clip
     return MetricValue(float(context.clip_values.mean()),
                        context.convention("open_clip", clip.conventions["score"], clip.conventions["model"],
-                                          clip.conventions["pretrained"]))
+                                          clip.conventions["pretrained"]),
+                       per_image=[float(value) for value in context.clip_values])
 
 
 def _fidelity_convention(context: "ScoringContext", report: dict, **extra) -> dict:
@@ -157,10 +185,11 @@ def _seam(image: Path, record: dict) -> float:
 @register_metric(applies_to=BOTH, tolerance={"rel": 0.02}, higher_is_better=False, needs_stage2_tiles=True)
 def seam_score(context: "ScoringContext") -> MetricValue:
     records = context.records
-    value = float(np.mean([_seam(image, record) for image, record in zip(context.images, records)]))
-    return MetricValue(value, context.convention("benchmark.metrics.seams", "stage II non-overlap tile grid, image px",
+    values = [_seam(image, record) for image, record in zip(context.images, records)]
+    return MetricValue(float(np.mean(values)), context.convention("benchmark.metrics.seams", "stage II non-overlap tile grid, image px",
                                                  None, None, nets_random=False,
-                                                 tile_px=records[0]["stage2"]["tile_plan"]["tile_px"]))
+                                                 tile_px=records[0]["stage2"]["tile_plan"]["tile_px"]),
+                       per_image=values)
 
 
 __all__ = ["fid", "kid", "fid_patch", "kid_patch", "inception_score", "clip_score", "psnr_y", "ssim_y", "lpips",

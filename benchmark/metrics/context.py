@@ -18,6 +18,7 @@ import torch
 
 from baselines.models import asd_cache_dir
 from benchmark import metrics
+from benchmark.metrics.bootstrap import crops_of
 from benchmark.metrics.registry import SUPER_RESOLUTION, TEXT_TO_IMAGE, NotApplicable
 from benchmark.runs.shard import Shard
 from datasets_build import iter_items
@@ -214,7 +215,9 @@ class ScoringContext:
                 f"needed; generated sizes {', '.join(generated_crops['resolution'])})")
         stats = self.stats(f"{name}-patches", items, protocol)
         generated = metrics.patch_outputs(self.images, self.inception, protocol)
+        counts = [len(protocol.boxes(*row["size"], position)) for position, row in enumerate(self.rows)]
         return {"fid": metrics.fid_score(generated, stats), "kid": metrics.kid_score(generated, stats),
+                "features": generated.features, "stats": stats, "crops_of": crops_of(counts),
                 "recorded": dict(crops=protocol.as_dict(), generated_crops=generated_crops,
                                  reference_crops=reference_crops)}
 

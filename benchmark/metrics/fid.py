@@ -128,6 +128,28 @@ def low_rank_frechet_distance(features: np.ndarray, mu: np.ndarray, sigma: np.nd
     return float(((mean - mu) ** 2).sum() + (a ** 2).sum() + np.trace(sigma) - 2 * np.sqrt(eigenvalues).sum())
 
 
+def frechet_resampler(features: np.ndarray, mu: np.ndarray, sigma: np.ndarray):
+    """The Frechet distance of chosen rows of ``features`` (positions, with repeats) to (mu, sigma): low rank
+    below D rows; from D rows up through the square root of ``sigma``, computed once, so that a resample costs
+    one symmetric eigendecomposition instead of a general matrix square root."""
+    features = np.asarray(features, dtype=np.float64)
+    root = []
+
+    def resample(positions) -> float:
+        chosen = features[positions]
+        if len(chosen) < features.shape[1]:
+            return low_rank_frechet_distance(chosen, mu, sigma)
+        if not root:
+            values, vectors = np.linalg.eigh(sigma)
+            root.append((vectors * np.sqrt(values.clip(min=0))) @ vectors.T)
+        mean, covariance = gaussian_stats(chosen)
+        eigenvalues = np.linalg.eigvalsh(root[0] @ covariance @ root[0]).clip(min=0)
+        return float(((mean - mu) ** 2).sum() + np.trace(covariance) + np.trace(sigma)
+                     - 2 * np.sqrt(eigenvalues).sum())
+
+    return resample
+
+
 def fid_score(generated: InceptionOutputs, reference: ReferenceStats) -> dict:
     """FID of generated images against a reference set, with the conventions that produced it."""
     if generated.conventions != reference.conventions:

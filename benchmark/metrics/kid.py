@@ -86,3 +86,38 @@ def kid_score(generated: InceptionOutputs, reference: ReferenceStats, subsets: i
                         "subset_draw": "torch.randperm per subset (reference, then generated), "
                                        "torch.Generator seeded with subset_seed"},
     }
+
+
+def kid_resampler(generated: np.ndarray, reference: np.ndarray, subsets: int = SUBSETS,
+                  subset_size: int = SUBSET_SIZE, seed: int = SEED):
+    """KID of chosen generated rows (positions, with repeats) against the fixed reference, equal to
+    :func:`kernel_inception_distance` on those rows: the kernels of the full sets are computed once, and the
+    subsets' draws once per count of rows, so that a bootstrap resample only gathers entries."""
+    generated, reference = np.asarray(generated, np.float64), np.asarray(reference, np.float64)
+    dimensions = generated.shape[1]
+    k_gg = (generated @ generated.T / dimensions + 1) ** 3
+    k_rr = (reference @ reference.T / dimensions + 1) ** 3
+    k_rg = (reference @ generated.T / dimensions + 1) ** 3
+    draws: dict[int, tuple] = {}
+
+    def subsets_for(count: int) -> tuple:
+        if count not in draws:
+            size = min(subset_size, count, len(reference))
+            if size < 2:
+                raise ValueError(f"KID needs at least 2 generated and 2 reference feature vectors, got {count}")
+            pairs = subset_indices(count, len(reference), subsets, size, seed)
+            draws[count] = size, pairs, [k_rr[np.ix_(r, r)].sum() - k_rr[r, r].sum() for r, _ in pairs]
+        return draws[count]
+
+    def resample(positions) -> float:
+        positions = np.asarray(positions)
+        size, pairs, reference_within = subsets_for(len(positions))
+        values = []
+        for (r, g), within_r in zip(pairs, reference_within):
+            chosen = positions[g]
+            k = k_gg[np.ix_(chosen, chosen)]
+            within = (within_r + k.sum() - np.trace(k)) / (size * (size - 1))
+            values.append(within - 2 * k_rg[np.ix_(r, chosen)].sum() / size ** 2)
+        return float(np.mean(values))
+
+    return resample

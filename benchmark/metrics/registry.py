@@ -50,6 +50,9 @@ class MetricValue:
     extra: dict = field(default_factory=dict)  # more keys of results['scores'], e.g. {'kid_std': ...}
     per_image: Optional[list] = None  # one value per finished image, stored in its per_image row under the name
     skipped: dict = field(default_factory=dict)  # reasons for extra keys left empty, e.g. {'fid_per_ratio': ...}
+    # the statistic on a resample of the finished images (positions, with repeats): its bootstrap interval;
+    # unset, a metric with per_image values is taken as their mean
+    resample: Optional[Callable[[Any], float]] = None
 
 
 @dataclass(frozen=True)

@@ -26,15 +26,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
 import torch
 
 from benchmark import metrics
+from benchmark.metrics.bootstrap import FILE as BOOTSTRAP_FILE, Bootstrap, interval, mean_of, replicates
 from benchmark.metrics import registry
 from benchmark.metrics.context import ScoringContext
 from benchmark.metrics.registry import TEXT_TO_IMAGE, Metric, MetricValue, NotApplicable
 from benchmark.metrics.weights import MissingWeightsError, require_weights
 from benchmark.runs.records import read_json, write_json
 from benchmark.runs.shard import Shard, current
+
+BOOTSTRAP_KEY = "_bootstrap"  # the replicates, for bootstrap.json rather than results.json
+
 
 class ScoringError(ValueError):
     """A directory that cannot be scored; the message says why."""
@@ -53,8 +58,10 @@ def check_weights(profile: str):
 
 
 def score_run(out: Path, device: Optional[torch.device] = None,
-              patch_protocol: str = metrics.patches.DEFAULT_PROTOCOL, shard: Optional[Shard] = None) -> dict:
-    """Score the finished run in ``out`` and rewrite its results.json (atomically); returns the results.
+              patch_protocol: str = metrics.patches.DEFAULT_PROTOCOL, shard: Optional[Shard] = None,
+              bootstrap: Bootstrap = Bootstrap()) -> dict:
+    """Score the finished run in ``out`` and rewrite its results.json (atomically), the bootstrap's replicates
+    in ``bootstrap.json``; returns the results.
 
     ``patch_protocol`` is how ``fid_patch`` / ``kid_patch`` cut crops: ``grid`` or ``random:K[:SEED]``.
     """
@@ -65,8 +72,13 @@ def score_run(out: Path, device: Optional[torch.device] = None,
     if "per_image" not in results or results.get("profile") == "oracle":
         raise ScoringError(f"{out} is not a model run; oracle runs carry their own figures")
     shard = shard or current(device)
-    scored = score(out, results, device, metrics.PatchProtocol.parse(patch_protocol), shard)
+    scored = score(out, results, device, metrics.PatchProtocol.parse(patch_protocol), shard, bootstrap)
     if shard.main:
+        replicated = scored.pop(BOOTSTRAP_KEY, None)
+        if replicated is not None:
+            write_json(out / BOOTSTRAP_FILE, replicated)
+        else:
+            (out / BOOTSTRAP_FILE).unlink(missing_ok=True)
         results.update(scored)
         write_json(out / "results.json", results)
     return shard.share(results if shard.main else None)
@@ -85,9 +97,11 @@ def _fresh(default):
 
 
 def score(out: Path, results: dict, device: Optional[torch.device] = None,
-          patch_protocol: metrics.PatchProtocol = metrics.PatchProtocol(), shard: Shard = Shard()) -> dict:
-    """The ``scores``, ``metric_conventions`` and ``metrics_profile`` of a run, and its per-image figures
-    (on rank 0; the other processes of a sharded run compute their share of the features, then get {})."""
+          patch_protocol: metrics.PatchProtocol = metrics.PatchProtocol(), shard: Shard = Shard(),
+          bootstrap: Bootstrap = Bootstrap()) -> dict:
+    """The ``scores`` (with a ``bootstrap`` interval per score), ``metric_conventions`` and ``metrics_profile``
+    of a run, and its per-image figures (on rank 0; the other processes of a sharded run compute their share
+    of the features, then get {}). The bootstrap's replicates come under ``BOOTSTRAP_KEY``, for the file."""
     profile = metrics_profile(results["profile"])
     check_weights(profile)
     registered = registry.metrics()
@@ -99,7 +113,7 @@ def score(out: Path, results: dict, device: Optional[torch.device] = None,
         reason = f"no finished image: all {oom_skipped} samples ran out of memory"
         return {"scores": {**values, "patch_protocol": patch_protocol.label,
                            "skipped": dict.fromkeys(registry.metric_names(), reason),
-                           "oom_samples_skipped": oom_skipped},
+                           "oom_samples_skipped": oom_skipped, "images": 0, "intervals": {}, "bootstrap": None},
                 "metric_conventions": {}, "metrics_profile": profile, "per_image": all_rows}
     context = ScoringContext(
         out=out, results=results, rows=rows, images=[out / row["image"] for row in rows],
@@ -116,6 +130,9 @@ def score(out: Path, results: dict, device: Optional[torch.device] = None,
 
     skipped: dict[str, str] = {}
     conventions: dict[str, dict] = {}
+    intervals: dict[str, dict] = {}
+    replicated: dict[str, list] = {}
+    draws = bootstrap.draws(len(rows)) if bootstrap.resamples and len(rows) >= 2 else None
     for metric in registered:
         reason = _not_applicable(metric, context)
         value = None
@@ -142,10 +159,22 @@ def score(out: Path, results: dict, device: Optional[torch.device] = None,
                                  f"{len(rows)} finished images")
             for row, item in zip(rows, value.per_image):
                 row[metric.name] = item
+        resample = value.resample or (mean_of(value.per_image) if value.per_image is not None else None)
+        if draws is not None and resample is not None and value.value is not None:
+            replicated[metric.name] = replicates(resample, draws)
+            bounds = interval(replicated[metric.name], bootstrap.level)
+            intervals[metric.name] = None if bounds is None else {"low": bounds[0], "high": bounds[1]}
 
+    record = bootstrap.as_record(len(rows))
     return {"scores": {**values, "patch_protocol": patch_protocol.label, "skipped": skipped,
-                       "oom_samples_skipped": oom_skipped},
-            "metric_conventions": conventions, "metrics_profile": profile, "per_image": all_rows}
+                       "oom_samples_skipped": oom_skipped, "images": len(rows), "intervals": intervals,
+                       "bootstrap": record if draws is not None else None},
+            "metric_conventions": conventions, "metrics_profile": profile, "per_image": all_rows,
+            BOOTSTRAP_KEY: None if draws is None else {
+                **record, "items": [[row.get("item"), list(row["size"])] for row in rows],
+                "values": {name: values[name] for name in replicated},
+                "replicates": {name: [None if np.isnan(v) else float(v) for v in reps]
+                               for name, reps in replicated.items()}}}
 
 
 def _not_applicable(metric: Metric, context: ScoringContext) -> Optional[str]:

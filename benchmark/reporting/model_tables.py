@@ -17,6 +17,7 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
+from baselines.lora import EXTERNAL as EXTERNAL_LORA
 from baselines.registry import methods, with_row
 from datasets_build.sizes import ARAD_BUCKETS
 from benchmark.reporting import paper
@@ -87,7 +88,10 @@ def _score(result: Optional[dict], metric: str, digits: int = 2) -> str:
     if scores is None:
         return NOT_SCORED
     value = scores.get(metric)
-    return "skipped" if value is None else f"{value:.{digits}f}"
+    if value is None:
+        return "skipped"
+    bounds = (scores.get("intervals") or {}).get(metric)
+    return f"{value:.{digits}f}" + (f" [{bounds['low']:.{digits}f}, {bounds['high']:.{digits}f}]" if bounds else "")
 
 
 def extra_scores(runs: list[dict]) -> list[tuple[str, str, int]]:
@@ -97,12 +101,13 @@ def extra_scores(runs: list[dict]) -> list[tuple[str, str, int]]:
 
 
 def extra_cells(result: Optional[dict], extras: list[tuple[str, str, int]]) -> dict:
-    """The cells of ``extras``, with the spread over subsets (``<metric>_std``) where it is scored."""
+    """The cells of ``extras``, with the spread over subsets (``<metric>_std``) where it is scored without a
+    bootstrap interval (runs scored before intervals)."""
     cells = {}
     for metric, column, digits in extras:
         cells[column] = _score(result, metric, digits)
         spread = ((result or {}).get("scores") or {}).get(f"{metric}_std")
-        if spread is not None and cells[column][:1].isdigit():
+        if spread is not None and cells[column][:1].isdigit() and "[" not in cells[column]:
             cells[column] += f" ± {spread:.{digits}f}"
     return cells
 
@@ -266,7 +271,8 @@ def table3(results: list[dict]) -> str:
         theirs = paper.TABLE3.get(group.dataset, {})
         by_count = defaultdict(list)
         for result in by_method.get(arad, []):
-            by_count[trained_ratios(result)].append(result)
+            if (result.get("lora") or {}).get("kind") != EXTERNAL_LORA:  # another tool's: its buckets are unknown
+                by_count[trained_ratios(result)].append(result)
         counts = sorted(set(paper.TABLE3["ma-coco"]) | {c for c in by_count if c is not None})
         counts += [None] if None in by_count else []
         rows, notes, shown = [], [], []

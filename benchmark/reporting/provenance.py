@@ -119,9 +119,19 @@ def model_provenance(results: list[dict]) -> str:
         f"- metrics: {distinct(r['metrics_profile'] for r in results if 'metrics_profile' in r) or NOT_SCORED}"
         + (f"; {conventions}" if conventions else "")
         + (f"; {unscored} of {len(results)} runs not scored" if unscored else ""),
+        f"- intervals: {distinct(_bootstrap(r) for r in results if 'scores' in r) or NOT_SCORED}",
         f"- commit: {commits(results)}; date: {dates(results)}",
     ]
     return "\n".join(lines)
+
+
+def _bootstrap(result: dict) -> str:
+    """How the run's intervals were drawn: ``[low, high]`` after a score."""
+    record = result["scores"].get("bootstrap")
+    if not record:
+        return "none (scored without intervals)"
+    return (f"[low, high] after a score: {record['level']:.0%} {record['method']}, {record['resamples']} resamples "
+            f"of the {record['images']} images, seed {record['seed']}")
 
 
 def ceiling_provenance(ceilings: list[dict]) -> str:
