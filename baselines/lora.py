@@ -421,9 +421,14 @@ def _sha256(path: Path) -> str:
 
 
 def _raw_keys(file: Path) -> list[str]:
-    if file.suffix == ".safetensors":
-        return _safetensors_keys(file.parent, file)
-    return list(torch.load(file, map_location="cpu", weights_only=True))
+    """The keys of a weight file; a file that is no tensor file is not a LoRA."""
+    try:
+        if file.suffix == ".safetensors":
+            return _safetensors_keys(file.parent, file)
+        return list(torch.load(file, map_location="cpu", weights_only=True))
+    except Exception as error:
+        raise NotALoraError(f"{file} is not a LoRA: it does not read as a .safetensors or torch weight file "
+                            f"({type(error).__name__}); give a LoRA folder or file (--lora)") from None
 
 
 def load_external_lora(

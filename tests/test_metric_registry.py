@@ -187,12 +187,14 @@ def test_a_run_without_references_and_one_without_images(tmp_path, dataset):
         (out / "results.json").write_text(json.dumps(results))
         scores = score_run(out, CPU)["scores"]
         assert "rebuilt since the run" in scores["skipped"]["fid"]
-        for metric in ("kid", "fid_patch", "kid_patch", "fid_per_ratio", "kid_per_ratio", "against_references"):
+        for metric in ("kid", "fid_patch", "kid_patch", "fid_per_ratio", "kid_per_ratio", "fid_infinity",
+                       "against_references"):
             assert scores["skipped"][metric] == scores["skipped"]["fid"], metric
         assert scores["fid_per_ratio"] == {} and scores["kid_std"] is None and math.isfinite(scores["clip_score"])
 
         scores = score_run(write_run(tmp_path / "oom", dataset, oom=range(4)), CPU)["scores"]
         assert set(scores) == set(metric_names()) | {"kid_std", "kid_patch_std", "fid_per_ratio", "kid_per_ratio",
-                                                     "patch_protocol", "skipped", "oom_samples_skipped"}
+                                                     "fid_infinity", "patch_protocol", "skipped", "oom_samples_skipped",
+                                                     "images", "intervals", "bootstrap"}
         assert scores["against_references"] is None and scores["oom_samples_skipped"] == 4
         assert "all 4 samples ran out of memory" in scores["skipped"]["against_references"]
