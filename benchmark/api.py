@@ -23,6 +23,7 @@ from baselines.registry import LoadContext, Sampler, get_method
 from baselines.vae_tiling import VaeTiling
 from benchmark.errors import UsageError
 from benchmark.metrics.bootstrap import FILE as BOOTSTRAP_FILE, Bootstrap, paired
+from benchmark.metrics.protocol import differences as protocol_differences
 from benchmark.metrics.patches import DEFAULT_PROTOCOL as DEFAULT_PATCH_PROTOCOL, PatchProtocol
 from benchmark.metrics.scoring import check_weights, score_run
 from benchmark.metrics.weights_listing import listing
@@ -254,3 +255,17 @@ def tiny_table3_loras() -> dict[int, Path]:
 
     models = load_text_to_image("tiny", torch.device("cpu"))
     return {k: tiny_arad_lora(models, asd_cache_dir(), buckets=k) for k in TABLE3_BUCKETS if k != 9}
+
+
+def protocol(run_dir: Path, check: Optional[Path] = None) -> tuple[dict, str, Optional[list[str]]]:
+    """A scored run's evaluation protocol and its hash; with ``check``, the fields where the other run's
+    protocol differs (empty: measured alike)."""
+    records = []
+    for out in [Path(run_dir)] + ([Path(check)] if check is not None else []):
+        results = read_json(out / "results.json") if (out / "results.json").is_file() else {}
+        if "protocol" not in results:
+            raise UsageError(f"{out} has no evaluation protocol: score it (`python -m benchmark score {out}`)")
+        records.append(results)
+    first = records[0]
+    return first["protocol"], first["protocol_hash"], (
+        protocol_differences(first["protocol"], records[1]["protocol"]) if check is not None else None)

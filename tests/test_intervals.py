@@ -147,3 +147,23 @@ def test_a_run_under_20_images_says_why_it_has_no_fid_infinity(runs):
     assert scores["skipped"]["fid_infinity"] == "FID∞ needs at least 20 images, the run has 6"
     with pytest.raises(ValueError, match="at least 20 images"):
         fid_infinity(np.zeros((19, 4)), np.zeros(4), np.eye(4))
+
+
+def test_protocol_check_says_same_for_one_build_and_names_the_patch_protocol_otherwise(runs, tmp_path):
+    import shutil
+
+    finished, _ = runs
+    asd, ar_tile = finished["asd"], finished["ar-tile"]
+    record, digest, same = api.protocol(asd.out, ar_tile.out)
+    assert same == [] and digest == asd.results["protocol_hash"] == ar_tile.results["protocol_hash"]
+    assert record["references"]["manifest_sha256"] == asd.results["dataset"]["manifest_hash"]
+    assert record["images"] == 6 and record["extractors"]["inception"]["weights"] == "random (seed 0)"
+    other = shutil.copytree(ar_tile.out, tmp_path / "ar-tile-random5")
+    api.score([other], patch_protocol="random:5")
+    differing = api.protocol(asd.out, other)[2]
+    assert "patch_protocol" in differing and api.protocol(other)[1] != digest
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main(["protocol", str(asd.out), "--check", str(ar_tile.out)]) == 0
+        assert main(["protocol", str(asd.out), "--check", str(other)]) == 1
+    assert printed.getvalue().splitlines()[0] == "same" and "patch_protocol" in printed.getvalue().splitlines()[1]

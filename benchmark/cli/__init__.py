@@ -11,8 +11,8 @@ import argparse
 import sys
 
 from baselines.models import MissingWeightsError
-from benchmark.cli import (baseline, ceiling, compare, diff, list as list_verb, report, run, score, study, tables,
-                           timing, vae_study, weights)
+from benchmark.cli import (baseline, ceiling, compare, diff, list as list_verb, protocol, report, run, score, study,
+                           tables, timing, vae_study, weights)
 from benchmark.metrics import MissingWeightsError as MissingMetricWeightsError
 from benchmark.regression import BaselineError
 from benchmark.runs.runner import RunMismatchError
@@ -20,7 +20,7 @@ from benchmark.runs.shard import ShardError
 from datasets_build import DatasetError
 
 #: The verbs in the order ``--help`` and ``list`` show them.
-VERBS = (run, score, diff, tables, study, ceiling, report, weights, baseline, compare, vae_study, timing, list_verb)
+VERBS = (run, score, diff, protocol, tables, study, ceiling, report, weights, baseline, compare, vae_study, timing, list_verb)
 USER_ERRORS = (ValueError, RunMismatchError, BaselineError, MissingWeightsError, MissingMetricWeightsError,
                DatasetError, ShardError)
 

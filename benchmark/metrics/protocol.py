@@ -25,7 +25,7 @@ def _digest(value) -> str:
 
 
 def protocol_record(results: dict, rows: list[dict], networks: dict[str, dict], patch_protocol,
-                    bootstrap: Optional[dict], metric_origins: dict[str, str]) -> dict:
+                    bootstrap: Optional[dict], metric_origins: dict[str, str], metrics_profile: str) -> dict:
     """The protocol of a run scored on ``rows`` (its finished images) with ``networks`` (the conventions of
     the feature extractors loaded, weights and their sha256 included)."""
     dataset = results.get("dataset") or {}
@@ -36,7 +36,7 @@ def protocol_record(results: dict, rows: list[dict], networks: dict[str, dict], 
         "images": len(rows),
         "sizes_sha256": _digest(sorted(list(row["size"]) for row in rows)),
         "items_sha256": _digest([row.get("item") for row in rows]),
-        "metrics_profile": results.get("metrics_profile"),
+        "metrics_profile": metrics_profile,
         "extractors": networks,
         "metrics": metric_origins,
         "patch_protocol": patch_protocol.label,

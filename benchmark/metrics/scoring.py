@@ -33,6 +33,7 @@ from benchmark import metrics
 from benchmark.metrics.bootstrap import FILE as BOOTSTRAP_FILE, Bootstrap, interval, mean_of, replicates
 from benchmark.metrics import registry
 from benchmark.metrics.context import ScoringContext
+from benchmark.metrics.protocol import protocol_hash, protocol_record
 from benchmark.metrics.registry import TEXT_TO_IMAGE, Metric, MetricValue, NotApplicable
 from benchmark.metrics.weights import MissingWeightsError, require_weights
 from benchmark.runs.records import read_json, write_json
@@ -109,9 +110,10 @@ def score(out: Path, results: dict, device: Optional[torch.device] = None,
     rows = [row for row in all_rows if row.get("status", "ok") == "ok"]  # out-of-memory samples have no image
     oom_skipped = len(all_rows) - len(rows)
     values = _empty_scores(registered)
+    origins = {metric.name: metric.origin for metric in registered}
     if not rows:
         reason = f"no finished image: all {oom_skipped} samples ran out of memory"
-        return {"scores": {**values, "patch_protocol": patch_protocol.label,
+        return {**_protocol(protocol_record(results, rows, {}, patch_protocol, None, origins, profile)), "scores": {**values, "patch_protocol": patch_protocol.label,
                            "skipped": dict.fromkeys(registry.metric_names(), reason),
                            "oom_samples_skipped": oom_skipped, "images": 0, "intervals": {}, "bootstrap": None},
                 "metric_conventions": {}, "metrics_profile": profile, "per_image": all_rows}
@@ -166,7 +168,11 @@ def score(out: Path, results: dict, device: Optional[torch.device] = None,
             intervals[metric.name] = None if bounds is None else {"low": bounds[0], "high": bounds[1]}
 
     record = bootstrap.as_record(len(rows))
-    return {"scores": {**values, "patch_protocol": patch_protocol.label, "skipped": skipped,
+    networks = {name: dict(getattr(context, name).conventions) for name in ("inception", "clip", "lpips")
+                if name in vars(context)}  # the extractors this scoring loaded
+    protocol = protocol_record(results, rows, networks, patch_protocol, record if draws is not None else None,
+                               origins, profile)
+    return {**_protocol(protocol), "scores": {**values, "patch_protocol": patch_protocol.label, "skipped": skipped,
                        "oom_samples_skipped": oom_skipped, "images": len(rows), "intervals": intervals,
                        "bootstrap": record if draws is not None else None},
             "metric_conventions": conventions, "metrics_profile": profile, "per_image": all_rows,
@@ -175,6 +181,10 @@ def score(out: Path, results: dict, device: Optional[torch.device] = None,
                 "values": {name: values[name] for name in replicated},
                 "replicates": {name: [None if np.isnan(v) else float(v) for v in reps]
                                for name, reps in replicated.items()}}}
+
+
+def _protocol(record: dict) -> dict:
+    return {"protocol": record, "protocol_hash": protocol_hash(record)}
 
 
 def _not_applicable(metric: Metric, context: ScoringContext) -> Optional[str]:

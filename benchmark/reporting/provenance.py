@@ -120,6 +120,8 @@ def model_provenance(results: list[dict]) -> str:
         + (f"; {conventions}" if conventions else "")
         + (f"; {unscored} of {len(results)} runs not scored" if unscored else ""),
         f"- intervals: {distinct(_bootstrap(r) for r in results if 'scores' in r) or NOT_SCORED}",
+        f"- evaluation protocol (`python -m benchmark protocol RUN_DIR`): "
+        f"{distinct(r['protocol_hash'] for r in results if r.get('protocol_hash')) or 'not recorded'}",
         f"- commit: {commits(results)}; date: {dates(results)}",
     ]
     return "\n".join(lines)
