@@ -16,6 +16,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+import torch
 
 from benchmark import api
 from benchmark.runs.shard import ONE, current
@@ -29,7 +30,7 @@ SPEC = RunSpec("asd", limit=6, steps=2, sr_steps=2, progress=False)  # QUICK, in
 #: What a record or results.json may differ in between two runs of the same samples.
 MEASURED = {"seconds", "peak_memory_mib", "peak_reserved_mib", "environment", "resumed_samples",
             "seconds_per_sample", "seconds_per_sample_std", "seconds_per_sample_min", "seconds_per_image",
-            "oom_peak_memory_mib", "warm_up_seconds"}
+            "oom_peak_memory_mib", "warm_up_seconds", "rank", "world_size", "processes"}
 
 
 def free_port() -> int:
@@ -133,6 +134,12 @@ def test_a_sharded_run_equals_one_process_and_a_killed_rank_resumes(tmp_path, si
             assert read(path, session_cache) == read(got[name], cache), name
     results_one = json.loads((one / "results.json").read_text())
     results = json.loads((sharded / "results.json").read_text())
+    for name, path in got.items():  # which process of how many made each sample
+        if name.endswith(".json"):
+            record = json.loads(path.read_text())
+            assert (record["rank"], record["world_size"]) == (int(name[:5]) % 2, 2), name
+    assert results["processes"]["world_size"] == 2 and results["processes"]["ranks"] == [0, 1]
+    assert results_one["processes"] == {**results_one["processes"], "world_size": 1, "ranks": [0]}
     assert results["resumed_samples"] == len(kept) and results["finished_samples"] == 6
     assert results_one["scores"]["fid"] is not None
     for metric in ("fid", "kid", "inception_score", "seam_score"):  # float64 from the same float32 features
@@ -195,3 +202,23 @@ def test_rank_one_of_two_makes_only_its_samples_and_leaves_the_run_files_to_rank
     with pytest.raises(RunMismatchError, match=r"rank 1 runs .* other parameters than rank 0 \(seed\)"):
         run(job, 5, tmp_path, progress=False,
             shard=RankOneOfTwo(rank=1, world=2, answers=[(None, [], {**parameters, "seed": 1})]))
+
+
+def test_a_cuda_environment_names_the_gpu_driver_and_power_limit(monkeypatch):
+    """NVML faked (no GPU here): what a CUDA run records about its device."""
+    import sys
+    import types
+
+    from benchmark.runs import records
+
+    nvml = types.SimpleNamespace(nvmlInit=lambda: None, nvmlDeviceGetHandleByIndex=lambda index: ("gpu", index),
+                                 nvmlSystemGetDriverVersion=lambda: b"575.57",
+                                 nvmlDeviceGetPowerManagementLimit=lambda handle: 700000)
+    monkeypatch.setitem(sys.modules, "pynvml", nvml)
+    monkeypatch.setattr(records.torch.cuda, "get_device_name", lambda index: "NVIDIA H200")
+    assert records.gpu_details(torch.device("cuda", 0)) == {"name": "NVIDIA H200", "driver": "575.57",
+                                                             "power_limit_w": 700.0}
+    monkeypatch.setitem(sys.modules, "pynvml", None)  # not installed
+    details = records.gpu_details(torch.device("cuda", 0))
+    assert details["driver"] is None and details["nvml"].startswith("not available")
+    assert "gpu" not in records.environment(torch.device("cpu"))

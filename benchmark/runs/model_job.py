@@ -110,6 +110,7 @@ class ModelJob:
         def per_sample(record: dict) -> dict:
             stage1, stage2 = record.get("stage1", {}), record.get("stage2", {})
             return {"index": record["index"], "status": "ok", "item": record.get("item"), "size": record["size"],
+                    "rank": record.get("rank", 0),
                     "seconds": record["seconds"], "peak_memory_mib": record["peak_memory_mib"],
                     "stage1_size": stage1.get("size"), "stage1_unet_calls": stage1.get("unet_calls", 0),
                     "stage2_denoiser_calls": stage2.get("denoiser_calls", 0),

@@ -84,5 +84,24 @@ def environment(device: torch.device) -> dict:
             versions[package] = None
     return {"python": platform.python_version(), "packages": versions,
             "device": device_name(device), "device_type": device.type, "git": git_commit(),
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            **({"gpu": gpu_details(device)} if device.type == "cuda" else {})}
+
+
+def gpu_details(device: torch.device) -> dict:
+    """A CUDA device's name, driver and power limit as NVML reports them (a GPU's speed depends on its power
+    cap); without NVML (``pip install nvidia-ml-py``), the name alone and why."""
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    details = {"name": torch.cuda.get_device_name(index), "driver": None, "power_limit_w": None}
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+        driver = pynvml.nvmlSystemGetDriverVersion()
+        details.update(driver=driver.decode() if isinstance(driver, bytes) else driver,
+                       power_limit_w=pynvml.nvmlDeviceGetPowerManagementLimit(handle) / 1000)
+    except Exception as error:  # no NVML here: the record says so
+        details["nvml"] = f"not available ({type(error).__name__})"
+    return details
 

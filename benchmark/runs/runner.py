@@ -167,18 +167,19 @@ def run(job: Job, count: int, out: Path, progress: Optional[bool] = None,
         record.update(index=index, status=status or "ok", seconds=measurement.seconds,
                       peak_memory_mib=measurement.peak_memory_mib,
                       peak_reserved_mib=measurement.peak_reserved_mib,
-                      memory_kind=measurement.memory_kind, memory_budget=budget_record)
+                      memory_kind=measurement.memory_kind, memory_budget=budget_record,
+                      rank=shard.rank, world_size=shard.world)  # which process of how many made it
         if error_line is not None:
             record["error"] = error_line
         write_json(sample_record_path(out, index), record)
         del outputs, record
 
     shard.barrier("every sample written")
-    return shard.share(_results(job, count, out, parameters, todo, budget) if shard.main else None)
+    return shard.share(_results(job, count, out, parameters, todo, budget, shard) if shard.main else None)
 
 
 def _results(job: Job, count: int, out: Path, parameters: dict, todo: list[int],
-             budget: Optional[MemoryBudget]) -> dict:
+             budget: Optional[MemoryBudget], shard: Shard) -> dict:
     """``results.json`` from every sample's record on disk, written atomically."""
     records = [read_json(sample_record_path(out, i)) for i in range(count)]
     done = [r for r in records if finished(r)]
@@ -197,6 +198,9 @@ def _results(job: Job, count: int, out: Path, parameters: dict, todo: list[int],
         "oom_peak_memory_mib": max((r["peak_memory_mib"] for r in records if r.get("status") == "oom"), default=None),
         "memory_kind": records[0]["memory_kind"],
         "environment": environment(job.device),
+        "processes": {"world_size": shard.world,
+                      "ranks": sorted({r.get("rank", 0) for r in records}),
+                      "note": "each sample's record says the rank that made it (resumed runs: of its own launch)"},
         **job.summarise(records, out),
     }
     if not done:
