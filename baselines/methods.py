@@ -38,7 +38,7 @@ _built_in("ar-tile", "ARAD at the nearest bucket, then tiled SR without overlap"
           Stages("arad", "bucket", "nonoverlap"), rows=("table1",), plans=("tiny", "gpu"))
 _built_in("asd", "Any-Size-Diffusion: ARAD at the nearest bucket, then FSTD",
           Stages("arad", "bucket", "implicit"), twin="ar-tile", rows=("table1", "figure7"),
-          plans=("tiny", "stablesr", "gpu"))
+          plans=("tiny", "stablesr", "gpu"), headline=True)
 _built_in("md", "MultiDiffusion on SD 2.1 at the target size (64-latent views, stride 8)",
           Stages("sd21", "multidiffusion"), rows=("table2",))
 _built_in("fstd", "stage II alone: FSTD tiled super-resolution of low-resolution inputs (--tiling chooses the "

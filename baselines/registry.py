@@ -70,6 +70,7 @@ class Method:
     rows: tuple[str, ...] = ()
     plans: tuple[str, ...] = ("tiny",)
     oracle: bool = False  # also runs on the weight-free oracle profile
+    headline: bool = False  # the method the suite is about: reports compare it with every other one
     origin: Optional[str] = None  # who registered it: "built-in", else the module (filled in on registration)
 
     def __post_init__(self):
@@ -148,6 +149,10 @@ def in_plan(plan: str) -> list[str]:
 def oracle_method() -> Method:
     """The method the weight-free oracle profile runs (stage II alone)."""
     return next(method for method in methods().values() if method.oracle)
+
+
+def headline() -> Optional[Method]:
+    return next((method for method in methods().values() if method.headline), None)
 
 
 def stage2_alone() -> Method:

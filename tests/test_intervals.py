@@ -167,3 +167,13 @@ def test_protocol_check_says_same_for_one_build_and_names_the_patch_protocol_oth
         assert main(["protocol", str(asd.out), "--check", str(ar_tile.out)]) == 0
         assert main(["protocol", str(asd.out), "--check", str(other)]) == 1
     assert printed.getvalue().splitlines()[0] == "same" and "patch_protocol" in printed.getvalue().splitlines()[1]
+
+
+def test_the_report_shows_paired_differences_of_a_tiled_method_and_its_twin(runs):
+    finished, folder = runs
+    api.report(folder, folder / "paired-reports")
+    text = (folder / "paired-reports" / "tiny.md").read_text()
+    section = text.split("## Paired differences")[1].split("\n## ")[0]
+    row = next(line for line in section.splitlines() if line.startswith("| asd vs ar-tile "))
+    fid = api.diff(finished["asd"].out, finished["ar-tile"].out)["fid"]
+    assert f"{fid['difference']:.4g} [{fid['low']:.4g}, {fid['high']:.4g}]" in row

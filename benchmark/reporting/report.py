@@ -19,6 +19,7 @@ from benchmark.reporting import ceilings
 from benchmark.reporting.all_methods import all_methods
 from benchmark.reporting.model_tables import PICK_RULE, figure7, table1, table2, table3
 from benchmark.reporting.oracle_tables import oracle_tables
+from benchmark.reporting.paired import paired_sections
 from benchmark.reporting.provenance import NOT_RUN, NOT_SCORED
 from benchmark.reporting.seam_pictures import model_pictures, oracle_pictures
 from benchmark.reporting.stage2_tables import stage2_tables
@@ -88,6 +89,10 @@ def write_report(runs: Path, out: Path) -> list[Path]:
             write_atomic(path, (f"# Any-size pipelines on the `{profile}` profile\n\n" + _made_by(runs)
                                 + profile_report(runs_of_profile, profile, figures, searches)
                                 + ("\n" + vae if vae else "")
+                                + "\n## Paired differences (A − B, paired bootstrap)\n\n"
+                                + (paired_sections([(folder, r) for folder, r in folders
+                                                    if id(r) in {id(shown) for shown in runs_of_profile}])
+                                   or "No two runs on the same items with intervals to compare.\n")
                                 + f"\n## {SEAMS_SEEN}\n\n"
                                 + model_pictures([(folder, r) for folder, r in folders
                                                   if id(r) in {id(shown) for shown in runs_of_profile}], figures)
