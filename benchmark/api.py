@@ -37,7 +37,7 @@ from benchmark.runs import runner
 from benchmark.runs.measure import MemoryBudget, check_budget
 from benchmark.runs.records import read_json
 from benchmark.runs.model_job import ModelJob
-from benchmark.runs.reference_timing import write_reference_timing
+from benchmark.runs.reference_timing import REPEATS, write_reference_timing
 from benchmark.runs.samples import DEFAULT_DATASET, plan_samples
 from benchmark.runs.shard import current as current_shard
 from benchmark.runs.vae_study import vae_study as run_vae_study
@@ -188,7 +188,7 @@ def ceiling(method: str, profile: Optional[str] = None, budget: str = "32GiB",
     return Finished(ceiling_search.ceiling_dir(Path(runs), spec.profile, spec.method, limit), record)
 
 
-def timing(profile: str = "tiny", repeats: int = 5, device: str = "cpu", runs: Path = Path("runs"),
+def timing(profile: str = "tiny", repeats: int = REPEATS, device: str = "cpu", runs: Path = Path("runs"),
            include: Iterable[str] = ()) -> dict:
     """Our stage I over diffusers' pipeline and tiled stage II over its denoiser calls, timed interleaved."""
     load_plugins(include)

@@ -21,6 +21,7 @@ from benchmark.plugins import include_of, load_plugins
 from benchmark.regression import BaselineError, Check, compare, make_baseline
 from benchmark.reporting.report import load_results
 from benchmark.runs.records import read_json, write_json
+from benchmark.runs.reference_timing import REPEATS
 from benchmark.spec import RunSpec, parse_size
 
 COMMITTED_BASELINES = Path("reports") / "baselines"
@@ -47,7 +48,7 @@ def suite(profile: str, methods: Optional[Iterable[str]] = None) -> list[dict]:
     steps += [_run_step(RunSpec(name, "tiny", backbone="stablesr", dataset="synthetic", limit=1, sr_steps=4,
                                 progress=False))
               for name in in_plan("stablesr") if wanted is None or name in wanted]
-    return steps + ([{"verb": "timing", "args": {"profile": "tiny", "repeats": 3}}] if wanted is None else [])
+    return steps + ([{"verb": "timing", "args": {"profile": "tiny", "repeats": REPEATS}}] if wanted is None else [])
 
 
 def legacy_step(command: list[str]) -> dict:

@@ -6,7 +6,7 @@ import argparse
 
 from benchmark import api
 from benchmark.cli.options import add_include, add_device, add_model_profile, add_runs
-from benchmark.runs.reference_timing import timing_path
+from benchmark.runs.reference_timing import REPEATS, timing_path
 
 NAME = "timing"
 HELP = "time our code against references: stage I vs diffusers' pipeline, tiled stage II vs its denoiser calls"
@@ -19,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser):
         "same models, seed and steps (the images must agree), and stage II's tiled sampling loop over the time "
         "inside its denoiser calls. Written to RUNS/timing/PROFILE/timing.json.")
     add_model_profile(parser)
-    parser.add_argument("--repeats", type=int, default=5, help="interleaved runs of each (default: %(default)s)")
+    parser.add_argument("--repeats", type=int, default=REPEATS, help="interleaved runs of each (default: %(default)s)")
     add_device(parser)
     add_runs(parser, what="where the timing goes")
     add_include(parser)

@@ -13,8 +13,8 @@ or slower machine cancels out and a slowdown of our code does not:
   inside its denoiser calls alone; what is left is the engine's own work (cutting,
   weighting, stitching) and the scheduler's.
 
-Each figure is the ratio of the fastest of ``repeats`` interleaved runs, which other load
-on the machine disturbs least.
+Each figure is the ratio of the fastest of ``repeats`` interleaved runs after a warm-up, on a CPU
+in the process's CPU time on one thread, which other load on the machine disturbs least.
 """
 
 from __future__ import annotations
@@ -38,6 +38,8 @@ from benchmark.runs.records import environment, read_json, write_json
 
 STAGE1_VS_DIFFUSERS = "stage I ÷ diffusers StableDiffusionPipeline"
 TILING_OVERHEAD = "tiled stage II ÷ its denoiser calls"
+#: Fastest of ten: with two busy loops beside it, stage I's ratio moved by under 5 % (docs/regression.md).
+REPEATS = 10
 FOLDER = "timing"  # under the runs folder: timing/<profile>/timing.json
 #: Small enough for seconds on a CPU, large enough that stage II has several tiles per step.
 SETTINGS = {"stage1_size": (512, 512), "stage1_steps": 4, "stage2_size": (1024, 1024), "stage2_steps": 4,
@@ -54,12 +56,19 @@ class Timed:
         self.seconds = min(self.seconds, seconds)
 
 
+def _clock(device: torch.device) -> Callable[[], float]:
+    """On a CPU the process's CPU time (one thread: other processes' load does not count in it); on a GPU the
+    wall clock, the device synchronised."""
+    return time.process_time if device.type == "cpu" else time.perf_counter
+
+
 def _time(function: Callable, device: torch.device):
+    clock = _clock(device)
     synchronize(device)
-    start = time.perf_counter()
+    start = clock()
     value = function()
     synchronize(device)
-    return value, time.perf_counter() - start
+    return value, clock() - start
 
 
 def stage1_vs_diffusers(models, size, steps: int, seed: int, repeats: int) -> dict:
@@ -84,6 +93,7 @@ def stage1_vs_diffusers(models, size, steps: int, seed: int, repeats: int) -> di
 
     our_time, their_time, difference = Timed(), Timed(), 0.0
     with torch.no_grad():
+        ours(), theirs()  # warm-up: first calls pay for allocations the timed ones would not
         for _ in range(repeats):
             image, seconds = _time(ours, device)
             our_time.add(seconds)
@@ -127,14 +137,23 @@ def tiling_overhead(backbone, size, steps: int, strategy: str, seed: int, repeat
             "tiles_per_step": tiled.tile_evaluations // steps}
 
 
-def reference_timing(profile: str, device: torch.device, repeats: int = 5) -> dict:
-    """Both ratios on ``profile``'s models, with the settings that made them."""
+def reference_timing(profile: str, device: torch.device, repeats: int = REPEATS) -> dict:
+    """Both ratios on ``profile``'s models, with the settings that made them. On a CPU both sides run on one
+    thread: with other processes busy, two threads of one side and of the other are not scheduled alike."""
     text_to_image = load_text_to_image(profile, device)
     backbone = X4UpscalerBackbone(load_upscaler(profile, device))
     s = SETTINGS
-    stage1 = stage1_vs_diffusers(text_to_image, s["stage1_size"], s["stage1_steps"], s["seed"], repeats)
-    stage2 = tiling_overhead(backbone, s["stage2_size"], s["stage2_steps"], s["stage2_tiling"], s["seed"], repeats)
+    threads = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(1)
+    try:
+        stage1 = stage1_vs_diffusers(text_to_image, s["stage1_size"], s["stage1_steps"], s["seed"], repeats)
+        stage2 = tiling_overhead(backbone, s["stage2_size"], s["stage2_steps"], s["stage2_tiling"], s["seed"],
+                                 repeats)
+    finally:
+        torch.set_num_threads(threads)
     return {"profile": profile, "device_type": device.type, "repeats": repeats,
+            "threads": 1 if device.type == "cpu" else threads,
             "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in s.items()},
             "stage1": {**stage1, "backbone": None, "reference": "diffusers.StableDiffusionPipeline"},
             "stage2": {**stage2, "backbone": backbone.name},
@@ -145,7 +164,7 @@ def timing_path(runs: Path, profile: str) -> Path:
     return Path(runs) / FOLDER / profile / "timing.json"
 
 
-def write_reference_timing(runs: Path, profile: str, device: torch.device, repeats: int = 5) -> dict:
+def write_reference_timing(runs: Path, profile: str, device: torch.device, repeats: int = REPEATS) -> dict:
     """Measure :func:`reference_timing` and write it, with the environment, to :func:`timing_path`."""
     timing = {**reference_timing(profile, device, repeats), "environment": environment(device)}
     write_json(timing_path(runs, profile), timing)
