@@ -1,4 +1,4 @@
-"""Saving, validating and loading the ARAD LoRA (SPEC §1, stage I of ``ar-*`` and ``asd``).
+"""Saving, validating and loading the ARAD LoRA (docs/design.md, "Stage I"; stage I of ``ar-*`` and ``asd``).
 
 A LoRA folder holds two files:
 

@@ -158,7 +158,7 @@ class UpscalerModels:
 
     unet: UNet2DConditionModel
     vae: AutoencoderKL
-    prompt_embedding: torch.Tensor  # the empty prompt: stage II has no text (SPEC)
+    prompt_embedding: torch.Tensor  # the empty prompt: stage II has no text (docs/design.md, "Stage II")
     scheduler_config: dict
     low_res_scheduler_config: dict
     noise_level: int

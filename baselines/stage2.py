@@ -1,6 +1,6 @@
 """Stage II: image-conditioned super-resolution in latent tiles (FSTD and its baselines).
 
-What FSTD does to an image (SPEC §1): bicubic upscale to the target, encode, noise to the
+What FSTD does to an image (docs/design.md, "Stage II"): bicubic upscale to the target, encode, noise to the
 start of the schedule (x_T = sqrt(ᾱ_T)·z + sqrt(1−ᾱ_T)·ε), ancestral DDPM with the tiling
 engine (``nonoverlap``, ``explicit`` or ``implicit``), decode, colour fix. The backbone
 behind it is a small interface (:class:`SRBackbone`): prepare the start latent and the
@@ -21,7 +21,7 @@ choice, the paper uses StableSR):
 - the paper's tiles are 512 output px (64 latent at ×8); at ×4 that is 128 latent px, also
   the x4 UNet's native size. The offset range (32 latent at ×8 = 256 px) and the explicit
   overlap (32 = 256 px) become 64 latent px: :func:`paper_tiling` keeps pixels fixed;
-- empty prompt, no classifier-free guidance (SPEC), and the upscaler's v-prediction; its VAE
+- empty prompt, no classifier-free guidance (docs/design.md, "Stage II"), and the upscaler's v-prediction; its VAE
   runs in fp32 where its config says ``force_upcast`` (it overflows in fp16), as the pipeline
   does. As in stage I, the latent stays in fp32 and only the networks run in the model dtype.
 """

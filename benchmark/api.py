@@ -212,9 +212,10 @@ def vae_study(profile: str = "tiny", size: tuple[int, int] = (2048, 2048), tile:
 
 
 def weights(profile: str = "paper", paths: WeightPaths = WeightPaths(), hash_files: bool = True,
-            methods: Iterable[str] = ()) -> tuple[str, bool]:
+            methods: Iterable[str] = (), include: Iterable[str] = ()) -> tuple[str, bool]:
     """The listing of ``profile``'s weights (the methods', then scoring's) and whether every chosen method
     (default: every registered one) can run with the profile's models."""
+    load_plugins(include)
     check_model_profile(profile)
     return listing(profile, paths, hash_files=hash_files, method_names=methods)
 
@@ -257,9 +258,11 @@ def tiny_table3_loras() -> dict[int, Path]:
     return {k: tiny_arad_lora(models, asd_cache_dir(), buckets=k) for k in TABLE3_BUCKETS if k != 9}
 
 
-def protocol(run_dir: Path, check: Optional[Path] = None) -> tuple[dict, str, Optional[list[str]]]:
+def protocol(run_dir: Path, check: Optional[Path] = None, include: Iterable[str] = ()
+             ) -> tuple[dict, str, Optional[list[str]]]:
     """A scored run's evaluation protocol and its hash; with ``check``, the fields where the other run's
     protocol differs (empty: measured alike)."""
+    load_plugins(include)
     records = []
     for out in [Path(run_dir)] + ([Path(check)] if check is not None else []):
         results = read_json(out / "results.json") if (out / "results.json").is_file() else {}

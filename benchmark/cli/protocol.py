@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from benchmark import api
+from benchmark.cli.options import add_include
 
 NAME = "protocol"
 HELP = "print a scored run's evaluation protocol and its hash; --check says whether another run was measured alike"
@@ -21,10 +22,11 @@ def add_arguments(parser: argparse.ArgumentParser):
     parser.add_argument("run", type=Path, metavar="RUN_DIR", help="a scored run directory")
     parser.add_argument("--check", type=Path, default=None, metavar="OTHER_RUN_DIR",
                         help="another scored run to compare the protocol with")
+    add_include(parser)
 
 
 def command(args: argparse.Namespace) -> int:
-    record, digest, differing = api.protocol(args.run, args.check)
+    record, digest, differing = api.protocol(args.run, args.check, args.include)
     if differing is None:
         print(f"protocol {digest}\n{json.dumps(record, indent=2, sort_keys=True)}")
         return 0

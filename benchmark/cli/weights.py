@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from benchmark import api
-from benchmark.cli.options import add_model_profile, add_weight_paths, spec_from
+from benchmark.cli.options import add_include, add_model_profile, add_weight_paths, spec_from
 
 NAME = "weights"
 HELP = "list the weights the methods and scoring need, where they are looked for, and which methods can run"
@@ -24,10 +24,11 @@ def add_arguments(parser: argparse.ArgumentParser):
     parser.add_argument("--no-hash", action="store_true",
                         help="skip the sha256 of each file (hashing the paper's weights takes a while)")
     add_weight_paths(parser)
+    add_include(parser)
 
 
 def command(args: argparse.Namespace) -> int:
     text, runnable = api.weights(args.profile, spec_from(args, method="?").weight_paths(), not args.no_hash,
-                                 methods=tuple(args.method or ()))
+                                 methods=tuple(args.method or ()), include=args.include)
     print(text)
     return 0 if runnable else 1
