@@ -74,7 +74,7 @@ class Method:
     origin: Optional[str] = None  # who registered it: "built-in", else the module (filled in on registration)
 
     def __post_init__(self):
-        problems = [f"inputs {self.inputs!r} (one of {', '.join(TASKS)})" for _ in [0] if self.inputs not in TASKS]
+        problems = [] if self.inputs in TASKS else [f"inputs {self.inputs!r} (one of {', '.join(TASKS)})"]
         problems += [f"row {row!r} (known: {', '.join(ROWS)})" for row in self.rows if row not in ROWS]
         problems += [f"plan {plan!r} (known: {', '.join(PLANS)})" for plan in self.plans if plan not in PLANS]
         problems += [f"weight piece {piece!r} (known: {', '.join(PIECES)})" for piece in self.needs

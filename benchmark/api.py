@@ -19,7 +19,7 @@ import torch
 
 from baselines.models import WeightPaths, asd_cache_dir, load_text_to_image
 from baselines.quiet import quiet_libraries
-from baselines.registry import LoadContext, Sampler, get_method
+from baselines.registry import LoadContext, Sampler, get_method, oracle_method
 from baselines.vae_tiling import VaeTiling
 from benchmark.errors import UsageError
 from benchmark.metrics.bootstrap import FILE as BOOTSTRAP_FILE, Bootstrap, paired
@@ -41,7 +41,7 @@ from benchmark.runs.reference_timing import REPEATS, write_reference_timing
 from benchmark.runs.samples import DEFAULT_DATASET, plan_samples
 from benchmark.runs.shard import current as current_shard
 from benchmark.runs.vae_study import vae_study as run_vae_study
-from benchmark.spec import TINY_LIMIT, RunSpec, check_model_profile, oracle_name
+from benchmark.spec import TINY_LIMIT, RunSpec, check_model_profile
 
 
 @dataclass(frozen=True)
@@ -72,8 +72,6 @@ def run(spec: RunSpec, sampler: Optional[Sampler] = None) -> Finished:
 
 
 def _run_oracle(spec: RunSpec) -> Finished:
-    if spec.steps < 1:
-        raise UsageError(f"--steps must be at least 1, got {spec.steps}")
     job = OracleFSTDJob(spec.oracle_tiling(), size=spec.size, steps=spec.steps, seed=spec.seed,
                         device=device_of(spec.device))
     out = spec.run_dir()
@@ -98,8 +96,8 @@ def _run_model(spec: RunSpec, sampler: Optional[Sampler]) -> Finished:
     if spec.score:
         check_weights(spec.profile)  # before any image is made
     out = spec.run_dir(plan.dataset, sampler.describe())
-    results = runner.run(ModelJob(method, sampler, plan, spec.seed, device, profile=spec.profile), limit, out, progress=spec.progress,
-                         budget=budget, shard=shard)
+    job = ModelJob(method, sampler, plan, spec.seed, device, profile=spec.profile)
+    results = runner.run(job, limit, out, progress=spec.progress, budget=budget, shard=shard)
     if spec.score:
         results = score_run(out, device, spec.patch_protocol, shard, Bootstrap(spec.bootstrap))
     return Finished(out, results, shard.main)
@@ -111,11 +109,10 @@ def score(run_dirs: Iterable[Path], device: str = "cpu", patch_protocol: str = D
     bootstrap's replicates: ``bootstrap`` resamples per score's interval, 0 for none)."""
     load_plugins(include)
     quiet_libraries()
-    if bootstrap < 0:
-        raise UsageError(f"--bootstrap must be 0 (no intervals) or more resamples, got {bootstrap}")
+    resamples = Bootstrap(bootstrap)  # a bad count is refused before any run is read
     shard = current_shard(device_of(device))
     chosen = shard.device(device_of(device))
-    return [Finished(Path(out), score_run(Path(out), chosen, patch_protocol, shard, Bootstrap(bootstrap)), shard.main)
+    return [Finished(Path(out), score_run(Path(out), chosen, patch_protocol, shard, resamples), shard.main)
             for out in run_dirs]
 
 
@@ -159,7 +156,7 @@ def study(profile: str = "oracle", size: tuple[int, int] = (2048, 2048), steps: 
     finished = []
     for tiling in unique_tilings():
         job = OracleFSTDJob(tiling, size=size, steps=steps, seed=seed, device=device_of(device))
-        out = default_out(runs, profile, oracle_name(), run_tag(tiling, job.size, steps, seed))
+        out = default_out(runs, profile, oracle_method().name, run_tag(tiling, job.size, steps, seed))
         finished.append(Finished(out, runner.run(job, limit, out, progress=progress)))
     return finished, write_report(Path(runs), reports_folder(runs, reports))
 

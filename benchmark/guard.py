@@ -11,6 +11,7 @@ methods on StableSR. Baselines written before suites were specifications hold co
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Iterable, Optional
 
@@ -32,7 +33,7 @@ ORACLE_STUDY = {"profile": "oracle", "size": [1024, 1024], "steps": 30, "limit":
 def _run_step(spec: RunSpec) -> dict:
     included = include_of(spec.method)
     if included and included not in spec.include:
-        spec = RunSpec.from_record({**spec.as_record(), "include": [*spec.include, included]})
+        spec = replace(spec, include=(*spec.include, included))
     return {"verb": "run", "spec": spec.as_record()}
 
 
@@ -79,8 +80,7 @@ def run_suite(steps: list[dict], runs: Path):
     """Run each step with its runs (and reports) under ``runs``; finished runs resume."""
     for step in steps:
         if step["verb"] == "run":
-            spec = RunSpec.from_record(step["spec"])
-            api.run(RunSpec.from_record({**spec.as_record(), "runs": str(runs)}))
+            api.run(replace(RunSpec.from_record(step["spec"]), runs=Path(runs)))
         elif step["verb"] == "study":
             args = dict(step["args"])
             api.study(**{**args, "size": tuple(args.get("size", (2048, 2048)))}, runs=runs, reports=runs / "reports")

@@ -19,7 +19,7 @@ import torch
 
 from baselines.fast_path import CPU_DEFAULTS, FastPath, default_tile_batch_size
 from baselines.models import PROFILES as MODEL_PROFILES, WeightPaths
-from baselines.registry import LOW_RESOLUTION, get_method
+from baselines.registry import LOW_RESOLUTION, get_method, oracle_method
 from baselines.settings import BACKBONES, DEFAULT_STEPS, MIN_SIDE, Settings
 from baselines.stablesr.backbone import DEFAULT_CFW_WEIGHT
 from baselines.stage1 import DEFAULT_GUIDANCE
@@ -119,7 +119,7 @@ class RunSpec:
         if profile not in PROFILES:
             raise UsageError(f"unknown profile {profile!r}; known profiles: {', '.join(PROFILES)}")
         if profile == ORACLE_PROFILE and not method.oracle:
-            raise UsageError(f"the oracle profile has no models and runs --method {oracle_name()} only; run "
+            raise UsageError(f"the oracle profile has no models and runs --method {oracle_method().name} only; run "
                              f"{method.name} on one of {', '.join(MODEL_PROFILES)}")
         if self.size is not None and min(self.size) < (8 if profile == ORACLE_PROFILE else MIN_SIDE):
             raise UsageError(f"size {self.size[0]}x{self.size[1]} is too small: each side must be at least "
@@ -128,11 +128,12 @@ class RunSpec:
             raise UsageError(f"--limit must be at least 1, got {self.limit}")
         MemoryBudget.parse(self.memory_budget) if self.memory_budget else None
         PatchProtocol.parse(self.patch_protocol)
-        if self.bootstrap < 0:
-            raise UsageError(f"--bootstrap must be 0 (no intervals) or more resamples, got {self.bootstrap}")
+        Bootstrap(self.bootstrap)
         if self.backbone is not None and self.backbone not in BACKBONES:
             raise UsageError(f"unknown backbone {self.backbone!r}; choose one of {', '.join(BACKBONES)}")
         if profile == ORACLE_PROFILE:
+            if self.steps is not None and self.steps < 1:
+                raise UsageError(f"--steps must be at least 1, got {self.steps}")
             if self.backbone is not None:
                 raise UsageError("the oracle has no SR model; --backbone needs a model profile (--profile tiny, "
                                  f"{', '.join(p for p in MODEL_PROFILES if p != 'tiny')})")
@@ -243,9 +244,3 @@ class RunSpec:
                 values[name] = Path(values[name])
         values["include"] = tuple(values.get("include", ()))
         return cls(**values)
-
-
-def oracle_name() -> str:
-    from baselines.registry import oracle_method
-
-    return oracle_method().name

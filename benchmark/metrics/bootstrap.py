@@ -32,9 +32,10 @@ class Bootstrap:
     level: float = 0.95
 
     def __post_init__(self):
-        if self.resamples < 0 or not 0 < self.level < 1:
-            raise ValueError(f"a bootstrap needs resamples >= 0 and a level in (0, 1), got {self.resamples} "
-                             f"and {self.level}")
+        if self.resamples < 0:
+            raise ValueError(f"--bootstrap must be 0 (no intervals) or more resamples, got {self.resamples}")
+        if not 0 < self.level < 1:
+            raise ValueError(f"a bootstrap interval's level lies in (0, 1), got {self.level}")
 
     def draws(self, count: int) -> np.ndarray:
         """``resamples`` x ``count`` image positions, drawn with replacement; the same for every run of ``count``."""

@@ -57,8 +57,8 @@ class ModelJob:
 
     def parameters(self) -> dict:
         origin = {} if self.method.built_in else {"method_origin": self.method.origin}
-        return {"profile": self.profile, **self.pipeline.describe(), "method": self.method.name, "task": self.method.task, **origin,
-                "seed": self.seed, "device_type": self.device.type, **self.plan.as_record(),
+        return {"profile": self.profile, **self.pipeline.describe(), "method": self.method.name,
+                "task": self.method.task, **origin, "seed": self.seed, "device_type": self.device.type, **self.plan.as_record(),
                 "conditioning": ("the data set's LR images (or HR downscaled by the SR factor)"
                                  if self.stage_two_alone else "captions")}
 
