@@ -12,10 +12,16 @@ This is the one module that spells their names (the paper's figures aside).
 | ``asd`` | ARAD at the nearest ARAD bucket | FSTD (implicit overlap) |
 | ``md`` | MultiDiffusion on SD 2.1 at the requested size | – |
 | ``fstd`` | – (a low-resolution input) | tiled SR, any strategy (FSTD by default) |
+| ``hidiffusion`` | SD 2.1 at the requested size, RAU-Net and windowed attention (the ``hidiffusion`` package) | – |
+| ``scalecrafter`` | SD 2.1 at the requested size, re-dilated convolutions, noise-damped guidance | – |
+| ``demofusion`` | SD 2.1 at its native size, then ×2, ×3, … with skip residuals, local views, dilated sampling | – |
 """
 
 from __future__ import annotations
 
+from baselines.highres.demofusion import DemoFusionSampler
+from baselines.highres.hidiffusion_sampler import HiDiffusionSampler
+from baselines.highres.scalecrafter import ScaleCrafterSampler
 from baselines.pipeline import Stages
 from baselines.registry import BUILT_IN, LOW_RESOLUTION, PROMPTS, Method, register_method
 
@@ -44,3 +50,17 @@ _built_in("md", "MultiDiffusion on SD 2.1 at the target size (64-latent views, s
 _built_in("fstd", "stage II alone: FSTD tiled super-resolution of low-resolution inputs (--tiling chooses the "
                   "strategy); on the oracle profile it samples a Gaussian random field with an analytic denoiser",
           Stages(stage2="any"), rows=("stage2",), plans=("tiny", "stablesr"), oracle=True)
+
+
+def _training_free(name: str, summary: str, sampler) -> Method:
+    """The field's training-free methods: SD 2.1 alone, no stage II (docs/methods.md)."""
+    return register_method(Method(name, summary, sampler.load, needs=("sd21",), inputs=PROMPTS, origin=BUILT_IN,
+                                  plans=("tiny", "gpu"), suite={"limit": 1, "size": (1024, 1024)}))
+
+
+_training_free("hidiffusion", "HiDiffusion (RAU-Net, MSW-MSA) on SD 2.1 at the target size, by the hidiffusion package",
+               HiDiffusionSampler)
+_training_free("scalecrafter", "ScaleCrafter on SD 2.1 at the target size: re-dilated convolutions, noise-damped "
+                               "guidance", ScaleCrafterSampler)
+_training_free("demofusion", "DemoFusion on SD 2.1: native size, then progressive upscaling with skip residuals, "
+                             "local views and dilated sampling", DemoFusionSampler)

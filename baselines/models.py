@@ -107,7 +107,13 @@ UPSCALER_NOISE_LEVEL = 20  # StableDiffusionUpscalePipeline's default
 
 TINY_TEXT = dict(OPENCLIP_H14_TEXT, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                  num_attention_heads=4, projection_dim=32)
+#: SD 2.1's block layout (four blocks of two layers, attention in the top three, the same module names,
+#: which HiDiffusion and ScaleCrafter address) at tiny widths.
 TINY_UNET = dict(
+    SD21_UNET, sample_size=64, block_out_channels=(32, 64, 64, 64), norm_num_groups=8,
+    cross_attention_dim=32, attention_head_dim=(2, 4, 4, 4))
+#: The x4 upscaler's stand-in keeps the smaller layout: its published layout is not SD 2.1's anyway.
+TINY_SR_UNET = dict(
     sample_size=32, in_channels=4, out_channels=4, layers_per_block=1,
     block_out_channels=(16, 32, 64), norm_num_groups=8,
     down_block_types=("DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D"),
@@ -118,7 +124,7 @@ TINY_VAE = dict(
     block_out_channels=(4, 4, 8, 8), norm_num_groups=4,
     down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
     sample_size=64, scaling_factor=0.18215, mid_block_add_attention=False)
-TINY_UPSCALER_UNET = dict(TINY_UNET, in_channels=7, num_class_embeds=1000,
+TINY_UPSCALER_UNET = dict(TINY_SR_UNET, in_channels=7, num_class_embeds=1000,
                           only_cross_attention=(True, True, True))
 TINY_UPSCALER_VAE = dict(TINY_VAE, block_out_channels=(4, 4, 8),
                          down_block_types=("DownEncoderBlock2D",) * 3,

@@ -16,7 +16,7 @@ an entry point of the group ``asd_bench.methods`` (see ``docs/extending.md``).
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Optional, Protocol
 
 import torch
@@ -72,6 +72,7 @@ class Method:
     oracle: bool = False  # also runs on the weight-free oracle profile
     headline: bool = False  # the method the suite is about: reports compare it with every other one
     origin: Optional[str] = None  # who registered it: "built-in", else the module (filled in on registration)
+    suite: Optional[dict] = field(default=None, hash=False)  # RunSpec fields of its step in the tiny regression suite (e.g. {"limit": 1})
 
     def __post_init__(self):
         problems = [] if self.inputs in TASKS else [f"inputs {self.inputs!r} (one of {', '.join(TASKS)})"]

@@ -73,16 +73,21 @@ def generate(models: TextToImageModels, prompt: str, size: tuple[int, int], *, s
     if size[0] % factor or size[1] % factor:
         raise ValueError(f"stage I works at multiples of {factor} px, not {size[0]}x{size[1]}")
     negative, positive = models.encode_text(["", prompt]).chunk(2)
-
-    scheduler = DDIMScheduler.from_config(models.scheduler_config)
-    scheduler.set_timesteps(steps, device=models.unet.device)
-
-    shape = (1, models.unet.config.in_channels, size[0] // factor, size[1] // factor)
-    latent = randn_tensor(shape, generator=generator, device=models.unet.device, dtype=torch.float32)
-    latent = latent * scheduler.init_noise_sigma
-
-    tiled = TiledDenoiser(guided(models.unet, negative, positive, guidance), tiling)
-    latent = sample(tiled, scheduler, latent)
-
+    latent, tiled = denoise(models, negative, positive, (size[0] // factor, size[1] // factor), steps=steps,
+                            guidance=guidance, tiling=tiling, generator=generator)
     image = decode(models.vae, latent / models.vae.config.scaling_factor, vae_tiling).clamp_(-1, 1)
     return Stage1Result(image.to(models.vae.dtype), tiled.calls, tiled.tile_evaluations)
+
+
+@torch.no_grad()
+def denoise(models: TextToImageModels, negative: torch.Tensor, positive: torch.Tensor, latent_hw: tuple[int, int], *,
+            steps: int, guidance: float = DEFAULT_GUIDANCE, tiling: TilingConfig = UNTILED,
+            generator: Optional[torch.Generator] = None) -> tuple[torch.Tensor, TiledDenoiser]:
+    """Stage I's latent of ``latent_hw`` from the seeded noise, and the tiled denoiser that counted the calls."""
+    scheduler = DDIMScheduler.from_config(models.scheduler_config)
+    scheduler.set_timesteps(steps, device=models.unet.device)
+    shape = (1, models.unet.config.in_channels) + tuple(latent_hw)
+    latent = randn_tensor(shape, generator=generator, device=models.unet.device, dtype=torch.float32)
+    latent = latent * scheduler.init_noise_sigma
+    tiled = TiledDenoiser(guided(models.unet, negative, positive, guidance), tiling)
+    return sample(tiled, scheduler, latent), tiled

@@ -44,7 +44,8 @@ def suite(profile: str, methods: Optional[Iterable[str]] = None) -> list[dict]:
     if profile != "tiny":
         raise UsageError(f"no regression suite for profile {profile!r}; known: oracle, tiny")
     wanted = None if methods is None else [get_method(name).name for name in methods]
-    steps = [_run_step(RunSpec(name, "tiny", dataset="synthetic", limit=2, progress=False))
+    steps = [_run_step(RunSpec(name, "tiny", **{"dataset": "synthetic", "limit": 2, "progress": False,
+                                                 **(get_method(name).suite or {})}))
              for name in in_plan("tiny") if wanted is None or name in wanted]
     steps += [_run_step(RunSpec(name, "tiny", backbone="stablesr", dataset="synthetic", limit=1, sr_steps=4,
                                 progress=False))

@@ -29,6 +29,7 @@ from datasets_fixtures import make_dataset
 SIZES = ((900, 1024), (1024, 256))
 QUICK = dict(steps=2, sr_steps=2, progress=False, score=False)
 BUILT_IN = [name for name, method in methods().items() if method.built_in]
+STAGED = [name for name in BUILT_IN if isinstance(get_method(name).load, Stages)]  # the paper's methods and md
 
 
 def stages_of(name: str) -> Stages:
@@ -38,11 +39,12 @@ def stages_of(name: str) -> Stages:
     return stages
 
 
-def test_the_built_in_methods_are_the_papers_eight():
-    assert BUILT_IN == ["sr-plus", "sr-tile", "sr-tile-plus", "ar-plus", "ar-tile", "asd", "md", "fstd"]
+def test_the_built_in_methods_are_the_papers_eight_and_three_training_free_ones():
+    assert BUILT_IN == ["sr-plus", "sr-tile", "sr-tile-plus", "ar-plus", "ar-tile", "asd", "md", "fstd",
+                        "hidiffusion", "scalecrafter", "demofusion"]
 
 
-@pytest.mark.parametrize("name", BUILT_IN)
+@pytest.mark.parametrize("name", STAGED)
 def test_every_method_writes_images_of_exactly_the_requested_sizes_with_costs(tmp_path, name):
     method, stages = get_method(name), stages_of(name)
     pipeline = load_sampler(name, Settings(steps=1, sr_steps=2))

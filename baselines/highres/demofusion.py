@@ -1,0 +1,162 @@
+"""``demofusion``: progressive upscaling with skip residuals, local views and dilated sampling on SD 2.1.
+
+DemoFusion (Du et al., CVPR 2024; PRIS-CV/DemoFusion is SDXL, read not copied) as its paper
+describes it, at SD 2.1's native size ``s`` (the UNet's sample size × 8: 512 px):
+
+1. phase 1 is plain SD 2.1 at the target's shape scaled to ``max side = s`` (or below);
+2. phase ``k = 2 .. K`` (``K = floor(max side / s)``) upsamples the previous latent (bicubic) to
+   ``k / K`` of the target, noises it to every timestep with one noise draw, and at each step
+   mixes it back in: ``x = (1 - c1) x + c1 noised(t)``, ``c1 = c(t) ** cosine_scale_1``, with
+   ``c(t) = (1 + cos(pi (T - t) / T)) / 2``: 1 at ``t = T``, 0 at ``t = 0`` (the skip residual);
+3. each step's noise prediction blends local views (windows of the native latent size at half
+   a window's stride, averaged uniformly: our tiling engine, ``explicit``) with dilated sampling
+   (the ``k × k`` interleaved sub-latents ``x[h::k, w::k]`` of a Gaussian-blurred copy, each
+   denoised as a whole image, so every latent pixel is predicted exactly once), weighted
+   ``1 - c2`` and ``c2 = c(t) ** cosine_scale_2``. DemoFusion blends the views' stepped latents;
+   DDIM's step is affine in the prediction with image-wide coefficients, so blending
+   predictions is the same.
+
+Where we differ: the phases end at the target's own size (rounded up to 64 px, then centre
+cropped) instead of ``s × K``; local views lie on the engine's grid (the last one clamped to
+the edge) without DemoFusion's random jitter. Every parameter goes into the record.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from diffusers import DDIMScheduler
+from diffusers.utils.torch_utils import randn_tensor
+
+from baselines.highres.base import MULTIPLE, TrainingFreeSampler
+from baselines.settings import working_size
+from baselines.stage1 import UNTILED, denoise, guided
+from baselines.tiling import TiledDenoiser, TilingConfig
+
+
+@dataclass(frozen=True)
+class DemoFusionSettings:
+    """DemoFusion's published defaults (``sigma``: the value of its README's example; its signature says 1)."""
+
+    cosine_scale_1: float = 3.0  # how fast the skip residual fades
+    cosine_scale_2: float = 1.0  # how fast dilated sampling's share fades
+    cosine_scale_3: float = 1.0  # how fast the blur before dilated sampling fades
+    sigma: float = 0.8  # the blur's standard deviation at t = T, in latent px
+    stride_fraction: float = 0.5  # local views' stride as a share of the view (64 of 128 for SDXL)
+
+
+def cosine_factor(t: float, train_steps: int) -> float:
+    """``(1 + cos(pi (T - t) / T)) / 2``: 1 at the first (noisiest) timestep ``T``, 0 at ``t = 0``."""
+    return 0.5 * (1 + math.cos(math.pi * (train_steps - float(t)) / train_steps))
+
+
+def skip_weight(t: float, train_steps: int, settings: DemoFusionSettings = DemoFusionSettings()) -> float:
+    """How much of the noised lower-resolution result replaces the latent at timestep ``t``."""
+    return cosine_factor(t, train_steps) ** settings.cosine_scale_1
+
+
+def phase_sizes(size: tuple[int, int], native: int) -> list[tuple[int, int]]:
+    """Each phase's size in px: ``k / K`` of ``size`` for ``k = 1 .. K``, up to the next multiple of 64."""
+    phases = max(1, int(max(size) / native))
+    return [working_size((math.ceil(size[0] * k / phases), math.ceil(size[1] * k / phases)), MULTIPLE)
+            for k in range(1, phases + 1)]
+
+
+def blurred(latent: torch.Tensor, kernel_size: int, sigma: float) -> torch.Tensor:
+    """A zero-padded Gaussian blur of each channel, rescaled to the latent's own mean and deviation."""
+    x = torch.arange(kernel_size, dtype=latent.dtype, device=latent.device) - (kernel_size - 1) / 2
+    kernel = torch.exp(-x ** 2 / (2 * sigma ** 2))
+    kernel = kernel / kernel.sum()
+    channels = latent.shape[1]
+    weight = (kernel[:, None] * kernel[None, :]).expand(channels, 1, kernel_size, kernel_size)
+    smooth = F.conv2d(latent, weight, padding=kernel_size // 2, groups=channels)
+    return (smooth - smooth.mean()) / smooth.std() * latent.std() + latent.mean()
+
+
+def dilated_prediction(latent: torch.Tensor, predict, k: int, batch: int = 1) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """The prediction of each of the ``k × k`` interleaved sub-latents, put back in place, over ``latent``
+    padded (top and left, with zeros) to a multiple of ``k``; and how many times each pixel was predicted
+    (1 everywhere) and the calls made. ``predict(sub_latents)`` takes a batch of them."""
+    pad_h, pad_w = -latent.shape[-2] % k, -latent.shape[-1] % k
+    padded = F.pad(latent, (pad_w, 0, pad_h, 0))
+    prediction, coverage = torch.zeros_like(padded), torch.zeros_like(padded[:, :1])
+    offsets = [(h, w) for h in range(k) for w in range(k)]
+    calls = 0
+    for first in range(0, len(offsets), batch):
+        group = offsets[first:first + batch]
+        out = predict(torch.cat([padded[..., h::k, w::k] for h, w in group]))
+        calls += 1
+        for n, (h, w) in enumerate(group):
+            prediction[..., h::k, w::k] = out[n * latent.shape[0]:(n + 1) * latent.shape[0]]
+            coverage[..., h::k, w::k] += 1
+    return prediction[..., pad_h:, pad_w:], coverage[..., pad_h:, pad_w:], calls
+
+
+@dataclass
+class DemoFusionSampler(TrainingFreeSampler):
+    demofusion: DemoFusionSettings = field(default_factory=DemoFusionSettings)
+
+    @property
+    def window(self) -> int:
+        return self.models.unet.config.sample_size  # the native latent size
+
+    def local_tiling(self) -> TilingConfig:
+        stride = max(1, round(self.window * self.demofusion.stride_fraction))
+        return TilingConfig("explicit", tile=self.window, overlap=self.window - stride, weighting="uniform",
+                            tile_batch_size=self.settings.tiling.get("tile_batch_size") or 1)
+
+    def latent(self, negative, positive, latent_hw, seeds):
+        generator = seeds.generator("noise")
+        factor = 8
+        sizes = phase_sizes((latent_hw[0] * factor, latent_hw[1] * factor), self.window * factor)
+        first = (sizes[0][0] // factor, sizes[0][1] // factor)
+        latent, plain = denoise(self.models, negative, positive, first, steps=self.settings.steps,
+                                guidance=self.settings.guidance, tiling=UNTILED, generator=generator)
+        phases = [{"size": list(sizes[0]), "dilation": 1, "unet_calls": plain.calls, "local_views": 0}]
+        for k, size in enumerate(sizes[1:], start=2):
+            latent, phase = self.upscale_phase(latent, (size[0] // factor, size[1] // factor), k, negative, positive,
+                                               generator)
+            phases.append({"size": list(size), **phase})
+        calls = sum(phase["unet_calls"] for phase in phases)
+        return latent, {"unet_calls": calls, "unet_rows_per_tile": 2 if self.settings.guidance > 1 else 1,
+                        "tile_evaluations": calls, "demofusion": {"phases": phases, **asdict(self.demofusion)}}
+
+    def upscale_phase(self, previous: torch.Tensor, latent_hw: tuple[int, int], k: int, negative, positive,
+                      generator) -> tuple[torch.Tensor, dict]:
+        unet, steps, s = self.models.unet, self.settings.steps, self.demofusion
+        scheduler = DDIMScheduler.from_config(self.models.scheduler_config)
+        scheduler.set_timesteps(steps, device=unet.device)
+        train_steps = scheduler.config.num_train_timesteps
+        upsampled = F.interpolate(previous, size=latent_hw, mode="bicubic")
+        noise = randn_tensor(upsampled.shape, generator=generator, device=unet.device, dtype=torch.float32)
+        predict = guided(unet, negative, positive, self.settings.guidance)
+        local = TiledDenoiser(predict, self.local_tiling())
+        x = scheduler.add_noise(upsampled, noise, scheduler.timesteps[:1])
+        global_calls, weights = 0, []
+        for i, t in enumerate(scheduler.timesteps):
+            c = cosine_factor(t, train_steps)
+            c1 = c ** s.cosine_scale_1
+            x = (1 - c1) * x + c1 * scheduler.add_noise(upsampled, noise, t.reshape(1))
+            weights.append(c1)
+            model_input = scheduler.scale_model_input(x, t)
+            eps_local = local(model_input, t, i)
+            pad_h, pad_w = -latent_hw[0] % k, -latent_hw[1] % k  # DemoFusion pads top and left, then blurs
+            smooth = blurred(F.pad(model_input, (pad_w, 0, pad_h, 0)), 2 * k - 1,
+                             s.sigma * (0.99 * c ** s.cosine_scale_3 + 0.01))
+            eps_global, _, calls = dilated_prediction(smooth, lambda z: predict(z, t, None), k,
+                                                      self.local_tiling().tile_batch_size)
+            eps_global = eps_global[..., pad_h:, pad_w:]
+            global_calls += calls
+            c2 = c ** s.cosine_scale_2
+            x = scheduler.step((1 - c2) * eps_local + c2 * eps_global, t, x).prev_sample
+        return x, {"dilation": k, "unet_calls": local.calls + global_calls, "local_views": local.tile_evaluations // steps, "dilated_views": k * k,
+                   "local_tiling": self.local_tiling().as_record(),
+                   "skip_residual_weight": {"first": weights[0], "last": weights[-1]}}
+
+    def parameters(self) -> dict:
+        return {**asdict(self.demofusion), "native_latent": self.window, "local_tiling": self.local_tiling().as_record(),
+                "phases": "k/K of the target for k = 1..K, K = floor(max side / native px)",
+                "random_jitter": False}

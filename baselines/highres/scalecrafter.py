@@ -1,0 +1,158 @@
+"""``scalecrafter``: SD 2.1 at the target size with re-dilated convolutions and noise-damped guidance.
+
+ScaleCrafter (He et al., ICLR 2024) re-dilates the UNet's 3×3 convolutions in chosen blocks
+during the first steps (the noisiest), so that their receptive field grows with the image,
+and, where its settings say, damps the guidance: the unconditional prediction comes from a
+second pass with milder dilation, ``eps = eps_uncond(milder) + w (eps_text - eps_uncond)``.
+:data:`SETTINGS` holds its released SD 2.1 settings, one row per size, each naming its source
+files in YingqingHe/ScaleCrafter (read, not copied); a size without a row takes the nearest
+row (either orientation: dilation is isotropic) and the record says so. The native size
+has no row of the release: it is plain SD 2.1 (no dilation), which is what the method gives there.
+Dispersed convolution is not applied: the released SD 2.1 configs set its step count
+(``inflate_tau``) to 0, so it never runs there either (docs/methods.md).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+from diffusers import DDIMScheduler
+from diffusers.utils.torch_utils import randn_tensor
+
+from baselines.highres.base import TrainingFreeSampler
+from baselines.highres.redilation import redilated
+
+RELEASE = "YingqingHe/ScaleCrafter"
+RELEASE_STEPS = 50  # the release's taus count steps out of 50
+VAE_FACTOR = 8  # px per latent pixel: the sizes of the rows are in px
+
+
+@dataclass(frozen=True)
+class Row:
+    """One size's settings. ``blocks``: block -> (dilation of its resnets' convolutions, of its
+    down/upsampler's convolution or None); the same for ``ndcfg_blocks`` (the damped pass)."""
+
+    size: tuple[int, int]  # (height, width) in px
+    dilate_tau: int
+    blocks: dict
+    ndcfg_tau: int = 0
+    ndcfg_blocks: Optional[dict] = None
+    progressive: bool = False
+    source: str = ""
+
+
+def _uniform(d: float) -> dict:
+    return {"down_blocks.1": (d, d), "down_blocks.2": (d, d), "down_blocks.3": (d, None), "mid_block": (d, None),
+            "up_blocks.0": (d, d), "up_blocks.1": (d, d), "up_blocks.2": (d, d)}
+
+
+_DAMPED_2048 = {"down_blocks.2": (3, 4), "down_blocks.3": (4, None), "mid_block": (4, None),
+                "up_blocks.0": (4, 4), "up_blocks.1": (4, 4), "up_blocks.2": (3, 3)}
+SETTINGS = (
+    Row((512, 512), 0, {}, source="SD 2.1-base's training size: no re-dilation"),
+    Row((1024, 1024), 20, _uniform(2),
+        source=f"{RELEASE} configs/sd2.1_1024x1024.yaml, assets/dilate_settings/sd2.1_1024x1024.txt"),
+    Row((1280, 1280), 30, _uniform(2.5),
+        source=f"{RELEASE} configs/sd2.1_1280x1280.yaml, assets/dilate_settings/sd2.1_1280x1280.txt"),
+    Row((1024, 2048), 37, {"down_blocks.1": (2, 2), "down_blocks.2": (3, 3), "down_blocks.3": (4, None),
+                           "mid_block": (4, None), "up_blocks.0": (4, 4), "up_blocks.1": (3, 3),
+                           "up_blocks.2": (2, 2)},
+        ndcfg_tau=0, ndcfg_blocks=_DAMPED_2048, progressive=True,
+        source=f"{RELEASE} configs/sd2.1_2048x1024.yaml (width x height), assets/dilate_settings/sd2.1_2048x1024.txt"),
+    Row((2048, 2048), 37, {**_DAMPED_2048, "up_blocks.3": (2, None)},
+        ndcfg_tau=37, ndcfg_blocks=_DAMPED_2048, progressive=True,
+        source=f"{RELEASE} configs/sd2.1_2048x2048.yaml, assets/dilate_settings/sd2.1_2048x2048.txt, "
+               "assets/ndcfg_dilate_settings/sd2.1_2048x2048.txt"),
+)
+
+
+def nearest_row(size: tuple[int, int]) -> tuple[Row, bool]:
+    """The row nearest ``size`` in log height and log width, either orientation; and whether it was transposed."""
+    def distance(row_size: tuple[int, int]) -> float:
+        return sum(math.log(a / b) ** 2 for a, b in zip(size, row_size))
+
+    candidates = [(distance(row.size), False, n, row) for n, row in enumerate(SETTINGS)]
+    candidates += [(distance(row.size[::-1]), True, n, row) for n, row in enumerate(SETTINGS)]
+    _, transposed, _, row = min(candidates)
+    return row, transposed
+
+
+def module_dilations(unet: torch.nn.Module, blocks: dict, dilation_scale: Optional[float] = None) -> dict[str, float]:
+    """The per-convolution dilations of ``blocks`` on ``unet``'s module names; ``dilation_scale`` (0..1] shrinks
+    each toward 2 as ScaleCrafter's progressive schedule does (``max(ceil(d * scale), 2)``)."""
+    dilations = {}
+    for name, module in unet.named_modules():
+        if not isinstance(module, torch.nn.Conv2d) or module.kernel_size == (1, 1):
+            continue
+        block = next((b for b in blocks if name.startswith(b + ".")), None)
+        if block is None:
+            continue
+        resnets, sampler = blocks[block]
+        rest = name[len(block) + 1:]
+        if rest.startswith("resnets.") and rest.endswith((".conv1", ".conv2")):
+            d = resnets
+        elif rest in ("downsamplers.0.conv", "upsamplers.0.conv") and sampler is not None:
+            d = sampler
+        else:
+            continue
+        dilations[name] = d if dilation_scale is None else max(math.ceil(d * dilation_scale), 2)
+    return dilations
+
+
+def steps_of(tau: int, steps: int) -> int:
+    """The release's ``tau`` (of 50 steps) for a run of ``steps``."""
+    return round(tau * steps / RELEASE_STEPS)
+
+
+class ScaleCrafterSampler(TrainingFreeSampler):
+    def latent(self, negative, positive, latent_hw, seeds):
+        generator = seeds.generator("noise")
+        unet, steps, scale = self.models.unet, self.settings.steps, self.settings.guidance
+        px = (latent_hw[0] * VAE_FACTOR, latent_hw[1] * VAE_FACTOR)
+        row, transposed = nearest_row(px)
+        dilate_steps, ndcfg_steps = steps_of(row.dilate_tau, steps), steps_of(row.ndcfg_tau, steps)
+
+        def dilations(blocks: Optional[dict], tau_steps: int, i: int) -> dict:
+            if not blocks or i >= tau_steps:
+                return {}
+            return module_dilations(unet, blocks, (tau_steps - i) / tau_steps if row.progressive else None)
+
+        scheduler = DDIMScheduler.from_config(self.models.scheduler_config)
+        scheduler.set_timesteps(steps, device=unet.device)
+        latent = randn_tensor((1, unet.config.in_channels) + tuple(latent_hw), generator=generator,
+                              device=unet.device, dtype=torch.float32) * scheduler.init_noise_sigma
+        calls, rows = 0, 0
+        for i, t in enumerate(scheduler.timesteps):
+            x = scheduler.scale_model_input(latent, t).to(unet.dtype)
+            with redilated(unet, dilations(row.blocks, dilate_steps, i)):
+                if scale <= 1:
+                    eps = unet(x, t, encoder_hidden_states=positive).sample.float()
+                else:
+                    uncond, text = unet(torch.cat([x, x]), t, encoder_hidden_states=torch.cat([negative, positive])
+                                        ).sample.float().chunk(2)
+            calls, rows = calls + 1, rows + (2 if scale > 1 else 1)
+            if scale > 1:
+                if i < ndcfg_steps:  # noise-damped guidance: the unconditional prediction with milder dilation
+                    with redilated(unet, dilations(row.ndcfg_blocks, ndcfg_steps, i)):
+                        uncond = unet(x, t, encoder_hidden_states=negative).sample.float()
+                    calls, rows = calls + 1, rows + 1
+                eps = uncond + scale * (text - uncond)
+            latent = scheduler.step(eps, t, latent).prev_sample
+        return latent, {"unet_calls": calls, "unet_rows": rows, "tile_evaluations": calls,
+                        "scalecrafter": {"settings_for": "x".join(map(str, row.size)), "source": row.source,
+                                         "exact": (row.size[::-1] if transposed else row.size) == px,
+                                         "transposed": transposed, "dilate_steps": dilate_steps,
+                                         "ndcfg_steps": ndcfg_steps, "progressive": row.progressive,
+                                         "dilations": {k: list(v) for k, v in row.blocks.items()},
+                                         "ndcfg_dilations": ({k: list(v) for k, v in row.ndcfg_blocks.items()}
+                                                             if row.ndcfg_blocks else None)}}
+
+    def parameters(self) -> dict:
+        return {"release": RELEASE, "taus_of": f"{RELEASE_STEPS} steps, scaled to the run's",
+                "interpolation": "bilinear (fractional dilations)", "dispersed_convolution": False,
+                "settings": [{"size": "x".join(map(str, row.size)), "dilate_tau": row.dilate_tau,
+                              "ndcfg_tau": row.ndcfg_tau, "progressive": row.progressive, "source": row.source}
+                             for row in SETTINGS]}
