@@ -55,7 +55,8 @@ _built_in("fstd", "stage II alone: FSTD tiled super-resolution of low-resolution
 def _training_free(name: str, summary: str, sampler) -> Method:
     """The field's training-free methods: SD 2.1 alone, no stage II (docs/methods.md)."""
     return register_method(Method(name, summary, sampler.load, needs=("sd21",), inputs=PROMPTS, origin=BUILT_IN,
-                                  plans=("tiny", "gpu"), suite={"limit": 1, "size": (1024, 1024)}))
+                                  rows=("all-methods", "figure7"), plans=("tiny", "gpu"),
+                                  suite={"limit": 1, "size": (1024, 1024)}))
 
 
 _training_free("hidiffusion", "HiDiffusion (RAU-Net, MSW-MSA) on SD 2.1 at the target size, by the hidiffusion package",

@@ -24,8 +24,9 @@ import torch
 #: What a method takes: captions (text-to-image) or low-resolution images with their HR (super-resolution).
 PROMPTS, LOW_RESOLUTION = "prompts", "low-resolution"
 TASKS = {PROMPTS: "text-to-image", LOW_RESOLUTION: "super-resolution"}
-#: The paper's tables a method may fill a row of (the report reads these).
-ROWS = ("table1", "table2", "table3", "stage2", "figure7")
+#: The paper's tables a method may fill a row of (the report reads these); ``all-methods``: a method outside
+#: the paper's tables that ``tables`` still runs on the data set, for the "All methods" table.
+ROWS = ("table1", "table2", "table3", "stage2", "figure7", "all-methods")
 #: Measurement plans a method may join: the tiny regression suite, its StableSR part, the GPU plan.
 PLANS = ("tiny", "stablesr", "gpu")
 #: Weight pieces the ``paper`` profile can look for (``baselines.models``).

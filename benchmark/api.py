@@ -164,9 +164,10 @@ def study(profile: str = "oracle", size: tuple[int, int] = (2048, 2048), steps: 
 def ceiling(method: str, profile: Optional[str] = None, budget: str = "32GiB",
             min_side: int = ceiling_search.MIN_SIDE, max_side: int = ceiling_search.MAX_SIDE, device: str = "cpu",
             runs: Path = Path("runs"), weights: Optional[dict] = None, include: Iterable[str] = (),
-            log=print) -> Finished:
+            log=print, trial_timeout: Optional[float] = None) -> Finished:
     """The largest square side ``method`` completes under ``budget``: each trial a fresh ``run``
-    process (an OOM cannot poison the next); ``weights`` are RunSpec's weight fields, forwarded.
+    process (an OOM cannot poison the next); ``weights`` are RunSpec's weight fields, forwarded;
+    ``trial_timeout`` seconds per trial (None: the device's default, 0: none).
     Its folder holds ``ceiling.json``, the record returned."""
     include = tuple(include)
     load_plugins(include)
@@ -178,10 +179,16 @@ def ceiling(method: str, profile: Optional[str] = None, budget: str = "32GiB",
     extra = [item for name in ("sd21", "upscaler", "lora", "stablesr_ckpt", "stablesr_vae")
              if getattr(spec, name) for item in (f"--{name.replace('_', '-')}", getattr(spec, name))]
     extra += [item for name in include for item in ("--include", name)]
+    if trial_timeout is None:
+        trial_timeout = ceiling_search.default_trial_timeout(chosen)
+    elif trial_timeout < 0:
+        raise UsageError(f"--trial-timeout must not be negative, got {trial_timeout:g}")
+    trial_timeout = trial_timeout or None
     log(f"ceiling of {spec.method} on {spec.profile} under {limit.text} ({limit.enforced_by(chosen)}), "
-        f"sides {min_side} to {max_side} px, {ceiling_search.NOTE}")
+        f"sides {min_side} to {max_side} px, {ceiling_search.NOTE}"
+        + (f", at most {trial_timeout:g} s per trial" if trial_timeout else ""))
     record = ceiling_search.search(spec.method, spec.profile, limit, chosen, Path(runs), min_side, max_side,
-                                   extra=tuple(extra), log=log)
+                                   extra=tuple(extra), log=log, trial_timeout=trial_timeout)
     return Finished(ceiling_search.ceiling_dir(Path(runs), spec.profile, spec.method, limit), record)
 
 

@@ -342,8 +342,9 @@ def measure(plan: Plan, out: Path) -> dict:
     context = LoadContext(plan.profile, settings, device, WeightPaths())
     pipelines = {name: get_method(name).load(get_method(name), context) for name in in_plan("gpu")}
     # FSTD's pipeline for stage II's step and compile; one at the target size for stage I's attention
-    tiled = next(p for p in pipelines.values() if p.stages.stage2 == "implicit")
-    direct = next(p for p in pipelines.values() if p.stages.base and not p.stages.stage2)
+    staged = [p for p in pipelines.values() if isinstance(p, AnySizePipeline)]  # the paper's pipelines
+    tiled = next(p for p in staged if p.stages.stage2 == "implicit")
+    direct = next(p for p in staged if p.stages.base and not p.stages.stage2)
     summary = {"kind": "gpu-measure", "dry_run": plan.profile == "tiny", "plan": vars(plan),
                "environment": environment(device), "fast_path": tiled.fast_path,
                "fast_path_estimates": CUDA_ESTIMATES, "method_runs": [], "table4": [], "ceilings": [],

@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir="${1:-.whl}"
-packages=(diffusers peft open_clip_torch clean-fid lpips ftfy wcwidth)
+packages=(diffusers peft open_clip_torch clean-fid lpips ftfy wcwidth hidiffusion)
 pins=()
 for name in "${packages[@]}"; do
   version="$(python3 -c "import importlib.metadata as m, sys; print(m.version(sys.argv[1]))" "$name")" || {

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from helpers import CPU
 
@@ -114,7 +115,8 @@ def test_the_verb_writes_every_trial_resumes_and_prints_the_ceiling_last(tmp_pat
     assert "memory does not depend on the step count" in record["note"]
     assert record["commit"] and record["date"] and record["environment"]["device_type"] == "cpu"
     assert [t["side"] for t in record["trials"]] == [512, 1024, 2048, 2560, 3072, 4096]
-    assert set(record["trials"][0]) == {"side", "status", "peak_memory_mib", "seconds", "reason", "run_dir"}
+    assert set(record["trials"][0]) == {"side", "status", "peak_memory_mib", "seconds", "reason", "run_dir",
+                                        "time_limit_s"}
     assert record["trials"][-1]["status"] == "oom" and record["trials"][-1]["reason"] == "fake OOM"
 
     # again: every trial is reused from ceiling.json, none is run
@@ -224,3 +226,54 @@ def test_ceiling_help_explains_the_verb(capsys):
     text = " ".join(capsys.readouterr().out.split())
     for part in ("largest square side", "doubl", "bisection", "--max-side", "fresh process", "ceiling.json"):
         assert part in text
+
+
+class Slow(Threshold):
+    """A fake trial that completes up to ``largest`` and runs past its time limit at the sides in ``slow``."""
+
+    def __init__(self, largest, slow):
+        super().__init__(largest)
+        self.slow = slow
+
+    def __call__(self, side):
+        if side in self.slow:
+            self.sides.append(side)
+            return TrialResult(side, ceiling.TIMEOUT, reason="past 5 s", time_limit_s=5.0)
+        return super().__call__(side)
+
+
+@pytest.mark.parametrize("largest, slow, found, sides", [
+    (10**6, {4096}, 2048, [512, 1024, 2048, 4096]),  # stopped while doubling: no bisection towards a slow side
+    (5000, {4608}, 4096, [512, 1024, 2048, 4096, 8192, 6144, 5120, 4608]),  # stopped while bisecting
+    (10**6, {512}, None, [512]),
+])
+def test_a_trial_past_its_time_limit_stops_the_search_with_a_lower_bound(largest, slow, found, sides):
+    trial = Slow(largest, slow)
+    got, trials = find_ceiling(trial, 512, 18432)
+    assert got == found and trial.sides == sides and trials[-1].timed_out
+
+
+def test_the_search_records_a_time_limit_and_reruns_trials_stopped_by_a_shorter_one(tmp_path):
+    budget = MemoryBudget.parse("4GiB")
+    record = ceiling.search("asd", "tiny", budget, CPU, tmp_path, 512, 8192, trial=Slow(10**6, {2048}),
+                            log=lambda line: None, trial_timeout=5.0)
+    assert record["ceiling"] == 1024 and record["limited_by_time"] and record["ceiling_is_lower_bound"]
+    assert record["trial_timeout_s"] == 5.0
+    assert ceiling.summary_lines(record)[-1].endswith("at least 1024 px (limited by time)")
+    from benchmark.reporting.ceilings import max_res
+
+    assert max_res(record) == "≥ 1024² under 4GiB (2048² past the 5 s time limit)"
+    again = Threshold(10**6)  # a longer limit: the stopped trial is made again, the finished ones reused
+    record = ceiling.search("asd", "tiny", budget, CPU, tmp_path, 512, 8192, trial=again, log=lambda line: None,
+                            trial_timeout=50.0)
+    assert again.sides == [2048, 4096, 8192] and record["ceiling"] == 8192 and not record["limited_by_time"]
+
+
+def test_the_default_time_limit_is_on_a_cpu_only(tmp_path, monkeypatch):
+    seen = {}
+    monkeypatch.setattr(ceiling, "search", lambda *a, **k: seen.update(k) or {"ceiling": 512})
+    api.ceiling("asd", "tiny", "4GiB", 512, 512, "cpu", tmp_path, log=lambda line: None)
+    assert seen["trial_timeout"] == ceiling.CPU_TRIAL_TIMEOUT
+    api.ceiling("asd", "tiny", "4GiB", 512, 512, "cpu", tmp_path, log=lambda line: None, trial_timeout=0)
+    assert seen["trial_timeout"] is None
+    assert ceiling.default_trial_timeout(torch.device("cuda")) is None

@@ -19,7 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser):
         "completed and the first that did not (--max-side caps the search: if it completes, the ceiling is at "
         "least that). Each trial is `python -m benchmark run` in a fresh process, one sample at one step per "
         "stage (memory does not depend on the step count) under --memory-budget; a trial whose process crashes "
-        "or is killed counts as out of memory. Trials and the result go to "
+        "or is killed counts as out of memory. A trial that runs past --trial-timeout stops the search: the "
+        "ceiling is then at least the last side that completed, limited by time. Trials and the result go to "
         "RUNS/ceiling/<profile>/<method>-<budget>/ceiling.json as they come; running the same command again "
         "reuses the trials made.")
     parser.add_argument("--method", required=True, help="a registered method (`list` shows them)")
@@ -31,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser):
     parser.add_argument("--max-side", type=int, default=ceiling_search.MAX_SIDE,
                         help="largest side tried, a multiple of 512 (default: %(default)s, ASD's largest output "
                              "in the paper)")
+    parser.add_argument("--trial-timeout", type=float, default=None, metavar="SECONDS",
+                        help="time limit of one trial (default: 600 on a CPU, where an untiled UNet at 4096² takes "
+                             "tens of minutes; none on CUDA; 0: none)")
     add_device(parser)
     add_runs(parser, what="root of the search's folder")
     add_weight_paths(parser)
@@ -39,7 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser):
 
 def command(args: argparse.Namespace) -> int:
     finished = api.ceiling(args.method, args.profile, args.memory_budget, args.min_side, args.max_side, args.device,
-                         args.runs, {name: getattr(args, name) for name in WEIGHT_FIELDS}, args.include)
+                         args.runs, {name: getattr(args, name) for name in WEIGHT_FIELDS}, args.include,
+                         trial_timeout=args.trial_timeout)
     print(f"-> {finished.out / 'ceiling.json'}")
     for line in ceiling_search.summary_lines(finished.results):
         print(line)

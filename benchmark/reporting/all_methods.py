@@ -15,13 +15,16 @@ import pandas as pd
 
 from baselines.registry import methods
 from benchmark.reporting import paper
+from benchmark.reporting.ceilings import max_res, shown_ceiling
 from benchmark.reporting.model_tables import (_how, _measured, _notes, _paper, _score, _section, extra_cells,
                                               extra_scores, pick)
+from benchmark.reporting.provenance import ceiling_provenance
 from benchmark.metrics.registry import run_task
 
 CAPTION = ("One row per method with runs on this data set build (built-in or a plugin's; `origin` says which), "
            "at whatever sizes its runs have; where several runs of a method fit, the one with the most images, "
-           "then the newest. Paper columns: Table 2 on MA-LAION-COCO and MA-COCO, Table 1 on MM-CelebA-HQ, "
+           "then the newest. max res.: the method's ceiling search (the largest square completed under the "
+           "budget named). Paper columns: Table 2 on MA-LAION-COCO and MA-COCO, Table 1 on MM-CelebA-HQ, "
            "where the paper has the method.")
 
 
@@ -35,8 +38,9 @@ def _origin(results: dict) -> str:
     return results.get("method_origin") or ("built-in" if results["method"] in methods() else "unregistered")
 
 
-def all_methods(results: list[dict]) -> str:
-    """One section per data set build that has runs; empty when no run has a data set."""
+def all_methods(results: list[dict], ceilings: list[dict] = ()) -> str:
+    """One section per data set build that has runs; empty when no run has a data set. ``ceilings``: the
+    profile's ceiling searches, for the max res. column."""
     builds = defaultdict(list)
     for result in results:
         dataset = result.get("dataset") or {}
@@ -58,9 +62,11 @@ def all_methods(results: list[dict]) -> str:
                          "FID↓": _score(result, "fid"), **extra_cells(result, extras),
                          "IS↑": _score(result, "inception_score"), "CLIP↑": _score(result, "clip_score"),
                          "seam score": _score(result, "seam_score", 3), **_measured(result),
+                         "max res.": max_res(shown_ceiling(ceilings, method)),
                          "paper FID↓": _paper(figures.get("fid")), "paper IS↑": _paper(figures.get("is")),
                          "paper CLIP↑": _paper(figures.get("clip"))})
             notes += _notes(method, by_method[method], result, ())
         title = paper.DATASET_NAMES.get(name, name) + (f" (manifest {manifest[:12]})" if manifest else "")
-        blocks.append(_section(f"All methods on {title}", _how(shown), CAPTION, pd.DataFrame(rows), notes))
+        how = _how(shown) + ("\n" + ceiling_provenance(list(ceilings)) if ceilings else "")
+        blocks.append(_section(f"All methods on {title}", how, CAPTION, pd.DataFrame(rows), notes))
     return "\n".join(blocks)

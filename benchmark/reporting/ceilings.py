@@ -36,6 +36,10 @@ def max_res(ceiling: Optional[dict]) -> str:
     budget = ceiling["budget"]["text"]
     if not ceiling.get("complete", True):
         return f"search under {budget} not finished"
+    if ceiling.get("limited_by_time"):
+        stopped = max(t["side"] for t in ceiling["trials"] if t["status"] == "timeout")
+        return (f"≥ {ceiling['ceiling'] or 0}² under {budget} ({stopped}² past the "
+                f"{ceiling['trial_timeout_s']:g} s time limit)")
     if ceiling["ceiling"] is None:
         return f"none under {budget} (OOM from {min(t['side'] for t in ceiling['trials'])}²)"
     bound = "≥ " if ceiling["ceiling_is_lower_bound"] else ""

@@ -332,6 +332,8 @@ def _trial_cell(trial: Optional[dict]) -> str:
     (a trial whose process was killed has none)."""
     if trial is None:
         return "–"
+    if trial["status"] == "timeout":
+        return f"past the {trial['time_limit_s']:g} s time limit"
     if trial["peak_memory_mib"] is None:
         return OOM
     gib = trial["peak_memory_mib"] / MIB_PER_GIB

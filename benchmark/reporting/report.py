@@ -59,7 +59,7 @@ def profile_report(results: list[dict], profile: str, figures: Path, ceilings: l
         "## Table 3 — ARAD trained on 3 / 5 / 9 ratios", "", table3(results),
         f"## Tables 4, 6, 7 — stage II alone (`{stage2_alone().name}`)", "", stage2_tables(results),
         "## Figure 7 — peak memory", "", figure7(results, profile, figures, ceilings),
-        "## All methods, per data set", "", all_methods(results) or "No run on a data set.\n",
+        "## All methods, per data set", "", all_methods(results, ceilings) or "No run on a data set.\n",
     ])
 
 

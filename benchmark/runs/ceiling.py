@@ -40,6 +40,12 @@ FOLDER = "ceiling"
 _REPO = Path(__file__).resolve().parents[2]
 #: What must match for a ceiling.json's trials to be reused.
 IDENTITY = ("kind", "method", "profile", "budget", "device", "steps", "sr_steps", "step", "prompt")
+CPU_TRIAL_TIMEOUT = 600.0  # s: the default time limit of a trial on a CPU
+OK, OOM, TIMEOUT = "ok", "oom", "timeout"
+
+
+def default_trial_timeout(device: torch.device) -> Optional[float]:
+    return CPU_TRIAL_TIMEOUT if device.type == "cpu" else None
 
 
 class CeilingError(ValueError):
@@ -49,15 +55,20 @@ class CeilingError(ValueError):
 @dataclass
 class TrialResult:
     side: int
-    status: str  # "ok" or "oom"
+    status: str  # OK, OOM or TIMEOUT
     peak_memory_mib: Optional[float] = None
     seconds: Optional[float] = None
     reason: Optional[str] = None
     run_dir: Optional[str] = None
+    time_limit_s: Optional[float] = None  # the trial's time limit, if it had one
 
     @property
     def ok(self) -> bool:
-        return self.status == "ok"
+        return self.status == OK
+
+    @property
+    def timed_out(self) -> bool:
+        return self.status == TIMEOUT
 
     def as_record(self) -> dict:
         return asdict(self)
@@ -65,7 +76,7 @@ class TrialResult:
     @classmethod
     def from_record(cls, record: dict) -> "TrialResult":
         return cls(**{key: record.get(key) for key in ("side", "status", "peak_memory_mib", "seconds",
-                                                        "reason", "run_dir")})
+                                                        "reason", "run_dir", "time_limit_s")})
 
 
 def check_sides(min_side: int, max_side: int, step: int = STEP):
@@ -83,7 +94,8 @@ def find_ceiling(trial: Callable[[int], TrialResult], min_side: int = MIN_SIDE, 
     """The largest side (a multiple of ``step``) whose trial completes, and the trials made in order.
 
     None when even ``min_side`` runs out of memory; ``max_side`` when it completes (the true
-    ceiling is then at least that)."""
+    ceiling is then at least that). A trial past its time limit ends the search: the side before
+    it is returned (a lower bound too)."""
     check_sides(min_side, max_side, step)
     trials: list[TrialResult] = []
 
@@ -102,12 +114,14 @@ def find_ceiling(trial: Callable[[int], TrialResult], min_side: int = MIN_SIDE, 
         else:
             failed = side
             break
-    if completed is None:
-        return None, trials
+    if completed is None or trials[-1].timed_out:
+        return completed, trials
     while failed - completed > step:  # bisection on multiples of step
         middle = completed + (failed - completed) // (2 * step) * step
         if attempt(middle):
             completed = middle
+        elif trials[-1].timed_out:
+            break
         else:
             failed = middle
     return completed, trials
@@ -155,8 +169,8 @@ def subprocess_trial(method: str, profile: str, budget: MemoryBudget, device: st
                                      capture_output=True, text=True, env=environment_variables,
                                      timeout=timeout)
         except subprocess.TimeoutExpired:
-            return TrialResult(side, "oom", reason=f"the trial did not finish within {timeout:g} s",
-                               run_dir=str(out))
+            return TrialResult(side, TIMEOUT, reason=f"the trial did not finish within its time limit of {timeout:g} s "
+                               "(--trial-timeout)", run_dir=str(out), time_limit_s=timeout)
         if process.returncode == 2:  # bad input: no measurement, the search cannot go on
             lines = [line for line in process.stderr.splitlines() if line.strip()]
             raise CeilingError(f"the trial at {side}x{side} was refused: "
@@ -169,7 +183,7 @@ def subprocess_trial(method: str, profile: str, budget: MemoryBudget, device: st
         record = read_json(record_path)
         status = record.get("status", "ok")
         return TrialResult(side, status, record.get("peak_memory_mib"), record.get("seconds"),
-                           None if status == "ok" else record.get("error"), str(out))
+                           None if status == OK else record.get("error"), str(out), timeout)
 
     return trial
 
@@ -181,6 +195,8 @@ def describe_trial(trial: TrialResult, reused: bool = False) -> str:
     seconds = "" if trial.seconds is None else f"{trial.seconds:.2f} s"
     if trial.ok:
         return f"{trial.side}x{trial.side}: ok, {', '.join(filter(None, [peak, seconds]))}{where}"
+    if trial.timed_out:
+        return f"{trial.side}x{trial.side}: stopped: {trial.reason}{where}"
     figures = ", ".join(filter(None, [f"after {seconds}" if seconds else "", peak]))
     return (f"{trial.side}x{trial.side}: out of memory{f' ({figures})' if figures else ''}: "
             f"{trial.reason}{where}")
@@ -189,10 +205,11 @@ def describe_trial(trial: TrialResult, reused: bool = False) -> str:
 def search(method: str, profile: str, budget: MemoryBudget, device: torch.device, runs: Path,
            min_side: int = MIN_SIDE, max_side: int = MAX_SIDE, step: int = STEP,
            trial: Optional[Callable[[int], TrialResult]] = None, extra: tuple[str, ...] = (),
-           log: Optional[Callable[[str], None]] = None) -> dict:
+           log: Optional[Callable[[str], None]] = None, trial_timeout: Optional[float] = None) -> dict:
     """Search the ceiling of ``method`` on ``profile`` under ``budget`` and write ceiling.json; returns it.
 
-    ``trial`` defaults to :func:`subprocess_trial`; trials already in ceiling.json are reused."""
+    ``trial`` defaults to :func:`subprocess_trial` with ``trial_timeout``; trials already in ceiling.json
+    are reused, except those stopped by a time limit shorter than this one."""
     check_sides(min_side, max_side, step)
     log = log or (lambda line: print(line, flush=True))  # one line per trial, as it comes
     folder = ceiling_dir(runs, profile, method, budget)
@@ -201,8 +218,8 @@ def search(method: str, profile: str, budget: MemoryBudget, device: torch.device
     record = {"kind": "ceiling", "method": method, "profile": profile, "budget": budget.as_record(device),
               "device": device_name(device), "steps": STEPS, "sr_steps": SR_STEPS, "note": NOTE,
               "step": step, "prompt": PROMPT if get_method(method).inputs == PROMPTS else None,
-              "min_side": min_side, "max_side": max_side, "ceiling": None, "ceiling_is_lower_bound": False,
-              "complete": False, "trials": [], "commit": env["git"]["commit"], "date": env["date"],
+              "min_side": min_side, "max_side": max_side, "trial_timeout_s": trial_timeout, "ceiling": None,
+              "ceiling_is_lower_bound": False, "limited_by_time": False, "complete": False, "trials": [], "commit": env["git"]["commit"], "date": env["date"],
               "environment": env}
     known: dict[int, TrialResult] = {}
     if path.is_file():
@@ -212,7 +229,9 @@ def search(method: str, profile: str, budget: MemoryBudget, device: torch.device
             raise CeilingError(f"{path} holds a search with another {', '.join(differing)}; "
                                "delete that folder or give another --runs")
         known = {t["side"]: TrialResult.from_record(t) for t in stored["trials"]}
-    trial = trial or subprocess_trial(method, profile, budget, str(device), folder / "trials", extra)
+        known = {side: t for side, t in known.items()
+                 if not t.timed_out or trial_timeout is not None and (t.time_limit_s or 0) >= trial_timeout}
+    trial = trial or subprocess_trial(method, profile, budget, str(device), folder / "trials", extra, trial_timeout)
     record["trials"] = [t.as_record() for t in known.values()]
 
     def logged(side: int) -> TrialResult:
@@ -226,9 +245,10 @@ def search(method: str, profile: str, budget: MemoryBudget, device: torch.device
         log(describe_trial(result))
         return result
 
-    ceiling, _ = find_ceiling(logged, min_side, max_side, step)
-    record.update(ceiling=ceiling, ceiling_is_lower_bound=ceiling == max_side, complete=True,
-                  trials=[t.as_record() for _, t in sorted(known.items())])
+    ceiling, made = find_ceiling(logged, min_side, max_side, step)
+    timed_out = bool(made) and made[-1].timed_out
+    record.update(ceiling=ceiling, ceiling_is_lower_bound=ceiling == max_side or (timed_out and ceiling is not None),
+                  limited_by_time=timed_out, complete=True, trials=[t.as_record() for _, t in sorted(known.items())])
     write_json(path, record)
     return record
 
@@ -236,6 +256,11 @@ def search(method: str, profile: str, budget: MemoryBudget, device: torch.device
 def summary_lines(record: dict) -> list[str]:
     """The closing lines of a search; the last reads ``ceiling <method> on <profile> under <budget>: <side> px``."""
     head = f"ceiling {record['method']} on {record['profile']} under {record['budget']['text']}"
+    if record.get("limited_by_time"):
+        stopped = max(t["side"] for t in record["trials"] if t["status"] == TIMEOUT)
+        return [f"the trial at {stopped}x{stopped} ran past the {record['trial_timeout_s']:g} s time limit: the "
+                "search stopped there, out of memory or not (raise --trial-timeout to go on)",
+                f"{head}: at least {record['ceiling'] or 0} px (limited by time)"]
     if record["ceiling"] is None:
         return [f"even {record['min_side']}x{record['min_side']} ran out of memory under "
                 f"{record['budget']['text']}: no side completes", f"{head}: 0 px"]
