@@ -92,13 +92,14 @@ def run_suite(steps: list[dict], runs: Path):
 
 
 def baseline(profile: str = "oracle", runs: Path = SUITE_RUNS, out: Optional[Path] = None,
-             methods: Optional[Iterable[str]] = None, include: Iterable[str] = ()) -> Path:
-    """Run ``profile``'s suite and write its tracked figures as the new baseline; returns the file."""
+             methods: Optional[Iterable[str]] = None, include: Iterable[str] = (), why: Optional[str] = None) -> Path:
+    """Run ``profile``'s suite and write its tracked figures as the new baseline (``why``: the reason, kept
+    in the file); returns the file."""
     load_plugins(include)
     steps = suite(profile, methods)
     run_suite(steps, Path(runs))
     out = Path(out) if out is not None else COMMITTED_BASELINES / f"{profile}.json"
-    write_json(out, make_baseline(load_results(runs), profile, steps, Path(runs)))
+    write_json(out, {**make_baseline(load_results(runs), profile, steps, Path(runs)), "why": why})
     return out
 
 

@@ -75,5 +75,7 @@ def test_a_lora_for_another_base_model_is_refused_naming_keys_and_shapes(tmp_pat
         load_external_lora(ours.unet, folder, text_encoder=ours.text_encoder, base_name="tiny/sd21")
     message = str(refused.value)
     assert "does not fit base tiny/sd21" in message and "attn2.to_k.lora_A.weight (4, 48)" in message
-    assert "(64, 32)" in message  # the base's to_k weight it does not fit
+    base_shapes = {str(tuple(module.weight.shape)) for name, module in ours.unet.named_modules()
+                   if name.endswith("attn2.to_k")}
+    assert any(shape in message for shape in base_shapes)  # the base's to_k weight it does not fit
     assert not getattr(ours.unet, "peft_config", None)  # refused before the UNet is touched

@@ -76,7 +76,7 @@ def test_paired_differences_refuse_runs_on_other_items():
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     folder = tmp_path_factory.mktemp("runs")
-    return {method: api.run(RunSpec(method, limit=limit, runs=folder, progress=False))
+    return {method: api.run(RunSpec(method, limit=limit, steps=1, sr_steps=4, runs=folder, progress=False))
             for method, limit in (("asd", 6), ("ar-tile", 6))}, folder
 
 

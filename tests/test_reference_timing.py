@@ -12,7 +12,7 @@ from baselines.tiling import TiledDenoiser
 from benchmark import api
 from benchmark.regression import compare, tolerances
 from benchmark.runs import reference_timing
-from benchmark.runs.reference_timing import (REPEATS, STAGE1_VS_DIFFUSERS, TILING_OVERHEAD, stage1_vs_diffusers, tiling_overhead,
+from benchmark.runs.reference_timing import (REPEATS, SETTINGS, STAGE1_VS_DIFFUSERS, TILING_OVERHEAD, stage1_vs_diffusers, tiling_overhead,
                                              timing_path)
 from benchmark.runs.records import write_json
 from tests.helpers import CPU
@@ -84,11 +84,12 @@ def _busy_loops(count: int = 2) -> list[subprocess.Popen]:
 
 def test_the_stage_one_guard_holds_beside_two_busy_loops_and_fails_on_a_30_percent_slower_stage_one(
         tmp_path, monkeypatch, single_thread):
-    """The guard's own settings (512², 4 steps, one thread, warm-up, fastest of 10 in CPU time): what CI runs."""
+    """The guard's own settings (its size and steps, one thread, warm-up, fastest of 10 in CPU time): what CI runs."""
     models = load_text_to_image("tiny", CPU)
 
     def ratio() -> float:
-        return stage1_vs_diffusers(models, (512, 512), steps=4, seed=5, repeats=REPEATS)["ratio"]
+        return stage1_vs_diffusers(models, SETTINGS["stage1_size"], steps=SETTINGS["stage1_steps"], seed=5,
+                                   repeats=REPEATS)["ratio"]
 
     quiet = ratio()
     loops = _busy_loops()

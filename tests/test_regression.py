@@ -175,7 +175,10 @@ def test_suites_are_api_calls_as_data_and_baselines_of_command_lines_still_read(
     tiny = guard.suite("tiny")
     assert tiny[-1]["verb"] == "timing" and all(step["verb"] == "run" for step in tiny[:-1])
     assert {RunSpec.from_record(step["spec"]).method for step in tiny[:-1]} == {
-        "sr-plus", "sr-tile", "sr-tile-plus", "ar-plus", "ar-tile", "asd", "md", "fstd"}
+        "sr-plus", "sr-tile", "sr-tile-plus", "ar-plus", "ar-tile", "asd", "md", "fstd", "hidiffusion",
+        "scalecrafter", "demofusion"}
+    one_each = [RunSpec.from_record(step["spec"]) for step in guard.suite("tiny", ["demofusion"])]
+    assert [(spec.limit, spec.size) for spec in one_each] == [(1, (1024, 1024))]  # the method's own suite step
     assert [RunSpec.from_record(step["spec"]).method for step in guard.suite("tiny", ["asd"])] == ["asd", "asd"]
     assert guard.legacy_step(["run", "--method", "asd", "--size", "256x512", "--limit", "2", "--no-progress"]) == {
         "verb": "run", "spec": RunSpec("asd", size=(256, 512), limit=2, progress=False).as_record()}

@@ -25,8 +25,8 @@ from datasets_fixtures import make_dataset
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZES = [(128, 192), (128, 128), (192, 128)] * 2  # two images per size: FID per ratio too
-QUICK = ["--method", "asd", "--limit", "6", "--steps", "2", "--sr-steps", "2", "--no-progress"]
-SPEC = RunSpec("asd", limit=6, steps=2, sr_steps=2, progress=False)  # QUICK, in one process
+QUICK = ["--method", "asd", "--limit", "6", "--steps", "1", "--sr-steps", "2", "--no-progress"]
+SPEC = RunSpec("asd", limit=6, steps=1, sr_steps=2, progress=False)  # QUICK, in one process
 #: What a record or results.json may differ in between two runs of the same samples.
 MEASURED = {"seconds", "peak_memory_mib", "peak_reserved_mib", "environment", "resumed_samples",
             "seconds_per_sample", "seconds_per_sample_std", "seconds_per_sample_min", "seconds_per_image",
@@ -142,8 +142,8 @@ def test_a_sharded_run_equals_one_process_and_a_killed_rank_resumes(tmp_path, si
     assert results_one["processes"] == {**results_one["processes"], "world_size": 1, "ranks": [0]}
     assert results["resumed_samples"] == len(kept) and results["finished_samples"] == 6
     assert results_one["scores"]["fid"] is not None
-    for metric in ("fid", "kid", "inception_score", "seam_score"):  # float64 from the same float32 features
-        assert results["scores"][metric] == pytest.approx(results_one["scores"][metric], rel=1e-9), metric
+    for metric in ("fid", "kid", "inception_score", "seam_score"):  # float64 from float32 features of the same images
+        assert results["scores"][metric] == pytest.approx(results_one["scores"][metric], rel=1e-6), metric
     # CLIP's float32 embeddings round differently in a batch of 3 than in one of 6
     assert results["scores"]["clip_score"] == pytest.approx(results_one["scores"]["clip_score"], rel=1e-6)
     assert read(sharded / "run.json", cache) == read(one / "run.json", session_cache)

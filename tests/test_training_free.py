@@ -182,3 +182,18 @@ def test_each_runs_at_an_exact_size_and_names_its_settings(tmp_path, name):
     record = json.loads((tmp_path / "samples" / "00000.json").read_text())
     assert name in record["stage1"]  # the settings it chose for this sample
     assert results["method_settings"] and get_method(name).needs == ("sd21",)
+
+
+@pytest.mark.parametrize("where", ["mirror", "folder"])
+def test_hidiffusion_runs_on_sd21_from_a_community_mirror_or_a_local_folder(where, tmp_path, monkeypatch):
+    """The paper profile's weights as users hold them: the package still takes its SD 2.1 settings."""
+    from hub_fixtures import MIRROR_SD21, hub_cache, offline_cache, save_sd21
+
+    offline_cache(monkeypatch, hub_cache(tmp_path / "hub", variant="fp16") if where == "mirror" else tmp_path / "hub")
+    folder = save_sd21(tmp_path / "sd21") if where == "folder" else None
+    with one_thread():
+        finished = api.run(RunSpec("hidiffusion", "paper", size=(128, 192), prompt="a lighthouse", steps=2, limit=1,
+                                   sd21=folder and str(folder), score=False, out=tmp_path / "run", progress=False))
+    weights = finished.results["weights"]["stage1"]
+    assert weights["repo"] == (MIRROR_SD21 if where == "mirror" else None)
+    assert finished.results["method_settings"]["name_or_path"] == SD21_REPO and finished.results["samples"] == 1

@@ -22,9 +22,11 @@ def add_arguments(parser: argparse.ArgumentParser):
     add_runs(parser, guard.SUITE_RUNS, "where the suite's runs go")
     parser.add_argument("--out", type=Path, default=None,
                         help="baseline file (default: reports/baselines/<profile>.json)")
+    parser.add_argument("--why", default=None, help="why the baseline is rewritten (kept in the file, "
+                                                    "e.g. \"tiny UNet in SD 2.1's block layout\")")
     add_include(parser)
 
 
 def command(args: argparse.Namespace) -> int:
-    print(f"wrote {guard.baseline(args.profile, args.runs, args.out, args.methods, args.include)}")
+    print(f"wrote {guard.baseline(args.profile, args.runs, args.out, args.methods, args.include, args.why)}")
     return 0

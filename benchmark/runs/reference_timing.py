@@ -42,7 +42,7 @@ TILING_OVERHEAD = "tiled stage II ÷ its denoiser calls"
 REPEATS = 10
 FOLDER = "timing"  # under the runs folder: timing/<profile>/timing.json
 #: Small enough for seconds on a CPU, large enough that stage II has several tiles per step.
-SETTINGS = {"stage1_size": (512, 512), "stage1_steps": 4, "stage2_size": (1024, 1024), "stage2_steps": 4,
+SETTINGS = {"stage1_size": (256, 256), "stage1_steps": 4, "stage2_size": (1024, 1024), "stage2_steps": 4,
             "stage2_tiling": "implicit", "seed": 5}
 
 
