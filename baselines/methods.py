@@ -35,18 +35,18 @@ def _built_in(name: str, summary: str, stages: Stages, **entry) -> Method:
 _built_in("sr-plus", "SD 2.1 directly at the target size", Stages("sd21"),
           rows=("table1", "table2", "figure7"), plans=("tiny", "gpu"))
 _built_in("sr-tile", "SD 2.1 at the nearest bucket, then tiled SR without overlap",
-          Stages("sd21", "bucket", "nonoverlap"), rows=("table1",))
+          Stages("sd21", "bucket", "nonoverlap"), rows=("table1", "figure7"))
 _built_in("sr-tile-plus", "SD 2.1 at the nearest bucket, then FSTD (implicit overlap)",
-          Stages("sd21", "bucket", "implicit"), twin="sr-tile", rows=("table1",))
+          Stages("sd21", "bucket", "implicit"), twin="sr-tile", rows=("table1", "figure7"))
 _built_in("ar-plus", "ARAD (SD 2.1 + LoRA) directly at the target size", Stages("arad"),
-          rows=("table1", "table2", "table3"), plans=("tiny", "gpu"))
+          rows=("table1", "table2", "table3", "figure7"), plans=("tiny", "gpu"))
 _built_in("ar-tile", "ARAD at the nearest bucket, then tiled SR without overlap",
-          Stages("arad", "bucket", "nonoverlap"), rows=("table1",), plans=("tiny", "gpu"))
+          Stages("arad", "bucket", "nonoverlap"), rows=("table1", "figure7"), plans=("tiny", "gpu"))
 _built_in("asd", "Any-Size-Diffusion: ARAD at the nearest bucket, then FSTD",
           Stages("arad", "bucket", "implicit"), twin="ar-tile", rows=("table1", "figure7"),
           plans=("tiny", "stablesr", "gpu"), headline=True)
 _built_in("md", "MultiDiffusion on SD 2.1 at the target size (64-latent views, stride 8)",
-          Stages("sd21", "multidiffusion"), rows=("table2",))
+          Stages("sd21", "multidiffusion"), rows=("table2", "figure7"))
 _built_in("fstd", "stage II alone: FSTD tiled super-resolution of low-resolution inputs (--tiling chooses the "
                   "strategy); on the oracle profile it samples a Gaussian random field with an analytic denoiser",
           Stages(stage2="any"), rows=("stage2",), plans=("tiny", "stablesr"), oracle=True)

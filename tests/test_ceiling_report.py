@@ -164,3 +164,19 @@ def test_a_profile_with_only_ceiling_searches_gets_its_report(tmp_path):
         "search under 4GiB not finished")
     assert figure7_rows(text)[("asd", "2048×2048")]["peak memory (GiB)"] == "not run"
     assert (tmp_path / "reports" / "figures" / "tiny-memory.png").exists()
+
+
+def test_the_all_methods_table_shows_each_methods_ceiling_and_a_search_stopped_by_time():
+    from benchmark.reporting.all_methods import all_methods
+
+    stopped = ceiling("scalecrafter", 2048, sides=(512, 1024, 2048, 4096))
+    stopped["trials"][-1].update(status="timeout", peak_memory_mib=None, time_limit_s=600.0)
+    stopped.update(limited_by_time=True, ceiling_is_lower_bound=True, trial_timeout_s=600.0)
+    runs = [make_run("asd", dataset=COCO, scored=scores()), make_run("scalecrafter", dataset=COCO, scored=scores()),
+            make_run("demofusion", dataset=COCO, scored=scores())]
+    text = all_methods(runs, [ceiling("asd", 4096), stopped])
+    heading = "All methods on MA-COCO (manifest c0c0c0c0c0c0)"
+    assert cells(text, heading, "asd")["max res."] == "4096² under 4GiB"
+    assert cells(text, heading, "scalecrafter")["max res."] == "≥ 2048² under 4GiB (4096² past the 600 s time limit)"
+    assert cells(text, heading, "demofusion")["max res."] == "not measured"
+    assert "ceiling budget: 4GiB" in text.split(heading)[1].split("|")[0]  # how the column was made

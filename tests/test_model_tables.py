@@ -386,13 +386,14 @@ def test_the_tables_verb_makes_the_fstd_runs_of_the_three_tilings(tmp_path):
         "demofusion"]
     figure7 = [(spec.method, spec.size, spec.limit) for spec in made if spec.size]
     assert figure7 == [(name, (side, side), 1) for side in FIGURE7_SIDES["tiny"]
-                       for name in ("sr-plus", "asd", "hidiffusion", "scalecrafter", "demofusion")]
+                       for name in ("sr-plus", "sr-tile", "sr-tile-plus", "ar-plus", "ar-tile", "asd", "md",
+                                    "hidiffusion", "scalecrafter", "demofusion")]
     assert all(spec.lora is None for spec in made)
     with_loras = specs(common, sides=(256,), loras={3: "/loras/3", 5: "/loras/5"})
     table3 = [spec for spec in with_loras if spec.lora]
     assert [(spec.method, spec.lora, spec.out) for spec in table3] == [
         ("ar-plus", f"/loras/{k}", table3_out(tmp_path, "tiny", "synthetic", k)) for k in (3, 5)]
-    assert [spec.size for spec in with_loras if spec.size] == [(256, 256)] * 5
+    assert [spec.size for spec in with_loras if spec.size] == [(256, 256)] * 10
     budget = specs(RunSpec("?", "tiny", runs=tmp_path, memory_budget="1GiB"), loras={3: "x"})
     assert [spec.out.name for spec in budget if spec.lora] == ["table3-synthetic-buckets3-mem1GiB"]
 
