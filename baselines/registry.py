@@ -73,7 +73,8 @@ class Method:
     oracle: bool = False  # also runs on the weight-free oracle profile
     headline: bool = False  # the method the suite is about: reports compare it with every other one
     origin: Optional[str] = None  # who registered it: "built-in", else the module (filled in on registration)
-    suite: Optional[dict] = field(default=None, hash=False)  # RunSpec fields of its step in the tiny regression suite (e.g. {"limit": 1})
+    #: RunSpec fields of its step in the tiny regression suite, e.g. {"limit": 1} (None: two synthetic items)
+    suite: Optional[dict] = field(default=None, hash=False)
 
     def __post_init__(self):
         problems = [] if self.inputs in TASKS else [f"inputs {self.inputs!r} (one of {', '.join(TASKS)})"]

@@ -177,6 +177,7 @@ def test_the_all_methods_table_shows_each_methods_ceiling_and_a_search_stopped_b
     text = all_methods(runs, [ceiling("asd", 4096), stopped])
     heading = "All methods on MA-COCO (manifest c0c0c0c0c0c0)"
     assert cells(text, heading, "asd")["max res."] == "4096² under 4GiB"
-    assert cells(text, heading, "scalecrafter")["max res."] == "≥ 2048² under 4GiB (4096² past the 600 s time limit)"
+    assert (cells(text, heading, "scalecrafter")["max res."]
+            == "≥ 2048² under 4GiB (4096² past the 600 s time limit)")
     assert cells(text, heading, "demofusion")["max res."] == "not measured"
     assert "ceiling budget: 4GiB" in text.split(heading)[1].split("|")[0]  # how the column was made

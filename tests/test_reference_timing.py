@@ -12,8 +12,8 @@ from baselines.tiling import TiledDenoiser
 from benchmark import api
 from benchmark.regression import compare, tolerances
 from benchmark.runs import reference_timing
-from benchmark.runs.reference_timing import (REPEATS, SETTINGS, STAGE1_VS_DIFFUSERS, TILING_OVERHEAD, stage1_vs_diffusers, tiling_overhead,
-                                             timing_path)
+from benchmark.runs.reference_timing import (REPEATS, SETTINGS, STAGE1_VS_DIFFUSERS, TILING_OVERHEAD,
+                                             stage1_vs_diffusers, tiling_overhead, timing_path)
 from benchmark.runs.records import write_json
 from tests.helpers import CPU
 

@@ -35,6 +35,7 @@ from baselines.highres.base import MULTIPLE, TrainingFreeSampler
 from baselines.settings import working_size
 from baselines.stage1 import UNTILED, denoise, guided
 from baselines.tiling import TiledDenoiser, TilingConfig
+from baselines.vae_tiling import vae_factor
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,8 @@ def dilated_prediction(latent: torch.Tensor, predict, k: int, batch: int = 1) ->
 
 @dataclass
 class DemoFusionSampler(TrainingFreeSampler):
+    """Phase 1 as plain SD 2.1, then one :meth:`upscale_phase` per factor up to the target."""
+
     demofusion: DemoFusionSettings = field(default_factory=DemoFusionSettings)
 
     @property
@@ -110,7 +113,7 @@ class DemoFusionSampler(TrainingFreeSampler):
 
     def latent(self, negative, positive, latent_hw, seeds):
         generator = seeds.generator("noise")
-        factor = 8
+        factor = vae_factor(self.models.vae)
         sizes = phase_sizes((latent_hw[0] * factor, latent_hw[1] * factor), self.window * factor)
         first = (sizes[0][0] // factor, sizes[0][1] // factor)
         latent, plain = denoise(self.models, negative, positive, first, steps=self.settings.steps,
@@ -152,11 +155,13 @@ class DemoFusionSampler(TrainingFreeSampler):
             global_calls += calls
             c2 = c ** s.cosine_scale_2
             x = scheduler.step((1 - c2) * eps_local + c2 * eps_global, t, x).prev_sample
-        return x, {"dilation": k, "unet_calls": local.calls + global_calls, "local_views": local.tile_evaluations // steps, "dilated_views": k * k,
+        return x, {"dilation": k, "unet_calls": local.calls + global_calls,
+                   "local_views": local.tile_evaluations // steps, "dilated_views": k * k,
                    "local_tiling": self.local_tiling().as_record(),
                    "skip_residual_weight": {"first": weights[0], "last": weights[-1]}}
 
     def parameters(self) -> dict:
-        return {**asdict(self.demofusion), "native_latent": self.window, "local_tiling": self.local_tiling().as_record(),
+        return {**asdict(self.demofusion), "native_latent": self.window,
+                "local_tiling": self.local_tiling().as_record(),
                 "phases": "k/K of the target for k = 1..K, K = floor(max side / native px)",
                 "random_jitter": False}

@@ -55,6 +55,8 @@ def chosen_settings(latent_hw: tuple[int, int], steps: int) -> dict:
 
 @dataclass
 class HiDiffusionSampler(TrainingFreeSampler):
+    """The package's pipeline, built once per run; each sample resets its step counters and seeds its shifts."""
+
     pipe: Any = field(default=None, repr=False)
 
     def __post_init__(self):

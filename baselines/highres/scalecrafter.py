@@ -24,10 +24,10 @@ from diffusers.utils.torch_utils import randn_tensor
 
 from baselines.highres.base import TrainingFreeSampler
 from baselines.highres.redilation import redilated
+from baselines.vae_tiling import vae_factor
 
 RELEASE = "YingqingHe/ScaleCrafter"
 RELEASE_STEPS = 50  # the release's taus count steps out of 50
-VAE_FACTOR = 8  # px per latent pixel: the sizes of the rows are in px
 
 
 @dataclass(frozen=True)
@@ -108,10 +108,13 @@ def steps_of(tau: int, steps: int) -> int:
 
 
 class ScaleCrafterSampler(TrainingFreeSampler):
+    """SD 2.1's DDIM loop at the target size with the nearest row's re-dilation and damped guidance."""
+
     def latent(self, negative, positive, latent_hw, seeds):
         generator = seeds.generator("noise")
         unet, steps, scale = self.models.unet, self.settings.steps, self.settings.guidance
-        px = (latent_hw[0] * VAE_FACTOR, latent_hw[1] * VAE_FACTOR)
+        factor = vae_factor(self.models.vae)  # the rows' sizes are in px
+        px = (latent_hw[0] * factor, latent_hw[1] * factor)
         row, transposed = nearest_row(px)
         dilate_steps, ndcfg_steps = steps_of(row.dilate_tau, steps), steps_of(row.ndcfg_tau, steps)
 

@@ -34,7 +34,8 @@ def table3_out(runs: Path, profile: str, dataset: str, buckets: int, budget: Opt
 def specs(common: RunSpec, sides: Optional[tuple[int, ...]] = None,
           loras: Optional[Mapping[int, str]] = None) -> list[RunSpec]:
     """Every run of the tables from ``common`` (profile, data set, limit, device, runs, budget...):
-    Tables 1 and 2 and the other methods of the "All methods" table, stage II alone per tiling, Table 3 only for the LoRAs given, Figure 7's sides."""
+    Tables 1 and 2 and the other methods of the "All methods" table, stage II alone per tiling, Table 3
+    only for the LoRAs given, Figure 7's sides."""
     runs = [replace(common, method=name)
             for name in dict.fromkeys(with_row("table1") + with_row("table2") + with_row("all-methods"))]
     runs += [replace(common, method=stage2_alone().name, tiling=tiling) for tiling in STAGE2_TILINGS]

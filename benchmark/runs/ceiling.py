@@ -219,7 +219,8 @@ def search(method: str, profile: str, budget: MemoryBudget, device: torch.device
               "device": device_name(device), "steps": STEPS, "sr_steps": SR_STEPS, "note": NOTE,
               "step": step, "prompt": PROMPT if get_method(method).inputs == PROMPTS else None,
               "min_side": min_side, "max_side": max_side, "trial_timeout_s": trial_timeout, "ceiling": None,
-              "ceiling_is_lower_bound": False, "limited_by_time": False, "complete": False, "trials": [], "commit": env["git"]["commit"], "date": env["date"],
+              "ceiling_is_lower_bound": False, "limited_by_time": False, "complete": False, "trials": [],
+              "commit": env["git"]["commit"], "date": env["date"],
               "environment": env}
     known: dict[int, TrialResult] = {}
     if path.is_file():
