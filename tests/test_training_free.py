@@ -122,6 +122,7 @@ def test_hidiffusion_equals_the_package_applied_to_diffusers_own_pipeline():
         assert not torch.allclose(ours, plain_sd(size, steps), atol=1e-3)  # the package changed the UNet
     chosen = record["stage1"]["hidiffusion"]
     assert chosen["table"] == "sd15_1024" and chosen["T1_steps"] == 1
+    assert chosen["package_version"] == importlib.metadata.version("hidiffusion")
     assert sampler.describe()["method_settings"]["version"] == importlib.metadata.version("hidiffusion")
 
 

@@ -47,7 +47,7 @@ def chosen_settings(latent_hw: tuple[int, int], steps: int) -> dict:
     table = "sd15_1024" if min(latent_hw) < 256 else "sd15_2048"  # the package's own test on the latent size
     ratios = package.switching_threshold_ratio_dict[table]
     keys = package.sd15_hidiffusion_key()
-    return {"table": table, **ratios, "T1_steps": int(steps * ratios["T1_ratio"]),
+    return {"package_version": version(), "table": table, **ratios, "T1_steps": int(steps * ratios["T1_ratio"]),
             "T2_steps": int(steps * ratios["T2_ratio"]),
             "raunet_modules": keys["down_module_key"] + keys["down_module_key_extra"] + keys["up_module_key"]
             + keys["up_module_key_extra"], "window_attention_modules": keys["windown_attn_module_key"]}
