@@ -14,6 +14,7 @@ This is the one module that spells their names (the paper's figures aside).
 | ``fstd`` | – (a low-resolution input) | tiled SR, any strategy (FSTD by default) |
 | ``hidiffusion`` | SD 2.1 at the requested size, RAU-Net and windowed attention (the ``hidiffusion`` package) | – |
 | ``scalecrafter`` | SD 2.1 at the requested size, re-dilated convolutions, noise-damped guidance | – |
+| ``scalecrafter-disperse`` | the same with its optional dispersed convolution | – |
 | ``demofusion`` | SD 2.1 at its native size, then ×2, ×3, … with skip residuals, local views, dilated sampling | – |
 """
 
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 from baselines.highres.demofusion import DemoFusionSampler
 from baselines.highres.hidiffusion_sampler import HiDiffusionSampler
-from baselines.highres.scalecrafter import ScaleCrafterSampler
+from baselines.highres.scalecrafter import DispersedScaleCrafterSampler, ScaleCrafterSampler
 from baselines.pipeline import Stages
 from baselines.registry import BUILT_IN, LOW_RESOLUTION, PROMPTS, Method, register_method
 
@@ -53,16 +54,20 @@ _built_in("fstd", "stage II alone: FSTD tiled super-resolution of low-resolution
           Stages(stage2="any"), rows=("stage2",), plans=("tiny", "stablesr"), oracle=True)
 
 
-def _training_free(name: str, summary: str, sampler) -> Method:
+def _training_free(name: str, summary: str, sampler, **entry) -> Method:
     """The field's training-free methods: SD 2.1 alone, no stage II (docs/methods.md)."""
+    entry = {"rows": ("all-methods", "figure7"), "plans": ("tiny", "gpu"), "suite": {"limit": 1, "size": (1024, 1024)},
+             **entry}
     return register_method(Method(name, summary, sampler.load, needs=("sd21",), inputs=PROMPTS, origin=BUILT_IN,
-                                  rows=("all-methods", "figure7"), plans=("tiny", "gpu"),
-                                  suite={"limit": 1, "size": (1024, 1024)}))
+                                  **entry))
 
 
 _training_free("hidiffusion", "HiDiffusion (RAU-Net, MSW-MSA) on SD 2.1 at the target size, by the hidiffusion package",
                HiDiffusionSampler)
 _training_free("scalecrafter", "ScaleCrafter on SD 2.1 at the target size: re-dilated convolutions, noise-damped "
                                "guidance", ScaleCrafterSampler)
+_training_free("scalecrafter-disperse", "ScaleCrafter with its optional dispersed convolution (5x5 kernels at "
+                                        "half the dilation where its 2048x2048 settings list them)",
+               DispersedScaleCrafterSampler, rows=(), plans=(), suite=None)
 _training_free("demofusion", "DemoFusion on SD 2.1: native size, then progressive upscaling with skip residuals, "
                              "local views and dilated sampling", DemoFusionSampler)

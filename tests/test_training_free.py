@@ -198,3 +198,47 @@ def test_hidiffusion_runs_on_sd21_from_a_community_mirror_or_a_local_folder(wher
     weights = finished.results["weights"]["stage1"]
     assert weights["repo"] == (MIRROR_SD21 if where == "mirror" else None)
     assert finished.results["method_settings"]["name_or_path"] == SD21_REPO and finished.results["samples"] == 1
+
+
+def test_a_dispersed_kernel_calibrates_better_than_the_small_kernel_padded_or_dilated():
+    """The structure-level calibration the transform is solved for, on random kernels and inputs."""
+    from baselines.highres.dispersion import dispersed_weight
+
+    kernel, x = torch.randn(4, 3, 3, 3, dtype=torch.float64), torch.randn(2, 3, 12, 12, dtype=torch.float64)
+    up = lambda y: F.interpolate(y, scale_factor=2, mode="bilinear", align_corners=False)  # noqa: E731
+    target = up(F.conv2d(x, kernel, padding=1))
+    error = lambda y: (y - target).pow(2).mean()  # noqa: E731
+    dispersed = error(F.conv2d(up(x), dispersed_weight(kernel), padding=2))
+    assert dispersed < error(F.conv2d(up(x), F.pad(kernel, (1, 1, 1, 1)), padding=2)) / 10
+    assert dispersed < error(F.conv2d(up(x), kernel, padding=2, dilation=2))
+
+
+def test_dispersion_runs_where_the_2048_row_lists_it_and_only_in_the_variant():
+    row = scalecrafter.nearest_row((2048, 2048))[0]
+    listed = scalecrafter.module_dilations(meta_models()["unet"], row.disperse_blocks)
+    assert len(listed) == 23  # the release's assets/disperse_settings/sd2.1_2048x2048.txt
+    model = torch.nn.Sequential(torch.nn.Conv2d(4, 4, 3, padding=1))
+    x = torch.randn(1, 4, 16, 16)
+    with redilated(model, {"0": 4}):
+        redilated_only = model(x)
+    with redilated(model, {"0": 4}, dispersed={"0"}):
+        both = model(x)
+    assert both.shape == redilated_only.shape and not torch.allclose(both, redilated_only)
+    assert get_method("scalecrafter-disperse").load.__self__.disperse and not get_method("scalecrafter").plans == ()
+    with one_thread():
+        sampler = load_sampler("scalecrafter-disperse", Settings(steps=1, sr_steps=1))
+        _, record = sampler("a lighthouse", (512, 512), SEEDS)
+    assert record["stage1"]["scalecrafter"]["dispersed_convolutions"] == 0  # no list at the native size
+
+
+def test_the_variant_disperses_the_listed_convolutions_while_redilating(monkeypatch):
+    """The 2048² row's settings at a small size (the row chosen by hand): dispersion changes the image."""
+    row = scalecrafter.nearest_row((2048, 2048))[0]
+    monkeypatch.setattr(scalecrafter, "nearest_row", lambda size: (row, False))
+    images = {}
+    with one_thread():
+        for name in ("scalecrafter", "scalecrafter-disperse"):
+            sampler = load_sampler(name, Settings(steps=2, sr_steps=1))
+            images[name], record = sampler("a lighthouse", (256, 256), SEEDS)
+    assert record["stage1"]["scalecrafter"]["dispersed_convolutions"] == 23
+    assert not torch.allclose(images["scalecrafter"], images["scalecrafter-disperse"], atol=1e-4)

@@ -4,21 +4,27 @@ Plain torch. An integral dilation ``d`` is ``F.conv2d`` with dilation and paddin
 fractional one (2.5) rounds the dilation up to ``k = ceil(d)`` and resizes the input by
 ``k / d`` (bilinear) around the convolution, the output back to the size the plain
 convolution gives, as ScaleCrafter does. :func:`redilated` swaps the forward of named
-convolutions for the block and restores them after, so the model is never copied.
+convolutions for the block and restores them after, so the model is never copied; those
+named in ``dispersed`` run their kernel dispersed to 5×5 (:mod:`baselines.highres.dispersion`)
+at half the dilation, as ScaleCrafter does where both apply.
 """
 
 from __future__ import annotations
 
 import math
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Iterable, Iterator, Optional
 
 import torch
 import torch.nn.functional as F
 
+from baselines.highres.dispersion import dispersed_weight
 
-def redilated_conv(conv: torch.nn.Conv2d, x: torch.Tensor, dilation: float) -> torch.Tensor:
-    """``conv`` applied to ``x`` with its kernel re-dilated by ``dilation`` (≥ 1)."""
+
+def redilated_conv(conv: torch.nn.Conv2d, x: torch.Tensor, dilation: float,
+                   weight: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """``conv`` applied to ``x`` with its kernel (or ``weight``, e.g. dispersed) re-dilated by ``dilation`` (≥ 1)."""
+    weight = conv.weight if weight is None else weight
     if dilation < 1:
         raise ValueError(f"a re-dilation must be at least 1, got {dilation}")
     k = math.ceil(dilation)
@@ -26,23 +32,29 @@ def redilated_conv(conv: torch.nn.Conv2d, x: torch.Tensor, dilation: float) -> t
     scale = k / dilation
     if scale != 1:
         x = F.interpolate(x, size=(round(x.shape[-2] * scale), round(x.shape[-1] * scale)), mode="bilinear")
-    padding = tuple(k * (side // 2) for side in conv.kernel_size)
-    y = F.conv2d(x, conv.weight, conv.bias, conv.stride, padding, k, conv.groups)
+    padding = tuple(k * (side // 2) for side in weight.shape[-2:])
+    y = F.conv2d(x, weight, conv.bias, conv.stride, padding, k, conv.groups)
     return y if tuple(y.shape[-2:]) == out_hw else F.interpolate(y, size=out_hw, mode="bilinear")
 
 
 @contextmanager
-def redilated(model: torch.nn.Module, dilations: dict[str, float]) -> Iterator[None]:
-    """Within the block, each named convolution of ``model`` runs re-dilated (1: as it is)."""
+def redilated(model: torch.nn.Module, dilations: dict[str, float], dispersed: Iterable[str] = ()) -> Iterator[None]:
+    """Within the block, each named convolution of ``model`` runs re-dilated (1: as it is); those also in
+    ``dispersed`` with their kernel dispersed and half the dilation (at least 1)."""
+    dispersed = set(dispersed) & set(dilations)
     modules = dict(model.named_modules())
     missing = sorted(name for name in dilations if not isinstance(modules.get(name), torch.nn.Conv2d))
     if missing:
         raise ValueError(f"no convolution named {', '.join(missing)} in {type(model).__name__}: re-dilation settings "
                          "name SD 2.1's modules")
-    changed = [name for name, d in dilations.items() if d != 1]
+    changed = [name for name, d in dilations.items() if d != 1 or name in dispersed]
     for name in changed:
         conv = modules[name]
-        conv.forward = lambda x, conv=conv, d=dilations[name]: redilated_conv(conv, x, d)
+        if name in dispersed:
+            spread = dispersed_weight(conv.weight)
+            conv.forward = lambda x, conv=conv, d=max(dilations[name] / 2, 1), w=spread: redilated_conv(conv, x, d, w)
+        else:
+            conv.forward = lambda x, conv=conv, d=dilations[name]: redilated_conv(conv, x, d)
     try:
         yield
     finally:

@@ -8,8 +8,10 @@ second pass with milder dilation, ``eps = eps_uncond(milder) + w (eps_text - eps
 files in YingqingHe/ScaleCrafter (read, not copied); a size without a row takes the nearest
 row (either orientation: dilation is isotropic) and the record says so. The native size
 has no row of the release: it is plain SD 2.1 (no dilation), which is what the method gives there.
-Dispersed convolution is not applied: the released SD 2.1 configs set its step count
-(``inflate_tau``) to 0, so it never runs there either (docs/methods.md).
+Dispersed convolution is the option of ``scalecrafter-disperse``: in the modules of the
+release's dispersion list (2048², the only size with one for SD 2.1), during the re-dilation
+steps, the kernel is dispersed to 5×5 and the dilation halved. ``scalecrafter`` leaves it out
+as the release does: every released config sets its step count (``inflate_tau``) to 0.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class Row:
     ndcfg_blocks: Optional[dict] = None
     progressive: bool = False
     source: str = ""
+    disperse_blocks: Optional[dict] = None  # as ``blocks``: the convolutions dispersed (1) where asked for
 
 
 def _uniform(d: float) -> dict:
@@ -64,8 +67,10 @@ SETTINGS = (
         source=f"{RELEASE} configs/sd2.1_2048x1024.yaml (width x height), assets/dilate_settings/sd2.1_2048x1024.txt"),
     Row((2048, 2048), 37, {**_DAMPED_2048, "up_blocks.3": (2, None)},
         ndcfg_tau=37, ndcfg_blocks=_DAMPED_2048, progressive=True,
+        disperse_blocks={"down_blocks.2": (None, 1), "down_blocks.3": (1, None), "mid_block": (1, None),
+                         "up_blocks.0": (1, 1), "up_blocks.1": (1, 1)},
         source=f"{RELEASE} configs/sd2.1_2048x2048.yaml, assets/dilate_settings/sd2.1_2048x2048.txt, "
-               "assets/ndcfg_dilate_settings/sd2.1_2048x2048.txt"),
+               "assets/ndcfg_dilate_settings/sd2.1_2048x2048.txt, assets/disperse_settings/sd2.1_2048x2048.txt"),
 )
 
 
@@ -92,7 +97,7 @@ def module_dilations(unet: torch.nn.Module, blocks: dict, dilation_scale: Option
             continue
         resnets, sampler = blocks[block]
         rest = name[len(block) + 1:]
-        if rest.startswith("resnets.") and rest.endswith((".conv1", ".conv2")):
+        if rest.startswith("resnets.") and rest.endswith((".conv1", ".conv2")) and resnets is not None:
             d = resnets
         elif rest in ("downsamplers.0.conv", "upsamplers.0.conv") and sampler is not None:
             d = sampler
@@ -107,8 +112,11 @@ def steps_of(tau: int, steps: int) -> int:
     return round(tau * steps / RELEASE_STEPS)
 
 
+@dataclass
 class ScaleCrafterSampler(TrainingFreeSampler):
     """SD 2.1's DDIM loop at the target size with the nearest row's re-dilation and damped guidance."""
+
+    disperse: bool = False  # dispersed convolution where the row lists it (``scalecrafter-disperse``)
 
     def latent(self, negative, positive, latent_hw, seeds):
         generator = seeds.generator("noise")
@@ -123,6 +131,7 @@ class ScaleCrafterSampler(TrainingFreeSampler):
                 return {}
             return module_dilations(unet, blocks, (tau_steps - i) / tau_steps if row.progressive else None)
 
+        spread = list(module_dilations(unet, row.disperse_blocks)) if self.disperse and row.disperse_blocks else []
         scheduler = DDIMScheduler.from_config(self.models.scheduler_config)
         scheduler.set_timesteps(steps, device=unet.device)
         latent = randn_tensor((1, unet.config.in_channels) + tuple(latent_hw), generator=generator,
@@ -130,7 +139,7 @@ class ScaleCrafterSampler(TrainingFreeSampler):
         calls, rows = 0, 0
         for i, t in enumerate(scheduler.timesteps):
             x = scheduler.scale_model_input(latent, t).to(unet.dtype)
-            with redilated(unet, dilations(row.blocks, dilate_steps, i)):
+            with redilated(unet, dilations(row.blocks, dilate_steps, i), spread):
                 if scale <= 1:
                     eps = unet(x, t, encoder_hidden_states=positive).sample.float()
                 else:
@@ -151,11 +160,21 @@ class ScaleCrafterSampler(TrainingFreeSampler):
                                          "ndcfg_steps": ndcfg_steps, "progressive": row.progressive,
                                          "dilations": {k: list(v) for k, v in row.blocks.items()},
                                          "ndcfg_dilations": ({k: list(v) for k, v in row.ndcfg_blocks.items()}
-                                                             if row.ndcfg_blocks else None)}}
+                                                             if row.ndcfg_blocks else None),
+                                         "dispersed_convolutions": len(spread)}}
 
     def parameters(self) -> dict:
         return {"release": RELEASE, "taus_of": f"{RELEASE_STEPS} steps, scaled to the run's",
-                "interpolation": "bilinear (fractional dilations)", "dispersed_convolution": False,
+                "interpolation": "bilinear (fractional dilations)",
+                "dispersed_convolution": ("5x5 kernels at half the dilation, during the re-dilation steps, where the "
+                                          "row lists them" if self.disperse else False),
                 "settings": [{"size": "x".join(map(str, row.size)), "dilate_tau": row.dilate_tau,
                               "ndcfg_tau": row.ndcfg_tau, "progressive": row.progressive, "source": row.source}
                              for row in SETTINGS]}
+
+
+@dataclass
+class DispersedScaleCrafterSampler(ScaleCrafterSampler):
+    """ScaleCrafter with its optional dispersed convolution (``scalecrafter-disperse``)."""
+
+    disperse: bool = True
