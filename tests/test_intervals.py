@@ -73,6 +73,20 @@ def test_paired_differences_refuse_runs_on_other_items():
     assert same["difference"] == 0.5 and same["excludes_zero"] and same["low"] > 0
 
 
+def test_replicates_that_could_not_be_computed_are_left_out_of_paired_intervals():
+    """A resample where a score has no value is stored as null (e.g. too few patch crops)."""
+    record = {"resamples": 3, "seed": 0, "images": 2, "level": 0.95, "items": [["a", [64, 64]], ["b", [64, 64]]],
+              "values": {"kid": 1.0, "fid_patch": None}, "replicates": {"kid": [1.0, None, 3.0],
+                                                                        "fid_patch": [None, None, None]}}
+    other = {**record, "values": {"kid": 0.5, "fid_patch": 2.0}, "replicates": {"kid": [0.5, 0.5, None],
+                                                                               "fid_patch": [1.0, 2.0, 3.0]}}
+    rows = paired(record, other, 0.95)
+    assert rows["kid"]["difference"] == 0.5 and rows["kid"]["low"] is None  # one finite pair: no interval
+    assert rows["fid_patch"]["difference"] is None and rows["fid_patch"]["low"] is None
+    record["replicates"]["kid"], other["replicates"]["kid"] = [1.0, None, 3.0, 2.0], [0.5, 0.5, 1.0, 1.0]
+    assert paired(record, other, 0.95)["kid"]["low"] == pytest.approx(np.percentile([0.5, 2.0, 1.0], 2.5))
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     folder = tmp_path_factory.mktemp("runs")

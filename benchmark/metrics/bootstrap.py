@@ -92,8 +92,11 @@ def paired(a: dict, b: dict, level: float) -> dict[str, dict]:
                          "so their images cannot be paired")
     rows = {}
     for name in [n for n in a["replicates"] if n in b["replicates"]]:
-        difference = a["values"][name] - b["values"][name]
-        bounds = interval(np.subtract(a["replicates"][name], b["replicates"][name], dtype=np.float64), level)
+        values = a["values"][name], b["values"][name]
+        difference = None if None in values else values[0] - values[1]
+        # a replicate that could not be computed is stored as null: NaN here, left out of the interval
+        bounds = interval(np.asarray(a["replicates"][name], dtype=np.float64)
+                          - np.asarray(b["replicates"][name], dtype=np.float64), level)
         rows[name] = {"a": a["values"][name], "b": b["values"][name], "difference": difference,
                       "low": bounds[0] if bounds else None, "high": bounds[1] if bounds else None,
                       "excludes_zero": bool(bounds and (bounds[0] > 0 or bounds[1] < 0))}

@@ -37,6 +37,8 @@ def _comparisons(present: set[str]) -> list[tuple[str, str]]:
 
 
 def _cell(row: dict) -> str:
+    if row["difference"] is None:
+        return "–"  # a score one of the two runs could not compute
     if row["low"] is None:
         return f"{row['difference']:.4g}"
     star = "*" if row["excludes_zero"] else ""
