@@ -143,7 +143,7 @@ def test_a_sharded_run_equals_one_process_and_a_killed_rank_resumes(tmp_path, si
     assert results["resumed_samples"] == len(kept) and results["finished_samples"] == 6
     assert results_one["scores"]["fid"] is not None
     for metric in ("fid", "kid", "inception_score", "seam_score"):  # float64 from float32 features of the same images
-        assert results["scores"][metric] == pytest.approx(results_one["scores"][metric], rel=1e-6), metric
+        assert results["scores"][metric] == pytest.approx(results_one["scores"][metric], rel=1e-5), metric
     # CLIP's float32 embeddings round differently in a batch of 3 than in one of 6
     assert results["scores"]["clip_score"] == pytest.approx(results_one["scores"]["clip_score"], rel=1e-6)
     assert read(sharded / "run.json", cache) == read(one / "run.json", session_cache)
