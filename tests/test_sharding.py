@@ -145,10 +145,10 @@ def test_a_sharded_run_equals_one_process_and_a_killed_rank_resumes(tmp_path, si
     for metric in ("fid", "kid", "inception_score", "seam_score"):  # float64 from float32 features of the same images
         assert results["scores"][metric] == pytest.approx(results_one["scores"][metric], rel=1e-5), metric
     # CLIP's float32 embeddings round differently in a batch of 3 than in one of 6
-    assert results["scores"]["clip_score"] == pytest.approx(results_one["scores"]["clip_score"], rel=1e-6)
+    assert results["scores"]["clip_score"] == pytest.approx(results_one["scores"]["clip_score"], rel=1e-5)
     assert read(sharded / "run.json", cache) == read(one / "run.json", session_cache)
     for row, row_one in zip(results["per_image"], results_one["per_image"]):  # per image, as the mean above
-        assert row.pop("clip_score") == pytest.approx(row_one.pop("clip_score"), rel=1e-6, abs=1e-6)
+        assert row.pop("clip_score") == pytest.approx(row_one.pop("clip_score"), rel=1e-5, abs=1e-5)
     assert comparable({k: v for k, v in results.items() if k != "scores"}, cache) == \
         comparable({k: v for k, v in results_one.items() if k != "scores"}, session_cache)
 
