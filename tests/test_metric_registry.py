@@ -198,3 +198,10 @@ def test_a_run_without_references_and_one_without_images(tmp_path, dataset):
                                                      "images", "intervals", "bootstrap"}
         assert scores["against_references"] is None and scores["oom_samples_skipped"] == 4
         assert "all 4 samples ran out of memory" in scores["skipped"]["against_references"]
+        run = write_run(tmp_path / "failed", dataset, oom=range(4))
+        results = json.loads((run / "results.json").read_text())
+        for row in results["per_image"][:3]:
+            row["status"] = "failed"  # e.g. an image of the wrong size
+        (run / "results.json").write_text(json.dumps(results))
+        reason = score_run(run, CPU)["scores"]["skipped"]["fid"]
+        assert reason == "no finished image: 3 failed, 1 ran out of memory"

@@ -23,6 +23,7 @@ the registered metrics and writes ``results.json``: the same figures as one proc
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Optional
 
@@ -93,6 +94,16 @@ def _empty_scores(registered: list[Metric]) -> dict:
     return values
 
 
+def _unfinished(rows: list[dict]) -> str:
+    """Why no sample has an image: "all 4 samples ran out of memory", "2 failed, 1 ran out of memory"."""
+    counts = Counter(row.get("status") for row in rows)
+    words = {"oom": "ran out of memory", "failed": "failed"}
+    if len(counts) == 1:
+        status, count = next(iter(counts.items()))
+        return f"all {count} samples {words.get(status, status)}"
+    return ", ".join(f"{count} {words.get(status, status)}" for status, count in sorted(counts.items()))
+
+
 def _fresh(default):
     return type(default)(default) if isinstance(default, (dict, list)) else default
 
@@ -112,8 +123,9 @@ def score(out: Path, results: dict, device: Optional[torch.device] = None,
     values = _empty_scores(registered)
     origins = {metric.name: metric.origin for metric in registered}
     if not rows:
-        reason = f"no finished image: all {oom_skipped} samples ran out of memory"
-        return {**_protocol(protocol_record(results, rows, {}, patch_protocol, None, origins, profile)), "scores": {**values, "patch_protocol": patch_protocol.label,
+        reason = "no finished image: " + _unfinished(all_rows)
+        return {**_protocol(protocol_record(results, rows, {}, patch_protocol, None, origins, profile)),
+                "scores": {**values, "patch_protocol": patch_protocol.label,
                            "skipped": dict.fromkeys(registry.metric_names(), reason),
                            "oom_samples_skipped": oom_skipped, "images": 0, "intervals": {}, "bootstrap": None},
                 "metric_conventions": {}, "metrics_profile": profile, "per_image": all_rows}
