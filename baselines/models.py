@@ -152,6 +152,11 @@ class TextToImageModels:
     repo: Optional[str] = None  # the hub repo id loaded (None: a folder given, or random weights)
     variant: Optional[str] = None  # the weight files loaded: "fp32" (the default files) or "fp16"
 
+    def describe(self) -> dict:
+        """Which model and weights, from where, in which precision (``run.json``'s ``weights.stage1``)."""
+        return {"model": self.name, "weights": self.weights, "repo": self.repo, "variant": self.variant,
+                "tokenizer": TOKENIZER_NAME, "dtype": str(self.unet.dtype), "vae_dtype": str(self.vae.dtype)}
+
     @torch.no_grad()
     def encode_text(self, prompts: list[str]) -> torch.Tensor:
         """Last hidden states of the text encoder, as SD 2 pipelines pass them to the UNet."""

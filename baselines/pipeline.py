@@ -15,8 +15,7 @@ from typing import Optional
 
 import torch
 
-from baselines.fast_path import default_tile_batch_size
-from baselines.models import (STABLESR_FILES, TOKENIZER_NAME, TextToImageModels, WeightPaths, asd_cache_dir,
+from baselines.models import (STABLESR_FILES, TextToImageModels, WeightPaths, asd_cache_dir,
                               load_text_to_image, load_upscaler, locate_piece, resolve_paper_weights)
 from baselines.registry import LoadContext, Method
 from baselines.settings import Settings, Seeds, centre_crop, check_size, nearest_bucket, working_size
@@ -136,11 +135,7 @@ class AnySizePipeline:
         """What produced the images: models, weights, backbone, LoRA, settings."""
         models = {}
         if self.text_to_image:
-            models["stage1"] = {"model": self.text_to_image.name, "weights": self.text_to_image.weights,
-                                "repo": self.text_to_image.repo, "variant": self.text_to_image.variant,
-                                "tokenizer": TOKENIZER_NAME,
-                                "dtype": str(self.text_to_image.unet.dtype),
-                                "vae_dtype": str(self.text_to_image.vae.dtype)}
+            models["stage1"] = self.text_to_image.describe()
         if self.backbone:
             models["stage2"] = self.backbone.describe()
         return {"method": self.method.name, "profile": self.profile,
@@ -186,8 +181,7 @@ def load_pipeline(method: Method, stages: Stages, profile: str, settings: Settin
         resolve_paper_weights(backbone_needs(stages.needs, backbone_name), paths)
     fast = settings.fast_path.resolve(device)
     dtype = fast.torch_dtype
-    if settings.tiling.get("tile_batch_size") is None:
-        settings = replace(settings, tiling={**settings.tiling, "tile_batch_size": default_tile_batch_size(device)})
+    settings = settings.for_device(device)
     text_to_image = load_text_to_image(profile, device, dtype, paths) if stages.base else None
     lora = apply_arad(text_to_image, profile, paths.lora) if stages.base == "arad" else None
     backbone = load_backbone(backbone_name, profile, settings, device, dtype, paths) if stages.stage2 else None

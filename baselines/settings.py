@@ -7,12 +7,12 @@ to the exact size; each sample's record says so (docs/design.md, "Sizes").
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Optional
 
 import torch
 
-from baselines.fast_path import FastPath
+from baselines.fast_path import FastPath, default_tile_batch_size
 from baselines.stage1 import DEFAULT_GUIDANCE, UNTILED, multidiffusion_tiling
 from baselines.stage2 import COLOUR_FIXES, paper_tiling
 from baselines.stablesr.backbone import DEFAULT_CFW_WEIGHT
@@ -75,6 +75,12 @@ class Settings:
                              f"{self.sr_steps} (stage II)")
         if self.colour not in COLOUR_FIXES:
             raise ValueError(f"unknown colour fix {self.colour!r}; choose one of {', '.join(COLOUR_FIXES)}")
+
+    def for_device(self, device: torch.device) -> "Settings":
+        """These settings with the device's tile batch size where the run left it unset."""
+        if self.tiling.get("tile_batch_size") is not None:
+            return self
+        return replace(self, tiling={**self.tiling, "tile_batch_size": default_tile_batch_size(device)})
 
     def sr_tiling(self, stage2: str, latent_factor: int) -> TilingConfig:
         """Stage II's tiling: a method's strategy (``any``: this run's ``sr_strategy``) at the paper's

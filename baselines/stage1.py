@@ -84,10 +84,22 @@ def denoise(models: TextToImageModels, negative: torch.Tensor, positive: torch.T
             steps: int, guidance: float = DEFAULT_GUIDANCE, tiling: TilingConfig = UNTILED,
             generator: Optional[torch.Generator] = None) -> tuple[torch.Tensor, TiledDenoiser]:
     """Stage I's latent of ``latent_hw`` from the seeded noise, and the tiled denoiser that counted the calls."""
-    scheduler = DDIMScheduler.from_config(models.scheduler_config)
-    scheduler.set_timesteps(steps, device=models.unet.device)
-    shape = (1, models.unet.config.in_channels) + tuple(latent_hw)
-    latent = randn_tensor(shape, generator=generator, device=models.unet.device, dtype=torch.float32)
-    latent = latent * scheduler.init_noise_sigma
+    scheduler, latent = start(models, latent_hw, steps, generator)
     tiled = TiledDenoiser(guided(models.unet, negative, positive, guidance), tiling)
     return sample(tiled, scheduler, latent), tiled
+
+
+def ddim(models: TextToImageModels, steps: int) -> DDIMScheduler:
+    """SD 2.1's DDIM scheduler with its timesteps set for ``steps``."""
+    scheduler = DDIMScheduler.from_config(models.scheduler_config)
+    scheduler.set_timesteps(steps, device=models.unet.device)
+    return scheduler
+
+
+def start(models: TextToImageModels, latent_hw: tuple[int, int], steps: int,
+          generator: Optional[torch.Generator]) -> tuple[DDIMScheduler, torch.Tensor]:
+    """The scheduler of a run and its first latent: fp32 noise from ``generator``, scaled as DDIM starts."""
+    scheduler = ddim(models, steps)
+    shape = (1, models.unet.config.in_channels) + tuple(latent_hw)
+    latent = randn_tensor(shape, generator=generator, device=models.unet.device, dtype=torch.float32)
+    return scheduler, latent * scheduler.init_noise_sigma

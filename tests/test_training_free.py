@@ -221,7 +221,9 @@ def test_dispersion_runs_where_the_2048_row_lists_it_and_only_in_the_variant():
     x = torch.randn(1, 4, 16, 16)
     with redilated(model, {"0": 4}):
         redilated_only = model(x)
-    with redilated(model, {"0": 4}, dispersed={"0"}):
+    from baselines.highres.dispersion import dispersed_weight
+
+    with redilated(model, {"0": 4}, dispersed={"0": dispersed_weight(model[0].weight)}):
         both = model(x)
     assert both.shape == redilated_only.shape and not torch.allclose(both, redilated_only)
     assert get_method("scalecrafter-disperse").load.__self__.disperse and not get_method("scalecrafter").plans == ()

@@ -13,7 +13,7 @@ from typing import Optional
 
 import torch
 
-from baselines.models import TOKENIZER_NAME, TextToImageModels, load_text_to_image
+from baselines.models import TextToImageModels, load_text_to_image
 from baselines.registry import LoadContext, Method
 from baselines.settings import Settings, Seeds, centre_crop, check_size, working_size
 from baselines.vae_tiling import decode, vae_factor
@@ -38,7 +38,7 @@ class TrainingFreeSampler:
         fast = context.settings.fast_path.resolve(context.device)
         models = load_text_to_image(context.profile, context.device, fast.torch_dtype, context.paths)
         fast.apply([models.unet], [models.vae])
-        return cls(method, context.profile, context.settings, models,
+        return cls(method, context.profile, context.settings.for_device(context.device), models,
                    fast.as_record(context.device, context.settings.fast_path))
 
     def __call__(self, prompt: str, size: tuple[int, int], seeds: Seeds,
@@ -76,9 +76,7 @@ class TrainingFreeSampler:
     def describe(self) -> dict:
         models = self.models
         return {"method": self.method.name, "profile": self.profile, "backbone": None,
-                "weights": {"stage1": {"model": models.name, "weights": models.weights, "repo": models.repo,
-                                       "variant": models.variant, "tokenizer": TOKENIZER_NAME,
-                                       "dtype": str(models.unet.dtype), "vae_dtype": str(models.vae.dtype)}},
+                "weights": {"stage1": models.describe()},
                 "lora": None, "steps": self.settings.steps, "sr_steps": None, "guidance": self.settings.guidance,
                 "colour_fix": None, "vae_tiling": self.settings.vae_tiling.as_record(), "stage1_tiling": None,
                 "sr_tiling": None, "fast_path": self.fast_path, "method_settings": self.parameters()}

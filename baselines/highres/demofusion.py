@@ -28,12 +28,11 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn.functional as F
-from diffusers import DDIMScheduler
 from diffusers.utils.torch_utils import randn_tensor
 
 from baselines.highres.base import MULTIPLE, TrainingFreeSampler
 from baselines.settings import working_size
-from baselines.stage1 import UNTILED, denoise, guided
+from baselines.stage1 import UNTILED, ddim, denoise, guided
 from baselines.tiling import TiledDenoiser, TilingConfig
 from baselines.vae_tiling import vae_factor
 
@@ -129,14 +128,13 @@ class DemoFusionSampler(TrainingFreeSampler):
 
     def upscale_phase(self, previous: torch.Tensor, latent_hw: tuple[int, int], k: int, negative, positive,
                       generator) -> tuple[torch.Tensor, dict]:
-        unet, steps, s = self.models.unet, self.settings.steps, self.demofusion
-        scheduler = DDIMScheduler.from_config(self.models.scheduler_config)
-        scheduler.set_timesteps(steps, device=unet.device)
+        unet, steps, s, tiling = self.models.unet, self.settings.steps, self.demofusion, self.local_tiling()
+        scheduler = ddim(self.models, steps)
         train_steps = scheduler.config.num_train_timesteps
         upsampled = F.interpolate(previous, size=latent_hw, mode="bicubic")
         noise = randn_tensor(upsampled.shape, generator=generator, device=unet.device, dtype=torch.float32)
         predict = guided(unet, negative, positive, self.settings.guidance)
-        local = TiledDenoiser(predict, self.local_tiling())
+        local = TiledDenoiser(predict, tiling)
         x = scheduler.add_noise(upsampled, noise, scheduler.timesteps[:1])
         global_calls, weights = 0, []
         for i, t in enumerate(scheduler.timesteps):
@@ -149,15 +147,14 @@ class DemoFusionSampler(TrainingFreeSampler):
             pad_h, pad_w = -latent_hw[0] % k, -latent_hw[1] % k  # DemoFusion pads top and left, then blurs
             smooth = blurred(F.pad(model_input, (pad_w, 0, pad_h, 0)), 2 * k - 1,
                              s.sigma * (0.99 * c ** s.cosine_scale_3 + 0.01))
-            eps_global, _, calls = dilated_prediction(smooth, lambda z: predict(z, t, None), k,
-                                                      self.local_tiling().tile_batch_size)
+            eps_global, _, calls = dilated_prediction(smooth, lambda z: predict(z, t, None), k, tiling.tile_batch_size)
             eps_global = eps_global[..., pad_h:, pad_w:]
             global_calls += calls
             c2 = c ** s.cosine_scale_2
             x = scheduler.step((1 - c2) * eps_local + c2 * eps_global, t, x).prev_sample
         return x, {"dilation": k, "unet_calls": local.calls + global_calls,
                    "local_views": local.tile_evaluations // steps, "dilated_views": k * k,
-                   "local_tiling": self.local_tiling().as_record(),
+                   "local_tiling": tiling.as_record(),
                    "skip_residual_weight": {"first": weights[0], "last": weights[-1]}}
 
     def parameters(self) -> dict:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import sys
+from functools import lru_cache
 
 MOVED = {"diffusers.pipelines.controlnet.multicontrolnet": "diffusers.models.controlnets.multicontrolnet"}
 PACKAGE = "hidiffusion"
@@ -31,5 +32,6 @@ def import_hidiffusion():
                                   f"python -m pip install {PACKAGE}") from error
 
 
+@lru_cache(maxsize=1)
 def version() -> str:
     return importlib.metadata.version(PACKAGE)

@@ -5,7 +5,7 @@ fractional one (2.5) rounds the dilation up to ``k = ceil(d)`` and resizes the i
 ``k / d`` (bilinear) around the convolution, the output back to the size the plain
 convolution gives, as ScaleCrafter does. :func:`redilated` swaps the forward of named
 convolutions for the block and restores them after, so the model is never copied; those
-named in ``dispersed`` run their kernel dispersed to 5×5 (:mod:`baselines.highres.dispersion`)
+named in ``dispersed`` run the 5×5 kernel given there (:mod:`baselines.highres.dispersion`)
 at half the dilation, as ScaleCrafter does where both apply.
 """
 
@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import math
 from contextlib import contextmanager
-from typing import Iterable, Iterator, Optional
+from typing import Iterator, Mapping, Optional
 
 import torch
 import torch.nn.functional as F
-
-from baselines.highres.dispersion import dispersed_weight
 
 
 def redilated_conv(conv: torch.nn.Conv2d, x: torch.Tensor, dilation: float,
@@ -38,10 +36,11 @@ def redilated_conv(conv: torch.nn.Conv2d, x: torch.Tensor, dilation: float,
 
 
 @contextmanager
-def redilated(model: torch.nn.Module, dilations: dict[str, float], dispersed: Iterable[str] = ()) -> Iterator[None]:
+def redilated(model: torch.nn.Module, dilations: dict[str, float],
+              dispersed: Optional[Mapping[str, torch.Tensor]] = None) -> Iterator[None]:
     """Within the block, each named convolution of ``model`` runs re-dilated (1: as it is); those also in
-    ``dispersed`` with their kernel dispersed and half the dilation (at least 1)."""
-    dispersed = set(dispersed) & set(dilations)
+    ``dispersed`` (name -> dispersed weight) with that weight and half the dilation (at least 1)."""
+    dispersed = {name: weight for name, weight in (dispersed or {}).items() if name in dilations}
     modules = dict(model.named_modules())
     missing = sorted(name for name in dilations if not isinstance(modules.get(name), torch.nn.Conv2d))
     if missing:
@@ -51,8 +50,8 @@ def redilated(model: torch.nn.Module, dilations: dict[str, float], dispersed: It
     for name in changed:
         conv = modules[name]
         if name in dispersed:
-            spread = dispersed_weight(conv.weight)
-            conv.forward = lambda x, conv=conv, d=max(dilations[name] / 2, 1), w=spread: redilated_conv(conv, x, d, w)
+            conv.forward = lambda x, conv=conv, d=max(dilations[name] / 2, 1), w=dispersed[name]: redilated_conv(
+                conv, x, d, w)
         else:
             conv.forward = lambda x, conv=conv, d=dilations[name]: redilated_conv(conv, x, d)
     try:

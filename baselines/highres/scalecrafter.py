@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from typing import Optional
 
 import torch
-from diffusers import DDIMScheduler
-from diffusers.utils.torch_utils import randn_tensor
 
 from baselines.highres.base import TrainingFreeSampler
+from baselines.highres.dispersion import dispersed_weight
 from baselines.highres.redilation import redilated
+from baselines.stage1 import start
 from baselines.vae_tiling import vae_factor
 
 RELEASE = "YingqingHe/ScaleCrafter"
@@ -86,8 +86,8 @@ def nearest_row(size: tuple[int, int]) -> tuple[Row, bool]:
 
 
 def module_dilations(unet: torch.nn.Module, blocks: dict, dilation_scale: Optional[float] = None) -> dict[str, float]:
-    """The per-convolution dilations of ``blocks`` on ``unet``'s module names; ``dilation_scale`` (0..1] shrinks
-    each toward 2 as ScaleCrafter's progressive schedule does (``max(ceil(d * scale), 2)``)."""
+    """The per-convolution dilations of ``blocks`` on ``unet``'s module names; ``dilation_scale``: as
+    :func:`shrunk`."""
     dilations = {}
     for name, module in unet.named_modules():
         if not isinstance(module, torch.nn.Conv2d) or module.kernel_size == (1, 1):
@@ -103,8 +103,13 @@ def module_dilations(unet: torch.nn.Module, blocks: dict, dilation_scale: Option
             d = sampler
         else:
             continue
-        dilations[name] = d if dilation_scale is None else max(math.ceil(d * dilation_scale), 2)
-    return dilations
+        dilations[name] = d
+    return dilations if dilation_scale is None else shrunk(dilations, dilation_scale)
+
+
+def shrunk(dilations: dict[str, float], scale: float) -> dict[str, float]:
+    """ScaleCrafter's progressive schedule: each dilation shrunk toward 2, ``max(ceil(d * scale), 2)``."""
+    return {name: max(math.ceil(d * scale), 2) for name, d in dilations.items()}
 
 
 def steps_of(tau: int, steps: int) -> int:
@@ -119,27 +124,27 @@ class ScaleCrafterSampler(TrainingFreeSampler):
     disperse: bool = False  # dispersed convolution where the row lists it (``scalecrafter-disperse``)
 
     def latent(self, negative, positive, latent_hw, seeds):
-        generator = seeds.generator("noise")
         unet, steps, scale = self.models.unet, self.settings.steps, self.settings.guidance
         factor = vae_factor(self.models.vae)  # the rows' sizes are in px
         px = (latent_hw[0] * factor, latent_hw[1] * factor)
         row, transposed = nearest_row(px)
         dilate_steps, ndcfg_steps = steps_of(row.dilate_tau, steps), steps_of(row.ndcfg_tau, steps)
 
-        def dilations(blocks: Optional[dict], tau_steps: int, i: int) -> dict:
-            if not blocks or i >= tau_steps:
-                return {}
-            return module_dilations(unet, blocks, (tau_steps - i) / tau_steps if row.progressive else None)
+        full = {"dilate": module_dilations(unet, row.blocks), "ndcfg": module_dilations(unet, row.ndcfg_blocks or {})}
 
-        spread = list(module_dilations(unet, row.disperse_blocks)) if self.disperse and row.disperse_blocks else []
-        scheduler = DDIMScheduler.from_config(self.models.scheduler_config)
-        scheduler.set_timesteps(steps, device=unet.device)
-        latent = randn_tensor((1, unet.config.in_channels) + tuple(latent_hw), generator=generator,
-                              device=unet.device, dtype=torch.float32) * scheduler.init_noise_sigma
+        def dilations(which: str, tau_steps: int, i: int) -> dict:
+            if i >= tau_steps:
+                return {}
+            return shrunk(full[which], (tau_steps - i) / tau_steps) if row.progressive else full[which]
+
+        convs = dict(unet.named_modules())
+        spread = ({name: dispersed_weight(convs[name].weight) for name in module_dilations(unet, row.disperse_blocks)}
+                  if self.disperse and row.disperse_blocks else {})  # dispersed once a sample, not once a step
+        scheduler, latent = start(self.models, latent_hw, steps, seeds.generator("noise"))
         calls, rows = 0, 0
         for i, t in enumerate(scheduler.timesteps):
             x = scheduler.scale_model_input(latent, t).to(unet.dtype)
-            with redilated(unet, dilations(row.blocks, dilate_steps, i), spread):
+            with redilated(unet, dilations("dilate", dilate_steps, i), spread):
                 if scale <= 1:
                     eps = unet(x, t, encoder_hidden_states=positive).sample.float()
                 else:
@@ -148,7 +153,7 @@ class ScaleCrafterSampler(TrainingFreeSampler):
             calls, rows = calls + 1, rows + (2 if scale > 1 else 1)
             if scale > 1:
                 if i < ndcfg_steps:  # noise-damped guidance: the unconditional prediction with milder dilation
-                    with redilated(unet, dilations(row.ndcfg_blocks, ndcfg_steps, i)):
+                    with redilated(unet, dilations("ndcfg", ndcfg_steps, i)):
                         uncond = unet(x, t, encoder_hidden_states=negative).sample.float()
                     calls, rows = calls + 1, rows + 1
                 eps = uncond + scale * (text - uncond)
