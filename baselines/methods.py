@@ -15,6 +15,7 @@ This is the one module that spells their names (the paper's figures aside).
 | ``hidiffusion`` | SD 2.1 at the requested size, RAU-Net and windowed attention (the ``hidiffusion`` package) | – |
 | ``scalecrafter`` | SD 2.1 at the requested size, re-dilated convolutions, noise-damped guidance | – |
 | ``scalecrafter-disperse`` | the same with its optional dispersed convolution | – |
+| ``scalecrafter-release`` | the same sampled as its release does: DDIM eta 1, FreeU | – |
 | ``demofusion`` | SD 2.1 at its native size, then ×2, ×3, … with skip residuals, local views, dilated sampling | – |
 """
 
@@ -22,7 +23,8 @@ from __future__ import annotations
 
 from baselines.highres.demofusion import DemoFusionSampler
 from baselines.highres.hidiffusion_sampler import HiDiffusionSampler
-from baselines.highres.scalecrafter import DispersedScaleCrafterSampler, ScaleCrafterSampler
+from baselines.highres.scalecrafter import (DispersedScaleCrafterSampler, ReleaseScaleCrafterSampler,
+                                            ScaleCrafterSampler)
 from baselines.pipeline import Stages
 from baselines.registry import BUILT_IN, LOW_RESOLUTION, PROMPTS, Method, register_method
 
@@ -69,5 +71,8 @@ _training_free("scalecrafter", "ScaleCrafter on SD 2.1 at the target size: re-di
 _training_free("scalecrafter-disperse", "ScaleCrafter with its optional dispersed convolution (5x5 kernels at "
                                         "half the dilation where its 2048x2048 settings list them)",
                DispersedScaleCrafterSampler, rows=(), plans=(), suite=None)
+_training_free("scalecrafter-release", "ScaleCrafter sampled as its release's SD 2.1 script does: DDIM eta 1 and "
+                                       "FreeU (b1 1.1, b2 1.2, s1 0.9, s2 0.2)",
+               ReleaseScaleCrafterSampler, rows=(), plans=(), suite=None)
 _training_free("demofusion", "DemoFusion on SD 2.1: native size, then progressive upscaling with skip residuals, "
                              "local views and dilated sampling", DemoFusionSampler)

@@ -41,7 +41,8 @@ def stages_of(name: str) -> Stages:
 
 def test_the_built_in_methods_are_the_papers_eight_and_three_training_free_ones():
     assert BUILT_IN == ["sr-plus", "sr-tile", "sr-tile-plus", "ar-plus", "ar-tile", "asd", "md", "fstd",
-                        "hidiffusion", "scalecrafter", "scalecrafter-disperse", "demofusion"]
+                        "hidiffusion", "scalecrafter", "scalecrafter-disperse", "scalecrafter-release",
+                        "demofusion"]
 
 
 @pytest.mark.parametrize("name", STAGED)

@@ -2,8 +2,11 @@
 
 ScaleCrafter (He et al., ICLR 2024) re-dilates the UNet's 3×3 convolutions in chosen blocks
 during the first steps (the noisiest), so that their receptive field grows with the image,
-and, where its settings say, damps the guidance: the unconditional prediction comes from a
-second pass with milder dilation, ``eps = eps_uncond(milder) + w (eps_text - eps_uncond)``.
+and, where its settings say, damps the guidance: a second pass with milder dilation gives the
+unconditional prediction the guidance starts from, while its direction stays that of the two
+fully re-dilated predictions, ``eps = eps_uncond(milder) + w (eps_text - eps_uncond)`` (the
+release's ``pipeline_processor`` in ``text2image.py``; ``tests/test_scalecrafter_release.py``
+holds our loop to it).
 :data:`SETTINGS` holds its released SD 2.1 settings, one row per size, each naming its source
 files in YingqingHe/ScaleCrafter (read, not copied); a size without a row takes the nearest
 row (either orientation: dilation is isotropic) and the record says so. The native size
@@ -12,12 +15,15 @@ Dispersed convolution is the option of ``scalecrafter-disperse``: in the modules
 release's dispersion list (2048², the only size with one for SD 2.1), during the re-dilation
 steps, the kernel is dispersed to 5×5 and the dilation halved. ``scalecrafter`` leaves it out
 as the release does: every released config sets its step count (``inflate_tau``) to 0.
+``scalecrafter`` samples as every method of the suite does, DDIM with eta 0 and no FreeU, so that
+comparisons isolate the method's idea; ``scalecrafter-release`` samples as the release's SD 2.1
+script does, DDIM with eta 1 and FreeU (:data:`RELEASE_FREEU`, through diffusers' ``enable_freeu``).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 import torch
@@ -30,6 +36,8 @@ from baselines.vae_tiling import vae_factor
 
 RELEASE = "YingqingHe/ScaleCrafter"
 RELEASE_STEPS = 50  # the release's taus count steps out of 50
+RELEASE_ETA = 1.0  # text2image.py: pipeline_processor's forward(eta=1.0), which main() does not override
+RELEASE_FREEU = {"b1": 1.1, "b2": 1.2, "s1": 0.9, "s2": 0.2}  # text2image.py, SD 2.1, unless --disable_freeu
 
 
 @dataclass(frozen=True)
@@ -122,6 +130,8 @@ class ScaleCrafterSampler(TrainingFreeSampler):
     """SD 2.1's DDIM loop at the target size with the nearest row's re-dilation and damped guidance."""
 
     disperse: bool = False  # dispersed convolution where the row lists it (``scalecrafter-disperse``)
+    eta: float = 0.0  # DDIM's eta; above 0 its variance noise continues the sample's "noise" generator
+    freeu: Optional[dict] = None  # diffusers' ``enable_freeu`` arguments during the sample, or none
 
     def latent(self, negative, positive, latent_hw, seeds):
         unet, steps, scale = self.models.unet, self.settings.steps, self.settings.guidance
@@ -140,25 +150,33 @@ class ScaleCrafterSampler(TrainingFreeSampler):
         convs = dict(unet.named_modules())
         spread = ({name: dispersed_weight(convs[name].weight) for name in module_dilations(unet, row.disperse_blocks)}
                   if self.disperse and row.disperse_blocks else {})  # dispersed once a sample, not once a step
-        scheduler, latent = start(self.models, latent_hw, steps, seeds.generator("noise"))
+        generator = seeds.generator("noise")  # the initial latent, then DDIM's variance noise where eta > 0
+        scheduler, latent = start(self.models, latent_hw, steps, generator)
         calls, rows = 0, 0
-        for i, t in enumerate(scheduler.timesteps):
-            x = scheduler.scale_model_input(latent, t).to(unet.dtype)
-            with redilated(unet, dilations("dilate", dilate_steps, i), spread):
-                if scale <= 1:
-                    eps = unet(x, t, encoder_hidden_states=positive).sample.float()
-                else:
-                    uncond, text = unet(torch.cat([x, x]), t, encoder_hidden_states=torch.cat([negative, positive])
-                                        ).sample.float().chunk(2)
-            calls, rows = calls + 1, rows + (2 if scale > 1 else 1)
-            if scale > 1:
-                if i < ndcfg_steps:  # noise-damped guidance: the unconditional prediction with milder dilation
-                    with redilated(unet, dilations("ndcfg", ndcfg_steps, i)):
-                        uncond = unet(x, t, encoder_hidden_states=negative).sample.float()
-                    calls, rows = calls + 1, rows + 1
-                eps = uncond + scale * (text - uncond)
-            latent = scheduler.step(eps, t, latent).prev_sample
-        return latent, {"unet_calls": calls, "unet_rows": rows, "tile_evaluations": calls,
+        if self.freeu:
+            unet.enable_freeu(**self.freeu)
+        try:
+            for i, t in enumerate(scheduler.timesteps):
+                x = scheduler.scale_model_input(latent, t).to(unet.dtype)
+                with redilated(unet, dilations("dilate", dilate_steps, i), spread):
+                    if scale <= 1:
+                        eps = unet(x, t, encoder_hidden_states=positive).sample.float()
+                    else:
+                        uncond, text = unet(torch.cat([x, x]), t, encoder_hidden_states=torch.cat([negative, positive])
+                                            ).sample.float().chunk(2)
+                calls, rows = calls + 1, rows + (2 if scale > 1 else 1)
+                if scale > 1:
+                    base = uncond
+                    if i < ndcfg_steps:  # noise-damped guidance: the base from a milder dilation, not the direction
+                        with redilated(unet, dilations("ndcfg", ndcfg_steps, i)):
+                            base = unet(x, t, encoder_hidden_states=negative).sample.float()
+                        calls, rows = calls + 1, rows + 1
+                    eps = base + scale * (text - uncond)
+                latent = scheduler.step(eps, t, latent, eta=self.eta, generator=generator).prev_sample
+        finally:
+            if self.freeu:
+                unet.disable_freeu()  # the UNet is shared: as it was for whatever runs next
+        return latent, {"unet_calls": calls, "unet_rows": rows, "tile_evaluations": calls, **self._sampling(),
                         "scalecrafter": {"settings_for": "x".join(map(str, row.size)), "source": row.source,
                                          "exact": (row.size[::-1] if transposed else row.size) == px,
                                          "transposed": transposed, "dilate_steps": dilate_steps,
@@ -168,8 +186,15 @@ class ScaleCrafterSampler(TrainingFreeSampler):
                                                              if row.ndcfg_blocks else None),
                                          "dispersed_convolutions": len(spread)}}
 
+    def _sampling(self) -> dict:
+        """How the DDIM loop ran, in the record and ``run.json`` (the variant differs from the release here)."""
+        return {"sampler": f"DDIM (eta {self.eta:g})", "freeu": dict(self.freeu) if self.freeu else None,
+                "variance_noise": "the sample's noise generator, after the initial latent" if self.eta else None}
+
     def parameters(self) -> dict:
-        return {"release": RELEASE, "taus_of": f"{RELEASE_STEPS} steps, scaled to the run's",
+        return {"release": RELEASE, "taus_of": f"{RELEASE_STEPS} steps, scaled to the run's", **self._sampling(),
+                "release_sampling": {"sampler": f"DDIM (eta {RELEASE_ETA:g})", "freeu": dict(RELEASE_FREEU)},
+                "damped_guidance": "eps_uncond(ndcfg dilation) + w (eps_text - eps_uncond), both re-dilated",
                 "interpolation": "bilinear (fractional dilations)",
                 "dispersed_convolution": ("5x5 kernels at half the dilation, during the re-dilation steps, where the "
                                           "row lists them" if self.disperse else False),
@@ -183,3 +208,12 @@ class DispersedScaleCrafterSampler(ScaleCrafterSampler):
     """ScaleCrafter with its optional dispersed convolution (``scalecrafter-disperse``)."""
 
     disperse: bool = True
+
+
+@dataclass
+class ReleaseScaleCrafterSampler(ScaleCrafterSampler):
+    """ScaleCrafter sampled as the release's SD 2.1 script does it: DDIM eta 1 and FreeU
+    (``scalecrafter-release``)."""
+
+    eta: float = RELEASE_ETA
+    freeu: Optional[dict] = field(default_factory=lambda: dict(RELEASE_FREEU))
