@@ -14,7 +14,9 @@ describes it, at SD 2.1's native size ``s`` (the UNet's sample size × 8: 512 px
    denoised as a whole image, so every latent pixel is predicted exactly once), weighted
    ``1 - c2`` and ``c2 = c(t) ** cosine_scale_2``. DemoFusion blends the views' stepped latents;
    DDIM's step is affine in the prediction with image-wide coefficients, so blending
-   predictions is the same.
+   predictions is the same;
+4. each upscaled phase's result is rescaled to the mean and standard deviation (over the whole
+   latent) of phase 1's result, as the release does after every phase (the paper does not say it).
 
 Where we differ: the phases end at the target's own size (rounded up to 64 px, then centre
 cropped) instead of ``s × K``; local views lie on the engine's grid (the last one clamped to
@@ -118,16 +120,19 @@ class DemoFusionSampler(TrainingFreeSampler):
         latent, plain = denoise(self.models, negative, positive, first, steps=self.settings.steps,
                                 guidance=self.settings.guidance, tiling=UNTILED, generator=generator)
         phases = [{"size": list(sizes[0]), "dilation": 1, "unet_calls": plain.calls, "local_views": 0}]
+        anchor = (latent.mean(), latent.std())
         for k, size in enumerate(sizes[1:], start=2):
             latent, phase = self.upscale_phase(latent, (size[0] // factor, size[1] // factor), k, negative, positive,
-                                               generator)
+                                               generator, anchor)
             phases.append({"size": list(size), **phase})
         calls = sum(phase["unet_calls"] for phase in phases)
         return latent, {"unet_calls": calls, "unet_rows_per_tile": 2 if self.settings.guidance > 1 else 1,
                         "tile_evaluations": calls, "demofusion": {"phases": phases, **asdict(self.demofusion)}}
 
     def upscale_phase(self, previous: torch.Tensor, latent_hw: tuple[int, int], k: int, negative, positive,
-                      generator) -> tuple[torch.Tensor, dict]:
+                      generator, anchor: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, dict]:
+        """Phase ``k``: ``previous`` upscaled to ``latent_hw`` and denoised, then rescaled to ``anchor`` (phase 1's
+        mean and standard deviation)."""
         unet, steps, s, tiling = self.models.unet, self.settings.steps, self.demofusion, self.local_tiling()
         scheduler = ddim(self.models, steps)
         train_steps = scheduler.config.num_train_timesteps
@@ -152,6 +157,7 @@ class DemoFusionSampler(TrainingFreeSampler):
             global_calls += calls
             c2 = c ** s.cosine_scale_2
             x = scheduler.step((1 - c2) * eps_local + c2 * eps_global, t, x).prev_sample
+        x = (x - x.mean()) / x.std() * anchor[1] + anchor[0]
         return x, {"dilation": k, "unet_calls": local.calls + global_calls,
                    "local_views": local.tile_evaluations // steps, "dilated_views": k * k,
                    "local_tiling": tiling.as_record(),
@@ -161,4 +167,4 @@ class DemoFusionSampler(TrainingFreeSampler):
         return {**asdict(self.demofusion), "native_latent": self.window,
                 "local_tiling": self.local_tiling().as_record(),
                 "phases": "k/K of the target for k = 1..K, K = floor(max side / native px)",
-                "random_jitter": False}
+                "random_jitter": False, "phase_statistics": "each upscaled phase rescaled to phase 1's mean and std"}
