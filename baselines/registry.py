@@ -32,6 +32,21 @@ PLANS = ("tiny", "stablesr", "gpu")
 #: Weight pieces the ``paper`` profile can look for (``baselines.models``).
 PIECES = ("sd21", "lora", "upscaler")
 BUILT_IN = "built-in"
+_FILE_MODULES: dict[str, str] = {}  # module name -> the .py file it was loaded from (``--include FILE``)
+
+
+class RegistrationError(ValueError):
+    """A method or metric that cannot be registered: a bad entry, or a name that another one holds."""
+
+
+def name_file_module(module: str, path: str):
+    """Show the module loaded from ``path`` by that path wherever an origin is shown."""
+    _FILE_MODULES[module] = path
+
+
+def origin_of(module: str) -> str:
+    """Who registered an entry, as a user would recognise it: the module's name, or its file's path."""
+    return _FILE_MODULES.get(module, module)
 
 
 class Sampler(Protocol):
@@ -87,7 +102,7 @@ class Method:
         if not callable(self.load):
             problems.append("load (it must be callable)")
         if problems:
-            raise ValueError(f"method {self.name!r} from {self.origin} has a bad " + "; a bad ".join(problems))
+            raise RegistrationError(f"method {self.name!r} from {self.origin} has a bad " + "; a bad ".join(problems))
 
     @property
     def task(self) -> str:
@@ -110,11 +125,11 @@ def register_method(method: Method) -> Method:
     """Add ``method``; a name taken by another method is refused, naming both. An unset ``origin``
     becomes the module that registers it."""
     if method.origin is None:
-        method = replace(method, origin=sys._getframe(1).f_globals.get("__name__", "?"))
+        method = replace(method, origin=origin_of(sys._getframe(1).f_globals.get("__name__", "?")))
     _builtins_loaded()
     taken = _METHODS.get(method.name)
     if taken is not None and taken != method:
-        raise ValueError(f"method {method.name!r} from {method.origin} clashes with the {taken.origin} method "
+        raise RegistrationError(f"method {method.name!r} from {method.origin} clashes with the {taken.origin} method "
                          f"of that name; choose another name")
     _METHODS[method.name] = method
     return method

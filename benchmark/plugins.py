@@ -18,7 +18,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Iterable, Optional
 
-from baselines.registry import methods
+from baselines.registry import RegistrationError, methods, name_file_module
 from benchmark.errors import PluginError
 
 GROUPS = ("asd_bench.methods", "asd_bench.metrics")
@@ -39,6 +39,7 @@ def _import(name: str, where: str):
             if not path.is_file():
                 raise FileNotFoundError(f"no file {path}")
             module_name = f"asd_bench_include_{path.stem}"
+            name_file_module(module_name, str(path))  # origins and messages show the file, not this name
             spec = importlib.util.spec_from_file_location(module_name, path)
             module = importlib.util.module_from_spec(spec)
             sys.modules[module_name] = module
@@ -51,6 +52,8 @@ def _import(name: str, where: str):
         return importlib.import_module(name)
     except PluginError:
         raise
+    except RegistrationError as error:
+        raise PluginError(f"{where} {name!r} imports, but what it registers is refused: {error}") from error
     except Exception as error:
         raise PluginError(f"{where} {name!r} does not import: {type(error).__name__}: {error}") from error
 
@@ -80,6 +83,9 @@ def load_entry_points() -> list[str]:
                 point.load()
             except PluginError:
                 raise
+            except RegistrationError as error:
+                raise PluginError(f"entry point {point.name!r} ({point.value}) of group {group} imports, but what "
+                                  f"it registers is refused: {error}") from error
             except Exception as error:
                 raise PluginError(f"entry point {point.name!r} ({point.value}) of group {group} does not import: "
                                   f"{type(error).__name__}: {error}") from error

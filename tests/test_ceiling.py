@@ -14,6 +14,7 @@ from benchmark import api
 from benchmark.cli import main
 from benchmark.runs import ceiling
 from benchmark.runs.ceiling import CeilingError, TrialResult, find_ceiling, subprocess_trial
+from benchmark.reporting.ceilings import max_res
 from benchmark.runs.measure import MemoryBudget
 
 
@@ -199,9 +200,12 @@ def fake_process(returncode, stderr="", record=None):
      "oom", "RuntimeError: can't allocate"),
     (-9, "", None, "oom", "killed by SIGKILL (most likely the kernel's out-of-memory killer)"),
     (-11, "", None, "oom", "killed by SIGSEGV"),
-    (1, "Traceback ...\nRuntimeError: boom\n", None, "oom", "exited with status 1: RuntimeError: boom"),
+    (1, "Traceback ...\nMemoryError\n", None, "oom", "exited with status 1: MemoryError"),
+    (1, "Traceback ...\nRuntimeError: boom\n", None, "failed", "exited with status 1: RuntimeError: boom"),
+    (3, "", {"status": "failed", "peak_memory_mib": 10.0, "seconds": 0.5, "error": "RuntimeError: boom"},
+     "failed", "RuntimeError: boom"),  # the run's partial exit status, its record saying why
 ])
-def test_a_trial_reads_its_sample_record_and_counts_a_crash_as_oom(tmp_path, monkeypatch, returncode, stderr,
+def test_a_trial_reads_its_sample_record_and_tells_a_kill_from_a_failure(tmp_path, monkeypatch, returncode, stderr,
                                                                    record, status, reason):
     monkeypatch.setattr(subprocess, "run", fake_process(returncode, stderr, record))
     result = subprocess_trial("asd", "tiny", MemoryBudget.parse("2GiB"), "cpu", tmp_path)(1024)
@@ -277,3 +281,34 @@ def test_the_default_time_limit_is_on_a_cpu_only(tmp_path, monkeypatch):
     api.ceiling("asd", "tiny", "4GiB", 512, 512, "cpu", tmp_path, log=lambda line: None, trial_timeout=0)
     assert seen["trial_timeout"] is None
     assert ceiling.default_trial_timeout(torch.device("cuda")) is None
+
+
+class FailsAt(Threshold):
+    """Completes below ``largest`` like Threshold, and the method fails (not OOM) at ``failing``."""
+
+    def __init__(self, largest, failing):
+        super().__init__(largest)
+        self.failing = failing
+
+    def __call__(self, side):
+        if side == self.failing:
+            self.sides.append(side)
+            return TrialResult(side, "failed", reason="RuntimeError: boom")
+        return super().__call__(side)
+
+
+def test_a_failing_method_stops_the_search_as_a_failure_not_as_out_of_memory(tmp_path):
+    budget, lines = MemoryBudget.parse("1GiB"), []
+    record = ceiling.search("asd", "tiny", budget, CPU, tmp_path, max_side=4096, trial=FailsAt(4096, 2048),
+                            log=lines.append)
+    assert [t["status"] for t in record["trials"]] == ["ok", "ok", "failed"]  # 512, 1024, then stopped
+    assert record["ceiling"] == 1024 and record["ceiling_is_lower_bound"] and record["stopped_by_failure"]
+    assert not record["limited_by_time"]
+    assert "the method failed (not out of memory): RuntimeError: boom" in lines[-1]
+    summary = ceiling.summary_lines(record)
+    assert "the method failed at 2048x2048 (RuntimeError: boom)" in summary[0]
+    assert summary[-1].endswith("at least 1024 px (stopped by a failure)")
+    assert max_res(record) == "≥ 1024² under 1GiB (the method failed at 2048², not OOM)"
+    again = FailsAt(4096, None)  # fixed: the failed side is tried again, the others are reused
+    record = ceiling.search("asd", "tiny", budget, CPU, tmp_path, max_side=4096, trial=again, log=lambda _: None)
+    assert again.sides == [2048, 4096] and record["ceiling"] == 4096 and not record["stopped_by_failure"]

@@ -79,7 +79,7 @@ def test_the_built_ins_come_first_with_the_regression_tolerances_and_report_colu
 
 
 def test_a_name_clash_an_unknown_name_and_removing_a_built_in_are_refused():
-    with pytest.raises(ValueError, match=r"metric 'fid' is already registered \(built-in\); choose another name"):
+    with pytest.raises(ValueError, match=r"metric 'fid' from .* clashes: 'fid' is already registered \(built-in\); choose another name"):
         register_metric("fid")(lambda context: 1.0)
     with pytest.raises(ValueError, match="'kid_std' is already used"):
         register_metric("kid_std")(lambda context: 1.0)
@@ -195,7 +195,7 @@ def test_a_run_without_references_and_one_without_images(tmp_path, dataset):
         scores = score_run(write_run(tmp_path / "oom", dataset, oom=range(4)), CPU)["scores"]
         assert set(scores) == set(metric_names()) | {"kid_std", "kid_patch_std", "fid_per_ratio", "kid_per_ratio",
                                                      "fid_infinity", "patch_protocol", "skipped", "oom_samples_skipped",
-                                                     "images", "intervals", "bootstrap"}
+                                                     "failed_samples_skipped", "images", "intervals", "bootstrap"}
         assert scores["against_references"] is None and scores["oom_samples_skipped"] == 4
         assert "all 4 samples ran out of memory" in scores["skipped"]["against_references"]
         run = write_run(tmp_path / "failed", dataset, oom=range(4))
@@ -203,5 +203,6 @@ def test_a_run_without_references_and_one_without_images(tmp_path, dataset):
         for row in results["per_image"][:3]:
             row["status"] = "failed"  # e.g. an image of the wrong size
         (run / "results.json").write_text(json.dumps(results))
-        reason = score_run(run, CPU)["scores"]["skipped"]["fid"]
-        assert reason == "no finished image: 3 failed, 1 ran out of memory"
+        scores = score_run(run, CPU)["scores"]
+        assert scores["skipped"]["fid"] == "no finished image: 3 failed, 1 ran out of memory"
+        assert (scores["oom_samples_skipped"], scores["failed_samples_skipped"]) == (1, 3)  # apart, not all as OOM

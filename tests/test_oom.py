@@ -156,7 +156,7 @@ def test_a_budget_below_what_the_process_holds_is_oom_at_once(tmp_path, capsys):
     assert results["finished_samples"] == 0 and results["oom_samples"] == 2
     assert results["seconds_per_sample"] is None and results["seam_score"] is None
     assert results["distribution_error"] is None and results["peak_memory_mib"] is None
-    assert "every sample (2) ran out of memory under the 64MiB budget" in results["note"]
+    assert "no sample of 2 finished (2 ran out of memory under the 64MiB budget)" in results["note"]
     assert results["memory_budget"]["text"] == "64MiB"
     assert all("below the" in r["error"] and r["size"] == [512, 512] for r in records(out))
     assert "2 of 2 samples out of memory under 64MiB" in run_line(out, results)  # what `run` prints

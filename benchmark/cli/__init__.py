@@ -14,6 +14,7 @@ from baselines.models import MissingWeightsError
 from benchmark.cli import (baseline, ceiling, compare, diff, list as list_verb, protocol, report, run, score, study,
                            tables, timing, vae_study, weights)
 from benchmark.metrics import MissingWeightsError as MissingMetricWeightsError
+from benchmark.plugins import load_plugins
 from benchmark.regression import BaselineError
 from benchmark.runs.runner import RunMismatchError
 from benchmark.runs.shard import ShardError
@@ -37,10 +38,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def included(argv: list[str]) -> list[str]:
+    """The ``--include`` values of a command line, read before the parser is built so that ``VERB --include
+    M --help`` lists M's methods too."""
+    early = argparse.ArgumentParser(add_help=False)
+    early.add_argument("--include", action="append", default=[])
+    return early.parse_known_args(argv)[0].include
+
+
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    verb = next(verb for verb in VERBS if verb.NAME == args.command)
+    argv = sys.argv[1:] if argv is None else [*argv]  # (`list` here is the verb module)
     try:
+        load_plugins(included(argv))
+        args = build_parser().parse_args(argv)
+        verb = next(verb for verb in VERBS if verb.NAME == args.command)
         return verb.command(args)
     except USER_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)

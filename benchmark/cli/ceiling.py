@@ -18,9 +18,10 @@ def add_arguments(parser: argparse.ArgumentParser):
         "double from --min-side until a trial runs out of memory, then bisection between the last side that "
         "completed and the first that did not (--max-side caps the search: if it completes, the ceiling is at "
         "least that). Each trial is `python -m benchmark run` in a fresh process, one sample at one step per "
-        "stage (memory does not depend on the step count) under --memory-budget; a trial whose process crashes "
-        "or is killed counts as out of memory. A trial that runs past --trial-timeout stops the search: the "
-        "ceiling is then at least the last side that completed, limited by time. Trials and the result go to "
+        "stage (memory does not depend on the step count) under --memory-budget; a trial whose process is killed "
+        "or dies of a memory error counts as out of memory. A trial that runs past --trial-timeout, or whose "
+        "method fails (raises anything but out of memory), stops the search: the ceiling is then at least the "
+        "last side that completed, limited by time or stopped by the failure (a bad option is refused, exit 2). Trials and the result go to "
         "RUNS/ceiling/<profile>/<method>-<budget>/ceiling.json as they come; running the same command again "
         "reuses the trials made.")
     parser.add_argument("--method", required=True, help="a registered method (`list` shows them)")

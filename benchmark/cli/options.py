@@ -21,6 +21,12 @@ from benchmark.runs.samples import DEFAULT_DATASET
 from benchmark.spec import DEFAULT_RUNS, ORACLE, PROFILES, TINY_LIMIT, RunSpec, parse_size
 
 
+def escaped(text: str) -> str:
+    """Text from a registry (a method's summary, a profile's description) made safe for argparse, which reads
+    every help string as a %-format (a bare "95%" crashes ``--help``)."""
+    return text.replace("%", "%%")
+
+
 def add_include(parser: argparse.ArgumentParser):
     parser.add_argument("--include", action="append", default=[], metavar="MODULE_OR_FILE",
                         help="import a module (by name, on the Python path) or a .py file that registers methods "
@@ -76,7 +82,7 @@ def add_patch_protocol(parser):
 def add_bootstrap(parser):
     parser.add_argument("--bootstrap", type=int, default=Bootstrap.resamples, metavar="N",
                         help="resamples of the seeded bootstrap over the generated images that gives every score its "
-                             f"{Bootstrap.level:.0%} interval (references fixed; 0: no intervals; default: %(default)s)")
+                             f"{Bootstrap.level:.0%}% interval (references fixed; 0: no intervals; default: %(default)s)")
 
 
 def add_memory_budget(parser, *names: str, default: Optional[str] = None):
@@ -110,7 +116,7 @@ WEIGHT_FIELDS = ("sd21", "upscaler", "lora", "stablesr_ckpt", "stablesr_vae")
 
 def add_run_arguments(parser: argparse.ArgumentParser):
     """Every field of a run specification as an option (``run``'s)."""
-    parser.add_argument("--profile", default=None, help="; ".join(f"{k}: {v}" for k, v in PROFILES.items())
+    parser.add_argument("--profile", default=None, help=escaped("; ".join(f"{k}: {v}" for k, v in PROFILES.items()))
                         + " (default: oracle for the oracle's method, tiny otherwise)")
     parser.add_argument("--size", type=size, default=None,
                         help=f"output size HxW in image pixels (default: {ORACLE['size'][0]}x{ORACLE['size'][1]} on "

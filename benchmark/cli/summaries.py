@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 from benchmark.metrics.registry import metric_names
+from benchmark.runs.runner import PARTIAL_EXIT
 
 
 def oom_summary(results: dict) -> list[str]:
@@ -16,8 +18,17 @@ def oom_summary(results: dict) -> list[str]:
                      + (f" under {budget['text']}" if budget else "")
                      + f" (peak {results['oom_peak_memory_mib']:.0f} MiB when it failed)")
     if results.get("failed_samples"):
-        lines.append(f"{results['failed_samples']} of {results['samples']} samples failed (reasons in results.json)")
+        errors = Counter(row["error"] for row in results.get("per_image", []) if row.get("status") == "failed")
+        shown = "; ".join(f"{error}" + (f" ({count}x)" if count > 1 else "") for error, count in errors.most_common(2))
+        lines.append(f"{results['failed_samples']} of {results['samples']} samples failed"
+                     + (f": {shown}" if shown else "") + " (each sample's record has its traceback; "
+                     "running the command again retries them)")
     return lines
+
+
+def exit_status(results: dict) -> int:
+    """0 when every sample is measured (finished or out of memory), PARTIAL_EXIT when some failed."""
+    return PARTIAL_EXIT if results.get("failed_samples") else 0
 
 
 def run_line(out: Path, results: dict) -> str:

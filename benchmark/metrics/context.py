@@ -41,7 +41,7 @@ class ScoringContext:
     patch_protocol: "metrics.PatchProtocol"
     random_weights: bool
     task: str  # TEXT_TO_IMAGE or SUPER_RESOLUTION
-    oom_skipped: int = 0
+    unmade: str = ""  # why samples have no image, e.g. "1 ran out of memory, 2 failed"
     shard: Shard = field(default_factory=Shard)
     generated: Optional["metrics.InceptionOutputs"] = None  # set by the collective prelude of score()
     clip_values: Optional[np.ndarray] = None  # CLIP score per image (text-to-image runs), set by the prelude
@@ -143,7 +143,7 @@ class ScoringContext:
             return self.references
         if len(self.images) < 2:
             return (f"needs at least 2 images, the run has {len(self.images)}"
-                    + (f" ({self.oom_skipped} more ran out of memory)" if self.oom_skipped else ""))
+                    + (f" ({self.unmade})" if self.unmade else ""))
         return None
 
     def require_references(self) -> tuple:

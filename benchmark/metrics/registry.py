@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Optional, Union
 
+from baselines.registry import RegistrationError, origin_of
+
 if TYPE_CHECKING:
     from benchmark.metrics.context import ScoringContext
 
@@ -119,7 +121,7 @@ def register_metric(name: Optional[str] = None, *, applies_to: Iterable[str] = T
         metric = Metric(metric_name, function, tasks, bool(needs_references),
                         MappingProxyType(dict(tolerance if tolerance is not None else {"rel": 0.02})), column,
                         int(digits), higher_is_better, bool(needs_stage2_tiles),
-                        BUILT_IN if module == _BUILTIN_MODULE else module, MappingProxyType(extras),
+                        BUILT_IN if module == _BUILTIN_MODULE else origin_of(module), MappingProxyType(extras),
                         tuple(skipped_extras), inapplicable_reason)
         _add(metric)
         return function
@@ -129,14 +131,15 @@ def register_metric(name: Optional[str] = None, *, applies_to: Iterable[str] = T
 
 def _add(metric: Metric):
     if metric.name in _REGISTRY:
-        raise ValueError(f"metric {metric.name!r} is already registered ({_REGISTRY[metric.name].origin}); "
+        raise RegistrationError(f"metric {metric.name!r} from {metric.origin} clashes: {metric.name!r} is already "
+                                f"registered ({_REGISTRY[metric.name].origin}); "
                          "choose another name")
     clash = [(m.name, key) for m in _REGISTRY.values() for key in m.extras
              if key == metric.name or key in metric.extras]
     clash += [(name, name) for name in metric.extras if name in _REGISTRY]
     if clash:
         owner, key = clash[0]
-        raise ValueError(f"metric {metric.name!r}: score key {key!r} is already used (by {owner!r}); "
+        raise RegistrationError(f"metric {metric.name!r} from {metric.origin}: score key {key!r} is already used (by {owner!r}); "
                          "choose another name")
     _REGISTRY[metric.name] = metric
 

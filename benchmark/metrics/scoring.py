@@ -12,8 +12,8 @@ has none, one without stage II tiles to score, one that raises
 recorded as ``failed: <error>`` and the others are scored all the same. Metric networks follow
 :func:`metrics_profile`: real files on ``paper`` (missing ones are all
 named at once), seeded random networks on ``tiny`` and ``paper-arch`` (random weights:
-not image quality). Samples that ran out of memory have no image: they are skipped, and
-``scores["oom_samples_skipped"]`` says how many.
+not image quality). Samples that ran out of memory or failed have no image: they are skipped,
+and ``scores["oom_samples_skipped"]`` and ``scores["failed_samples_skipped"]`` say how many.
 
 Under ``accelerate launch`` (:mod:`benchmark.runs.shard`) every process computes the
 Inception features and CLIP scores (text-to-image runs) of its share of the images
@@ -94,11 +94,12 @@ def _empty_scores(registered: list[Metric]) -> dict:
     return values
 
 
-def _unfinished(rows: list[dict]) -> str:
-    """Why no sample has an image: "all 4 samples ran out of memory", "2 failed, 1 ran out of memory"."""
-    counts = Counter(row.get("status") for row in rows)
+def _unfinished(rows: list[dict], made: bool = True) -> str:
+    """Why samples have no image: "all 4 samples ran out of memory", "2 failed, 1 ran out of memory" (``made``
+    False: of every row, the ones with an image left out, "" where all have one)."""
     words = {"oom": "ran out of memory", "failed": "failed"}
-    if len(counts) == 1:
+    counts = Counter(row.get("status") for row in rows if made or row.get("status", "ok") != "ok")
+    if made and len(counts) == 1:
         status, count = next(iter(counts.items()))
         return f"all {count} samples {words.get(status, status)}"
     return ", ".join(f"{count} {words.get(status, status)}" for status, count in sorted(counts.items()))
@@ -118,8 +119,9 @@ def score(out: Path, results: dict, device: Optional[torch.device] = None,
     check_weights(profile)
     registered = registry.metrics()
     all_rows = results["per_image"]
-    rows = [row for row in all_rows if row.get("status", "ok") == "ok"]  # out-of-memory samples have no image
-    oom_skipped = len(all_rows) - len(rows)
+    rows = [row for row in all_rows if row.get("status", "ok") == "ok"]  # unmade samples have no image
+    skipped_counts = {"oom_samples_skipped": sum(row.get("status") == "oom" for row in all_rows),
+                      "failed_samples_skipped": sum(row.get("status") == "failed" for row in all_rows)}
     values = _empty_scores(registered)
     origins = {metric.name: metric.origin for metric in registered}
     if not rows:
@@ -127,13 +129,13 @@ def score(out: Path, results: dict, device: Optional[torch.device] = None,
         return {**_protocol(protocol_record(results, rows, {}, patch_protocol, None, origins, profile)),
                 "scores": {**values, "patch_protocol": patch_protocol.label,
                            "skipped": dict.fromkeys(registry.metric_names(), reason),
-                           "oom_samples_skipped": oom_skipped, "images": 0, "intervals": {}, "bootstrap": None},
+                           **skipped_counts, "images": 0, "intervals": {}, "bootstrap": None},
                 "metric_conventions": {}, "metrics_profile": profile, "per_image": all_rows}
     context = ScoringContext(
         out=out, results=results, rows=rows, images=[out / row["image"] for row in rows],
         records=[read_json(out / "samples" / f"{row['index']:05d}.json") for row in rows], profile=profile,
         device=device, patch_protocol=patch_protocol, random_weights=metrics.uses_random_weights(profile),
-        task=registry.run_task(results), oom_skipped=oom_skipped, shard=shard)
+        task=registry.run_task(results), unmade=_unfinished(all_rows, made=False), shard=shard)
 
     # The collective prelude: every process computes its share, gathered in image order.
     context.compute_generated()
@@ -185,7 +187,7 @@ def score(out: Path, results: dict, device: Optional[torch.device] = None,
     protocol = protocol_record(results, rows, networks, patch_protocol, record if draws is not None else None,
                                origins, profile)
     return {**_protocol(protocol), "scores": {**values, "patch_protocol": patch_protocol.label, "skipped": skipped,
-                       "oom_samples_skipped": oom_skipped, "images": len(rows), "intervals": intervals,
+                       **skipped_counts, "images": len(rows), "intervals": intervals,
                        "bootstrap": record if draws is not None else None},
             "metric_conventions": conventions, "metrics_profile": profile, "per_image": all_rows,
             BOOTSTRAP_KEY: None if draws is None else {

@@ -1,7 +1,7 @@
 """Ceiling searches: the largest square side a method completes under a memory budget.
 
 A search writes ``<runs>/ceiling/<profile>/<method>-<budget>/ceiling.json`` with its trials
-(one per side tried: ``ok`` or ``oom``, the peak memory reached). Table 1's measured
+(one per side tried: ``ok``, ``oom``, ``timeout`` or ``failed``, the peak memory reached). Table 1's measured
 "max res." and Figure 7's ceiling-search points come from these files.
 """
 
@@ -40,6 +40,9 @@ def max_res(ceiling: Optional[dict]) -> str:
         stopped = max(t["side"] for t in ceiling["trials"] if t["status"] == "timeout")
         return (f"≥ {ceiling['ceiling'] or 0}² under {budget} ({stopped}² past the "
                 f"{ceiling['trial_timeout_s']:g} s time limit)")
+    if ceiling.get("stopped_by_failure"):
+        failed = max(t["side"] for t in ceiling["trials"] if t["status"] == "failed")
+        return f"≥ {ceiling['ceiling'] or 0}² under {budget} (the method failed at {failed}², not OOM)"
     if ceiling["ceiling"] is None:
         return f"none under {budget} (OOM from {min(t['side'] for t in ceiling['trials'])}²)"
     bound = "≥ " if ceiling["ceiling_is_lower_bound"] else ""

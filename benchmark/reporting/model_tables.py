@@ -22,7 +22,7 @@ from baselines.registry import methods, with_row
 from datasets_build.sizes import ARAD_BUCKETS
 from benchmark.reporting import paper
 from benchmark.reporting.ceilings import max_res, shown_ceiling
-from benchmark.reporting.oom import OOM, finished, is_oom, oom_note
+from benchmark.reporting.sample_status import OOM, finished, is_oom, run_cell, status_notes, unmade_cell, unmade_counts
 from benchmark.reporting.plots import memory_and_time_against_side
 from benchmark.metrics.registry import TEXT_TO_IMAGE, report_columns, run_task
 from benchmark.reporting.provenance import NOT_RUN, NOT_SCORED, ceiling_provenance, model_provenance
@@ -83,7 +83,7 @@ def _score(result: Optional[dict], metric: str, digits: int = 2) -> str:
     if result is None:
         return NOT_RUN
     if not _finished_samples(result):
-        return OOM
+        return run_cell(result)
     scores = result.get("scores")
     if scores is None:
         return NOT_SCORED
@@ -114,13 +114,13 @@ def extra_cells(result: Optional[dict], extras: list[tuple[str, str, int]]) -> d
 
 def _notes(label: str, runs: list[dict], result: Optional[dict], metrics: tuple[str, ...]) -> list[str]:
     """The notes on the run a cell shows: metrics skipped (but where every sample ran out of
-    memory: the cells say OOM), which of several runs fit, how many samples ran out of memory."""
+    memory or failed: the cells say so), which of several runs fit, how many samples ran out of memory or
+    failed, and why they failed."""
     if result is None:
         return []
     skipped = (result.get("scores") or {}).get("skipped", {}) if _finished_samples(result) else {}
     return ([f"{label}: {metric} skipped: {skipped[metric]}" for metric in metrics if metric in skipped]
-            + list(filter(None, [_pick_note(label, runs),
-                                 oom_note(label, result.get("oom_samples", 0), result["samples"])])))
+            + list(filter(None, [_pick_note(label, runs)])) + status_notes(label, result["per_image"]))
 
 
 def text_to_image(result: dict) -> bool:
@@ -135,11 +135,11 @@ def _paper(value) -> str:
 
 def _measured(result: Optional[dict]) -> dict:
     """Images, seconds and peak memory of the run's finished samples (the runner's means leave
-    out-of-memory samples out); OOM where none finished."""
+    out-of-memory and failed samples out); OOM or failed where none finished."""
     if result is None:
         return {"images": NOT_RUN, "s / image": NOT_RUN, "peak memory (GiB)": NOT_RUN}
     if not _finished_samples(result):
-        return {"images": 0, "s / image": OOM, "peak memory (GiB)": OOM}
+        return {"images": 0, "s / image": run_cell(result), "peak memory (GiB)": run_cell(result)}
     return {"images": _finished_samples(result), "s / image": f"{result['seconds_per_image']:.2f}",
             "peak memory (GiB)": f"{result['peak_memory_mib'] / MIB_PER_GIB:.2f}"}
 
@@ -298,8 +298,8 @@ def table3(results: list[dict]) -> str:
 
 def memory_points(results: list[dict]) -> dict[tuple[str, int], dict]:
     """One point per (method, square side): the picked run's peak memory and mean seconds
-    over its finished images at that side; where all of them ran out of memory, ``oom`` and
-    the peak memory they reached."""
+    over its finished images at that side; where none was made, ``unmade`` (OOM, failed) and the peak
+    memory they reached."""
     candidates = defaultdict(list)
     for result in results:
         if text_to_image(result):
@@ -310,7 +310,7 @@ def memory_points(results: list[dict]) -> dict[tuple[str, int], dict]:
         result = pick(runs)
         rows = [row for row in result["per_image"] if row["size"] == [key[1], key[1]]]
         done = finished(rows)
-        points[key] = {"run": result, "runs": runs, "rows": rows, "oom": not done,
+        points[key] = {"run": result, "runs": runs, "rows": rows, "unmade": None if done else unmade_cell(*unmade_counts(rows)),
                        "gib": max(row["peak_memory_mib"] for row in done or rows) / MIB_PER_GIB,
                        "seconds": float(np.mean([row["seconds"] for row in done])) if done else None}
     return points
@@ -334,6 +334,8 @@ def _trial_cell(trial: Optional[dict]) -> str:
         return "–"
     if trial["status"] == "timeout":
         return f"past the {trial['time_limit_s']:g} s time limit"
+    if trial["status"] == "failed":
+        return "failed (not OOM)"
     if trial["peak_memory_mib"] is None:
         return OOM
     gib = trial["peak_memory_mib"] / MIB_PER_GIB
@@ -343,12 +345,12 @@ def _trial_cell(trial: Optional[dict]) -> str:
 def _plot(points: dict, ceilings: list[dict], profile: str, figures: Path) -> Path:
     ours, searches, out_of_memory = defaultdict(list), defaultdict(list), defaultdict(list)
     for (method, side), point in points.items():
-        if point["oom"]:
+        if point["unmade"] == OOM:
             out_of_memory[method].append((side, point["gib"]))
-        else:
+        elif point["unmade"] is None:
             ours[method].append((side, point["gib"], point["seconds"]))
     for (method, side, budget), trial in _trials(ceilings).items():
-        if trial["peak_memory_mib"] is not None:
+        if trial["peak_memory_mib"] is not None and trial["status"] in ("ok", "oom"):
             gib = trial["peak_memory_mib"] / MIB_PER_GIB
             (out_of_memory[method] if is_oom(trial) else searches[(method, budget)]).append((side, gib))
     theirs = {method: [(side, gb) for side, gb in sides.items() if isinstance(gb, float)]
@@ -372,11 +374,11 @@ def figure7(results: list[dict], profile: str, figures: Path, ceilings: list[dic
         point = points.get((method, side))
         memory = seconds = NOT_RUN
         if point:
-            memory = OOM if point["oom"] else f"{point['gib']:.2f}"
-            seconds = OOM if point["oom"] else f"{point['seconds']:.2f}"
+            memory = point["unmade"] or f"{point['gib']:.2f}"
+            seconds = point["unmade"] or f"{point['seconds']:.2f}"
             label = f"{method} at {side}²"
-            failed = len(point["rows"]) - len(finished(point["rows"]))
-            notes += filter(None, [_pick_note(label, point["runs"]), oom_note(label, failed, len(point["rows"]))])
+            notes += filter(None, [_pick_note(label, point["runs"])])
+            notes += status_notes(label, point["rows"])
         rows.append({"method": method, "size": f"{side}×{side}", "peak memory (GiB)": memory, "s / image": seconds,
                      **{f"ceiling search {budget} (GiB)": _trial_cell(trials.get((method, side, budget)))
                         for budget in budgets},
@@ -384,7 +386,7 @@ def figure7(results: list[dict], profile: str, figures: Path, ceilings: list[dic
     caption = ("Paper columns: Figure 7, peak GPU memory on a 32 GB card. Our points: every "
                "square size among the images of a method's runs (e.g. `--size 2048x2048`); "
                "peak memory of that size's finished images, seconds their mean; OOM: every "
-               "image of that size ran out of memory. Ceiling-search columns: the trials of "
+               "image of that size ran out of memory (failed: the method raised, see the notes). Ceiling-search columns: the trials of "
                "the searches named above (one step per stage, so no seconds), OOM with the "
                "memory reached when it failed.")
     shown = list({id(p["run"]): p["run"] for p in points.values()}.values())

@@ -18,9 +18,10 @@ import pandas as pd
 from baselines.registry import stage2_alone
 from benchmark.oracle.study import StudyRow, study_rows
 from benchmark.reporting import paper
-from benchmark.reporting.model_tables import (OOM, Group, _finished_samples, _groups, _how, _measured, _notes,
+from benchmark.reporting.model_tables import (Group, _finished_samples, _groups, _how, _measured, _notes,
                                               _paper, _score, _section, extra_cells, extra_scores, pick)
 from benchmark.reporting.oracle_tables import comparable
+from benchmark.reporting.sample_status import FAILED, OOM
 
 TITLES = {"4": "Table 4 — tiling strategies", "6": "Table 6 — implicit overlap, offset range",
           "7": "Table 7 — explicit overlap"}
@@ -112,7 +113,7 @@ def _block(backbone: Optional[str], group: Group, runs: list[dict]) -> str:
                "images against its HR images; tiles, overlaps and offset ranges are in the paper's latent px "
                f"(factor {paper.LATENT_FACTOR}: 64 = 512 image px), converted from the backbone's. Seconds "
                "are this device's wall time: compare the time ratios with the paper's, not the seconds. "
-               f"\"{OOM}\": every image ran out of memory.")
+               f"\"{OOM}\": every image ran out of memory; \"{FAILED}\": the method raised (the notes say what).")
     title = "stage II alone" + (f", backbone {backbone}" if backbone else "") + f": {group.title}"
     return _section(title, _how(list(shown.values())), caption, "\n".join(tables), notes)
 

@@ -8,8 +8,11 @@ of ``step`` between the last side that completed and the first that did not. It 
 :func:`search` runs it for real: each trial is ``python -m benchmark run`` in a fresh
 subprocess (:func:`subprocess_trial`) at one step per stage (memory does not depend on the
 step count) under ``--memory-budget``, so that one trial's out-of-memory cannot poison the
-next; a subprocess that crashes or is killed (the kernel's OOM killer: -9) counts as out of
-memory, with that reason. Every trial and the result are written atomically to
+next; a subprocess that is killed (the kernel's OOM killer: -9) or dies of a memory error
+counts as out of memory, with that reason. A trial whose method fails (its sample record
+says ``failed``, or the process ends in another error) is no measurement of memory: it stops
+the search like a time limit does, the ceiling is then a lower bound, and a later search
+tries that side again. Every trial and the result are written atomically to
 ``<runs>/ceiling/<profile>/<method>-<budget>/ceiling.json`` as they come; the trials' run
 directories sit beside it under ``trials/``. A second search reuses the trials on disk.
 """
@@ -27,8 +30,9 @@ from typing import Callable, Optional
 import torch
 
 from baselines.registry import PROMPTS, get_method
-from benchmark.runs.measure import MemoryBudget
+from benchmark.runs.measure import OOM_MESSAGES, MemoryBudget
 from benchmark.runs.records import device_name, environment, read_json, write_json
+from benchmark.runs.runner import PARTIAL_EXIT
 
 STEP = 512
 MIN_SIDE = 512
@@ -41,7 +45,9 @@ _REPO = Path(__file__).resolve().parents[2]
 #: What must match for a ceiling.json's trials to be reused.
 IDENTITY = ("kind", "method", "profile", "budget", "device", "steps", "sr_steps", "step", "prompt")
 CPU_TRIAL_TIMEOUT = 600.0  # s: the default time limit of a trial on a CPU
-OK, OOM, TIMEOUT = "ok", "oom", "timeout"
+OK, OOM, TIMEOUT, FAILED = "ok", "oom", "timeout", "failed"
+#: A trial with one of these ends the search: what it says is not whether the side fits.
+STOPS = (TIMEOUT, FAILED)
 
 
 def default_trial_timeout(device: torch.device) -> Optional[float]:
@@ -55,7 +61,7 @@ class CeilingError(ValueError):
 @dataclass
 class TrialResult:
     side: int
-    status: str  # OK, OOM or TIMEOUT
+    status: str  # OK, OOM, TIMEOUT or FAILED
     peak_memory_mib: Optional[float] = None
     seconds: Optional[float] = None
     reason: Optional[str] = None
@@ -69,6 +75,10 @@ class TrialResult:
     @property
     def timed_out(self) -> bool:
         return self.status == TIMEOUT
+
+    @property
+    def stops(self) -> bool:
+        return self.status in STOPS
 
     def as_record(self) -> dict:
         return asdict(self)
@@ -94,8 +104,8 @@ def find_ceiling(trial: Callable[[int], TrialResult], min_side: int = MIN_SIDE, 
     """The largest side (a multiple of ``step``) whose trial completes, and the trials made in order.
 
     None when even ``min_side`` runs out of memory; ``max_side`` when it completes (the true
-    ceiling is then at least that). A trial past its time limit ends the search: the side before
-    it is returned (a lower bound too)."""
+    ceiling is then at least that). A trial past its time limit, or one whose method failed, ends the
+    search: the side before it is returned (a lower bound too)."""
     check_sides(min_side, max_side, step)
     trials: list[TrialResult] = []
 
@@ -114,13 +124,13 @@ def find_ceiling(trial: Callable[[int], TrialResult], min_side: int = MIN_SIDE, 
         else:
             failed = side
             break
-    if completed is None or trials[-1].timed_out:
+    if completed is None or trials[-1].stops:
         return completed, trials
     while failed - completed > step:  # bisection on multiples of step
         middle = completed + (failed - completed) // (2 * step) * step
         if attempt(middle):
             completed = middle
-        elif trials[-1].timed_out:
+        elif trials[-1].stops:
             break
         else:
             failed = middle
@@ -156,6 +166,14 @@ def _failure(returncode: int, stderr: str) -> str:
     return f"the trial's process exited with status {returncode}" + (f": {lines[-1].strip()}" if lines else "")
 
 
+def _crash_status(returncode: int, stderr: str) -> str:
+    """A trial process that ended without a sample record: killed (most likely for memory) or a memory error
+    is OOM; any other error is the method failing, not a measurement."""
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    last = lines[-1].lower() if lines else ""
+    return OOM if returncode < 0 or "memoryerror" in last or any(m in last for m in OOM_MESSAGES) else FAILED
+
+
 def subprocess_trial(method: str, profile: str, budget: MemoryBudget, device: str, trials_dir: Path,
                      extra: tuple[str, ...] = (), timeout: Optional[float] = None) -> Callable[[int], TrialResult]:
     """A trial that runs each side in a fresh ``python -m benchmark run`` and reads its sample record back."""
@@ -176,10 +194,11 @@ def subprocess_trial(method: str, profile: str, budget: MemoryBudget, device: st
             raise CeilingError(f"the trial at {side}x{side} was refused: "
                                + (lines[-1].strip() if lines else "exit status 2"))
         record_path = out / "samples" / "00000.json"
-        if process.returncode != 0 or not record_path.is_file():
+        if process.returncode not in (0, PARTIAL_EXIT) or not record_path.is_file():
             reason = (_failure(process.returncode, process.stderr) if process.returncode
                       else "the trial's process exited without a sample record")
-            return TrialResult(side, "oom", reason=reason, run_dir=str(out))
+            return TrialResult(side, _crash_status(process.returncode, process.stderr) if process.returncode else FAILED,
+                               reason=reason, run_dir=str(out))
         record = read_json(record_path)
         status = record.get("status", "ok")
         return TrialResult(side, status, record.get("peak_memory_mib"), record.get("seconds"),
@@ -197,6 +216,8 @@ def describe_trial(trial: TrialResult, reused: bool = False) -> str:
         return f"{trial.side}x{trial.side}: ok, {', '.join(filter(None, [peak, seconds]))}{where}"
     if trial.timed_out:
         return f"{trial.side}x{trial.side}: stopped: {trial.reason}{where}"
+    if trial.status == FAILED:
+        return f"{trial.side}x{trial.side}: the method failed (not out of memory): {trial.reason}{where}"
     figures = ", ".join(filter(None, [f"after {seconds}" if seconds else "", peak]))
     return (f"{trial.side}x{trial.side}: out of memory{f' ({figures})' if figures else ''}: "
             f"{trial.reason}{where}")
@@ -209,7 +230,7 @@ def search(method: str, profile: str, budget: MemoryBudget, device: torch.device
     """Search the ceiling of ``method`` on ``profile`` under ``budget`` and write ceiling.json; returns it.
 
     ``trial`` defaults to :func:`subprocess_trial` with ``trial_timeout``; trials already in ceiling.json
-    are reused, except those stopped by a time limit shorter than this one."""
+    are reused, except failed ones and those stopped by a time limit shorter than this one."""
     check_sides(min_side, max_side, step)
     log = log or (lambda line: print(line, flush=True))  # one line per trial, as it comes
     folder = ceiling_dir(runs, profile, method, budget)
@@ -219,7 +240,8 @@ def search(method: str, profile: str, budget: MemoryBudget, device: torch.device
               "device": device_name(device), "steps": STEPS, "sr_steps": SR_STEPS, "note": NOTE,
               "step": step, "prompt": PROMPT if get_method(method).inputs == PROMPTS else None,
               "min_side": min_side, "max_side": max_side, "trial_timeout_s": trial_timeout, "ceiling": None,
-              "ceiling_is_lower_bound": False, "limited_by_time": False, "complete": False, "trials": [],
+              "ceiling_is_lower_bound": False, "limited_by_time": False, "stopped_by_failure": False,
+              "complete": False, "trials": [],
               "commit": env["git"]["commit"], "date": env["date"],
               "environment": env}
     known: dict[int, TrialResult] = {}
@@ -230,8 +252,8 @@ def search(method: str, profile: str, budget: MemoryBudget, device: torch.device
             raise CeilingError(f"{path} holds a search with another {', '.join(differing)}; "
                                "delete that folder or give another --runs")
         known = {t["side"]: TrialResult.from_record(t) for t in stored["trials"]}
-        known = {side: t for side, t in known.items()
-                 if not t.timed_out or trial_timeout is not None and (t.time_limit_s or 0) >= trial_timeout}
+        known = {side: t for side, t in known.items() if t.status != FAILED and (
+                 not t.timed_out or trial_timeout is not None and (t.time_limit_s or 0) >= trial_timeout)}
     trial = trial or subprocess_trial(method, profile, budget, str(device), folder / "trials", extra, trial_timeout)
     record["trials"] = [t.as_record() for t in known.values()]
 
@@ -247,9 +269,10 @@ def search(method: str, profile: str, budget: MemoryBudget, device: torch.device
         return result
 
     ceiling, made = find_ceiling(logged, min_side, max_side, step)
-    timed_out = bool(made) and made[-1].timed_out
-    record.update(ceiling=ceiling, ceiling_is_lower_bound=ceiling == max_side or (timed_out and ceiling is not None),
-                  limited_by_time=timed_out, complete=True, trials=[t.as_record() for _, t in sorted(known.items())])
+    stopped = bool(made) and made[-1].stops
+    record.update(ceiling=ceiling, ceiling_is_lower_bound=ceiling == max_side or (stopped and ceiling is not None),
+                  limited_by_time=stopped and made[-1].timed_out, stopped_by_failure=stopped and not made[-1].timed_out,
+                  complete=True, trials=[t.as_record() for _, t in sorted(known.items())])
     write_json(path, record)
     return record
 
@@ -262,6 +285,11 @@ def summary_lines(record: dict) -> list[str]:
         return [f"the trial at {stopped}x{stopped} ran past the {record['trial_timeout_s']:g} s time limit: the "
                 "search stopped there, out of memory or not (raise --trial-timeout to go on)",
                 f"{head}: at least {record['ceiling'] or 0} px (limited by time)"]
+    if record.get("stopped_by_failure"):
+        failed = next(t for t in reversed(record["trials"]) if t["status"] == FAILED)
+        return [f"the method failed at {failed['side']}x{failed['side']} ({failed['reason']}): that is not out of "
+                "memory, so the search stopped there; fix the method and run again (the trials made are reused, "
+                "the failed one is tried again)", f"{head}: at least {record['ceiling'] or 0} px (stopped by a failure)"]
     if record["ceiling"] is None:
         return [f"even {record['min_side']}x{record['min_side']} ran out of memory under "
                 f"{record['budget']['text']}: no side completes", f"{head}: 0 px"]

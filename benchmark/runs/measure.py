@@ -223,7 +223,7 @@ def memory_budget(budget: Optional[MemoryBudget], device: torch.device):
         resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
-_OOM_MESSAGES = ("can't allocate memory", "cannot allocate memory", "out of memory")
+OOM_MESSAGES = ("can't allocate memory", "cannot allocate memory", "out of memory")
 
 
 def is_out_of_memory(error: BaseException) -> bool:
@@ -231,7 +231,7 @@ def is_out_of_memory(error: BaseException) -> bool:
     cuda_oom = getattr(torch.cuda, "OutOfMemoryError", None)
     if isinstance(error, MemoryError) or (cuda_oom is not None and isinstance(error, cuda_oom)):
         return True
-    return isinstance(error, RuntimeError) and any(m in str(error).lower() for m in _OOM_MESSAGES)
+    return isinstance(error, RuntimeError) and any(m in str(error).lower() for m in OOM_MESSAGES)
 
 
 def release_memory(device: torch.device):

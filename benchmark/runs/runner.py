@@ -12,8 +12,16 @@ MemoryError, torch's CPU allocator failing, or the run's memory budget, see
 :mod:`benchmark.runs.measure`) gets a record with ``"status": "oom"``, its size, the time
 until it failed, the peak memory reached and the error's first line; finished samples have
 ``"status": "ok"``. The run goes on with the next sample, and a resumed run keeps the OOM
-record like any other (it is measured, not redone). ``results.json`` counts both; its means
-are over finished samples, None when there is none.
+record like any other (it is measured, not redone).
+
+A sample whose method raises anything else (a bug, a plugin's error, an image of the wrong
+size) is a failure, not a crash: its record says ``"status": "failed"``, the method, the
+error's type and message and the traceback's last lines, and the run goes on. A failure holds
+no measurement, so a resumed run retries failed samples (and counts them in
+``retried_samples``); an OOM is the measurement and is kept. A warm-up that raises is noted in
+``results.json`` (``warm_up_error``) and the samples run all the same, each failing on its own
+record if the method cannot run at all. ``results.json`` counts finished, out-of-memory and
+failed samples; its means are over finished samples, None when there is none.
 
 Under ``accelerate launch`` the run is sharded (:mod:`benchmark.runs.shard`): rank 0 alone
 checks the directory against the parameters, writes ``run.json`` and lists the samples left,
@@ -25,6 +33,7 @@ resumed run skips finished samples whatever the number of processes before.
 from __future__ import annotations
 
 import io
+import sys
 import traceback
 from pathlib import Path
 from typing import Optional, Protocol, Union
@@ -68,6 +77,27 @@ class RunMismatchError(RuntimeError):
 class SampleFailed(RuntimeError):
     """A sample a job could not make for a reason it names (a method's image of the wrong size): recorded
     with ``"status": "failed"`` and the reason, and the run goes on."""
+
+
+#: ``python -m benchmark run``'s exit status for a run that finished with failed samples (0: every sample
+#: finished or ran out of memory, a measured result; 2: bad input, refused before anything ran).
+PARTIAL_EXIT = 3
+TRACEBACK_LINES = 12  # of a failed sample's traceback, kept in its record: enough to find the line that raised
+
+
+def _failure(error: Exception, method: str) -> dict:
+    """What a failed sample's record says of its error (its frames are formatted before they are cleared)."""
+    record = {"error": _one_line(error), "error_type": type(error).__name__, "failed_method": method}
+    if not isinstance(error, SampleFailed):  # the suite's own reason needs no traceback
+        lines = "".join(traceback.format_exception(type(error), error, error.__traceback__)).splitlines()
+        record["traceback"] = lines[-TRACEBACK_LINES:]
+    return record
+
+
+def failed_again(out: Path, index: int) -> bool:
+    """Whether sample ``index`` has a record of a failure (retried on resume)."""
+    path = sample_record_path(out, index)
+    return path.exists() and read_json(path).get("status") == "failed"
 
 
 def derived_seed(seed: int, index: int, stream: str) -> int:
@@ -118,7 +148,7 @@ def _claim(out: Path, parameters: dict, count: int):
             return (f"{out} holds a run with other parameters ({run_file}); "
                     "choose another --out or delete that directory"), [], parameters
     write_json(run_file, parameters)
-    return None, [i for i in range(count) if not sample_record_path(out, i).exists()], parameters
+    return None, [i for i in range(count) if not sample_record_path(out, i).exists() or failed_again(out, i)], parameters
 
 
 def run(job: Job, count: int, out: Path, progress: Optional[bool] = None,
@@ -143,43 +173,60 @@ def run(job: Job, count: int, out: Path, progress: Optional[bool] = None,
         raise RunMismatchError(problems[0])
 
     mine = shard.mine(todo)
-    if mine:
-        job.warm_up()
+    retried = [i for i in mine if sample_record_path(out, i).exists()]  # failed before: retried now
+    warm_up_error = _warm_up(job) if mine else None
     rank = f" [rank {shard.rank} of {shard.world}]" if shard.sharded else ""
     for index in tqdm(mine, desc=f"{parameters['method']} ({parameters['profile']}){rank}",
                       disable=None if progress is None else not progress, unit="sample", position=shard.rank if shard.sharded else None):
         size = job.sample_size(index)
-        error_line = status = None
+        failure = None
         try:
             with measured(job.device) as measurement, memory_budget(budget, job.device):
                 outputs, record = job.run_sample(index)
         except Exception as error:
-            if not (is_out_of_memory(error) or isinstance(error, SampleFailed)):
-                raise
-            error_line, status = _one_line(error), "failed" if isinstance(error, SampleFailed) else "oom"
+            failure = ({"error": _one_line(error), "status": "oom"} if is_out_of_memory(error)
+                       else {**_failure(error, parameters["method"]), "status": "failed"})
             traceback.clear_frames(error.__traceback__)  # the failed sample's tensors live in those frames
             error.__traceback__ = None
             del error
             outputs, record = {}, {"size": list(size)}
             release_memory(job.device)
+            if failure["status"] == "failed":
+                tqdm.write(f"sample {index} ({size[0]}x{size[1]}) of {parameters['method']} failed: "
+                           f"{failure['error']}; the run goes on (record: {sample_record_path(out, index)})",
+                           file=sys.stderr)
         for name, value in outputs.items():
             save_output(out, index, name, value)
-        record.update(index=index, status=status or "ok", seconds=measurement.seconds,
+        record.update(index=index, status="ok", seconds=measurement.seconds,
                       peak_memory_mib=measurement.peak_memory_mib,
                       peak_reserved_mib=measurement.peak_reserved_mib,
                       memory_kind=measurement.memory_kind, memory_budget=budget_record,
                       rank=shard.rank, world_size=shard.world)  # which process of how many made it
-        if error_line is not None:
-            record["error"] = error_line
+        record.update(failure or {})
         write_json(sample_record_path(out, index), record)
         del outputs, record
 
     shard.barrier("every sample written")
-    return shard.share(_results(job, count, out, parameters, todo, budget, shard) if shard.main else None)
+    retried = sum(shard.gather([len(retried)]))
+    return shard.share(_results(job, count, out, parameters, todo, budget, shard, retried, warm_up_error)
+                       if shard.main else None)
+
+
+def _warm_up(job: Job) -> Optional[str]:
+    """Warm the job up; a warm-up that raises is noted (its line) rather than ending the run."""
+    try:
+        job.warm_up()
+    except Exception as error:
+        line = _one_line(error)
+        traceback.clear_frames(error.__traceback__)
+        tqdm.write(f"the warm-up failed ({line}); the samples run all the same", file=sys.stderr)
+        return line
+    return None
 
 
 def _results(job: Job, count: int, out: Path, parameters: dict, todo: list[int],
-             budget: Optional[MemoryBudget], shard: Shard) -> dict:
+             budget: Optional[MemoryBudget], shard: Shard, retried: int = 0,
+             warm_up_error: Optional[str] = None) -> dict:
     """``results.json`` from every sample's record on disk, written atomically."""
     records = [read_json(sample_record_path(out, i)) for i in range(count)]
     done = [r for r in records if finished(r)]
@@ -191,6 +238,8 @@ def _results(job: Job, count: int, out: Path, parameters: dict, todo: list[int],
         "oom_samples": sum(r.get("status") == "oom" for r in records),
         "failed_samples": sum(r.get("status") == "failed" for r in records),
         "resumed_samples": count - len(todo),
+        "retried_samples": retried,
+        "warm_up_error": warm_up_error,
         "seconds_per_sample": _mean(seconds),
         "seconds_per_sample_std": float(np.std(seconds)) if seconds else None,
         "seconds_per_sample_min": float(np.min(seconds)) if seconds else None,
@@ -204,8 +253,9 @@ def _results(job: Job, count: int, out: Path, parameters: dict, todo: list[int],
         **job.summarise(records, out),
     }
     if not done:
-        results["note"] = (f"every sample ({count}) ran out of memory" + (" or failed" if results["failed_samples"] else "")
-                           + (f" under the {budget.text} budget" if budget else "")
-                           + ": seconds, calls, peak memory and scores are None")
+        oom = results["oom_samples"]
+        why = ", ".join(filter(None, [oom and f"{oom} ran out of memory" + (f" under the {budget.text} budget" if budget else ""),
+                                      results["failed_samples"] and f"{results['failed_samples']} failed"]))
+        results["note"] = f"no sample of {count} finished ({why}): seconds, calls, peak memory and scores are None"
     write_json(out / "results.json", results)
     return results
