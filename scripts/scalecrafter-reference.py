@@ -111,10 +111,12 @@ def main() -> None:
               "command": "python scripts/scalecrafter-reference.py CHECKOUT --commit COMMIT",
               "diffusers": diffusers.__version__, "torch": torch.__version__, "shims": SHIMS,
               "models": "baselines.models.load_text_to_image('tiny', cpu)", "prompt": PROMPT,
-              "seeds": {"noise": SEEDS.noise, "sr_noise": SEEDS.sr_noise, "offsets": SEEDS.offsets}, "steps": STEPS, "guidance": DEFAULT_GUIDANCE,
+              "seeds": {"noise": SEEDS.noise, "sr_noise": SEEDS.sr_noise, "offsets": SEEDS.offsets},
+              "steps": STEPS, "guidance": DEFAULT_GUIDANCE,
               "initial_latent": "baselines.stage1.start with Seeds.generator('noise'); that generator continued "
-                                "is DDIM's generator (eta > 0), passed to forward(generator=...); the release's main() passes None, so its "
-                                "variance noise comes from torch's global generator after set_seed",
+                                "is DDIM's generator (eta > 0), passed to forward(generator=...); the release's "
+                                "main() passes None, so its variance noise comes from torch's global generator "
+                                "after set_seed",
               "freeu": "off (the release's FreeU scales only 1280- and 640-channel features; tiny has none)",
               "arrays": "release.npz: CASE.latents (steps, 4, h, w) float32 after each step; CASE.image (H, W, 3) "
                         "uint8, round(255 x image in [0, 1])",
