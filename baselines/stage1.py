@@ -14,8 +14,11 @@ covers any latent size: its last view is clamped to the far edge, whereas the pa
 pipeline's views stop at ``(size - 64) // 8 * 8 + 64`` and leave the rest at zero when the
 latent is not 64 + a multiple of 8; (2) counts UNet calls and tiles like every other
 method. Where both cover the latent they agree: MultiDiffusion averages the views' DDIM
-updates, DDIM (eta 0) is affine in the noise prediction with image-wide coefficients, so
-averaging updates equals updating with the averaged prediction (tested against the
+updates, DDIM (eta 0) is affine in the noise prediction with image-wide coefficients (the
+final step's too, whatever ``set_alpha_to_one``), so averaging updates equals updating with
+the averaged prediction; that holds only while DDIM neither clips nor thresholds its x0
+estimate (SD 2.1's config: ``clip_sample`` and ``thresholding`` off), so overlapping views
+refuse a scheduler that does (tested against the authors' ``panorama.py`` and diffusers'
 panorama pipeline on the tiny models).
 """
 
@@ -85,6 +88,9 @@ def denoise(models: TextToImageModels, negative: torch.Tensor, positive: torch.T
             generator: Optional[torch.Generator] = None) -> tuple[torch.Tensor, TiledDenoiser]:
     """Stage I's latent of ``latent_hw`` from the seeded noise, and the tiled denoiser that counted the calls."""
     scheduler, latent = start(models, latent_hw, steps, generator)
+    if tiling.strategy == "explicit" and (scheduler.config.clip_sample or scheduler.config.thresholding):
+        raise ValueError("overlapping views average noise predictions, which equals MultiDiffusion's average of "
+                         "DDIM steps only if DDIM neither clips nor thresholds x0; this scheduler config does")
     tiled = TiledDenoiser(guided(models.unet, negative, positive, guidance), tiling)
     return sample(tiled, scheduler, latent), tiled
 
