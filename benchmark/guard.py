@@ -99,7 +99,9 @@ def baseline(profile: str = "oracle", runs: Path = SUITE_RUNS, out: Optional[Pat
     steps = suite(profile, methods)
     run_suite(steps, Path(runs))
     out = Path(out) if out is not None else COMMITTED_BASELINES / f"{profile}.json"
-    write_json(out, {**make_baseline(load_results(runs), profile, steps, Path(runs)), "why": why})
+    wanted = {step["spec"]["method"] for step in steps if step["verb"] == "run"}
+    results = [r for r in load_results(runs) if methods is None or r["method"] in wanted]  # not other runs in the folder
+    write_json(out, {**make_baseline(results, profile, steps, Path(runs)), "why": why})
     return out
 
 

@@ -21,6 +21,7 @@ from baselines.registry import get_method, methods, unregister_method
 from benchmark import api, guard, plugins
 from benchmark.cli import main
 from benchmark.errors import PluginError
+from benchmark.runs.runner import PARTIAL_EXIT
 from benchmark.metrics.registry import metric_names, unregister_metric
 from benchmark.spec import RunSpec
 
@@ -34,7 +35,8 @@ from benchmark.metrics.registry import MetricValue, register_metric
 
 
 class Noise:
-    """Seeded noise of exactly the size asked for; WRONG_WIDE makes wide samples one pixel short."""
+    """Seeded noise of exactly the size asked for; WRONG_WIDE makes wide samples one pixel short, RAISE_TALL
+    makes tall ones raise."""
 
     def __init__(self, context):
         self.context = context
@@ -43,6 +45,8 @@ class Noise:
         height, width = size
         if os.environ.get("{prefix}_WRONG_WIDE") and width > height:
             width -= 1
+        if os.environ.get("{prefix}_RAISE_TALL") and height > width:
+            raise RuntimeError("tall samples break this plugin")
         image = torch.rand((1, 3, height, width), generator=seeds.generator("noise")) * 2 - 1
         return image, {{"painted": "uniform noise"}}
 
@@ -50,7 +54,7 @@ class Noise:
         return {{"method": "{method}", "profile": self.context.profile, "weights": {{}}, "steps": None}}
 
 
-register_method(Method("{method}", "seeded noise: a plugin's method", lambda method, context: Noise(context)))
+register_method(Method("{method}", "seeded noise: a plugin's method, 100% noise", lambda method, context: Noise(context)))
 
 
 @register_metric(applies_to=("text-to-image",), column="{metric}↑", tolerance={{"rel": 0.01}})
@@ -138,6 +142,13 @@ def test_the_guard_tracks_a_plugin_and_fails_when_its_metric_moves(plugin, tmp_p
     assert step["spec"]["include"] == [str(plugin["path"])]
     key = f"{plugin['method']}/tiny"
     assert stored["runs"][key][f"scores.{plugin['metric']}"] == 2.0
+    other = tmp_path / "suite" / "tiny" / "asd" / "earlier"  # another method's run in the same folder
+    other.mkdir(parents=True)
+    (other / "results.json").write_text(json.dumps({"method": "asd", "profile": "tiny", "environment": {}}))
+    again = guard.baseline("tiny", tmp_path / "suite", tmp_path / "again.json", methods=[plugin["method"]],
+                           include=[str(plugin["path"])])
+    assert list(json.loads(again.read_text())["runs"]) == [key]  # --methods: those methods' runs only
+    (other / "results.json").unlink()
     assert all(check.ok for check in guard.check(baseline, tmp_path / "suite", run=False))
 
     monkeypatch.setenv(f"{plugin['prefix']}_SCALE", "1.5")
@@ -154,6 +165,65 @@ def test_a_sample_of_the_wrong_size_is_recorded_as_failed_and_the_run_goes_on(pl
     wide = [row for row in rows if row["size"][1] > row["size"][0]]
     assert wide and all(row["status"] == "failed" and "returned an image of shape" in row["error"] for row in wide)
     assert results["failed_samples"] == len(wide) and results["finished_samples"] == 3 - len(wide) > 0
+
+
+def test_a_method_that_raises_fails_that_sample_the_run_goes_on_and_a_rerun_retries_it(plugin, tmp_path, monkeypatch,
+                                                                                        capsys):
+    monkeypatch.setenv(f"{plugin['prefix']}_RAISE_TALL", "1")
+    argv = ["run", "--include", str(plugin["path"]), "--method", plugin["method"], "--dataset", "synthetic",
+            "--limit", "3", "--runs", str(tmp_path / "runs"), "--no-progress"]
+    assert main(argv) == PARTIAL_EXIT  # finished, with failed samples
+    printed = capsys.readouterr()
+    assert "1 of 3 samples failed: RuntimeError: tall samples break this plugin" in printed.out
+    assert f"of {plugin['method']} failed: RuntimeError: tall samples break this plugin" in printed.err
+    (out,) = (tmp_path / "runs" / "tiny" / plugin["method"]).iterdir()
+    results = json.loads((out / "results.json").read_text())
+    assert (results["finished_samples"], results["failed_samples"], results["oom_samples"]) == (2, 1, 0)
+    assert len(list((out / "samples").glob("*.png"))) == 2
+    (failed,) = [row for row in results["per_image"] if row["status"] == "failed"]
+    record = json.loads((out / "samples" / f"{failed['index']:05d}.json").read_text())
+    assert record["error"] == "RuntimeError: tall samples break this plugin" and record["error_type"] == "RuntimeError"
+    assert record["failed_method"] == plugin["method"] and any(plugin["path"].name in line for line in record["traceback"])
+    assert results["scores"]["failed_samples_skipped"] == 1 and results["scores"]["oom_samples_skipped"] == 0
+
+    api.report(tmp_path / "runs", tmp_path / "reports")
+    text = (tmp_path / "reports" / "tiny.md").read_text()
+    row = next(line for line in text.splitlines() if line.startswith(f"| {plugin['method']} "))
+    assert "OOM" not in row and "| 2 " in row  # two images, scored; the failed one is no OOM
+    assert (f"{plugin['method']}: 1 of 3 samples failed (the method raised, not out of memory): RuntimeError: tall "
+            "samples break this plugin") in text and "samples OOM" not in text
+
+    made = {png: png.stat().st_mtime_ns for png in (out / "samples").glob("*.png")}
+    monkeypatch.delenv(f"{plugin['prefix']}_RAISE_TALL")
+    assert main(argv) == 0  # the fault fixed, the rerun retries the failed sample alone
+    results = json.loads((out / "results.json").read_text())
+    assert (results["finished_samples"], results["failed_samples"], results["retried_samples"]) == (3, 0, 1)
+    assert all(png.stat().st_mtime_ns == when for png, when in made.items())
+
+
+def test_a_run_whose_every_sample_failed_shows_failed_not_oom_in_its_own_table(plugin, tmp_path, monkeypatch):
+    monkeypatch.setenv(f"{plugin['prefix']}_RAISE_TALL", "1")
+    results = api.run(_spec(plugin, tmp_path, size=(512, 256), prompt="a tall lighthouse", limit=1)).results
+    assert results["failed_samples"] == 1 and results["finished_samples"] == 0 and "1 failed" in results["note"]
+    api.report(tmp_path / "runs", tmp_path / "reports")
+    text = (tmp_path / "reports" / "tiny.md").read_text()
+    table = text[text.index("### Runs without a data set"):]
+    row = next(line for line in table.splitlines() if line.startswith(f"| {plugin['method']} "))
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert "512×256" in cells and "a tall lighthouse" in cells and "failed" in cells and "OOM" not in cells
+
+
+def test_help_of_every_verb_lists_an_included_plugins_methods(plugin, capsys):
+    from benchmark.cli import VERBS
+
+    for verb in VERBS:
+        with pytest.raises(SystemExit) as stopped:
+            main([verb.NAME, "--include", str(plugin["path"]), "--help"])
+        assert stopped.value.code == 0, verb.NAME
+        assert "usage:" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["run", "--include", str(plugin["path"]), "--help"])
+    assert "seeded noise: a plugin's method, 100% noise" in " ".join(capsys.readouterr().out.split())
 
 
 def test_a_plugin_that_does_not_import_is_named_with_its_error(tmp_path, monkeypatch):

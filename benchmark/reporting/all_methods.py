@@ -5,6 +5,9 @@ build, built-in or a user's (registered or not any more: a run is shown by what 
 results say), with every metric that has a report column, time and memory, and the
 paper's figures beside where the paper has them (Table 2 for its data sets, Table 1 for
 MM-CelebA-HQ). Methods come in registry order, unknown ones after, by name.
+
+Runs without a data set (``--prompt``, ``--size``) have no references, so no FID; they get
+their own table, one row per run, rather than being left out of the report.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from benchmark.reporting.ceilings import max_res, shown_ceiling
 from benchmark.reporting.model_tables import (_how, _measured, _notes, _paper, _score, _section, extra_cells,
                                               extra_scores, pick)
 from benchmark.reporting.provenance import ceiling_provenance
-from benchmark.metrics.registry import run_task
+from benchmark.metrics.registry import TEXT_TO_IMAGE, run_task
 
 CAPTION = ("One row per method with runs on this data set build (built-in or a plugin's; `origin` says which), "
            "at whatever sizes its runs have; where several runs of a method fit, the one with the most images, "
@@ -70,3 +73,34 @@ def all_methods(results: list[dict], ceilings: list[dict] = ()) -> str:
         how = _how(shown) + ("\n" + ceiling_provenance(list(ceilings)) if ceilings else "")
         blocks.append(_section(f"All methods on {title}", how, CAPTION, pd.DataFrame(rows), notes))
     return "\n".join(blocks)
+
+
+WITHOUT_CAPTION = ("One row per run made from prompts without a data set (`--prompt`, `--size`): no reference "
+                   "images, so no FID, KID or patch scores; CLIP and IS are over the run's own images. Runs are not "
+                   "picked or grouped: each is shown.")
+
+
+def _prompts(result: dict, width: int = 40) -> str:
+    prompts = sorted({sample["prompt"] for sample in result.get("samples_plan") or []})
+    shown = prompts[0] if len(prompts) == 1 else f"{len(prompts)} prompts" if prompts else "–"
+    return shown if len(shown) <= width else shown[:width - 1] + "…"
+
+
+def without_data_set(results: list[dict]) -> str:
+    """The table of every text-to-image run made without a data set; empty when there is none."""
+    runs = [r for r in results if not (r.get("dataset") or {}).get("name") and run_task(r) == TEXT_TO_IMAGE]
+    if not runs:
+        return ""
+    order = list(methods())
+    runs.sort(key=lambda r: (order.index(r["method"]) if r["method"] in order else len(order), r["method"],
+                             r["environment"]["date"]))
+    extras = extra_scores(runs)
+    rows, notes = [], []
+    for result in runs:
+        sizes = sorted({tuple(row["size"]) for row in result["per_image"]})
+        rows.append({"method": result["method"], "origin": _origin(result),
+                     "size": ", ".join(f"{h}×{w}" for h, w in sizes), "prompt": _prompts(result),
+                     "CLIP↑": _score(result, "clip_score"), "IS↑": _score(result, "inception_score"),
+                     **extra_cells(result, extras), **_measured(result), "date": result["environment"]["date"][:10]})
+        notes += _notes(f"{result['method']} at {rows[-1]['size']}", [result], result, ())
+    return _section("Runs without a data set", _how(runs), WITHOUT_CAPTION, pd.DataFrame(rows), notes)

@@ -16,7 +16,7 @@ from pathlib import Path
 from baselines.models import PROFILES as MODEL_PROFILES
 from baselines.registry import stage2_alone
 from benchmark.reporting import ceilings
-from benchmark.reporting.all_methods import all_methods
+from benchmark.reporting.all_methods import all_methods, without_data_set
 from benchmark.reporting.model_tables import PICK_RULE, figure7, table1, table2, table3
 from benchmark.reporting.oracle_tables import oracle_tables
 from benchmark.reporting.paired import paired_sections
@@ -53,13 +53,14 @@ def profile_report(results: list[dict], profile: str, figures: Path, ceilings: l
         f"of that method; \"{NOT_SCORED}\": a run without scores (made before scoring, or "
         "unscored); \"skipped\": a metric the run could not compute (reason in the notes). "
         "Tables 1 to 4, 6, 7 hold runs on a data set; runs with `--prompt` or `--size` (no references) "
-        "are in Figure 7 only.", "",
+        "are in Figure 7 and in the last table, \"Runs without a data set\".", "",
         "## Table 1 — full pipeline", "", table1(results, ceilings),
         "## Table 2 — stage I alone", "", table2(results),
         "## Table 3 — ARAD trained on 3 / 5 / 9 ratios", "", table3(results),
         f"## Tables 4, 6, 7 — stage II alone (`{stage2_alone().name}`)", "", stage2_tables(results),
         "## Figure 7 — peak memory", "", figure7(results, profile, figures, ceilings),
         "## All methods, per data set", "", all_methods(results, ceilings) or "No run on a data set.\n",
+        "## Runs without a data set", "", without_data_set(results) or "No run from prompts alone.\n",
     ])
 
 
