@@ -29,7 +29,7 @@ from benchmark.metrics.registry import tolerances as metric_tolerances
 from benchmark.runs.reference_timing import STAGE1_VS_DIFFUSERS, TILING_OVERHEAD, read_reference_timing
 
 SETTINGS = ("size", "steps", "sr_steps", "seed", "samples", "samples_plan", "dataset.manifest_hash")
-COUNTS = ("denoiser_calls_per_sample", "tile_evaluations_per_sample", "stage1_unet_calls_per_image",
+COUNTS = ("failed_samples", "denoiser_calls_per_sample", "tile_evaluations_per_sample", "stage1_unet_calls_per_image",
           "stage2_denoiser_calls_per_image", "stage2_tile_evaluations_per_image")
 #: Settings and counts exactly; the oracle's figures from deterministic computation tightly; time only
 #: as ratios. Scores are the metric registry's (each metric's ``tolerance``): model runs' scores come from
