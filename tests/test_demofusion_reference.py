@@ -1,9 +1,10 @@
 """``demofusion`` against the authors' own pipeline (PRIS-CV/DemoFusion), run on the tiny SD 2.1 models.
 
-The fixture (tests/fixtures/demofusion/, made outside the package: its JSON names the commit, the
-stubs and the command) holds the release's latent at the end of every phase; these tests hold our
-sampler to it formula for formula: the skip residual, the local views, the blurred dilated
-sampling with its padding, their cosine blend, and each phase's rescaling to phase 1's statistics.
+The fixture (tests/fixtures/demofusion/: ``make_fixture.py`` imports the release from a checkout,
+release.json names the commit, the stand-ins and the command) holds the release's latent at the
+end of every phase; these tests hold our sampler to it formula for formula: the skip residual,
+the local views, the blurred dilated sampling with its padding, their cosine blend, and each
+phase's rescaling to phase 1's statistics.
 """
 
 from __future__ import annotations
@@ -38,8 +39,8 @@ def test_a_whole_run_at_the_releases_own_phase_sizes_ends_on_its_latent(run):
     sampler, negative, positive, release = run
     final = release["aligned_phase3"]
     with one_thread():
-        ours, record = sampler.latent(negative, positive, tuple(final.shape[-2:]), Seeds(RECORD["aligned_seed"], 0, 0))
-    assert [p["size"] for p in record["demofusion"]["phases"]] == RECORD["aligned_phase_sizes"]
+        ours, record = sampler.latent(negative, positive, tuple(final.shape[-2:]), Seeds(RECORD["aligned"]["seed"], 0, 0))
+    assert [p["size"] for p in record["demofusion"]["phases"]] == RECORD["aligned"]["phase_sizes"]
     torch.testing.assert_close(ours, final, atol=ATOL, rtol=0)
 
 
@@ -47,7 +48,7 @@ def test_a_whole_run_at_the_releases_own_phase_sizes_ends_on_its_latent(run):
 def test_each_upscaled_phase_from_the_releases_previous_one_ends_on_its_latent(run, k):
     sampler, negative, positive, release = run
     first, previous, expected = (release[f"unaligned_phase{n}"] for n in (1, k - 1, k))
-    generator = torch.Generator().manual_seed(RECORD["unaligned_phase_seed_base"] + k)
+    generator = torch.Generator().manual_seed(RECORD["unaligned"]["phase_seed_base"] + k)
     with one_thread():
         ours, _ = sampler.upscale_phase(previous, tuple(expected.shape[-2:]), k, negative, positive, generator,
                                         (first.mean(), first.std()))

@@ -1,9 +1,9 @@
 """``md`` against the authors' own ``panorama.py`` (omerbt/MultiDiffusion), and the identity it rests on.
 
 MultiDiffusion averages the views' stepped latents (``value / count``); we average their noise
-predictions and step once. The fixture (tests/fixtures/multidiffusion/, made outside the package:
-its JSON names the commit, the stubs and the command) is the release's final latent on the tiny
-SD 2.1 models with a 2 x 3 grid of 64-latent views at stride 8.
+predictions and step once. The fixture (tests/fixtures/multidiffusion/: ``make_fixture.py`` imports
+the release from a checkout, release.json names the commit, the stand-ins and the command) is the
+release's final latent on the tiny SD 2.1 models with a 2 x 3 grid of 64-latent views at stride 8.
 """
 
 from __future__ import annotations
