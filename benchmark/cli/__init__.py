@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from baselines.models import MissingWeightsError
 from benchmark.cli import (baseline, ceiling, compare, diff, list as list_verb, protocol, report, run, score, study,
@@ -28,7 +29,7 @@ USER_ERRORS = (ValueError, RunMismatchError, BaselineError, MissingWeightsError,
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m benchmark",
+        prog="asd-bench" if Path(sys.argv[0]).name == "asd-bench" else "python -m benchmark",  # as it was typed
         description="Benchmark any-size text-to-image methods (Any-Size-Diffusion, its baselines and your own): "
                     "run, measure, score, report. Every verb is one call of the Python API, benchmark.api "
                     "(README, 'Python API and your own methods').")
