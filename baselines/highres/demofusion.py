@@ -18,9 +18,12 @@ describes it, at SD 2.1's native size ``s`` (the UNet's sample size × 8: 512 px
 4. each upscaled phase's result is rescaled to the mean and standard deviation (over the whole
    latent) of phase 1's result, as the release does after every phase (the paper does not say it).
 
-Where we differ: the phases end at the target's own size (rounded up to 64 px, then centre
-cropped) instead of ``s × K``; local views lie on the engine's grid (the last one clamped to
-the edge) without DemoFusion's random jitter. Every parameter goes into the record.
+Where we differ (docs/methods.md audits every formula): the phases end at the target's own size
+(rounded up to 64 px, then centre cropped) instead of ``s × K``; local views lie on the engine's
+grid (the last one clamped to the edge, a side shorter than a window one view as long) without
+DemoFusion's random jitter and its zero padding; DDIM (eta 0) instead of SDXL's Euler, the same
+ODE. ``tests/test_demofusion_reference.py`` holds every phase to the release's own pipeline.
+Every parameter goes into the record.
 """
 
 from __future__ import annotations
