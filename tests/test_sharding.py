@@ -195,13 +195,13 @@ def test_rank_one_of_two_makes_only_its_samples_and_leaves_the_run_files_to_rank
     job = OracleFSTDJob(TilingConfig("none"), size=(256, 256), steps=2)
     parameters = {**job.parameters(), "memory_budget": None}
     finished = {"rank 0's results": True}
-    shard = RankOneOfTwo(rank=1, world=2, answers=[(None, [0, 1, 2, 3, 4], parameters), finished])
+    shard = RankOneOfTwo(rank=1, world=2, answers=[(None, [0, 1, 2, 3, 4], parameters, 0), finished])
     assert run(job, 5, tmp_path, progress=False, shard=shard) == finished
     assert sorted(p.name for p in (tmp_path / "samples").glob("*.json")) == ["00001.json", "00003.json"]
     assert not (tmp_path / "run.json").exists() and not (tmp_path / "results.json").exists()
     with pytest.raises(RunMismatchError, match=r"rank 1 runs .* other parameters than rank 0 \(seed\)"):
         run(job, 5, tmp_path, progress=False,
-            shard=RankOneOfTwo(rank=1, world=2, answers=[(None, [], {**parameters, "seed": 1})]))
+            shard=RankOneOfTwo(rank=1, world=2, answers=[(None, [], {**parameters, "seed": 1}, 0)]))
 
 
 def test_a_cuda_environment_names_the_gpu_driver_and_power_limit(monkeypatch):

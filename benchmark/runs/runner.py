@@ -137,7 +137,8 @@ def _mean(values: list) -> Optional[float]:
 
 def _claim(out: Path, parameters: dict, count: int):
     """Rank 0's look at the directory: why it cannot hold this run (or None, then run.json is
-    written), the samples left, and the parameters every other process must have too."""
+    written), the samples left, the parameters every other process must have too, and how many of
+    the samples left failed before (retried now)."""
     run_file = out / "run.json"
     if run_file.exists():
         stored = read_json(run_file)
@@ -146,9 +147,10 @@ def _claim(out: Path, parameters: dict, count: int):
             stored.setdefault("task", parameters["task"])
         if stored != parameters:
             return (f"{out} holds a run with other parameters ({run_file}); "
-                    "choose another --out or delete that directory"), [], parameters
+                    "choose another --out or delete that directory"), [], parameters, 0
     write_json(run_file, parameters)
-    return None, [i for i in range(count) if not sample_record_path(out, i).exists() or failed_again(out, i)], parameters
+    todo = [i for i in range(count) if not sample_record_path(out, i).exists() or failed_again(out, i)]
+    return None, todo, parameters, sum(sample_record_path(out, i).exists() for i in todo)
 
 
 def run(job: Job, count: int, out: Path, progress: Optional[bool] = None,
@@ -163,7 +165,7 @@ def run(job: Job, count: int, out: Path, progress: Optional[bool] = None,
     check_budget(budget, job.device)
     budget_record = None if budget is None else budget.as_record(job.device)
     parameters = {**job.parameters(), "memory_budget": budget_record}
-    problem, todo, leading = shard.share(_claim(out, parameters, count) if shard.main else None)
+    problem, todo, leading, retried = shard.share(_claim(out, parameters, count) if shard.main else None)
     if problem is None and parameters != leading:
         differing = sorted(k for k in parameters.keys() | leading.keys() if parameters.get(k) != leading.get(k))
         problem = (f"rank {shard.rank} runs {out} with other parameters than rank 0 ({', '.join(differing)}); "
@@ -173,7 +175,6 @@ def run(job: Job, count: int, out: Path, progress: Optional[bool] = None,
         raise RunMismatchError(problems[0])
 
     mine = shard.mine(todo)
-    retried = [i for i in mine if sample_record_path(out, i).exists()]  # failed before: retried now
     warm_up_error = _warm_up(job) if mine else None
     rank = f" [rank {shard.rank} of {shard.world}]" if shard.sharded else ""
     for index in tqdm(mine, desc=f"{parameters['method']} ({parameters['profile']}){rank}",
@@ -207,7 +208,6 @@ def run(job: Job, count: int, out: Path, progress: Optional[bool] = None,
         del outputs, record
 
     shard.barrier("every sample written")
-    retried = sum(shard.gather([len(retried)]))
     return shard.share(_results(job, count, out, parameters, todo, budget, shard, retried, warm_up_error)
                        if shard.main else None)
 
