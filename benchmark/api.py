@@ -92,11 +92,12 @@ def _run_model(spec: RunSpec, sampler: Optional[Sampler]) -> Finished:
     check_budget(budget, device)  # before the models are loaded
     if sampler is None:
         with shard.main_first():  # rank 0 trains a missing tiny LoRA as one process does, the others load it
-            sampler = method.load(method, LoadContext(spec.profile, spec.settings(), device, spec.weight_paths()))
+            sampler = method.load(method, LoadContext(spec.profile, spec.settings(), device, spec.weight_paths(),
+                                                      spec.model))
     if spec.score:
         check_weights(spec.profile)  # before any image is made
     out = spec.run_dir(plan.dataset, sampler.describe())
-    job = ModelJob(method, sampler, plan, spec.seed, device, profile=spec.profile)
+    job = ModelJob(method, sampler, plan, spec.seed, device, profile=spec.profile, model=spec.model)
     results = runner.run(job, limit, out, progress=spec.progress, budget=budget, shard=shard)
     if spec.score:
         results = score_run(out, device, spec.patch_protocol, shard, Bootstrap(spec.bootstrap))
