@@ -3,12 +3,15 @@ diffusers' ``StableDiffusionXLPipeline`` built from the same tiny modules."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
 from diffusers import DDIMScheduler, StableDiffusionXLPipeline
 from open_clip.tokenizer import SimpleTokenizer
+from PIL import Image
 
 from helpers import CPU, one_thread
 
@@ -103,3 +106,59 @@ def test_sr_plus_on_sdxl_equals_diffusers_sdxl_pipeline_on_the_latent(models):
     decoded = models.vae.decode(theirs / models.vae.config.scaling_factor).sample.clamp(-1, 1)
     assert image.shape == (1, 3, *SIZE) and (image - decoded).abs().max() <= 1e-4
     assert record["stage1"]["model"] == get_base_model("sdxl").title and record["stage1"]["unet_calls"] == STEPS
+
+
+# --- choosing the model: --model, refusals, records, run folders ------------------------------------------------
+
+def test_a_method_that_does_not_declare_sdxl_is_refused_in_one_line_naming_its_models(capsys):
+    from benchmark.cli import main
+
+    assert main(["run", "--model", "sdxl", "--method", "md", "--limit", "1", "--no-score"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error == "error: method md runs on the model sd21, not 'sdxl'"
+
+
+def test_an_unknown_model_is_refused_naming_the_known_ones(capsys):
+    from benchmark.cli import main
+
+    assert main(["run", "--model", "sd3", "--method", "sr-plus", "--limit", "1", "--no-score"]) == 2
+    assert capsys.readouterr().err.strip() == "error: unknown model 'sd3'; known models: sd21, sdxl"
+
+
+def test_a_method_entry_names_registered_models_only():
+    from baselines.registry import Method, RegistrationError
+
+    with pytest.raises(RegistrationError, match=r"model 'sd3' \(known: sd21, sdxl\)"):
+        Method("mine", "a method", lambda method, context: None, models=("sd21", "sd3"))
+
+
+def test_list_shows_the_models_and_which_methods_run_on_them(capsys):
+    from benchmark.cli import main
+
+    assert main(["list"]) == 0
+    output = capsys.readouterr().out
+    models = output.split("models (stage I, --model):\n")[1].split("profiles:")[0]
+    assert [line.split()[0] for line in models.splitlines()] == ["sd21", "sdxl"]
+    assert "(models: sd21, sdxl)" in next(line for line in output.splitlines() if line.startswith("  sr-plus "))
+    assert "(models: sd21)" in next(line for line in output.splitlines() if line.startswith("  md "))
+
+
+def test_run_folders_name_a_model_other_than_sd21_only():
+    from benchmark.spec import RunSpec
+
+    default = RunSpec("sr-plus", size=(256, 256), prompt="a", runs=Path("r")).resolved().run_dir()
+    sdxl = RunSpec("sr-plus", model="sdxl", size=(256, 256), prompt="a", runs=Path("r")).resolved().run_dir()
+    assert sdxl.parent == default.parent and sdxl.name == "sdxl-" + default.name
+    assert RunSpec("sr-plus", model="sdxl").as_record() == {"method": "sr-plus", "model": "sdxl"}
+
+
+def test_run_model_sdxl_writes_the_exact_size_and_its_records_name_the_model(tmp_path, capsys):
+    from benchmark.cli import main
+
+    with one_thread():
+        assert main(["run", "--model", "sdxl", "--method", "sr-plus", "--size", "256x128", "--prompt", "a lighthouse",
+                     "--limit", "1", "--steps", "1", "--no-score", "--runs", str(tmp_path)]) == 0
+    (results,) = tmp_path.glob("tiny/sr-plus/sdxl-*/results.json")
+    record, run = json.loads(results.read_text()), json.loads((results.parent / "run.json").read_text())
+    assert record["model"] == run["model"] == "sdxl" and run["weights"]["stage1"]["model"] == "tiny/sdxl"
+    assert Image.open(results.parent / "samples" / "00000.image.png").size == (128, 256)
