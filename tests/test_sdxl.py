@@ -162,3 +162,18 @@ def test_run_model_sdxl_writes_the_exact_size_and_its_records_name_the_model(tmp
     record, run = json.loads(results.read_text()), json.loads((results.parent / "run.json").read_text())
     assert record["model"] == run["model"] == "sdxl" and run["weights"]["stage1"]["model"] == "tiny/sdxl"
     assert Image.open(results.parent / "samples" / "00000.image.png").size == (128, 256)
+
+
+def test_ceiling_takes_the_model_into_its_folder_record_and_trials(tmp_path, capsys):
+    from benchmark.cli import main
+    from benchmark.runs import ceiling
+    from benchmark.runs.measure import MemoryBudget
+
+    budget = MemoryBudget.parse("1GiB")
+    assert ceiling.ceiling_dir(tmp_path, "tiny", "sr-plus", budget).name == "sr-plus-1GiB"
+    assert ceiling.ceiling_dir(tmp_path, "tiny", "sr-plus", budget, "sdxl").name == "sdxl-sr-plus-1GiB"
+    assert main(["ceiling", "--model", "sdxl", "--method", "md", "--runs", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == "error: method md runs on the model sd21, not 'sdxl'"
+    record = ceiling.search("sr-plus", "tiny", budget, CPU, tmp_path, 512, 512, model="sdxl",
+                            trial=lambda side: ceiling.TrialResult(side, ceiling.OK, 100.0, 1.0), log=print)
+    assert record["model"] == "sdxl" and (tmp_path / "ceiling" / "tiny" / "sdxl-sr-plus-1GiB" / "ceiling.json").is_file()
