@@ -99,9 +99,6 @@ TINY_UPSCALER_VAE = dict(TINY_VAE, block_out_channels=(4, 4, 8),
                          down_block_types=("DownEncoderBlock2D",) * 3,
                          up_block_types=("UpDecoderBlock2D",) * 3, scaling_factor=0.08333)
 
-TOKENIZER_NAME = "open_clip SimpleTokenizer (OpenCLIP ViT-H/14 BPE, 77 tokens)"
-#: What the text encoders of a model other than SD 2.1 are fed (its entry says how each pads).
-SHARED_TOKENIZER_NAME = "open_clip SimpleTokenizer (CLIP BPE, 77 tokens, padded as each encoder's tokenizer pads)"
 
 
 class MissingWeightsError(FileNotFoundError):
@@ -132,7 +129,7 @@ class TextToImageModels:
     def describe(self) -> dict:
         """Which model and weights, from where, in which precision (``run.json``'s ``weights.stage1``)."""
         return {"model": self.name, "weights": self.weights, "repo": self.repo, "variant": self.variant,
-                "tokenizer": TOKENIZER_NAME if self.base_model == DEFAULT_MODEL else SHARED_TOKENIZER_NAME,
+                "tokenizer": self.base.tokenizer,
                 "dtype": str(self.unet.dtype), "vae_dtype": str(self.vae.dtype)}
 
     @torch.no_grad()

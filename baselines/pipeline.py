@@ -31,8 +31,8 @@ from baselines.vae_tiling import vae_factor
 @dataclass(frozen=True)
 class Stages:
     """A built-in method's stages: stage I's model (``sd21``: the run's base model as it is, ``arad``: SD 2.1
-    with the ARAD LoRA, or None: the input is an LR image), its size rule (``target``, ``bucket``: Eq. 1, or ``multidiffusion``) and stage II's tiling
-    strategy (None: no stage II; ``any``: the run's)."""
+    with the ARAD LoRA, or None: the input is an LR image), its size rule (``target``, ``bucket``: Eq. 1, or
+    ``multidiffusion``) and stage II's tiling strategy (None: no stage II; ``any``: the run's)."""
 
     base: Optional[str] = None
     stage1: str = "target"

@@ -187,7 +187,8 @@ def ceiling(method: str, profile: Optional[str] = None, budget: str = "32GiB",
     elif trial_timeout < 0:
         raise UsageError(f"--trial-timeout must not be negative, got {trial_timeout:g}")
     trial_timeout = trial_timeout or None
-    log(f"ceiling of {spec.method}{'' if spec.model == DEFAULT_MODEL else ' on ' + spec.model} on {spec.profile} under {limit.text} ({limit.enforced_by(chosen)}), "
+    on_model = "" if spec.model == DEFAULT_MODEL else f" on {spec.model}"
+    log(f"ceiling of {spec.method}{on_model} on {spec.profile} under {limit.text} ({limit.enforced_by(chosen)}), "
         f"sides {min_side} to {max_side} px, {ceiling_search.NOTE}"
         + (f", at most {trial_timeout:g} s per trial" if trial_timeout else ""))
     record = ceiling_search.search(spec.method, spec.profile, limit, chosen, Path(runs), min_side, max_side,

@@ -17,7 +17,7 @@ from typing import Optional
 
 import torch
 
-from baselines.base_models import DEFAULT_MODEL, get_base_model
+from baselines.base_models import DEFAULT_MODEL
 from baselines.fast_path import CPU_DEFAULTS, FastPath, default_tile_batch_size
 from baselines.models import PROFILES as MODEL_PROFILES, WeightPaths
 from baselines.registry import LOW_RESOLUTION, get_method, oracle_method
@@ -118,7 +118,6 @@ class RunSpec:
         """This spec with the method's and profile's defaults filled in; bad combinations refused."""
         method = get_method(self.method)
         try:
-            get_base_model(self.model)
             method.check_model(self.model)
         except ValueError as error:
             raise UsageError(str(error)) from None

@@ -176,4 +176,5 @@ def test_ceiling_takes_the_model_into_its_folder_record_and_trials(tmp_path, cap
     assert capsys.readouterr().err.strip() == "error: method md runs on the model sd21, not 'sdxl'"
     record = ceiling.search("sr-plus", "tiny", budget, CPU, tmp_path, 512, 512, model="sdxl",
                             trial=lambda side: ceiling.TrialResult(side, ceiling.OK, 100.0, 1.0), log=print)
-    assert record["model"] == "sdxl" and (tmp_path / "ceiling" / "tiny" / "sdxl-sr-plus-1GiB" / "ceiling.json").is_file()
+    assert record["model"] == "sdxl"
+    assert (tmp_path / "ceiling" / "tiny" / "sdxl-sr-plus-1GiB" / "ceiling.json").is_file()

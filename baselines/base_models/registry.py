@@ -84,7 +84,8 @@ class BaseModel:
     (``tiny``, ``paper-arch``); ``repos`` the hub ids the ``paper`` profile tries in order (the
     original first, then mirrors); ``condition(models, prompts, size)`` the :class:`Conditioning`
     of ``prompts`` for an image of ``size`` (loaded models: ``baselines.models.TextToImageModels``);
-    ``zero_negative``: the unconditional branch is zeros rather than the empty prompt's encoding;
+    ``tokenizer``: what the encoders are fed, in words (``run.json``); ``zero_negative``: the unconditional
+    branch is zeros rather than the empty prompt's encoding;
     ``seed``: the first of the random weights' seeds (UNet, VAE, then each text encoder)."""
 
     name: str
@@ -97,6 +98,7 @@ class BaseModel:
     scheduler: Mapping[str, object]
     repos: tuple[str, ...]
     condition: Callable
+    tokenizer: str
     zero_negative: bool = False
     seed: int = 0
     origin: Optional[str] = None

@@ -98,4 +98,6 @@ SDXL = register_base_model(BaseModel(
                              "text encoders, pooled text and size micro-conditioning, VAE ×8",
     native_size=(1024, 1024), unets={"tiny": TINY_SDXL_UNET, "paper-arch": SDXL_UNET},
     vaes={"tiny": TINY_SDXL_VAE, "paper-arch": SDXL_VAE}, text_encoders=ENCODERS, scheduler=SDXL_SCHEDULER,
-    repos=SDXL_REPOS, condition=condition, zero_negative=True, seed=30, origin="built-in"))
+    repos=SDXL_REPOS, condition=condition, zero_negative=True,
+    tokenizer="open_clip SimpleTokenizer (CLIP BPE, 77 tokens; padded with 49407, then 0, as SDXL's two tokenizers)",
+    seed=30, origin="built-in"))

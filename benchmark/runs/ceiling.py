@@ -240,7 +240,8 @@ def search(method: str, profile: str, budget: MemoryBudget, device: torch.device
     folder = ceiling_dir(runs, profile, method, budget, model)
     path = folder / "ceiling.json"
     env = environment(device)
-    record = {"kind": "ceiling", "method": method, "model": model, "profile": profile, "budget": budget.as_record(device),
+    record = {"kind": "ceiling", "method": method, "model": model, "profile": profile,
+              "budget": budget.as_record(device),
               "device": device_name(device), "steps": STEPS, "sr_steps": SR_STEPS, "note": NOTE,
               "step": step, "prompt": PROMPT if get_method(method).inputs == PROMPTS else None,
               "min_side": min_side, "max_side": max_side, "trial_timeout_s": trial_timeout, "ceiling": None,
