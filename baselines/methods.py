@@ -22,6 +22,8 @@ This is the one module that spells their names (the paper's figures aside). Each
 
 from __future__ import annotations
 
+from baselines.base_models.sd21 import SD21
+from baselines.base_models.sdxl import SDXL
 from baselines.highres.demofusion import DemoFusionSampler
 from baselines.highres.hidiffusion_sampler import HiDiffusionSampler
 from baselines.highres.scalecrafter import (DispersedScaleCrafterSampler, ReleaseScaleCrafterSampler,
@@ -37,7 +39,7 @@ def _built_in(name: str, summary: str, stages: Stages, **entry) -> Method:
 
 
 _built_in("sr-plus", "SD 2.1 (or SDXL: --model sdxl) directly at the target size", Stages("sd21"),
-          rows=("table1", "table2", "figure7"), plans=("tiny", "gpu"), models=("sd21", "sdxl"))
+          rows=("table1", "table2", "figure7"), plans=("tiny", "gpu"), models=(SD21.name, SDXL.name))
 _built_in("sr-tile", "SD 2.1 at the nearest bucket, then tiled SR without overlap",
           Stages("sd21", "bucket", "nonoverlap"), rows=("table1", "figure7"))
 _built_in("sr-tile-plus", "SD 2.1 at the nearest bucket, then FSTD (implicit overlap)",

@@ -139,11 +139,12 @@ class TextToImageModels:
 
     def guidance_pair(self, prompt: str, size: tuple[int, int]) -> tuple[Conditioning, Conditioning]:
         """The unconditional and the prompt's conditioning for classifier-free guidance: the empty prompt's
-        encoding (SD 2.1, encoded in one batch with the prompt) or zeros (a ``zero_negative`` model: SDXL)."""
-        if self.base.zero_negative:
-            positive = self.condition([prompt], size)
-            return positive.without_text(), positive
-        return self.condition(["", prompt], size).chunk(2)
+        encoding (SD 2.1: encoded in one batch with the prompt), or what the model's ``unconditional`` makes
+        (SDXL: zeros)."""
+        if self.base.unconditional is None:
+            return self.condition(["", prompt], size).chunk(2)
+        positive = self.condition([prompt], size)
+        return self.base.unconditional(positive), positive
 
     def encode_text(self, prompts: list[str]) -> torch.Tensor:
         """The encoder hidden states alone (what methods written for SD 2.1 only pass to the UNet)."""

@@ -43,13 +43,6 @@ class Conditioning:
     def expand(self, count: int) -> "Conditioning":
         return self._map(lambda tensor: tensor.expand(count, *tensor.shape[1:]))
 
-    def without_text(self) -> "Conditioning":
-        """The text's tensors zeroed, the micro-conditioning kept: SDXL's unconditional branch
-        (``force_zeros_for_empty_prompt`` in its pipeline config)."""
-        return Conditioning(torch.zeros_like(self.hidden),
-                            {key: value if key == "time_ids" else torch.zeros_like(value)
-                             for key, value in self.added.items()})
-
     @staticmethod
     def cat(items: list["Conditioning"]) -> "Conditioning":
         return Conditioning(torch.cat([item.hidden for item in items]),
@@ -84,9 +77,9 @@ class BaseModel:
     (``tiny``, ``paper-arch``); ``repos`` the hub ids the ``paper`` profile tries in order (the
     original first, then mirrors); ``condition(models, prompts, size)`` the :class:`Conditioning`
     of ``prompts`` for an image of ``size`` (loaded models: ``baselines.models.TextToImageModels``);
-    ``tokenizer``: what the encoders are fed, in words (``run.json``); ``zero_negative``: the unconditional
-    branch is zeros rather than the empty prompt's encoding;
-    ``seed``: the first of the random weights' seeds (UNet, VAE, then each text encoder)."""
+    ``tokenizer``: what the encoders are fed, in words (``run.json``); ``unconditional(positive)``: the
+    unconditional branch made from the prompt's conditioning (None: the empty prompt's encoding, as SD 2.1's
+    pipeline makes it); ``seed``: the first of the random weights' seeds (UNet, VAE, then each text encoder)."""
 
     name: str
     title: str
@@ -99,7 +92,7 @@ class BaseModel:
     repos: tuple[str, ...]
     condition: Callable
     tokenizer: str
-    zero_negative: bool = False
+    unconditional: Optional[Callable[[Conditioning], Conditioning]] = None
     seed: int = 0
     origin: Optional[str] = None
 

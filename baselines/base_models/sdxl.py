@@ -93,11 +93,19 @@ def condition(models, prompts: list[str], size: tuple[int, int]) -> Conditioning
     return Conditioning(torch.cat(hidden, dim=-1), {"text_embeds": output.text_embeds, "time_ids": time_ids})
 
 
+def unconditional(positive: Conditioning) -> Conditioning:
+    """SDXL base's unconditional branch (its pipeline's ``force_zeros_for_empty_prompt``): zeros for the text,
+    the same ``time_ids``."""
+    return Conditioning(torch.zeros_like(positive.hidden),
+                        {"text_embeds": torch.zeros_like(positive.added["text_embeds"]),
+                         "time_ids": positive.added["time_ids"]})
+
+
 SDXL = register_base_model(BaseModel(
     "sdxl", "SDXL", "Stable Diffusion XL base 1.0: 1024² native, CLIP ViT-L/14 + OpenCLIP ViT-bigG/14 "
                              "text encoders, pooled text and size micro-conditioning, VAE ×8",
     native_size=(1024, 1024), unets={"tiny": TINY_SDXL_UNET, "paper-arch": SDXL_UNET},
     vaes={"tiny": TINY_SDXL_VAE, "paper-arch": SDXL_VAE}, text_encoders=ENCODERS, scheduler=SDXL_SCHEDULER,
-    repos=SDXL_REPOS, condition=condition, zero_negative=True,
+    repos=SDXL_REPOS, condition=condition, unconditional=unconditional,
     tokenizer="open_clip SimpleTokenizer (CLIP BPE, 77 tokens; padded with 49407, then 0, as SDXL's two tokenizers)",
     seed=30, origin="built-in"))
