@@ -14,6 +14,11 @@ tokenizer files are needed. The two released tokenizers differ only in padding: 
 ``pad_token``), as SimpleTokenizer does; :func:`baselines.base_models.registry.token_ids` pads
 each encoder's ids with its own, so the padded positions' hidden states, which the UNet
 cross-attends to, are the released pipeline's.
+
+Sampling: SDXL base ships EulerDiscreteScheduler; stage I here is the suite's DDIM loop for every
+model, on SDXL's betas and spacing (:data:`SDXL_SCHEDULER`), so methods compare on one sampler.
+``sr-plus`` on the tiny models equals ``StableDiffusionXLPipeline`` given that DDIM config and
+these modules (``tests/test_sdxl.py``, tokenizers included).
 """
 
 from __future__ import annotations
