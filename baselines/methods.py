@@ -1,10 +1,11 @@
 """The built-in methods, registered by name: the paper's Table 1, MultiDiffusion and stage II alone.
 
-This is the one module that spells their names (the paper's figures aside).
+This is the one module that spells their names (the paper's figures aside). Each runs on SD 2.1 only
+(``Method.models``' default) unless its entry names more base models.
 
 | method | stage I | stage II |
 |---|---|---|
-| ``sr-plus`` | SD 2.1 at the requested size | – |
+| ``sr-plus`` | SD 2.1 or SDXL (``--model``) at the requested size | – |
 | ``sr-tile`` | SD 2.1 at the nearest ARAD bucket (Eq. 1) | tiled SR, no overlap |
 | ``sr-tile-plus`` | SD 2.1 at the nearest ARAD bucket | FSTD (implicit overlap) |
 | ``ar-plus`` | ARAD at the requested size | – |
@@ -21,6 +22,8 @@ This is the one module that spells their names (the paper's figures aside).
 
 from __future__ import annotations
 
+from baselines.base_models.sd21 import SD21
+from baselines.base_models.sdxl import SDXL
 from baselines.highres.demofusion import DemoFusionSampler
 from baselines.highres.hidiffusion_sampler import HiDiffusionSampler
 from baselines.highres.scalecrafter import (DispersedScaleCrafterSampler, ReleaseScaleCrafterSampler,
@@ -35,8 +38,8 @@ def _built_in(name: str, summary: str, stages: Stages, **entry) -> Method:
                                   **entry))
 
 
-_built_in("sr-plus", "SD 2.1 directly at the target size", Stages("sd21"),
-          rows=("table1", "table2", "figure7"), plans=("tiny", "gpu"))
+_built_in("sr-plus", "SD 2.1 (or SDXL: --model sdxl) directly at the target size", Stages("sd21"),
+          rows=("table1", "table2", "figure7"), plans=("tiny", "gpu"), models=(SD21.name, SDXL.name))
 _built_in("sr-tile", "SD 2.1 at the nearest bucket, then tiled SR without overlap",
           Stages("sd21", "bucket", "nonoverlap"), rows=("table1", "figure7"))
 _built_in("sr-tile-plus", "SD 2.1 at the nearest bucket, then FSTD (implicit overlap)",

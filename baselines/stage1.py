@@ -1,10 +1,12 @@
-"""Stage I: text to image at one size, with SD 2.1 or ARAD (SD 2.1 + LoRA), or MultiDiffusion.
+"""Stage I: text to image at one size, with a base model (SD 2.1, SDXL) or ARAD (SD 2.1 + LoRA), or MultiDiffusion.
 
 DDIM (eta 0) with classifier-free guidance, as ``StableDiffusionPipeline`` does it: the
 negative (empty) prompt first, one UNet call on the doubled batch, then
 ``uncond + scale * (text - uncond)``. Latents, stitching and scheduler arithmetic stay in
 fp32 whatever the model dtype (in fp16 the engine's Gaussian tile weights underflow to 0 at
-tile corners); only the networks run in the model dtype. The loop is the tiling engine's: untiled
+tile corners); only the networks run in the model dtype. The UNet is called with what the base
+model's entry makes of the prompt (:class:`baselines.base_models.Conditioning`: SDXL adds pooled
+text and size micro-conditioning), never by testing the model's name. The loop is the tiling engine's: untiled
 (``strategy="none"``) it is the plain pipeline; with 64-latent views at stride 8 and
 uniform weights (:func:`multidiffusion_tiling`) it is MultiDiffusion.
 
@@ -31,6 +33,7 @@ import torch
 from diffusers import DDIMScheduler
 from diffusers.utils.torch_utils import randn_tensor
 
+from baselines.base_models import Conditioning, as_conditioning
 from baselines.models import TextToImageModels
 from baselines.tiled_sampling import sample
 from baselines.tiling import Denoiser, TiledDenoiser, TilingConfig
@@ -46,15 +49,17 @@ def multidiffusion_tiling(tile_batch_size: int = 1) -> TilingConfig:
                         tile_batch_size=tile_batch_size)
 
 
-def guided(unet, negative: torch.Tensor, positive: torch.Tensor, scale: float) -> Denoiser:
-    """A tile denoiser with classifier-free guidance; no guidance (one batch) when ``scale <= 1``."""
+def guided(unet, negative, positive, scale: float) -> Denoiser:
+    """A tile denoiser with classifier-free guidance; no guidance (one batch) when ``scale <= 1``.
+    ``negative`` and ``positive``: :class:`Conditioning`, or SD 2.1's encoder hidden states alone."""
+    negative, positive = as_conditioning(negative), as_conditioning(positive)
 
     def denoise(tiles: torch.Tensor, t: torch.Tensor, _cond: Optional[torch.Tensor]) -> torch.Tensor:
         count, tiles = tiles.shape[0], tiles.to(unet.dtype)
         if scale <= 1:
-            return unet(tiles, t, encoder_hidden_states=positive.expand(count, -1, -1)).sample.float()
-        hidden = torch.cat([negative.expand(count, -1, -1), positive.expand(count, -1, -1)])
-        uncond, text = unet(torch.cat([tiles, tiles]), t, encoder_hidden_states=hidden).sample.float().chunk(2)
+            return unet(tiles, t, **positive.expand(count).unet_kwargs()).sample.float()
+        both = Conditioning.cat([negative.expand(count), positive.expand(count)])
+        uncond, text = unet(torch.cat([tiles, tiles]), t, **both.unet_kwargs()).sample.float().chunk(2)
         return uncond + scale * (text - uncond)
 
     return denoise
@@ -75,7 +80,7 @@ def generate(models: TextToImageModels, prompt: str, size: tuple[int, int], *, s
     factor = vae_factor(models.vae)
     if size[0] % factor or size[1] % factor:
         raise ValueError(f"stage I works at multiples of {factor} px, not {size[0]}x{size[1]}")
-    negative, positive = models.encode_text(["", prompt]).chunk(2)
+    negative, positive = models.guidance_pair(prompt, size)
     latent, tiled = denoise(models, negative, positive, (size[0] // factor, size[1] // factor), steps=steps,
                             guidance=guidance, tiling=tiling, generator=generator)
     image = decode(models.vae, latent / models.vae.config.scaling_factor, vae_tiling).clamp_(-1, 1)
@@ -83,10 +88,11 @@ def generate(models: TextToImageModels, prompt: str, size: tuple[int, int], *, s
 
 
 @torch.no_grad()
-def denoise(models: TextToImageModels, negative: torch.Tensor, positive: torch.Tensor, latent_hw: tuple[int, int], *,
+def denoise(models: TextToImageModels, negative, positive, latent_hw: tuple[int, int], *,
             steps: int, guidance: float = DEFAULT_GUIDANCE, tiling: TilingConfig = UNTILED,
             generator: Optional[torch.Generator] = None) -> tuple[torch.Tensor, TiledDenoiser]:
-    """Stage I's latent of ``latent_hw`` from the seeded noise, and the tiled denoiser that counted the calls."""
+    """Stage I's latent of ``latent_hw`` from the seeded noise (``negative``, ``positive``: as :func:`guided`
+    takes them), and the tiled denoiser that counted the calls."""
     scheduler, latent = start(models, latent_hw, steps, generator)
     if tiling.strategy == "explicit" and (scheduler.config.clip_sample or scheduler.config.thresholding):
         raise ValueError("overlapping views average noise predictions, which equals MultiDiffusion's average of "
@@ -96,7 +102,7 @@ def denoise(models: TextToImageModels, negative: torch.Tensor, positive: torch.T
 
 
 def ddim(models: TextToImageModels, steps: int) -> DDIMScheduler:
-    """SD 2.1's DDIM scheduler with its timesteps set for ``steps``."""
+    """The base model's DDIM scheduler with its timesteps set for ``steps``."""
     scheduler = DDIMScheduler.from_config(models.scheduler_config)
     scheduler.set_timesteps(steps, device=models.unet.device)
     return scheduler

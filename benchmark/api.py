@@ -17,6 +17,7 @@ from typing import Iterable, Optional
 
 import torch
 
+from baselines.base_models import DEFAULT_MODEL
 from baselines.models import WeightPaths, asd_cache_dir, load_text_to_image
 from baselines.quiet import quiet_libraries
 from baselines.registry import LoadContext, Sampler, get_method, oracle_method
@@ -92,11 +93,12 @@ def _run_model(spec: RunSpec, sampler: Optional[Sampler]) -> Finished:
     check_budget(budget, device)  # before the models are loaded
     if sampler is None:
         with shard.main_first():  # rank 0 trains a missing tiny LoRA as one process does, the others load it
-            sampler = method.load(method, LoadContext(spec.profile, spec.settings(), device, spec.weight_paths()))
+            sampler = method.load(method, LoadContext(spec.profile, spec.settings(), device, spec.weight_paths(),
+                                                      spec.model))
     if spec.score:
         check_weights(spec.profile)  # before any image is made
     out = spec.run_dir(plan.dataset, sampler.describe())
-    job = ModelJob(method, sampler, plan, spec.seed, device, profile=spec.profile)
+    job = ModelJob(method, sampler, plan, spec.seed, device, profile=spec.profile, model=spec.model)
     results = runner.run(job, limit, out, progress=spec.progress, budget=budget, shard=shard)
     if spec.score:
         results = score_run(out, device, spec.patch_protocol, shard, Bootstrap(spec.bootstrap))
@@ -164,32 +166,34 @@ def study(profile: str = "oracle", size: tuple[int, int] = (2048, 2048), steps: 
 def ceiling(method: str, profile: Optional[str] = None, budget: str = "32GiB",
             min_side: int = ceiling_search.MIN_SIDE, max_side: int = ceiling_search.MAX_SIDE, device: str = "cpu",
             runs: Path = Path("runs"), weights: Optional[dict] = None, include: Iterable[str] = (),
-            log=print, trial_timeout: Optional[float] = None) -> Finished:
+            log=print, trial_timeout: Optional[float] = None, model: str = DEFAULT_MODEL) -> Finished:
     """The largest square side ``method`` completes under ``budget``: each trial a fresh ``run``
     process (an OOM cannot poison the next); ``weights`` are RunSpec's weight fields, forwarded;
-    ``trial_timeout`` seconds per trial (None: the device's default, 0: none).
+    ``trial_timeout`` seconds per trial (None: the device's default, 0: none); ``model``: stage I's base model.
     Its folder holds ``ceiling.json``, the record returned."""
     include = tuple(include)
     load_plugins(include)
     quiet_libraries()
-    spec = RunSpec(method, profile, include=include, **(weights or {})).resolved()
+    spec = RunSpec(method, profile, model=model, include=include, **(weights or {})).resolved()
     limit, chosen = MemoryBudget.parse(budget), device_of(device)
     check_budget(limit, chosen)
     ceiling_search.check_sides(min_side, max_side)
     extra = [item for name in ("sd21", "upscaler", "lora", "stablesr_ckpt", "stablesr_vae")
              if getattr(spec, name) for item in (f"--{name.replace('_', '-')}", getattr(spec, name))]
     extra += [item for name in include for item in ("--include", name)]
+    extra += ["--model", spec.model] if spec.model != DEFAULT_MODEL else []
     if trial_timeout is None:
         trial_timeout = ceiling_search.default_trial_timeout(chosen)
     elif trial_timeout < 0:
         raise UsageError(f"--trial-timeout must not be negative, got {trial_timeout:g}")
     trial_timeout = trial_timeout or None
-    log(f"ceiling of {spec.method} on {spec.profile} under {limit.text} ({limit.enforced_by(chosen)}), "
+    on_model = "" if spec.model == DEFAULT_MODEL else f" on {spec.model}"
+    log(f"ceiling of {spec.method}{on_model} on {spec.profile} under {limit.text} ({limit.enforced_by(chosen)}), "
         f"sides {min_side} to {max_side} px, {ceiling_search.NOTE}"
         + (f", at most {trial_timeout:g} s per trial" if trial_timeout else ""))
     record = ceiling_search.search(spec.method, spec.profile, limit, chosen, Path(runs), min_side, max_side,
-                                   extra=tuple(extra), log=log, trial_timeout=trial_timeout)
-    return Finished(ceiling_search.ceiling_dir(Path(runs), spec.profile, spec.method, limit), record)
+                                   extra=tuple(extra), log=log, trial_timeout=trial_timeout, model=spec.model)
+    return Finished(ceiling_search.ceiling_dir(Path(runs), spec.profile, spec.method, limit, spec.model), record)
 
 
 def timing(profile: str = "tiny", repeats: int = REPEATS, device: str = "cpu", runs: Path = Path("runs"),

@@ -17,6 +17,7 @@ from typing import Optional
 
 import torch
 
+from baselines.base_models import DEFAULT_MODEL
 from baselines.fast_path import CPU_DEFAULTS, FastPath, default_tile_batch_size
 from baselines.models import PROFILES as MODEL_PROFILES, WeightPaths
 from baselines.registry import LOW_RESOLUTION, get_method, oracle_method
@@ -61,11 +62,12 @@ def check_model_profile(profile: str, what: str = "profile"):
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One run: which method on which profile, its samples, steps, tilings, fast path, budget, scoring
+    """One run: which method on which profile and base model (stage I's), its samples, steps, tilings, fast path, budget, scoring
     and where it goes. Unset fields (None) take the method's and profile's defaults in :meth:`resolved`."""
 
     method: str
     profile: Optional[str] = None
+    model: str = DEFAULT_MODEL
     dataset: str = DEFAULT_DATASET
     prompt: Optional[str] = None
     size: Optional[tuple[int, int]] = None
@@ -115,6 +117,10 @@ class RunSpec:
     def resolved(self) -> "RunSpec":
         """This spec with the method's and profile's defaults filled in; bad combinations refused."""
         method = get_method(self.method)
+        try:
+            method.check_model(self.model)
+        except ValueError as error:
+            raise UsageError(str(error)) from None
         profile = self.profile or (ORACLE_PROFILE if method.oracle else "tiny")
         if profile not in PROFILES:
             raise UsageError(f"unknown profile {profile!r}; known profiles: {', '.join(PROFILES)}")
@@ -180,8 +186,9 @@ class RunSpec:
     # ------------------------------------------------------------------ where it goes
 
     def run_dir(self, dataset=None, description: Optional[dict] = None) -> Path:
-        """``--out``, else ``RUNS/<profile>/<method>/<tag>``: the tag spells the data set build, sizes,
-        prompt, steps, tilings, fast path and seed (a model run's from its sampler's ``description``)."""
+        """``--out``, else ``RUNS/<profile>/<method>/<tag>``: the tag spells the base model (unless the default, so
+        that runs made before models were entries keep their folders), data set build, sizes, prompt, steps,
+        tilings, fast path and seed (a model run's from its sampler's ``description``)."""
         if self.out is not None:
             return Path(self.out)
         if self.oracle:
@@ -192,7 +199,8 @@ class RunSpec:
         return default_out(self.runs, self.profile, self.method, tag + ("" if budget is None else f"-mem{budget.text}"))
 
     def _model_tag(self, dataset, description: dict) -> str:
-        parts = [] if dataset is None else [f"{dataset.name}-{dataset.manifest_hash[:8]}"]
+        parts = [] if self.model == DEFAULT_MODEL else [self.model]
+        parts += [] if dataset is None else [f"{dataset.name}-{dataset.manifest_hash[:8]}"]
         if self.size is not None:
             parts.append(f"{self.size[0]}x{self.size[1]}")
         if self.prompt is not None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from benchmark import api
-from benchmark.cli.options import WEIGHT_FIELDS, add_device, add_include, add_memory_budget, add_runs, add_weight_paths
+from benchmark.cli.options import (WEIGHT_FIELDS, add_device, add_include, add_memory_budget, add_model, add_runs,
+                                   add_weight_paths)
 from benchmark.runs import ceiling as ceiling_search
 
 NAME = "ceiling"
@@ -22,11 +23,12 @@ def add_arguments(parser: argparse.ArgumentParser):
         "or dies of a memory error counts as out of memory. A trial that runs past --trial-timeout, or whose "
         "method fails (raises anything but out of memory), stops the search: the ceiling is then at least the "
         "last side that completed, limited by time or stopped by the failure (a bad option is refused, exit 2). Trials and the result go to "
-        "RUNS/ceiling/<profile>/<method>-<budget>/ceiling.json as they come; running the same command again "
+        "RUNS/ceiling/<profile>/[<model>-]<method>-<budget>/ceiling.json as they come; running the same command again "
         "reuses the trials made.")
     parser.add_argument("--method", required=True, help="a registered method (`list` shows them)")
     parser.add_argument("--profile", default=None, help="model profile (default: oracle for the oracle's method, "
                                                         "tiny otherwise)")
+    add_model(parser)
     add_memory_budget(parser, "--budget", "--memory-budget", default="32GiB")
     parser.add_argument("--min-side", type=int, default=ceiling_search.MIN_SIDE,
                         help="first side tried, a multiple of 512 (default: %(default)s)")
@@ -45,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser):
 def command(args: argparse.Namespace) -> int:
     finished = api.ceiling(args.method, args.profile, args.memory_budget, args.min_side, args.max_side, args.device,
                          args.runs, {name: getattr(args, name) for name in WEIGHT_FIELDS}, args.include,
-                         trial_timeout=args.trial_timeout)
+                         trial_timeout=args.trial_timeout, model=args.model)
     print(f"-> {finished.out / 'ceiling.json'}")
     for line in ceiling_search.summary_lines(finished.results):
         print(line)

@@ -1,17 +1,18 @@
-"""``list``: the verbs, the registered methods and metrics, the profiles."""
+"""``list``: the verbs, the registered methods, metrics and base models, the profiles."""
 
 from __future__ import annotations
 
 import argparse
 
-from baselines.registry import methods
+from baselines.base_models import base_models
+from baselines.registry import PROMPTS, methods
 from benchmark.cli.options import add_include
 from benchmark.metrics.registry import metrics
 from benchmark.plugins import load_plugins
 from benchmark.spec import PROFILES
 
 NAME = "list"
-HELP = "list verbs, methods (built-in and yours), metrics and profiles"
+HELP = "list verbs, methods (built-in and yours), metrics, base models and profiles"
 
 
 def add_arguments(parser: argparse.ArgumentParser):
@@ -28,12 +29,16 @@ def command(args: argparse.Namespace) -> int:
         print(f"  {verb.NAME:16s} {verb.HELP}")
     print("methods:")
     for method in methods().values():
-        print(f"  {method.name:16s} {method.summary}" + ("" if method.built_in else f" [{method.origin}]"))
+        models = f" (models: {', '.join(method.models)})" if method.inputs == PROMPTS else ""
+        print(f"  {method.name:16s} {method.summary}{models}" + ("" if method.built_in else f" [{method.origin}]"))
     print("metrics:")
     for metric in metrics():
         applies = " and ".join(sorted(metric.applies_to))
         print(f"  {metric.name:16s} {applies}" + (", against references" if metric.needs_references else "")
               + ("" if metric.origin == "built-in" else f" [{metric.origin}]"))
+    print("models (stage I, --model):")
+    for name, model in base_models().items():
+        print(f"  {name:16s} {model.summary}" + ("" if model.origin == "built-in" else f" [{model.origin}]"))
     print("profiles:")
     for name, text in PROFILES.items():
         print(f"  {name:16s} {text}")

@@ -7,6 +7,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Optional
 
+from baselines.base_models import DEFAULT_MODEL, base_models
 from baselines.fast_path import ATTENTIONS, CPU_DEFAULTS, CUDA_DEFAULTS, DTYPES
 from baselines.models import PATH_VARIABLES, PROFILES as MODEL_PROFILES
 from baselines.settings import BACKBONES, DEFAULT_STEPS
@@ -55,6 +56,14 @@ def add_progress(parser: argparse.ArgumentParser):
 
 def add_model_profile(parser: argparse.ArgumentParser, default: str = "tiny"):
     parser.add_argument("--profile", default=default, help=f"one of {', '.join(MODEL_PROFILES)} (default: %(default)s)")
+
+
+def add_model(parser: argparse.ArgumentParser):
+    parser.add_argument("--model", default=DEFAULT_MODEL, metavar="NAME",
+                        help="stage I's base model: " + escaped("; ".join(f"{name}: {model.summary}" for name, model
+                                                                          in base_models().items()))
+                             + " (default: %(default)s; a method runs on the models it declares, `list` shows them; "
+                               "stage II keeps --backbone)")
 
 
 def size(text: str) -> tuple[int, int]:
@@ -118,6 +127,7 @@ def add_run_arguments(parser: argparse.ArgumentParser):
     """Every field of a run specification as an option (``run``'s)."""
     parser.add_argument("--profile", default=None, help=escaped("; ".join(f"{k}: {v}" for k, v in PROFILES.items()))
                         + " (default: oracle for the oracle's method, tiny otherwise)")
+    add_model(parser)
     parser.add_argument("--size", type=size, default=None,
                         help=f"output size HxW in image pixels (default: {ORACLE['size'][0]}x{ORACLE['size'][1]} on "
                              "oracle, the data set items' sizes otherwise)")

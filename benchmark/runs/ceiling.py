@@ -29,6 +29,7 @@ from typing import Callable, Optional
 
 import torch
 
+from baselines.base_models import DEFAULT_MODEL
 from baselines.registry import PROMPTS, get_method
 from benchmark.runs.measure import OOM_MESSAGES, MemoryBudget
 from benchmark.runs.records import device_name, environment, read_json, write_json
@@ -43,7 +44,7 @@ PROMPT = "a lighthouse on a cliff at dusk, highly detailed"
 FOLDER = "ceiling"
 _REPO = Path(__file__).resolve().parents[2]
 #: What must match for a ceiling.json's trials to be reused.
-IDENTITY = ("kind", "method", "profile", "budget", "device", "steps", "sr_steps", "step", "prompt")
+IDENTITY = ("kind", "method", "model", "profile", "budget", "device", "steps", "sr_steps", "step", "prompt")
 CPU_TRIAL_TIMEOUT = 600.0  # s: the default time limit of a trial on a CPU
 OK, OOM, TIMEOUT, FAILED = "ok", "oom", "timeout", "failed"
 #: A trial with one of these ends the search: what it says is not whether the side fits.
@@ -137,8 +138,9 @@ def find_ceiling(trial: Callable[[int], TrialResult], min_side: int = MIN_SIDE, 
     return completed, trials
 
 
-def ceiling_dir(runs: Path, profile: str, method: str, budget: MemoryBudget) -> Path:
-    return Path(runs) / FOLDER / profile / f"{method}-{budget.text}"
+def ceiling_dir(runs: Path, profile: str, method: str, budget: MemoryBudget, model: str = DEFAULT_MODEL) -> Path:
+    """The search's folder; a base model other than the default is named first, as in run folders."""
+    return Path(runs) / FOLDER / profile / "-".join(([] if model == DEFAULT_MODEL else [model]) + [method, budget.text])
 
 
 def trial_command(method: str, profile: str, side: int, budget: MemoryBudget, device: str, out: Path,
@@ -226,17 +228,20 @@ def describe_trial(trial: TrialResult, reused: bool = False) -> str:
 def search(method: str, profile: str, budget: MemoryBudget, device: torch.device, runs: Path,
            min_side: int = MIN_SIDE, max_side: int = MAX_SIDE, step: int = STEP,
            trial: Optional[Callable[[int], TrialResult]] = None, extra: tuple[str, ...] = (),
-           log: Optional[Callable[[str], None]] = None, trial_timeout: Optional[float] = None) -> dict:
+           log: Optional[Callable[[str], None]] = None, trial_timeout: Optional[float] = None,
+           model: str = DEFAULT_MODEL) -> dict:
     """Search the ceiling of ``method`` on ``profile`` under ``budget`` and write ceiling.json; returns it.
 
     ``trial`` defaults to :func:`subprocess_trial` with ``trial_timeout``; trials already in ceiling.json
-    are reused, except failed ones and those stopped by a time limit shorter than this one."""
+    are reused, except failed ones and those stopped by a time limit shorter than this one. ``model``: stage I's
+    base model, passed to each trial by ``extra`` (``--model``)."""
     check_sides(min_side, max_side, step)
     log = log or (lambda line: print(line, flush=True))  # one line per trial, as it comes
-    folder = ceiling_dir(runs, profile, method, budget)
+    folder = ceiling_dir(runs, profile, method, budget, model)
     path = folder / "ceiling.json"
     env = environment(device)
-    record = {"kind": "ceiling", "method": method, "profile": profile, "budget": budget.as_record(device),
+    record = {"kind": "ceiling", "method": method, "model": model, "profile": profile,
+              "budget": budget.as_record(device),
               "device": device_name(device), "steps": STEPS, "sr_steps": SR_STEPS, "note": NOTE,
               "step": step, "prompt": PROMPT if get_method(method).inputs == PROMPTS else None,
               "min_side": min_side, "max_side": max_side, "trial_timeout_s": trial_timeout, "ceiling": None,
@@ -247,6 +252,7 @@ def search(method: str, profile: str, budget: MemoryBudget, device: torch.device
     known: dict[int, TrialResult] = {}
     if path.is_file():
         stored = read_json(path)
+        stored.setdefault("model", DEFAULT_MODEL)  # searches made before base models were entries
         differing = [key for key in IDENTITY if stored.get(key) != record[key]]
         if differing:
             raise CeilingError(f"{path} holds a search with another {', '.join(differing)}; "

@@ -22,6 +22,7 @@ import torch
 from PIL import Image
 
 from baselines.arad.buckets import to_tensor
+from baselines.base_models import DEFAULT_MODEL
 from baselines.registry import LOW_RESOLUTION, Method, Sampler
 from baselines.settings import MIN_SIDE, Seeds
 from baselines.stage2 import to_uint8
@@ -50,6 +51,7 @@ class ModelJob:
     device: torch.device = torch.device("cpu")
     warm_up_seconds: Optional[float] = None  # compilation included, with --compile
     profile: Optional[str] = None  # for a sampler whose description does not say it
+    model: str = DEFAULT_MODEL  # stage I's base model (baselines.base_models)
 
     @property
     def stage_two_alone(self) -> bool:
@@ -57,7 +59,7 @@ class ModelJob:
 
     def parameters(self) -> dict:
         origin = {} if self.method.built_in else {"method_origin": self.method.origin}
-        return {"profile": self.profile, **self.pipeline.describe(), "method": self.method.name,
+        return {"profile": self.profile, "model": self.model, **self.pipeline.describe(), "method": self.method.name,
                 "task": self.method.task, **origin, "seed": self.seed, "device_type": self.device.type, **self.plan.as_record(),
                 "conditioning": ("the data set's LR images (or HR downscaled by the SR factor)"
                                  if self.stage_two_alone else "captions")}

@@ -43,6 +43,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
+from baselines.base_models import DEFAULT_MODEL
 from benchmark.runs.measure import (MemoryBudget, check_budget, is_out_of_memory, measured, memory_budget,
                                     release_memory)
 from benchmark.runs.records import environment, read_json, write_array, write_atomic, write_json
@@ -145,6 +146,8 @@ def _claim(out: Path, parameters: dict, count: int):
         stored.setdefault("memory_budget", None)  # runs made before budgets existed had none
         if "task" in parameters:  # runs made before the method registry: the task follows from the method
             stored.setdefault("task", parameters["task"])
+        if "model" in parameters:  # runs made before base models were entries ran on the default one
+            stored.setdefault("model", DEFAULT_MODEL)
         if stored != parameters:
             return (f"{out} holds a run with other parameters ({run_file}); "
                     "choose another --out or delete that directory"), [], parameters, 0
