@@ -96,9 +96,8 @@ def _failure(error: Exception, method: str) -> dict:
 
 
 def failed_again(out: Path, index: int) -> bool:
-    """Whether sample ``index`` has a record of a failure (retried on resume)."""
-    path = sample_record_path(out, index)
-    return path.exists() and read_json(path).get("status") == "failed"
+    """Whether sample ``index``'s record (there is one) is of a failure (retried on resume)."""
+    return read_json(sample_record_path(out, index)).get("status") == "failed"
 
 
 def derived_seed(seed: int, index: int, stream: str) -> int:
@@ -152,8 +151,10 @@ def _claim(out: Path, parameters: dict, count: int):
             return (f"{out} holds a run with other parameters ({run_file}); "
                     "choose another --out or delete that directory"), [], parameters, 0
     write_json(run_file, parameters)
-    todo = [i for i in range(count) if not sample_record_path(out, i).exists() or failed_again(out, i)]
-    return None, todo, parameters, sum(sample_record_path(out, i).exists() for i in todo)
+    made = [i for i in range(count) if sample_record_path(out, i).exists()]
+    failed = {i for i in made if failed_again(out, i)}  # each record read once
+    todo = [i for i in range(count) if i in failed or i not in made]
+    return None, todo, parameters, len(failed)
 
 
 def run(job: Job, count: int, out: Path, progress: Optional[bool] = None,
