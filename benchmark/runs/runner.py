@@ -151,7 +151,7 @@ def _claim(out: Path, parameters: dict, count: int):
             return (f"{out} holds a run with other parameters ({run_file}); "
                     "choose another --out or delete that directory"), [], parameters, 0
     write_json(run_file, parameters)
-    made = [i for i in range(count) if sample_record_path(out, i).exists()]
+    made = {i for i in range(count) if sample_record_path(out, i).exists()}
     failed = {i for i in made if failed_again(out, i)}  # each record read once
     todo = [i for i in range(count) if i in failed or i not in made]
     return None, todo, parameters, len(failed)
