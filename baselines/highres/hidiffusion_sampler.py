@@ -68,7 +68,7 @@ class HiDiffusionSampler(TrainingFreeSampler):
         factor = self.pipe.vae_scale_factor
         with torch.random.fork_rng(devices=[]):  # MSW-MSA draws its window shifts from torch's global generator
             torch.manual_seed(seeds.offsets)
-            latent = self.pipe(prompt_embeds=positive, negative_prompt_embeds=negative, height=latent_hw[0] * factor,
+            latent = self.pipe(prompt_embeds=positive.hidden, negative_prompt_embeds=negative.hidden, height=latent_hw[0] * factor,
                                width=latent_hw[1] * factor, num_inference_steps=self.settings.steps,
                                guidance_scale=self.settings.guidance, generator=seeds.generator("noise"),
                                output_type="latent", return_dict=False)[0]

@@ -28,6 +28,7 @@ from typing import Optional
 
 import torch
 
+from baselines.base_models import Conditioning
 from baselines.highres.base import TrainingFreeSampler
 from baselines.highres.dispersion import dispersed_weight
 from baselines.highres.redilation import redilated
@@ -160,16 +161,16 @@ class ScaleCrafterSampler(TrainingFreeSampler):
                 x = scheduler.scale_model_input(latent, t).to(unet.dtype)
                 with redilated(unet, dilations("dilate", dilate_steps, i), spread):
                     if scale <= 1:
-                        eps = unet(x, t, encoder_hidden_states=positive).sample.float()
+                        eps = unet(x, t, **positive.unet_kwargs()).sample.float()
                     else:
-                        uncond, text = unet(torch.cat([x, x]), t, encoder_hidden_states=torch.cat([negative, positive])
-                                            ).sample.float().chunk(2)
+                        both = Conditioning.cat([negative, positive])
+                        uncond, text = unet(torch.cat([x, x]), t, **both.unet_kwargs()).sample.float().chunk(2)
                 calls, rows = calls + 1, rows + (2 if scale > 1 else 1)
                 if scale > 1:
                     base = uncond
                     if i < ndcfg_steps:  # noise-damped guidance: the base from a milder dilation, not the direction
                         with redilated(unet, dilations("ndcfg", ndcfg_steps, i)):
-                            base = unet(x, t, encoder_hidden_states=negative).sample.float()
+                            base = unet(x, t, **negative.unet_kwargs()).sample.float()
                         calls, rows = calls + 1, rows + 1
                     eps = base + scale * (text - uncond)
                 latent = scheduler.step(eps, t, latent, eta=self.eta, generator=generator).prev_sample
