@@ -4,6 +4,8 @@ SDXL ``pipeline_processor`` (its fixture, made by scripts/scalecrafter-reference
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from diffusers import DDIMScheduler, StableDiffusionXLPipeline
@@ -16,6 +18,8 @@ from baselines.highres.hidiffusion_shim import import_hidiffusion
 from baselines.models import load_text_to_image
 from baselines.settings import Seeds, Settings
 from baselines.stage1 import denoise
+from benchmark import api
+from benchmark.spec import RunSpec
 
 PROMPT, SEEDS = "a lighthouse", Seeds(3, 4, 5)
 
@@ -91,3 +95,39 @@ def test_hidiffusion_takes_sdxls_second_table_from_a_512_latent_and_sd21s_from_2
         "aggressive_raunet"]
     with pytest.raises(ValueError, match="not 'sd3'"):
         chosen_settings((64, 64), 10, "sd3")
+
+
+# --- ScaleCrafter (its loop against the release: tests/test_scalecrafter_release.py) -----------------------
+
+def test_scalecrafter_at_sdxls_native_size_is_plain_sdxl():
+    """1024² has no row of the release: SDXL's training size, no re-dilation, the ``sr-plus`` loop's latent."""
+    with one_thread():
+        sampler = load_sampler("scalecrafter", Settings(steps=1, sr_steps=1), model="sdxl")
+        negative, positive = sampler.models.guidance_pair(PROMPT, (1024, 1024))
+        ours, record = sampler.latent(negative, positive, (128, 128), SEEDS)
+        plain, _ = denoise(sampler.models, negative, positive, (128, 128), steps=1, guidance=sampler.settings.guidance,
+                           generator=SEEDS.generator("noise"))
+    assert torch.equal(ours, plain)
+    assert record["scalecrafter"]["settings_for"] == "1024x1024" and record["scalecrafter"]["exact"]
+    assert record["scalecrafter"]["convolutions"] == {"dilate": 0, "ndcfg": 0}
+
+
+# --- as methods of the suite ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["hidiffusion", "scalecrafter", "scalecrafter-disperse", "scalecrafter-release"])
+def test_each_runs_on_sdxl_at_an_exact_size_and_names_the_model_and_its_settings(tmp_path, name):
+    with one_thread():
+        finished = api.run(RunSpec(name, model="sdxl", size=(192, 320), prompt=PROMPT, limit=1, steps=1,
+                                   progress=False, score=False, out=tmp_path))
+    results = finished.results
+    assert results["per_image"][0]["size"] == [192, 320] and results["model"] == "sdxl"
+    record = json.loads((tmp_path / "samples" / "00000.json").read_text())
+    stage1 = record["stage1"]
+    assert stage1["model"] == "SDXL" and stage1["size"] == [192, 320]
+    settings = stage1["hidiffusion" if name == "hidiffusion" else "scalecrafter"]
+    if name == "hidiffusion":
+        assert settings["table"] == "sdxl_2048" and settings["name_or_path"] == SDXL_REPO
+    else:
+        assert settings["settings_for"] == "1024x1024" and results["method_settings"]["model"] == "sdxl"
+        assert [row["size"] for row in results["method_settings"]["settings"]] == [
+            "1024x1024", "2048x2048", "2560x2560", "2048x4096", "4096x4096"]
