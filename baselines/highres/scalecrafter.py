@@ -6,7 +6,7 @@ and, where its settings say, damps the guidance: a second pass with milder dilat
 unconditional prediction the guidance starts from, while its direction stays that of the two
 fully re-dilated predictions, ``eps = eps_uncond(milder) + w (eps_text - eps_uncond)`` (the
 release's ``pipeline_processor`` in ``text2image.py`` and ``text2image_xl.py``;
-``tests/test_scalecrafter_release.py`` and ``tests/test_training_free_sdxl.py`` hold our loop to both).
+``tests/test_scalecrafter_release.py`` holds our loop to both).
 :data:`SETTINGS` holds its released settings per base model, one row per size, each naming its
 source files in YingqingHe/ScaleCrafter at :data:`RELEASE_COMMIT` (read, not copied); a size
 without a row takes the run's model's nearest row (either orientation: dilation is isotropic)
@@ -205,7 +205,10 @@ class ScaleCrafterSampler(TrainingFreeSampler):
 
     @property
     def freeu_arguments(self) -> Optional[dict]:
-        return dict(RELEASE_FREEU[self.models.base_model] if self.freeu == "release" else self.freeu or {}) or None
+        """The FreeU a sample runs with: the release's for the run's model where ``freeu`` is "release"."""
+        if self.freeu == "release":
+            return dict(RELEASE_FREEU[self.models.base_model])
+        return dict(self.freeu) if self.freeu else None
 
     def latent(self, negative, positive, latent_hw, seeds):
         unet, steps, scale = self.models.unet, self.settings.steps, self.settings.guidance
