@@ -13,8 +13,8 @@ This is the one module that spells their names (the paper's figures aside). Each
 | ``asd`` | ARAD at the nearest ARAD bucket | FSTD (implicit overlap) |
 | ``md`` | MultiDiffusion on SD 2.1 at the requested size | – |
 | ``fstd`` | – (a low-resolution input) | tiled SR, any strategy (FSTD by default) |
-| ``hidiffusion`` | SD 2.1 at the requested size, RAU-Net and windowed attention (the ``hidiffusion`` package) | – |
-| ``scalecrafter`` | SD 2.1 at the requested size, re-dilated convolutions, noise-damped guidance | – |
+| ``hidiffusion`` | SD 2.1 or SDXL at the requested size, RAU-Net and windowed attention (the ``hidiffusion`` package) | – |
+| ``scalecrafter`` | SD 2.1 or SDXL at the requested size, re-dilated convolutions, noise-damped guidance | – |
 | ``scalecrafter-disperse`` | the same with its optional dispersed convolution | – |
 | ``scalecrafter-release`` | the same sampled as its release does: DDIM eta 1, FreeU | – |
 | ``demofusion`` | SD 2.1 at its native size, then ×2, ×3, … with skip residuals, local views, dilated sampling | – |
@@ -60,22 +60,23 @@ _built_in("fstd", "stage II alone: FSTD tiled super-resolution of low-resolution
 
 
 def _training_free(name: str, summary: str, sampler, **entry) -> Method:
-    """The field's training-free methods: SD 2.1 alone, no stage II (docs/methods.md)."""
+    """The field's training-free methods: stage I alone (SD 2.1, or the models the entry names), no stage II
+    (docs/methods.md)."""
     entry = {"rows": ("all-methods", "figure7"), "plans": ("tiny", "gpu"), "suite": {"limit": 1, "size": (1024, 1024)},
              **entry}
     return register_method(Method(name, summary, sampler.load, needs=("sd21",), inputs=PROMPTS, origin=BUILT_IN,
                                   **entry))
 
 
-_training_free("hidiffusion", "HiDiffusion (RAU-Net, MSW-MSA) on SD 2.1 at the target size, by the hidiffusion package",
-               HiDiffusionSampler)
-_training_free("scalecrafter", "ScaleCrafter on SD 2.1 at the target size: re-dilated convolutions, noise-damped "
-                               "guidance", ScaleCrafterSampler)
+_training_free("hidiffusion", "HiDiffusion (RAU-Net, MSW-MSA) on SD 2.1 or SDXL at the target size, by the "
+                              "hidiffusion package", HiDiffusionSampler, models=(SD21.name, SDXL.name))
+_training_free("scalecrafter", "ScaleCrafter on SD 2.1 or SDXL at the target size: re-dilated convolutions, "
+                               "noise-damped guidance", ScaleCrafterSampler, models=(SD21.name, SDXL.name))
 _training_free("scalecrafter-disperse", "ScaleCrafter with its optional dispersed convolution (5x5 kernels at "
-                                        "half the dilation where its 2048x2048 settings list them)",
-               DispersedScaleCrafterSampler, rows=(), plans=(), suite=None)
-_training_free("scalecrafter-release", "ScaleCrafter sampled as its release's SD 2.1 script does: DDIM eta 1 and "
-                                       "FreeU (b1 1.1, b2 1.2, s1 0.9, s2 0.2)",
-               ReleaseScaleCrafterSampler, rows=(), plans=(), suite=None)
+                                        "half the dilation where its 2048x2048 (SDXL: 4096x4096) settings list them)",
+               DispersedScaleCrafterSampler, rows=(), plans=(), suite=None, models=(SD21.name, SDXL.name))
+_training_free("scalecrafter-release", "ScaleCrafter sampled as its release's scripts do: DDIM eta 1 and FreeU "
+                                       "(b1 1.1, b2 1.2; s1 0.9, s2 0.2 on SD 2.1, s1 0.6, s2 0.4 on SDXL)",
+               ReleaseScaleCrafterSampler, rows=(), plans=(), suite=None, models=(SD21.name, SDXL.name))
 _training_free("demofusion", "DemoFusion on SD 2.1: native size, then progressive upscaling with skip residuals, "
                              "local views and dilated sampling", DemoFusionSampler)

@@ -64,13 +64,15 @@ SDXL_SCHEDULER = dict(
     timestep_spacing="leading")
 
 #: SDXL's layout (three blocks, attention in the lower two, text_time added embedding, the same module
-#: names) at tiny widths; the two encoders differ in width so that their order matters.
+#: names) at tiny widths; the two encoders differ in width so that their order matters. The middle block
+#: keeps SDXL's two transformer layers: HiDiffusion's SDXL keys window the attention of both
+#: (``down_blocks.1.attentions.0.transformer_blocks.1`` ...); the lowest keeps one of SDXL's ten (no key names it).
 TINY_SDXL_TEXT = dict(CLIP_L14_TEXT, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                       num_attention_heads=4, projection_dim=32)
 TINY_SDXL_TEXT_2 = dict(OPENCLIP_BIGG_TEXT, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                         num_attention_heads=4, projection_dim=32)
 TINY_SDXL_UNET = dict(
-    SDXL_UNET, block_out_channels=(16, 32, 32), norm_num_groups=8, transformer_layers_per_block=(1, 1, 1),
+    SDXL_UNET, block_out_channels=(16, 32, 32), norm_num_groups=8, transformer_layers_per_block=(1, 2, 1),
     attention_head_dim=(1, 2, 2), cross_attention_dim=32 + 64, addition_time_embed_dim=8,
     projection_class_embeddings_input_dim=32 + 6 * 8)
 TINY_SDXL_VAE = dict(
