@@ -78,5 +78,6 @@ _training_free("scalecrafter-disperse", "ScaleCrafter with its optional disperse
 _training_free("scalecrafter-release", "ScaleCrafter sampled as its release's scripts do: DDIM eta 1 and FreeU "
                                        "(b1 1.1, b2 1.2; s1 0.9, s2 0.2 on SD 2.1, s1 0.6, s2 0.4 on SDXL)",
                ReleaseScaleCrafterSampler, rows=(), plans=(), suite=None, models=(SD21.name, SDXL.name))
-_training_free("demofusion", "DemoFusion on SD 2.1: native size, then progressive upscaling with skip residuals, "
-                             "local views and dilated sampling", DemoFusionSampler)
+_training_free("demofusion", "DemoFusion on SD 2.1 (or SDXL: --model sdxl): native size, then progressive upscaling "
+                             "with skip residuals, local views and dilated sampling", DemoFusionSampler,
+               models=(SD21.name, SDXL.name))
