@@ -17,7 +17,7 @@ This is the one module that spells their names (the paper's figures aside). Each
 | ``scalecrafter`` | SD 2.1 or SDXL at the requested size, re-dilated convolutions, noise-damped guidance | – |
 | ``scalecrafter-disperse`` | the same with its optional dispersed convolution | – |
 | ``scalecrafter-release`` | the same sampled as its release does: DDIM eta 1, FreeU | – |
-| ``demofusion`` | SD 2.1 at its native size, then ×2, ×3, … with skip residuals, local views, dilated sampling | – |
+| ``demofusion`` | SD 2.1 or SDXL at its native size, then ×2, ×3, … with skip residuals, local views, dilated sampling | – |
 """
 
 from __future__ import annotations
