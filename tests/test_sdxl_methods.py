@@ -105,3 +105,39 @@ def test_run_identities_name_a_model_other_than_the_default_only():
     assert identity({"method": "asd", "profile": "tiny"}) == "asd/tiny"
     assert identity({"method": "asd", "profile": "tiny", "model": "sd21"}) == "asd/tiny"
     assert identity({"method": "asd", "profile": "tiny", "model": "sdxl"}) == "asd/tiny/sdxl"
+
+
+def test_tables_plans_each_models_table_at_its_sides_and_model_restricts_to_one():
+    from benchmark.reporting.paper_runs import specs
+
+    def planned(profile, model=None):
+        return {(s.method, s.model, s.size) for s in specs(RunSpec("?", profile), loras={}, model=model)}
+
+    sdxl = planned("paper-arch", "sdxl")
+    assert sdxl == {(name, "sdxl", (side, side)) for side in (2048, 4096)
+                    for name in ("sr-plus", "sr-tile", "sr-tile-plus", "asd", "md")}
+    assert {size for _, _, size in planned("tiny", "sdxl")} == {(512, 512), (1024, 1024)}
+    everything = planned("tiny")
+    assert planned("tiny", "sdxl") <= everything and ("ar-plus", "sd21", (256, 256)) in everything
+    assert not {run for run in planned("tiny", "sd21") if run[1] != "sd21"}
+
+
+def test_tables_model_sdxl_runs_and_reports_sdxls_table_alone(tmp_path, monkeypatch, asd_cache):
+    from benchmark import api
+    from benchmark.reporting import paper_runs
+
+    monkeypatch.setitem(paper_runs.MODEL_TABLE_SCALES, "tiny", (0.25,))  # 256²: seconds, not minutes
+    monkeypatch.setattr(paper_runs, "with_row", lambda row: ("sr-plus", "md", "ar-plus") if row == "table1" else ())
+    with one_thread():
+        (report,) = api.tables("tiny", limit=2, runs=tmp_path / "runs", reports=tmp_path / "reports", log=print,
+                               model="sdxl")
+    text = report.read_text()
+    section = text.split("### SDXL (`sdxl`) on ")[1].split("\n## ")[0]
+    rows = [line for line in section.splitlines() if line.startswith("| 256×256")]
+    assert [row.split("|")[2].strip() for row in rows] == ["sr-plus", "md"]  # ar-plus does not run on SDXL
+    cells = [[cell.strip() for cell in row.split("|")[3:9]] for row in rows]  # FID, KID, patch FID/KID, IS, CLIP
+    assert all(row[:4] == ["skipped"] * 4 and "[" in row[4] and "[" in row[5] for row in cells)  # --size: no references
+    assert "no reference images (--size replaced the data set's sizes)" in section
+    assert "base model (stage I): sdxl" in section and "Not run: `python -m benchmark tables --model sd21`" in text
+    table1 = text.split("## Table 1")[1].split("## Table 2")[0]
+    assert "sdxl" not in table1  # the paper's tables hold SD 2.1's runs only
