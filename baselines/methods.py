@@ -1,17 +1,19 @@
 """The built-in methods, registered by name: the paper's Table 1, MultiDiffusion and stage II alone.
 
 This is the one module that spells their names (the paper's figures aside). Each runs on SD 2.1 only
-(``Method.models``' default) unless its entry names more base models.
+(``Method.models``' default) unless its entry names more base models. "The model" is the run's (``--model``):
+its buckets are SD 2.1's nine ARAD buckets, SDXL's 40 training buckets; ``ar-plus`` and ``ar-tile`` stay on
+SD 2.1, since on SDXL, trained on its buckets, they would be ``sr-plus`` and ``sr-tile`` again.
 
 | method | stage I | stage II |
 |---|---|---|
-| ``sr-plus`` | SD 2.1 or SDXL (``--model``) at the requested size | – |
-| ``sr-tile`` | SD 2.1 at the nearest ARAD bucket (Eq. 1) | tiled SR, no overlap |
-| ``sr-tile-plus`` | SD 2.1 at the nearest ARAD bucket | FSTD (implicit overlap) |
+| ``sr-plus`` | the model (SD 2.1 or SDXL) at the requested size | – |
+| ``sr-tile`` | the model at its nearest bucket (Eq. 1) | tiled SR, no overlap |
+| ``sr-tile-plus`` | the model at its nearest bucket | FSTD (implicit overlap) |
 | ``ar-plus`` | ARAD at the requested size | – |
 | ``ar-tile`` | ARAD at the nearest ARAD bucket | tiled SR, no overlap |
-| ``asd`` | ARAD at the nearest ARAD bucket | FSTD (implicit overlap) |
-| ``md`` | MultiDiffusion on SD 2.1 at the requested size | – |
+| ``asd`` | ARAD at the nearest ARAD bucket; on SDXL, SDXL (no LoRA) at its nearest bucket | FSTD (implicit overlap) |
+| ``md`` | MultiDiffusion on the model at the requested size, views of its native latent | – |
 | ``fstd`` | – (a low-resolution input) | tiled SR, any strategy (FSTD by default) |
 | ``hidiffusion`` | SD 2.1 or SDXL at the requested size, RAU-Net and windowed attention (the ``hidiffusion`` package) | – |
 | ``scalecrafter`` | SD 2.1 or SDXL at the requested size, re-dilated convolutions, noise-damped guidance | – |
@@ -32,6 +34,9 @@ from baselines.pipeline import Stages
 from baselines.registry import BUILT_IN, LOW_RESOLUTION, PROMPTS, Method, register_method
 
 
+BOTH = (SD21.name, SDXL.name)
+
+
 def _built_in(name: str, summary: str, stages: Stages, **entry) -> Method:
     return register_method(Method(name, summary, stages, needs=stages.needs,
                                   inputs=PROMPTS if stages.base else LOW_RESOLUTION, stage2=stages.stage2, origin=BUILT_IN,
@@ -39,21 +44,21 @@ def _built_in(name: str, summary: str, stages: Stages, **entry) -> Method:
 
 
 _built_in("sr-plus", "SD 2.1 (or SDXL: --model sdxl) directly at the target size", Stages("sd21"),
-          rows=("table1", "table2", "figure7"), plans=("tiny", "gpu"), models=(SD21.name, SDXL.name))
-_built_in("sr-tile", "SD 2.1 at the nearest bucket, then tiled SR without overlap",
-          Stages("sd21", "bucket", "nonoverlap"), rows=("table1", "figure7"))
-_built_in("sr-tile-plus", "SD 2.1 at the nearest bucket, then FSTD (implicit overlap)",
-          Stages("sd21", "bucket", "implicit"), twin="sr-tile", rows=("table1", "figure7"))
+          rows=("table1", "table2", "figure7"), plans=("tiny", "gpu"), models=BOTH)
+_built_in("sr-tile", "SD 2.1 (or SDXL) at the model's nearest bucket, then tiled SR without overlap",
+          Stages("sd21", "bucket", "nonoverlap"), rows=("table1", "figure7"), models=BOTH)
+_built_in("sr-tile-plus", "SD 2.1 (or SDXL) at the model's nearest bucket, then FSTD (implicit overlap)",
+          Stages("sd21", "bucket", "implicit"), twin="sr-tile", rows=("table1", "figure7"), models=BOTH)
 _built_in("ar-plus", "ARAD (SD 2.1 + LoRA) directly at the target size", Stages("arad"),
           rows=("table1", "table2", "table3", "figure7"), plans=("tiny", "gpu"))
 _built_in("ar-tile", "ARAD at the nearest bucket, then tiled SR without overlap",
           Stages("arad", "bucket", "nonoverlap"), rows=("table1", "figure7"), plans=("tiny", "gpu"))
-_built_in("asd", "Any-Size-Diffusion: ARAD at the nearest bucket, then FSTD",
-          Stages("arad", "bucket", "implicit"), twin="ar-tile", rows=("table1", "figure7"),
-          plans=("tiny", "stablesr", "gpu"), headline=True)
-_built_in("md", "MultiDiffusion on SD 2.1 at the target size (64-latent views, stride 8)",
-          Stages("sd21", "multidiffusion"), rows=("table2", "figure7"),
-          suite={"limit": 1})  # the 768x1024 item's 45 views a step were most of the tiny suite's time
+_built_in("asd", "Any-Size-Diffusion: ARAD at the nearest bucket, then FSTD (on SDXL: SDXL, trained on its "
+                 "buckets, without LoRA)", Stages("arad", "bucket", "implicit"), twin="ar-tile", rows=("table1", "figure7"),
+          plans=("tiny", "stablesr", "gpu"), headline=True, models=BOTH)
+_built_in("md", "MultiDiffusion on SD 2.1 (or SDXL) at the target size (views of the native latent, stride an "
+                "eighth: 64 at 8, SDXL 128 at 16)", Stages("sd21", "multidiffusion"), rows=("table2", "figure7"),
+          suite={"limit": 1}, models=BOTH)  # the 768x1024 item's 45 views a step were most of the tiny suite's time
 _built_in("fstd", "stage II alone: FSTD tiled super-resolution of low-resolution inputs (--tiling chooses the "
                   "strategy); on the oracle profile it samples a Gaussian random field with an analytic denoiser",
           Stages(stage2="any"), rows=("stage2",), plans=("tiny", "stablesr"), oracle=True)

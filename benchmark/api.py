@@ -17,7 +17,7 @@ from typing import Iterable, Optional
 
 import torch
 
-from baselines.base_models import DEFAULT_MODEL
+from baselines.base_models import DEFAULT_MODEL, get_base_model
 from baselines.models import WeightPaths, asd_cache_dir, load_text_to_image
 from baselines.quiet import quiet_libraries
 from baselines.registry import LoadContext, Sampler, get_method, oracle_method
@@ -232,10 +232,16 @@ def tables(profile: str = "tiny", dataset: str = DEFAULT_DATASET, limit: Optiona
            sides: Optional[tuple[int, ...]] = None, loras: Optional[dict[int, str]] = None, device: str = "cpu",
            patch_protocol: str = DEFAULT_PATCH_PROTOCOL, memory_budget: Optional[str] = None,
            runs: Path = Path("runs"), reports: Optional[Path] = None, include: Iterable[str] = (),
-           log=print) -> list[Path]:
-    """Every run behind Tables 1-4, 6, 7 and Figure 7 on a model profile (finished runs reused), then the
-    report. On tiny, Table 3's LoRAs are trained here unless given; elsewhere only the given ones run."""
+           log=print, model: Optional[str] = None) -> list[Path]:
+    """Every run behind Tables 1-4, 6, 7, Figure 7 and each base model's table on a model profile (finished runs
+    reused), then the report; ``model``: that base model's runs alone (its table; SD 2.1's also the paper's). On
+    tiny, Table 3's LoRAs are trained here unless given; elsewhere only the given ones run."""
     load_plugins(include)
+    if model is not None:
+        try:
+            model = get_base_model(model).name
+        except ValueError as error:
+            raise UsageError(str(error)) from None
     quiet_libraries(False)
     if profile == "oracle":
         raise UsageError("tables are made on a model profile; the oracle's tables come from `python -m benchmark study`")
@@ -244,14 +250,15 @@ def tables(profile: str = "tiny", dataset: str = DEFAULT_DATASET, limit: Optiona
     PatchProtocol.parse(patch_protocol)
     shard = current_shard(device_of(device))
     loras = dict(loras or {})
-    if profile == "tiny" and not loras:
+    paper_tables = model in (None, DEFAULT_MODEL)  # Table 3 (its LoRAs) is among the paper's, on SD 2.1
+    if paper_tables and profile == "tiny" and not loras:
         with shard.main_first():  # rank 0 trains them, the others find them cached
             loras = tiny_table3_loras()
-    elif len(loras) < len(TABLE3_BUCKETS):
+    elif paper_tables and len(loras) < len(TABLE3_BUCKETS):
         log(f"Table 3: LoRAs given for {sorted(loras) or 'no'} ratio counts; the others are not run")
     common = RunSpec("?", profile, dataset=dataset, limit=limit, device=device, runs=Path(runs), progress=False,
                      patch_protocol=patch_protocol, memory_budget=memory_budget, include=tuple(include))
-    for spec in paper_run_specs(common, sides, loras):
+    for spec in paper_run_specs(common, sides, loras, model):
         run(spec)
     return write_report(Path(runs), reports_folder(runs, reports)) if shard.main else []
 

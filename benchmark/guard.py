@@ -3,8 +3,9 @@
 A suite is a list of steps, each an API call stored as data: ``{"verb": "run", "spec":
 RunSpec.as_record()}``, ``{"verb": "study", "args": {...}}`` or ``{"verb": "timing", "args":
 {...}}``. The tiny suite is built from the method registry: every method in the ``tiny`` plan
-(a user's method too, with the ``--include`` that registered it) and the ``stablesr`` plan's
-methods on StableSR. Baselines written before suites were specifications hold command lines;
+(a user's method too, with the ``--include`` that registered it) on each base model in its ``models``
+(on a model other than the default, small: the model's ``suite`` fields, e.g. SDXL's one item at
+256×1152, over the method's), and the ``stablesr`` plan's methods on StableSR. Baselines written before suites were specifications hold command lines;
 :func:`legacy_step` reads those. What is compared, and how closely, is :mod:`benchmark.regression`.
 """
 
@@ -15,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Iterable, Optional
 
+from baselines.base_models import DEFAULT_MODEL, get_base_model
 from baselines.registry import get_method, in_plan
 from benchmark import api
 from benchmark.errors import UsageError
@@ -45,12 +47,18 @@ def suite(profile: str, methods: Optional[Iterable[str]] = None) -> list[dict]:
         raise UsageError(f"no regression suite for profile {profile!r}; known: oracle, tiny")
     wanted = None if methods is None else [get_method(name).name for name in methods]
     steps = [_run_step(RunSpec(name, "tiny", **{"dataset": "synthetic", "limit": 2, "progress": False,
-                                                 **(get_method(name).suite or {})}))
-             for name in in_plan("tiny") if wanted is None or name in wanted]
+                                                 **(get_method(name).suite or {}), **model_suite(model)}))
+             for name in in_plan("tiny") if wanted is None or name in wanted for model in get_method(name).models]
     steps += [_run_step(RunSpec(name, "tiny", backbone="stablesr", dataset="synthetic", limit=1, sr_steps=4,
                                 progress=False))
               for name in in_plan("stablesr") if wanted is None or name in wanted]
     return steps + ([{"verb": "timing", "args": {"profile": "tiny", "repeats": REPEATS}}] if wanted is None else [])
+
+
+def model_suite(model: str) -> dict:
+    """RunSpec fields of a suite step on base ``model``: none on the default (its steps stay as recorded), else the
+    model and its ``suite`` fields, which keep a larger model's steps to seconds."""
+    return {} if model == DEFAULT_MODEL else {"model": model, **get_base_model(model).suite}
 
 
 def legacy_step(command: list[str]) -> dict:

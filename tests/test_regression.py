@@ -179,7 +179,9 @@ def test_suites_are_api_calls_as_data_and_baselines_of_command_lines_still_read(
         "scalecrafter", "demofusion"}
     one_each = [RunSpec.from_record(step["spec"]) for step in guard.suite("tiny", ["demofusion"])]
     assert [(spec.limit, spec.size) for spec in one_each] == [(1, (1024, 1024))]  # the method's own suite step
-    assert [RunSpec.from_record(step["spec"]).method for step in guard.suite("tiny", ["asd"])] == ["asd", "asd"]
+    asd = [RunSpec.from_record(step["spec"]) for step in guard.suite("tiny", ["asd"])]
+    assert [(spec.method, spec.model, spec.backbone) for spec in asd] == [
+        ("asd", "sd21", None), ("asd", "sdxl", None), ("asd", "sd21", "stablesr")]
     assert guard.legacy_step(["run", "--method", "asd", "--size", "256x512", "--limit", "2", "--no-progress"]) == {
         "verb": "run", "spec": RunSpec("asd", size=(256, 512), limit=2, progress=False).as_record()}
     assert guard.legacy_step(["study", "--steps", "30", "--no-progress"]) == {

@@ -4,7 +4,8 @@ found by name, as a method is one :class:`baselines.registry.Method`.
 An entry holds what stage I needs and nothing a method decides: the architectures of the
 random-weight profiles (``tiny``, ``paper-arch``), the model classes and subfolders of a
 diffusers folder and the hub repos (with mirrors) the ``paper`` profile loads, the DDIM
-settings of its scheduler, its native size, and :attr:`BaseModel.condition`, which turns
+settings of its scheduler, its native size, its aspect buckets (stage I's "bucket" rule, Eq. 1, picks
+the nearest), and :attr:`BaseModel.condition`, which turns
 prompts into what its UNet is called with (a :class:`Conditioning`). The stage I loop
 (:mod:`baselines.stage1`) reads the conditioning and never the model's name, so a method
 is written once for every model it declares (``Method.models``).
@@ -79,7 +80,11 @@ class BaseModel:
     of ``prompts`` for an image of ``size`` (loaded models: ``baselines.models.TextToImageModels``);
     ``tokenizer``: what the encoders are fed, in words (``run.json``); ``unconditional(positive)``: the
     unconditional branch made from the prompt's conditioning (None: the empty prompt's encoding, as SD 2.1's
-    pipeline makes it); ``seed``: the first of the random weights' seeds (UNet, VAE, then each text encoder)."""
+    pipeline makes it); ``seed``: the first of the random weights' seeds (UNet, VAE, then each text encoder);
+    ``buckets``: the (H, W) sizes stage I's "bucket" rule picks from (none: the native size alone), named by
+    ``bucket_source``; ``multi_aspect``: the model itself was trained on them (SDXL), so methods that would
+    adapt it to aspect ratios (ARAD's LoRA) run it as it is; ``suite``: RunSpec fields of every method's step
+    on this model in the tiny regression suite (a model other than the default runs there small)."""
 
     name: str
     title: str
@@ -95,6 +100,10 @@ class BaseModel:
     unconditional: Optional[Callable[[Conditioning], Conditioning]] = None
     seed: int = 0
     origin: Optional[str] = None
+    buckets: tuple[tuple[int, int], ...] = ()
+    bucket_source: str = "the native size alone"
+    multi_aspect: bool = False
+    suite: Mapping[str, object] = field(default_factory=dict, hash=False)
 
     def __post_init__(self):
         profiles = set(self.unets) | set(self.vaes) | {p for encoder in self.text_encoders for p in encoder.configs}
@@ -106,6 +115,10 @@ class BaseModel:
             raise BaseModelError(f"base model {self.name!r} needs a UNet, VAE and text encoder config for each "
                                  f"profile (lacking: {', '.join(lacking) or 'none'}), at least one text encoder "
                                  "and a callable condition")
+
+    @property
+    def aspect_buckets(self) -> tuple[tuple[int, int], ...]:
+        return self.buckets or (tuple(self.native_size),)
 
     @property
     def layout(self) -> dict[str, str]:

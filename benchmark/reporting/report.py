@@ -13,10 +13,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from baselines.base_models import DEFAULT_MODEL, get_base_model
 from baselines.models import PROFILES as MODEL_PROFILES
 from baselines.registry import stage2_alone
 from benchmark.reporting import ceilings
 from benchmark.reporting.all_methods import all_methods, without_data_set
+from benchmark.reporting.base_model_tables import base_model_tables, model_of
 from benchmark.reporting.model_tables import PICK_RULE, figure7, table1, table2, table3
 from benchmark.reporting.oracle_tables import oracle_tables
 from benchmark.reporting.paired import paired_sections
@@ -45,13 +47,19 @@ SEAMS_SEEN_ORACLE = "Seams, seen: latents with the tile grid"
 
 def profile_report(results: list[dict], profile: str, figures: Path, ceilings: list[dict] = ()) -> str:
     """The body of ``<profile>.md`` from the runs of one model profile (every method's) and its ceiling
-    searches."""
+    searches: the paper's tables of the default base model's runs (SD 2.1, the paper's), then a table per base
+    model, then every run made without a data set."""
+    every = results
+    results = [r for r in every if model_of(r) == DEFAULT_MODEL]
+    ceilings, every_ceiling = [c for c in ceilings if model_of(c) == DEFAULT_MODEL], ceilings
     return "\n".join([
         f"Profile `{profile}`: {MODEL_PROFILES[profile]}.", "",
         f"Each table is one group of comparable runs (same data set build, same sizes); where "
         f"several runs fit a cell, the one with the {PICK_RULE} is shown. \"{NOT_RUN}\": no run "
         f"of that method; \"{NOT_SCORED}\": a run without scores (made before scoring, or "
         "unscored); \"skipped\": a metric the run could not compute (reason in the notes). "
+        f"Tables 1 to 4, 6, 7, Figure 7 and \"All methods\" hold runs on {get_base_model(DEFAULT_MODEL).title} "
+        "(the paper's base model); each base model has its own table after them. "
         "Tables 1 to 4, 6, 7 hold runs on a data set; runs with `--prompt` or `--size` (no references) "
         "are in Figure 7 and in the last table, \"Runs without a data set\".", "",
         "## Table 1 — full pipeline", "", table1(results, ceilings),
@@ -60,7 +68,8 @@ def profile_report(results: list[dict], profile: str, figures: Path, ceilings: l
         f"## Tables 4, 6, 7 — stage II alone (`{stage2_alone().name}`)", "", stage2_tables(results),
         "## Figure 7 — peak memory", "", figure7(results, profile, figures, ceilings),
         "## All methods, per data set", "", all_methods(results, ceilings) or "No run on a data set.\n",
-        "## Runs without a data set", "", without_data_set(results) or "No run from prompts alone.\n",
+        "## Base models: each method at 2× and 4× the native side", "", base_model_tables(every, every_ceiling),
+        "## Runs without a data set", "", without_data_set(every) or "No run from prompts alone.\n",
     ])
 
 
