@@ -131,5 +131,6 @@ SDXL = register_base_model(BaseModel(
     seed=30, origin="built-in", buckets=SDXL_BUCKETS,
     bucket_source="SDXL's 40 training buckets (Podell et al. 2023, App. I)", multi_aspect=True,
     # The tiny suite's SDXL steps: one item, 256 px high so each step is cheap, 1152 px wide so that md's
-    # 128-latent views are two (a 144-latent row); bucket methods still run stage I at a ~1024² bucket.
-    suite={"limit": 1, "size": (256, 1152)}))
+    # 128-latent views are two (a 144-latent row); bucket methods still run stage I at a ~1024² bucket, so
+    # every SDXL step takes 2 steps per stage: the suite holds the algorithm (counts, settings), not quality.
+    suite={"limit": 1, "size": (256, 1152), "steps": 2, "sr_steps": 2}))
