@@ -27,6 +27,7 @@ import torch
 from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
 from baselines.base_models.registry import BaseModel, Conditioning, TextEncoder, register_base_model, token_ids
+from baselines.origins import BUILT_IN
 
 SDXL_REPO = "stabilityai/stable-diffusion-xl-base-1.0"
 SDXL_REPOS = (SDXL_REPO,)  # mirrors go after it ($ASD_SDXL_REPO names one without editing code)
@@ -115,4 +116,4 @@ SDXL = register_base_model(BaseModel(
     vaes={"tiny": TINY_SDXL_VAE, "paper-arch": SDXL_VAE}, text_encoders=ENCODERS, scheduler=SDXL_SCHEDULER,
     repos=SDXL_REPOS, condition=condition, unconditional=unconditional,
     tokenizer="open_clip SimpleTokenizer (CLIP BPE, 77 tokens; padded with 49407, then 0, as SDXL's two tokenizers)",
-    seed=30, origin="built-in"))
+    seed=30, origin=BUILT_IN))

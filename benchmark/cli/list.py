@@ -29,7 +29,7 @@ def command(args: argparse.Namespace) -> int:
         print(f"  {verb.NAME:16s} {verb.HELP}")
     print("methods:")
     for method in methods().values():
-        models = f" (models: {', '.join(method.models)})" if method.inputs == PROMPTS else ""
+        models = f" (models: {', '.join(method.model_names)})" if method.inputs == PROMPTS else ""
         print(f"  {method.name:16s} {method.summary}{models}" + ("" if method.built_in else f" [{method.origin}]"))
     print("metrics:")
     for metric in metrics():
