@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 
 from baselines.base_models import base_models
+from baselines.profiles import profiles
 from baselines.registry import PROMPTS, methods
 from benchmark.cli.options import add_include
 from benchmark.metrics.registry import metrics
 from benchmark.plugins import load_plugins
-from benchmark.spec import PROFILES
 
 NAME = "list"
 HELP = "list verbs, methods (built-in and yours), metrics, base models and profiles"
@@ -39,7 +39,8 @@ def command(args: argparse.Namespace) -> int:
     print("models (stage I, --model):")
     for name, model in base_models().items():
         print(f"  {name:16s} {model.summary}" + ("" if model.origin == "built-in" else f" [{model.origin}]"))
-    print("profiles:")
-    for name, text in PROFILES.items():
-        print(f"  {name:16s} {text}")
+    print("profiles (--profile):")
+    for name, profile in profiles().items():
+        default = f" [default for {'the oracle' if profile.analytic else 'every other'} method]" if profile.default else ""
+        print(f"  {name:16s} {profile.description}{default}")
     return 0

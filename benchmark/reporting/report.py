@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from baselines.models import PROFILES as MODEL_PROFILES
+from baselines.profiles import model_profiles
 from baselines.registry import stage2_alone
 from benchmark.reporting import ceilings
 from benchmark.reporting.all_methods import all_methods, without_data_set
@@ -47,7 +47,7 @@ def profile_report(results: list[dict], profile: str, figures: Path, ceilings: l
     """The body of ``<profile>.md`` from the runs of one model profile (every method's) and its ceiling
     searches."""
     return "\n".join([
-        f"Profile `{profile}`: {MODEL_PROFILES[profile]}.", "",
+        f"Profile `{profile}`: {model_profiles()[profile].description}.", "",
         f"Each table is one group of comparable runs (same data set build, same sizes); where "
         f"several runs fit a cell, the one with the {PICK_RULE} is shown. \"{NOT_RUN}\": no run "
         f"of that method; \"{NOT_SCORED}\": a run without scores (made before scoring, or "
@@ -81,7 +81,7 @@ def write_report(runs: Path, out: Path) -> list[Path]:
         write_atomic(path, ("# FSTD tiling on the weight-free oracle\n\n" + _made_by(runs) + oracle
                             + (f"\n## {SEAMS_SEEN_ORACLE}\n\n{pictures}" if pictures else "")).encode())
         written.append(path)
-    for profile in MODEL_PROFILES:
+    for profile in model_profiles():
         runs_of_profile = [r for r in results if r.get("profile") == profile and "per_image" in r]
         searches = ceilings.load_ceilings(runs, profile)
         vae = vae_tables(results, profile)
