@@ -45,9 +45,8 @@ def test_a_model_plugin_runs_sr_plus_through_the_api_and_the_command_line(model_
     finished = api.run(spec)
     assert get_base_model(NAME).origin == str(model_plugin) and get_base_model(NAME).seed == 7
     results, run = _run_record(finished.out)
-    assert results["model"] == NAME and run["parameters"]["model"] == NAME, (results, run)
-    assert NAME in finished.out.name and results["finished_samples"] == 1
-    assert run["parameters"]["weights"]["stage1"]["model"] == f"tiny/{NAME}"
+    assert results["model"] == run["model"] == NAME and NAME in finished.out.name and results["finished_samples"] == 1
+    assert run["weights"]["stage1"]["model"] == f"tiny/{NAME}" and "seed 7" in run["weights"]["stage1"]["weights"]
 
     out = io.StringIO()
     with contextlib.redirect_stdout(out):

@@ -23,11 +23,11 @@ from benchmark.spec import RunSpec
 
 BENCHMARK = Path(__file__).resolve().parents[1] / "benchmark"
 NAMES = "tiny|paper|oracle|paper-arch|sd21|sdxl"
-#: A test of a profile's or model's name: ``profile == ...``, ``model != ...``, ``... == "tiny"``,
-#: ``profile in (...)``, ``... in ("paper", ...)``, ``== DEFAULT_MODEL``.
-NAME_TEST = re.compile(rf"""profile\W{{0,3}} ?(==|!=|in |not in )|model\W{{0,3}} ?(==|!=|in |not in )"""
-                       rf"""|(==|!=) ?(["']({NAMES})["']|DEFAULT_MODEL)|\bin \(?["']({NAMES})["']""")
-ITERATION = re.compile(r"\bfor\s+[\w\s,()]+$")  # `for profile in ...`: a loop, not a test
+#: A test of a profile's or model's name: a comparison with a name (``== "tiny"``, ``"paper" !=``, ``== DEFAULT_MODEL``),
+#: membership in a list of names (``in ("paper", ...)``), or ``profile``/``model`` against a constant (``ORACLE_PROFILE``).
+NAME_TEST = re.compile(rf"""(==|!=) ?(["']({NAMES})["']|DEFAULT_MODEL\b)|["']({NAMES})["'] ?(==|!=)|DEFAULT_MODEL ?(==|!=)"""
+                       rf"""|\bin [(\[]?["']({NAMES})["']|\b(profile|model) ?(==|!=|in|not in) [A-Z_]{{3,}}\b""")
+ITERATION = re.compile(r"\bfor\s+[\w\s,()]*$")  # `for profile in ...`: a loop, not a test
 MOST = 5
 
 
@@ -52,9 +52,9 @@ def test_the_name_scan_finds_what_it_is_meant_to(tmp_path):
     package = tmp_path / "benchmark"
     package.mkdir()
     (package / "m.py").write_text('if spec.profile == "tiny":\nok = model != DEFAULT_MODEL\nx = p in ("paper", "tiny")\n'
-                                  'for profile in profiles():\n# profile == "tiny" in a comment\n')
-    assert [line.split(": ", 1)[0] for line in name_tests(package)] == ["benchmark/m.py:1", "benchmark/m.py:2",
-                                                                       "benchmark/m.py:3"]
+                                  'if profile not in RANDOM_PROFILES:\nfor profile in MODEL_PROFILES:\n'
+                                  'same = r.get("profile") == profile\n# profile == "tiny" in a comment\n')
+    assert [line.split(": ", 1)[0] for line in name_tests(package)] == [f"benchmark/m.py:{n}" for n in (1, 2, 3, 4)]
 
 
 def test_an_unknown_profile_names_the_known_ones():
