@@ -28,7 +28,8 @@ class Profile:
     published weights, found offline in folders or the hub cache; ``analytic``: no model, the oracle's Gaussian
     random field and its exact denoiser (its method only); ``steps``: a model run's default stage I (DDIM) and
     stage II (DDPM) steps (the paper's by default); ``sample_limit``: a run's default number of data-set items
-    (None: all); ``metrics``: the profile whose metric networks score its runs (its own published files, or ``tiny``'s seeded random networks);
+    (None: all); ``metrics``: the profile whose metric networks score its runs (its own published files, or
+    ``tiny``'s seeded random networks);
     ``trains_lora``: ARAD without a LoRA given trains and caches a small one (else an untrained adapter);
     ``min_side``: the smallest side it samples (None: the models', ``baselines.settings.MIN_SIDE``);
     ``run_defaults``: run fields it fills where a run leaves them unset; ``default``: the profile a run gets

@@ -22,7 +22,8 @@ from typing import Any, Callable, Optional, Protocol
 import torch
 
 from baselines.base_models import DEFAULT_MODEL, base_models, get_base_model
-from baselines.origins import BUILT_IN, RegistrationError, name_file_module, origin_of  # noqa: F401 (users import them here)
+from baselines.origins import (BUILT_IN, RegistrationError, name_file_module,  # noqa: F401 (imported from here)
+                               origin_of)
 
 #: What a method takes: captions (text-to-image) or low-resolution images with their HR (super-resolution).
 PROMPTS, LOW_RESOLUTION = "prompts", "low-resolution"

@@ -189,7 +189,8 @@ def ceiling(method: str, profile: Optional[str] = None, budget: str = "32GiB",
     elif trial_timeout < 0:
         raise UsageError(f"--trial-timeout must not be negative, got {trial_timeout:g}")
     trial_timeout = trial_timeout or None
-    log(f"ceiling of {' on '.join([spec.method, *name_parts(spec.model)])} on {spec.profile} under {limit.text} ({limit.enforced_by(chosen)}), "
+    log(f"ceiling of {' on '.join([spec.method, *name_parts(spec.model)])} on {spec.profile} under {limit.text} "
+        f"({limit.enforced_by(chosen)}), "
         f"sides {min_side} to {max_side} px, {ceiling_search.NOTE}"
         + (f", at most {trial_timeout:g} s per trial" if trial_timeout else ""))
     record = ceiling_search.search(spec.method, spec.profile, limit, chosen, Path(runs), min_side, max_side,

@@ -23,10 +23,12 @@ from benchmark.spec import RunSpec
 
 BENCHMARK = Path(__file__).resolve().parents[1] / "benchmark"
 NAMES = "tiny|paper|oracle|paper-arch|sd21|sdxl"
-#: A test of a profile's or model's name: a comparison with a name (``== "tiny"``, ``"paper" !=``, ``== DEFAULT_MODEL``),
-#: membership in a list of names (``in ("paper", ...)``), or ``profile``/``model`` against a constant (``ORACLE_PROFILE``).
-NAME_TEST = re.compile(rf"""(==|!=) ?(["']({NAMES})["']|DEFAULT_MODEL\b)|["']({NAMES})["'] ?(==|!=)|DEFAULT_MODEL ?(==|!=)"""
-                       rf"""|\bin [(\[]?["']({NAMES})["']|\b(profile|model) ?(==|!=|in|not in) [A-Z_]{{3,}}\b""")
+#: A test of a profile's or model's name: a comparison with a name (``== "tiny"``, ``"paper" !=``,
+#: ``== DEFAULT_MODEL``), membership in a list of names (``in ("paper", ...)``), or ``profile``/``model``
+#: against a constant (``ORACLE_PROFILE``).
+NAME_TEST = re.compile(rf"""(==|!=) ?(["']({NAMES})["']|DEFAULT_MODEL\b)|["']({NAMES})["'] ?(==|!=)"""
+                       rf"""|DEFAULT_MODEL ?(==|!=)|\bin [(\[]?["']({NAMES})["']"""
+                       rf"""|\b(profile|model) ?(==|!=|in|not in) [A-Z_]{{3,}}\b""")
 ITERATION = re.compile(r"\bfor\s+[\w\s,()]*$")  # `for profile in ...`: a loop, not a test
 MOST = 5
 
@@ -51,9 +53,10 @@ def test_benchmark_branches_on_a_profile_or_model_name_in_at_most_five_lines():
 def test_the_name_scan_finds_what_it_is_meant_to(tmp_path):
     package = tmp_path / "benchmark"
     package.mkdir()
-    (package / "m.py").write_text('if spec.profile == "tiny":\nok = model != DEFAULT_MODEL\nx = p in ("paper", "tiny")\n'
-                                  'if profile not in RANDOM_PROFILES:\nfor profile in MODEL_PROFILES:\n'
-                                  'same = r.get("profile") == profile\n# profile == "tiny" in a comment\n')
+    (package / "m.py").write_text('if spec.profile == "tiny":\nok = model != DEFAULT_MODEL\n'
+                                  'x = p in ("paper", "tiny")\nif profile not in RANDOM_PROFILES:\n'
+                                  'for profile in MODEL_PROFILES:\nsame = r.get("profile") == profile\n'
+                                  '# profile == "tiny" in a comment\n')
     assert [line.split(": ", 1)[0] for line in name_tests(package)] == [f"benchmark/m.py:{n}" for n in (1, 2, 3, 4)]
 
 

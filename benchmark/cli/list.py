@@ -41,6 +41,6 @@ def command(args: argparse.Namespace) -> int:
         print(f"  {name:16s} {model.summary}" + ("" if model.origin == "built-in" else f" [{model.origin}]"))
     print("profiles (--profile):")
     for name, profile in profiles().items():
-        default = f" [default for {'the oracle' if profile.analytic else 'every other'} method]" if profile.default else ""
+        default = f" [default for {'the oracle' if profile.analytic else 'every other'} method]" * profile.default
         print(f"  {name:16s} {profile.description}{default}")
     return 0

@@ -141,7 +141,8 @@ def add_run_arguments(parser: argparse.ArgumentParser):
                              + "; a method with stage II alone takes them as --sr-steps)")
     parser.add_argument("--limit", type=int, default=None,
                         help=f"number of samples (default: {ORACLE['limit']} on oracle, "
-                             + ", ".join(f"{p.sample_limit} on {name}" for name, p in profiles().items() if p.sample_limit)
+                             + ", ".join(f"{p.sample_limit} on {name}" for name, p in profiles().items()
+                                         if p.sample_limit)
                              + " (of synthetic: 256x1024, 768x1024, 1024x256), the whole data set otherwise)")
     parser.add_argument("--seed", type=int, default=0, help="run seed (default: %(default)s)")
     add_device(parser)

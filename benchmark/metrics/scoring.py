@@ -49,7 +49,7 @@ class ScoringError(ValueError):
 
 
 def metrics_profile(profile: str) -> str:
-    """The metric networks' profile (``Profile.metrics``): ``paper``'s real weights, or ``tiny``'s seeded random ones."""
+    """The metric networks' profile (``Profile.metrics``): ``paper``'s real weights, or ``tiny``'s random ones."""
     return get_profile(profile).metrics
 
 
