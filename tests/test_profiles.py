@@ -73,7 +73,7 @@ def test_list_shows_every_profile_with_its_description_and_the_defaults():
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         assert main(["list"]) == 0
-    text = out.getvalue().split("profiles (--profile):\n")[1]
+    text = out.getvalue().split("profiles:\n")[1]
     for name, profile in profiles().items():
         assert re.search(rf"^  {re.escape(name)} +{re.escape(profile.description)}", text, re.M), name
     assert re.search(r"^  tiny .*\[default for every other method\]$", text, re.M)

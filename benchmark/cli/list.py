@@ -39,7 +39,7 @@ def command(args: argparse.Namespace) -> int:
     print("models (stage I, --model):")
     for name, model in base_models().items():
         print(f"  {name:16s} {model.summary}" + ("" if model.origin == "built-in" else f" [{model.origin}]"))
-    print("profiles (--profile):")
+    print("profiles:")
     for name, profile in profiles().items():
         default = f" [default for {'the oracle' if profile.analytic else 'every other'} method]" * profile.default
         print(f"  {name:16s} {profile.description}{default}")
