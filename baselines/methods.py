@@ -1,13 +1,14 @@
 """The built-in methods, registered by name: the paper's Table 1, MultiDiffusion and stage II alone.
 
 This is the one module that spells their names (the paper's figures aside). Each runs on SD 2.1 only
-(``Method.models``' default) unless its entry names more base models. "The model" is the run's (``--model``):
+(``Method.models``' default) unless its entry names more base models; ``sr-plus``, SD's own sampling
+at the target size, runs on every registered one (a user's model too). "The model" is the run's (``--model``):
 its buckets are SD 2.1's nine ARAD buckets, SDXL's 40 training buckets; ``ar-plus`` and ``ar-tile`` stay on
 SD 2.1, since on SDXL, trained on its buckets, they would be ``sr-plus`` and ``sr-tile`` again.
 
 | method | stage I | stage II |
 |---|---|---|
-| ``sr-plus`` | the model (SD 2.1 or SDXL) at the requested size | – |
+| ``sr-plus`` | any registered base model (``--model``) at the requested size | – |
 | ``sr-tile`` | the model at its nearest bucket (Eq. 1) | tiled SR, no overlap |
 | ``sr-tile-plus`` | the model at its nearest bucket | FSTD (implicit overlap) |
 | ``ar-plus`` | ARAD at the requested size | – |
@@ -31,7 +32,7 @@ from baselines.highres.hidiffusion_sampler import HiDiffusionSampler
 from baselines.highres.scalecrafter import (DispersedScaleCrafterSampler, ReleaseScaleCrafterSampler,
                                             ScaleCrafterSampler)
 from baselines.pipeline import Stages
-from baselines.registry import BUILT_IN, LOW_RESOLUTION, PROMPTS, Method, register_method
+from baselines.registry import ANY_MODEL, BUILT_IN, LOW_RESOLUTION, PROMPTS, Method, register_method
 
 
 BOTH = (SD21.name, SDXL.name)
@@ -43,8 +44,8 @@ def _built_in(name: str, summary: str, stages: Stages, **entry) -> Method:
                                   **entry))
 
 
-_built_in("sr-plus", "SD 2.1 (or SDXL: --model sdxl) directly at the target size", Stages("sd21"),
-          rows=("table1", "table2", "figure7"), plans=("tiny", "gpu"), models=BOTH)
+_built_in("sr-plus", "the base model (SD 2.1, or any --model) directly at the target size", Stages("sd21"),
+          rows=("table1", "table2", "figure7"), plans=("tiny", "gpu"), models=(ANY_MODEL,))
 _built_in("sr-tile", "SD 2.1 (or SDXL) at the model's nearest bucket, then tiled SR without overlap",
           Stages("sd21", "bucket", "nonoverlap"), rows=("table1", "figure7"), models=BOTH)
 _built_in("sr-tile-plus", "SD 2.1 (or SDXL) at the model's nearest bucket, then FSTD (implicit overlap)",

@@ -3,7 +3,7 @@
 Every method runs on two model sets: a text-to-image set for stage I (a registered base model,
 :mod:`baselines.base_models`: SD 2.1-base, the paper's and the default, or SDXL base 1.0; UNet, VAE
 ×8, text encoder(s)) and an image-conditioned super-resolution set for stage II (the SD x4 upscaler: UNet on the
-latent concatenated with the noised low-resolution image, VAE ×4). A profile says where
+latent concatenated with the noised low-resolution image, VAE ×4). A profile (:mod:`baselines.profiles`) says where
 their weights come from:
 
 - ``tiny``: small configs of the same architectures, fixed-seed random weights; seconds on a
@@ -38,15 +38,8 @@ from baselines.base_models import DEFAULT_MODEL, BaseModel, Conditioning, get_ba
 from baselines.base_models.sd21 import (OPENCLIP_H14_TEXT, SD21, SD21_REPO, SD21_REPOS, SD21_SCHEDULER,  # noqa: F401
                                         SD21_UNET, SD21_VAE, TINY_TEXT, TINY_UNET, TINY_VAE)
 from baselines.fast_path import FastPath
+from baselines.profiles import get_profile, profiles, random_architecture
 
-PROFILES = {
-    "tiny": "small configs of the base models (SD 2.1, SDXL) and the x4 upscaler, fixed-seed random weights; "
-            "seconds on a CPU (machinery, not image quality)",
-    "paper-arch": "the published architectures (SD 2.1-base UNet 865.9 M, x4 upscaler UNet "
-                  "473 M) with fixed-seed random weights: costs, not images",
-    "paper": "the published weights from local folders or the Hugging Face cache "
-             "(offline); ARAD needs a LoRA folder",
-}
 WEIGHT_SEED = 0  # random weights of tiny and paper-arch
 
 UPSCALER_REPO = "stabilityai/stable-diffusion-x4-upscaler"
@@ -214,27 +207,22 @@ def _seeded(seed: int):
         yield
 
 
-RANDOM_PROFILES = ("tiny", "paper-arch")  # the profiles whose architectures are in code
-#: The x4 upscaler's configs of each random-weight profile.
+#: The x4 upscaler's configs of each architecture a profile builds random weights from.
 _UPSCALER = {"tiny": (TINY_UPSCALER_UNET, TINY_UPSCALER_VAE), "paper-arch": (UPSCALER_UNET, UPSCALER_VAE)}
-
-
-def _check_random(profile: str):
-    if profile not in RANDOM_PROFILES:
-        raise ValueError(f"profile {profile!r} has no architecture in code; known: {', '.join(RANDOM_PROFILES)}")
 
 
 def meta_models(profile: str = "paper-arch", model: str = DEFAULT_MODEL) -> dict[str, torch.nn.Module]:
     """Every model of a random-weight profile (stage I's of base ``model``, and the x4 upscaler's) on the
     ``meta`` device: shapes without memory."""
-    _check_random(profile)
+    architecture = random_architecture(profile)
     base = get_base_model(model)
     with torch.device("meta"):
-        return {"unet": UNet2DConditionModel(**base.unets[profile]), "vae": AutoencoderKL(**base.vaes[profile]),
-                **{encoder.subfolder: encoder.cls(CLIPTextConfig(**encoder.configs[profile]))
+        return {"unet": UNet2DConditionModel(**base.unets[architecture]),
+                "vae": AutoencoderKL(**base.vaes[architecture]),
+                **{encoder.subfolder: encoder.cls(CLIPTextConfig(**encoder.configs[architecture]))
                    for encoder in base.text_encoders},
-                "upscaler_unet": UNet2DConditionModel(**_UPSCALER[profile][0]),
-                "upscaler_vae": AutoencoderKL(**_UPSCALER[profile][1])}
+                "upscaler_unet": UNet2DConditionModel(**_UPSCALER[architecture][0]),
+                "upscaler_vae": AutoencoderKL(**_UPSCALER[architecture][1])}
 
 
 def _ready(module: torch.nn.Module, device: torch.device, dtype: torch.dtype):
@@ -245,12 +233,13 @@ def _ready(module: torch.nn.Module, device: torch.device, dtype: torch.dtype):
     return module.eval().requires_grad_(False)
 
 
-def _random_text_encoders(base: BaseModel, profile: str, device, dtype) -> dict[str, torch.nn.Module]:
+def _random_text_encoders(base: BaseModel, architecture: str, device, dtype) -> dict[str, torch.nn.Module]:
     """Each text encoder of ``base`` with random weights, by subfolder (seeds ``base.seed`` + 2, + 3, ...)."""
     encoders = {}
     for number, encoder in enumerate(base.text_encoders):
         with _seeded(base.seed + 2 + number):
-            encoders[encoder.subfolder] = _ready(encoder.cls(CLIPTextConfig(**encoder.configs[profile])), device, dtype)
+            config = CLIPTextConfig(**encoder.configs[architecture])
+            encoders[encoder.subfolder] = _ready(encoder.cls(config), device, dtype)
     return encoders
 
 
@@ -261,8 +250,9 @@ def _random_weights(profile: str, seed: int = WEIGHT_SEED) -> str:
 def check_paper_model(model: str):
     """Refuse a base model whose published weights the ``paper`` profile cannot locate yet (SDXL: issue 25)."""
     if model not in _PIECES:
+        building = [name for name, profile in profiles().items() if profile.architecture and not profile.published]
         raise ValueError(f"the paper profile does not load {get_base_model(model).title} weights yet; run --model "
-                         f"{model} on {' or '.join(RANDOM_PROFILES)}")
+                         f"{model} on {' or '.join(building)}")
 
 
 def load_text_to_image(profile: str, device: torch.device, dtype: Optional[torch.dtype] = None,
@@ -270,7 +260,7 @@ def load_text_to_image(profile: str, device: torch.device, dtype: Optional[torch
     """Stage I's models of base ``model`` (a registered name) on ``profile`` and ``device``."""
     dtype = dtype or default_dtype(device)
     base = get_base_model(model)
-    if profile == "paper":
+    if get_profile(profile, models=True).published:
         check_paper_model(model)
         piece = resolve_paper_pieces((base.name,), paths)[base.name]
         folder = piece.folder
@@ -281,14 +271,14 @@ def load_text_to_image(profile: str, device: torch.device, dtype: Optional[torch
             vae=_pretrained(AutoencoderKL, piece, "vae", device, dtype), tokenizer=SimpleTokenizer(),
             scheduler_config=_scheduler_config(folder, "scheduler"), name=piece.repo or base.repos[0],
             weights=str(folder), repo=piece.repo, variant=piece.variant, base_model=base.name, **encoders)
-    _check_random(profile)
+    architecture = random_architecture(profile)
     with _seeded(base.seed):
-        unet = _ready(UNet2DConditionModel(**base.unets[profile]), device, dtype)
+        unet = _ready(UNet2DConditionModel(**base.unets[architecture]), device, dtype)
     with _seeded(base.seed + 1):
-        vae = _ready(AutoencoderKL(**base.vaes[profile]), device, dtype)
+        vae = _ready(AutoencoderKL(**base.vaes[architecture]), device, dtype)
     return TextToImageModels(unet=unet, vae=vae, tokenizer=SimpleTokenizer(), scheduler_config=dict(base.scheduler),
                              name=f"{profile}/{base.name}", weights=_random_weights(profile, base.seed),
-                             base_model=base.name, **_random_text_encoders(base, profile, device, dtype))
+                             base_model=base.name, **_random_text_encoders(base, architecture, device, dtype))
 
 
 def load_upscaler(profile: str, device: torch.device, dtype: Optional[torch.dtype] = None,
@@ -296,7 +286,7 @@ def load_upscaler(profile: str, device: torch.device, dtype: Optional[torch.dtyp
     """Stage II's models of ``profile`` on ``device``; the empty prompt is encoded here, once."""
     dtype = dtype or default_dtype(device)
     tokens = SimpleTokenizer()([""]).to(device)
-    if profile == "paper":
+    if get_profile(profile, models=True).published:
         piece = resolve_paper_pieces(("upscaler",), paths)["upscaler"]
         folder = piece.folder
         text_encoder = _pretrained(CLIPTextModel, piece, "text_encoder", device, dtype)
@@ -311,14 +301,14 @@ def load_upscaler(profile: str, device: torch.device, dtype: Optional[torch.dtyp
             low_res_scheduler_config=_scheduler_config(folder, "low_res_scheduler"),
             noise_level=UPSCALER_NOISE_LEVEL, name=piece.repo or UPSCALER_REPO, weights=str(folder),
             repo=piece.repo, variant=piece.variant)
-    _check_random(profile)
+    architecture = random_architecture(profile)
     with _seeded(WEIGHT_SEED + 3):
-        unet = _ready(UNet2DConditionModel(**_UPSCALER[profile][0]), device, dtype)
+        unet = _ready(UNet2DConditionModel(**_UPSCALER[architecture][0]), device, dtype)
     with _seeded(WEIGHT_SEED + 4):
-        vae = AutoencoderKL(**_UPSCALER[profile][1])
+        vae = AutoencoderKL(**_UPSCALER[architecture][1])
     vae = _ready(vae, device, _vae_dtype(vae, dtype))
     with torch.no_grad():  # the upscaler's text encoder is SD 2.1's (OpenCLIP ViT-H/14)
-        embedding = _random_text_encoders(SD21, profile, device, dtype)["text_encoder"](tokens).last_hidden_state
+        embedding = _random_text_encoders(SD21, architecture, device, dtype)["text_encoder"](tokens).last_hidden_state
     return UpscalerModels(unet, vae, embedding, dict(UPSCALER_SCHEDULER), dict(UPSCALER_LOW_RES_SCHEDULER),
                           UPSCALER_NOISE_LEVEL, name=f"{profile}/x4-upscaler", weights=_random_weights(profile))
 

@@ -22,6 +22,7 @@ import torch
 from baselines.base_models import DEFAULT_MODEL
 from baselines.models import (STABLESR_FILES, TextToImageModels, WeightPaths, asd_cache_dir, check_paper_model,
                               load_text_to_image, load_upscaler, locate_piece, resolve_paper_weights)
+from baselines.profiles import get_profile
 from baselines.registry import LoadContext, Method
 from baselines.settings import Settings, Seeds, centre_crop, check_size, nearest_bucket, working_size
 from baselines.stage1 import generate
@@ -177,7 +178,7 @@ def apply_arad(models: TextToImageModels, profile: str, lora: Optional[str]) -> 
     from baselines.arad import TrainConfig, add_lora, tiny_arad_lora
     from baselines.lora import is_arad_lora, load_arad_lora, load_external_lora
 
-    if lora is None and profile == "tiny":
+    if lora is None and get_profile(profile).trains_lora:
         lora = tiny_arad_lora(models, asd_cache_dir())
     if lora is None:
         config = TrainConfig()
@@ -198,7 +199,7 @@ def load_pipeline(method: Method, stages: Stages, profile: str, settings: Settin
 
     The fast path is resolved for ``device`` and applied once the models and the LoRA are loaded."""
     backbone_name = stage2_backbone(settings.backbone, profile, paths) if stages.stage2 else None
-    if profile == "paper":
+    if get_profile(profile).published:
         check_paper_model(model)
         resolve_paper_weights(backbone_needs(stages.needs, backbone_name), paths)
     fast = settings.fast_path.resolve(device)
@@ -231,7 +232,7 @@ def stage2_backbone(given: Optional[str], profile: str, paths: WeightPaths) -> s
     """The backbone asked for; unset, StableSR on ``paper`` when both its files are found (the paper's), else x4."""
     if given is not None:
         return given
-    if profile == "paper" and all(locate_piece(piece, paths).present for piece in STABLESR_FILES):
+    if get_profile(profile).published and all(locate_piece(piece, paths).present for piece in STABLESR_FILES):
         return "stablesr"
     return "x4"
 
@@ -247,7 +248,7 @@ def load_backbone(name: str, profile: str, settings: Settings, device: torch.dev
                   paths: WeightPaths) -> SRBackbone:
     if name == "x4":
         return X4UpscalerBackbone(load_upscaler(profile, device, dtype, paths), settings.vae_tiling)
-    if profile == "paper":
+    if get_profile(profile).published:
         resolve_paper_weights(STABLESR_FILES, paths)  # one error naming both files if either is missing
         models = released_models({"stablesr": Path(paths.stablesr), "cfw": Path(paths.stablesr_vae)}, device, dtype)
     else:

@@ -23,8 +23,6 @@ from datasets_build.sizes import ARAD_BUCKETS, Size, nearest
 MIN_SIDE = 64
 #: Stage II's backbones: the SD x4 upscaler (diffusers) and StableSR (the paper's; baselines/stablesr).
 BACKBONES = {"x4": "SD x4 upscaler", "stablesr": "StableSR"}
-#: Stage I (DDIM) and stage II (DDPM) steps: the paper's, and a few for the tiny profile.
-DEFAULT_STEPS = {"tiny": (4, 8), "paper-arch": (50, 200), "paper": (50, 200)}
 
 
 def check_size(size: tuple[int, int]):

@@ -366,7 +366,7 @@ def measure(plan: Plan, out: Path) -> dict:
     staged = [p for p in pipelines.values() if isinstance(p, AnySizePipeline)]  # the paper's pipelines
     tiled = next(p for p in staged if p.stages.stage2 == "implicit")
     direct = next(p for p in staged if p.stages.base and not p.stages.stage2)
-    summary = {"kind": "gpu-measure", "dry_run": plan.profile == "tiny", "plan": vars(plan),
+    summary = {"kind": "gpu-measure", "dry_run": plan.device == "cpu", "plan": vars(plan),
                "environment": environment(device), "fast_path": tiled.fast_path,
                "fast_path_estimates": CUDA_ESTIMATES, "method_runs": [], "table4": [], "model_runs": [], "ceilings": [],
                "fast_path_variants": [], "stage2_utilisation": [], "reports": [], "steps_note": (

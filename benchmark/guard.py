@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Iterable, Optional
 
 from baselines.base_models import DEFAULT_MODEL, get_base_model
+from baselines.profiles import profiles
 from baselines.registry import get_method, in_plan
 from benchmark import api
 from benchmark.errors import UsageError
@@ -25,11 +26,11 @@ from benchmark.regression import BaselineError, Check, compare, make_baseline
 from benchmark.reporting.report import load_results
 from benchmark.runs.records import read_json, write_json
 from benchmark.runs.reference_timing import REPEATS
-from benchmark.spec import RunSpec, parse_size
+from benchmark.spec import RunSpec, parse_size, profile_entry
 
 COMMITTED_BASELINES = Path("reports") / "baselines"
 SUITE_RUNS = Path("runs-suite")  # apart from runs/, so that suites never enter the reports
-ORACLE_STUDY = {"profile": "oracle", "size": [1024, 1024], "steps": 30, "limit": 3, "progress": False}
+ORACLE_STUDY = {"size": [1024, 1024], "steps": 30, "limit": 3, "progress": False}  # with the analytic profile
 
 
 def _run_step(spec: RunSpec) -> dict:
@@ -40,19 +41,22 @@ def _run_step(spec: RunSpec) -> dict:
 
 
 def suite(profile: str, methods: Optional[Iterable[str]] = None) -> list[dict]:
-    """The regression suite of ``profile`` (``oracle`` or ``tiny``); ``methods`` keeps only those runs."""
-    if profile == "oracle":
-        return [{"verb": "study", "args": dict(ORACLE_STUDY)}]
-    if profile != "tiny":
-        raise UsageError(f"no regression suite for profile {profile!r}; known: oracle, tiny")
+    """The regression suite of ``profile`` (one with ``Profile.regression``): the analytic profile's tiling study,
+    or the runs of the methods in the measurement plan of the profile's name; ``methods`` keeps only those runs."""
+    entry = profile_entry(profile)
+    if not entry.regression:
+        guarded = [name for name, known in profiles().items() if known.regression]
+        raise UsageError(f"no regression suite for profile {profile!r}; known: {', '.join(guarded)}")
+    if entry.analytic:
+        return [{"verb": "study", "args": {"profile": profile, **ORACLE_STUDY}}]
     wanted = None if methods is None else [get_method(name).name for name in methods]
-    steps = [_run_step(RunSpec(name, "tiny", **{"dataset": "synthetic", "limit": 2, "progress": False,
-                                                 **(get_method(name).suite or {}), **model_suite(model)}))
-             for name in in_plan("tiny") if wanted is None or name in wanted for model in get_method(name).models]
-    steps += [_run_step(RunSpec(name, "tiny", backbone="stablesr", dataset="synthetic", limit=1, sr_steps=4,
+    steps = [_run_step(RunSpec(name, profile, **{"dataset": "synthetic", "limit": 2, "progress": False,
+                                                  **(get_method(name).suite or {}), **model_suite(model)}))
+             for name in in_plan(profile) if wanted is None or name in wanted for model in get_method(name).model_names]
+    steps += [_run_step(RunSpec(name, profile, backbone="stablesr", dataset="synthetic", limit=1, sr_steps=4,
                                 progress=False))
               for name in in_plan("stablesr") if wanted is None or name in wanted]
-    return steps + ([{"verb": "timing", "args": {"profile": "tiny", "repeats": REPEATS}}] if wanted is None else [])
+    return steps + ([{"verb": "timing", "args": {"profile": profile, "repeats": REPEATS}}] if wanted is None else [])
 
 
 def model_suite(model: str) -> dict:

@@ -171,7 +171,7 @@ def test_a_missing_baseline_is_refused_with_what_to_do(tmp_path):
 
 
 def test_suites_are_api_calls_as_data_and_baselines_of_command_lines_still_read():
-    assert guard.suite("oracle") == [{"verb": "study", "args": guard.ORACLE_STUDY}]
+    assert guard.suite("oracle") == [{"verb": "study", "args": {"profile": "oracle", **guard.ORACLE_STUDY}}]
     tiny = guard.suite("tiny")
     assert tiny[-1]["verb"] == "timing" and all(step["verb"] == "run" for step in tiny[:-1])
     assert {RunSpec.from_record(step["spec"]).method for step in tiny[:-1]} == {

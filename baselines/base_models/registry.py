@@ -19,11 +19,14 @@ from typing import Callable, Mapping, Optional
 
 import torch
 
+from baselines.origins import BUILT_IN, RegistrationError, origin_of
+
 DEFAULT_MODEL = "sd21"  # the paper's base model; run folders of other models name theirs
 
 
-class BaseModelError(ValueError):
-    """A base model that cannot be registered, or a name no entry holds."""
+class BaseModelError(RegistrationError):
+    """A base model that cannot be registered, or a name no entry holds (a plugin's import that registers a bad
+    or clashing model is refused as a method's is)."""
 
 
 @dataclass(frozen=True)
@@ -138,15 +141,24 @@ def _builtins_loaded():
 
 
 def register_base_model(model: BaseModel) -> BaseModel:
-    """Add ``model``; a name another entry holds is refused."""
+    """Add ``model``; a name another entry holds is refused, naming both. An unset ``origin`` becomes the module
+    (or ``--include`` file) that registers it."""
     if model.origin is None:
-        model = replace(model, origin=sys._getframe(1).f_globals.get("__name__", "?"))
+        model = replace(model, origin=origin_of(sys._getframe(1).f_globals.get("__name__", "?")))
+    if model.origin != BUILT_IN:
+        _builtins_loaded()  # so that a user's model clashes with a built-in one, whichever is imported first
     taken = _MODELS.get(model.name)
     if taken is not None and taken != model:
-        raise BaseModelError(f"base model {model.name!r} from {model.origin} clashes with the {taken.origin} one of "
+        raise BaseModelError(f"model {model.name!r} from {model.origin} clashes with the {taken.origin} model of "
                              "that name; choose another name")
     _MODELS[model.name] = model
     return model
+
+
+def unregister_base_model(name: str):
+    """Remove a user's model (tests, notebooks); built-ins stay."""
+    if name in _MODELS and _MODELS[name].origin != BUILT_IN:
+        del _MODELS[name]
 
 
 def base_models() -> dict[str, BaseModel]:
@@ -160,6 +172,12 @@ def get_base_model(name: str) -> BaseModel:
     if name not in known:
         raise BaseModelError(f"unknown model {name!r}; known models: {', '.join(known)}")
     return known[name]
+
+
+def name_parts(model: str) -> list[str]:
+    """The model in a run's folder name or a log line: nothing for the default one (runs made before models were
+    entries keep their folders), else its name."""
+    return [] if model == DEFAULT_MODEL else [model]
 
 
 def token_ids(tokenizer, prompts: list[str], pad_id: int) -> torch.Tensor:

@@ -33,6 +33,7 @@ import torch
 from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
 from baselines.base_models.registry import BaseModel, Conditioning, TextEncoder, register_base_model, token_ids
+from baselines.origins import BUILT_IN
 
 SDXL_REPO = "stabilityai/stable-diffusion-xl-base-1.0"
 SDXL_REPOS = (SDXL_REPO,)  # mirrors go after it ($ASD_SDXL_REPO names one without editing code)
@@ -128,7 +129,7 @@ SDXL = register_base_model(BaseModel(
     vaes={"tiny": TINY_SDXL_VAE, "paper-arch": SDXL_VAE}, text_encoders=ENCODERS, scheduler=SDXL_SCHEDULER,
     repos=SDXL_REPOS, condition=condition, unconditional=unconditional,
     tokenizer="open_clip SimpleTokenizer (CLIP BPE, 77 tokens; padded with 49407, then 0, as SDXL's two tokenizers)",
-    seed=30, origin="built-in", buckets=SDXL_BUCKETS,
+    seed=30, origin=BUILT_IN, buckets=SDXL_BUCKETS,
     bucket_source="SDXL's 40 training buckets (Podell et al. 2023, App. I)", multi_aspect=True,
     # The tiny suite's SDXL steps: one item, 256 px high so each step is cheap, 1152 px wide so that md's
     # 128-latent views are two (a 144-latent row); bucket methods still run stage I at a ~1024² bucket, so

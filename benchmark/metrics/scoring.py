@@ -30,6 +30,7 @@ from typing import Optional
 import numpy as np
 import torch
 
+from baselines.profiles import get_profile, is_analytic
 from benchmark import metrics
 from benchmark.metrics.bootstrap import FILE as BOOTSTRAP_FILE, Bootstrap, interval, mean_of, replicates
 from benchmark.metrics import registry
@@ -48,8 +49,8 @@ class ScoringError(ValueError):
 
 
 def metrics_profile(profile: str) -> str:
-    """The metric networks' profile: real weights for ``paper``, seeded random ones (``tiny``) otherwise."""
-    return "paper" if profile == "paper" else "tiny"
+    """The metric networks' profile (``Profile.metrics``): ``paper``'s real weights, or ``tiny``'s random ones."""
+    return get_profile(profile).metrics
 
 
 def check_weights(profile: str):
@@ -71,7 +72,7 @@ def score_run(out: Path, device: Optional[torch.device] = None,
     if not (out / "results.json").is_file():
         raise ScoringError(f"{out} holds no finished run (no results.json); run it with `python -m benchmark run`")
     results = read_json(out / "results.json")
-    if "per_image" not in results or results.get("profile") == "oracle":
+    if "per_image" not in results or is_analytic(results.get("profile")):
         raise ScoringError(f"{out} is not a model run; oracle runs carry their own figures")
     shard = shard or current(device)
     scored = score(out, results, device, metrics.PatchProtocol.parse(patch_protocol), shard, bootstrap)

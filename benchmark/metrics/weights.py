@@ -19,8 +19,8 @@ from typing import Iterator, Mapping, Optional
 
 import torch
 
-# Profiles that run without real weights: `tiny`, `paper-arch` (costs, not images) and `oracle`.
-RANDOM_WEIGHT_PROFILES = ("tiny", "paper-arch", "oracle")
+from baselines.profiles import get_profile
+
 CLIP_MODEL = "ViT-L-14"  # our choice: the paper does not name its CLIP model
 CLIP_PRETRAINED = "openai"
 INCEPTION_FILE = "inception-2015-12-05.pt"
@@ -52,7 +52,7 @@ class WeightFile:
 
 def uses_random_weights(profile: str) -> bool:
     """Metric networks get seeded random weights on no-weight profiles; every other profile needs the real files."""
-    return profile in RANDOM_WEIGHT_PROFILES
+    return get_profile(profile).random_metric_networks
 
 
 def default_device() -> torch.device:

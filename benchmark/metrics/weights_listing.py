@@ -19,6 +19,7 @@ import pandas as pd
 
 from baselines.models import (PATH_VARIABLES, REPO_VARIABLES, STABLESR_FILES, WeightPaths, locate_piece,
                               repo_candidates)
+from baselines.profiles import get_profile
 from baselines.registry import get_method, methods
 from benchmark.metrics import uses_random_weights, weight_files
 from benchmark.metrics.weights import sha256_file
@@ -70,9 +71,9 @@ class Row:
 
 def model_rows(profile: str, paths: WeightPaths, hash_files: bool) -> list[Row]:
     """One row per weight file of each model folder (one row for a folder not found)."""
-    rows = []
+    rows, published = [], get_profile(profile).published
     for key in PATH_VARIABLES:
-        needed = profile == "paper" and key not in STABLESR_FILES  # optional: the x4 upscaler stands in
+        needed = published and key not in STABLESR_FILES  # optional: the x4 upscaler stands in
         piece = locate_piece(key, paths)
         if not piece.weight_files:
             rows.append(Row(piece.title, model_uses(key), piece.problem or piece.where, False, needed, None,
@@ -99,7 +100,7 @@ def method_status(profile: str, paths: WeightPaths, names: Iterable[str] = ()) -
     from baselines.pipeline import backbone_needs, stage2_backbone
 
     chosen = [get_method(name) for name in names] or list(methods().values())
-    if profile != "paper":
+    if not get_profile(profile).published:
         return [(m.name, True, "can run (random weights)") for m in chosen]
     status = []
     for method in chosen:

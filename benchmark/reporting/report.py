@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from baselines.base_models import DEFAULT_MODEL, get_base_model
-from baselines.models import PROFILES as MODEL_PROFILES
+from baselines.profiles import model_profiles
 from baselines.registry import stage2_alone
 from benchmark.reporting import ceilings
 from benchmark.reporting.all_methods import all_methods, without_data_set
@@ -53,7 +53,7 @@ def profile_report(results: list[dict], profile: str, figures: Path, ceilings: l
     results = [r for r in every if model_of(r) == DEFAULT_MODEL]
     ceilings, every_ceiling = [c for c in ceilings if model_of(c) == DEFAULT_MODEL], ceilings
     return "\n".join([
-        f"Profile `{profile}`: {MODEL_PROFILES[profile]}.", "",
+        f"Profile `{profile}`: {model_profiles()[profile].description}.", "",
         f"Each table is one group of comparable runs (same data set build, same sizes); where "
         f"several runs fit a cell, the one with the {PICK_RULE} is shown. \"{NOT_RUN}\": no run "
         f"of that method; \"{NOT_SCORED}\": a run without scores (made before scoring, or "
@@ -90,7 +90,7 @@ def write_report(runs: Path, out: Path) -> list[Path]:
         write_atomic(path, ("# FSTD tiling on the weight-free oracle\n\n" + _made_by(runs) + oracle
                             + (f"\n## {SEAMS_SEEN_ORACLE}\n\n{pictures}" if pictures else "")).encode())
         written.append(path)
-    for profile in MODEL_PROFILES:
+    for profile in model_profiles():
         runs_of_profile = [r for r in results if r.get("profile") == profile and "per_image" in r]
         searches = ceilings.load_ceilings(runs, profile)
         vae = vae_tables(results, profile)
