@@ -20,6 +20,7 @@ from benchmark.reporting.all_methods import all_methods, without_data_set
 from benchmark.reporting.model_tables import PICK_RULE, figure7, table1, table2, table3
 from benchmark.reporting.oracle_tables import oracle_tables
 from benchmark.reporting.paired import paired_sections
+from benchmark.reporting.protocol_spread import TITLE as SPREAD_TITLE, protocol_spread
 from benchmark.reporting.provenance import NOT_RUN, NOT_SCORED
 from benchmark.reporting.seam_pictures import model_pictures, oracle_pictures
 from benchmark.reporting.stage2_tables import stage2_tables
@@ -61,6 +62,7 @@ def profile_report(results: list[dict], profile: str, figures: Path, ceilings: l
         "## Figure 7 — peak memory", "", figure7(results, profile, figures, ceilings),
         "## All methods, per data set", "", all_methods(results, ceilings) or "No run on a data set.\n",
         "## Runs without a data set", "", without_data_set(results) or "No run from prompts alone.\n",
+        *((f"## {SPREAD_TITLE}", "", spread) if (spread := protocol_spread(results)) else ()),
     ])
 
 
