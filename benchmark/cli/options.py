@@ -91,6 +91,8 @@ def add_patch_protocol(parser):
 def _protocols(text: str) -> str:
     from benchmark.metrics.presets import resolve
 
+    if not text:  # the default: no presets
+        return ""
     try:
         return ",".join(preset.name for preset in resolve(text))
     except ValueError as error:
