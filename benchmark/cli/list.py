@@ -8,11 +8,12 @@ from baselines.base_models import base_models
 from baselines.profiles import profiles
 from baselines.registry import PROMPTS, methods
 from benchmark.cli.options import add_include
+from benchmark.metrics.presets import presets
 from benchmark.metrics.registry import metrics
 from benchmark.plugins import load_plugins
 
 NAME = "list"
-HELP = "list verbs, methods (built-in and yours), metrics, base models and profiles"
+HELP = "list verbs, methods (built-in and yours), metrics, protocol presets, base models and profiles"
 
 
 def add_arguments(parser: argparse.ArgumentParser):
@@ -36,6 +37,10 @@ def command(args: argparse.Namespace) -> int:
         applies = " and ".join(sorted(metric.applies_to))
         print(f"  {metric.name:16s} {applies}" + (", against references" if metric.needs_references else "")
               + ("" if metric.origin == "built-in" else f" [{metric.origin}]"))
+    print("protocol presets (score --protocols):")
+    for preset in presets():
+        print(f"  {preset.name:16s} {preset.title}: {', '.join(preset.names.values())}\n"
+              f"  {'':16s} source: {preset.source}")
     print("models (stage I, --model):")
     for name, model in base_models().items():
         print(f"  {name:16s} {model.summary}" + ("" if model.origin == "built-in" else f" [{model.origin}]"))

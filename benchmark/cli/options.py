@@ -90,6 +90,24 @@ def add_patch_protocol(parser):
                              "(default: %(default)s)")
 
 
+def _protocols(text: str) -> str:
+    from benchmark.metrics.presets import resolve
+
+    if not text:  # the default: no presets
+        return ""
+    try:
+        return ",".join(preset.name for preset in resolve(text))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def add_protocols(parser):
+    parser.add_argument("--protocols", type=_protocols, default="", metavar="all|PRESET[,PRESET...]",
+                        help="also score the images under published evaluation protocols (`list` shows the presets "
+                             "and their sources), each value with its interval, into scores.protocols: the report's "
+                             "table \"How much the protocol moves a score\" (default: none)")
+
+
 def add_bootstrap(parser):
     parser.add_argument("--bootstrap", type=int, default=Bootstrap.resamples, metavar="N",
                         help="resamples of the seeded bootstrap over the generated images that gives every score its "

@@ -22,6 +22,7 @@ from benchmark.reporting.base_model_tables import base_model_tables, model_of
 from benchmark.reporting.model_tables import PICK_RULE, figure7, table1, table2, table3
 from benchmark.reporting.oracle_tables import oracle_tables
 from benchmark.reporting.paired import paired_sections
+from benchmark.reporting.protocol_spread import TITLE as SPREAD_TITLE, protocol_spread
 from benchmark.reporting.provenance import NOT_RUN, NOT_SCORED
 from benchmark.reporting.seam_pictures import model_pictures, oracle_pictures
 from benchmark.reporting.stage2_tables import stage2_tables
@@ -70,6 +71,7 @@ def profile_report(results: list[dict], profile: str, figures: Path, ceilings: l
         "## All methods, per data set", "", all_methods(results, ceilings) or "No run on a data set.\n",
         "## Base models: each method at 2× and 4× the native side", "", base_model_tables(every, every_ceiling),
         "## Runs without a data set", "", without_data_set(every) or "No run from prompts alone.\n",
+        *((f"## {SPREAD_TITLE}", "", spread) if (spread := protocol_spread(every)) else ()),
     ])
 
 
