@@ -253,7 +253,7 @@ def tables(profile: str = "tiny", dataset: str = DEFAULT_DATASET, limit: Optiona
     PatchProtocol.parse(patch_protocol)
     shard = current_shard(device_of(device))
     loras = dict(loras or {})
-    paper_tables = model in (None, DEFAULT_MODEL)  # Table 3 (its LoRAs) is among the paper's, on SD 2.1
+    paper_tables = model is None or get_base_model(model).paper_tables  # Table 3 (its LoRAs) is among them
     if paper_tables and entry.trains_lora and not loras:
         with shard.main_first():  # rank 0 trains them, the others find them cached
             loras = tiny_table3_loras()

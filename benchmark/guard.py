@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Iterable, Optional
 
-from baselines.base_models import DEFAULT_MODEL, get_base_model
+from baselines.base_models import get_base_model, name_parts
 from baselines.profiles import profiles
 from baselines.registry import get_method, in_plan
 from benchmark import api
@@ -62,7 +62,7 @@ def suite(profile: str, methods: Optional[Iterable[str]] = None) -> list[dict]:
 def model_suite(model: str) -> dict:
     """RunSpec fields of a suite step on base ``model``: none on the default (its steps stay as recorded), else the
     model and its ``suite`` fields, which keep a larger model's steps to seconds."""
-    return {} if model == DEFAULT_MODEL else {"model": model, **get_base_model(model).suite}
+    return {"model": model, **get_base_model(model).suite} if name_parts(model) else {}
 
 
 def legacy_step(command: list[str]) -> dict:

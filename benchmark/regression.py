@@ -23,7 +23,7 @@ from typing import Optional
 
 import pandas as pd
 
-from baselines.base_models import DEFAULT_MODEL
+from baselines.base_models import DEFAULT_MODEL, name_parts
 from baselines.tiling import TilingConfig
 from benchmark.oracle.study import tiling_tag
 from benchmark.metrics.registry import tolerances as metric_tolerances
@@ -62,8 +62,7 @@ def identity(results: dict) -> str:
     """What a run is, independent of where it was written: method, profile, base model, tiling (and StableSR's
     stage II). Runs on the default base model and on the x4 upscaler keep the names they had before."""
     parts = [results["method"], results["profile"]]
-    if results.get("model", DEFAULT_MODEL) != DEFAULT_MODEL:
-        parts.append(results["model"])
+    parts += name_parts(results.get("model", DEFAULT_MODEL))
     if "tiling" in results:
         parts.append(tiling_tag(TilingConfig(**results["tiling"])))
     if results.get("backbone") == "StableSR":

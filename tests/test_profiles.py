@@ -29,7 +29,8 @@ NAMES = "tiny|paper|oracle|paper-arch|sd21|sdxl"
 NAME_TEST = re.compile(rf"""(==|!=) ?(["']({NAMES})["']|DEFAULT_MODEL\b)|["']({NAMES})["'] ?(==|!=)"""
                        rf"""|DEFAULT_MODEL ?(==|!=)|\bin [(\[]?["']({NAMES})["']"""
                        rf"""|\b(profile|model) ?(==|!=|in|not in) [A-Z_]{{3,}}\b""")
-ITERATION = re.compile(r"\bfor\s+[\w\s,()]*$")  # `for profile in ...`: a loop, not a test
+#: `for profile in ...`: a loop, not a test (but `[r for r in rs if model_of(r) == DEFAULT_MODEL]` tests a name)
+ITERATION = re.compile(r"\bfor\s+(?:(?!\bif\b)[\w\s,()])*$")
 MOST = 5
 
 

@@ -87,7 +87,8 @@ class BaseModel:
     ``buckets``: the (H, W) sizes stage I's "bucket" rule picks from (none: the native size alone), named by
     ``bucket_source``; ``multi_aspect``: the model itself was trained on them (SDXL), so methods that would
     adapt it to aspect ratios (ARAD's LoRA) run it as it is; ``suite``: RunSpec fields of every method's step
-    on this model in the tiny regression suite (a model other than the default runs there small)."""
+    on this model in the tiny regression suite (a model other than the default runs there small);
+    ``paper_tables``: its runs fill the paper's tables (SD 2.1, the paper's model); every model has its own."""
 
     name: str
     title: str
@@ -107,6 +108,7 @@ class BaseModel:
     bucket_source: str = "the native size alone"
     multi_aspect: bool = False
     suite: Mapping[str, object] = field(default_factory=dict, hash=False)
+    paper_tables: bool = False
 
     def __post_init__(self):
         profiles = set(self.unets) | set(self.vaes) | {p for encoder in self.text_encoders for p in encoder.configs}

@@ -71,4 +71,4 @@ SD21 = register_base_model(BaseModel(
     scheduler=SD21_SCHEDULER, repos=SD21_REPOS, condition=condition,
     tokenizer="open_clip SimpleTokenizer (OpenCLIP ViT-H/14 BPE, 77 tokens)", seed=0, origin=BUILT_IN,
     buckets=tuple((size.height, size.width) for size in ARAD_BUCKETS),
-    bucket_source="the nine ARAD buckets (the paper's Table 5)"))
+    bucket_source="the nine ARAD buckets (the paper's Table 5)", paper_tables=True))

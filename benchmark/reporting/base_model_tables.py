@@ -35,6 +35,13 @@ def model_of(result: dict) -> str:
     return result.get("model", DEFAULT_MODEL)
 
 
+def in_paper_tables(record: dict) -> bool:
+    """Whether a run's (or ceiling search's) base model fills the paper's tables (its entry's ``paper_tables``;
+    a model no longer registered does not)."""
+    model = base_models().get(model_of(record))
+    return bool(model and model.paper_tables)
+
+
 def square_side(result: dict):
     """The one square side of every image of the run, else None."""
     sizes = {tuple(row["size"]) for row in result.get("per_image", [])}

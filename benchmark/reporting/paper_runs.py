@@ -56,7 +56,7 @@ def specs(common: RunSpec, sides: Optional[tuple[int, ...]] = None,
     Tables 1 and 2 and the other methods of the "All methods" table, stage II alone per tiling, Table 3
     only for the LoRAs given, Figure 7's sides, then each base model's table; ``model``: that model's table alone
     (the paper's tables too where it is the default model)."""
-    if model is not None and model != DEFAULT_MODEL:
+    if model is not None and not get_base_model(model).paper_tables:
         return model_table_specs(common, (get_base_model(model).name,))
     runs = [replace(common, method=name)
             for name in dict.fromkeys(with_row("table1") + with_row("table2") + with_row("all-methods"))]

@@ -18,7 +18,7 @@ from baselines.profiles import model_profiles
 from baselines.registry import stage2_alone
 from benchmark.reporting import ceilings
 from benchmark.reporting.all_methods import all_methods, without_data_set
-from benchmark.reporting.base_model_tables import base_model_tables, model_of
+from benchmark.reporting.base_model_tables import base_model_tables, in_paper_tables
 from benchmark.reporting.model_tables import PICK_RULE, figure7, table1, table2, table3
 from benchmark.reporting.oracle_tables import oracle_tables
 from benchmark.reporting.paired import paired_sections
@@ -51,8 +51,8 @@ def profile_report(results: list[dict], profile: str, figures: Path, ceilings: l
     searches: the paper's tables of the default base model's runs (SD 2.1, the paper's), then a table per base
     model, then every run made without a data set."""
     every = results
-    results = [r for r in every if model_of(r) == DEFAULT_MODEL]
-    ceilings, every_ceiling = [c for c in ceilings if model_of(c) == DEFAULT_MODEL], ceilings
+    results = [r for r in every if in_paper_tables(r)]
+    ceilings, every_ceiling = [c for c in ceilings if in_paper_tables(c)], ceilings
     return "\n".join([
         f"Profile `{profile}`: {model_profiles()[profile].description}.", "",
         f"Each table is one group of comparable runs (same data set build, same sizes); where "
