@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 from html.parser import HTMLParser
+from xml.etree import ElementTree
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -25,7 +26,9 @@ from PIL import Image
 from benchmark import api
 from benchmark.reporting.site import write_site
 from benchmark.reporting.site.gallery import collect_items
+from benchmark.metrics.registry import TEXT_TO_IMAGE
 from benchmark.reporting.site.pages import page, script_json
+from benchmark.reporting.site.plots import interval_chart, memory_and_time
 from benchmark.reporting.site.pyramid import level_sizes, tile_image, write_pyramid
 from benchmark.reporting.site.tables import Cell, score_cell, site_tables
 from benchmark.spec import RunSpec
@@ -92,6 +95,21 @@ def test_score_cells_keep_the_reports_text_and_sort_by_the_record():
     assert score_cell(result, "clip_score", 2) == Cell("0.50", 0.5, "[0.40, 0.61]")
     assert score_cell(result, "fid", 2).text == "skipped" and score_cell(result, "fid", 2).sort is None
     assert score_cell({"samples": 1}, "fid", 2).text == "not scored"
+
+
+def test_plots_are_svg_with_every_series_and_escaped_labels():
+    def run(method, side, mib, seconds):
+        return {"method": method, "task": TEXT_TO_IMAGE, "samples": 1, "environment": {"date": "2025-01-01"},
+                "per_image": [{"size": [side, side], "peak_memory_mib": mib, "seconds": seconds, "status": "ok"}]}
+    search = {"method": "asd", "budget": {"text": "8GiB", "bytes": 8 << 30}, "trials": [
+        {"side": 4096, "status": "ok", "peak_memory_mib": 7000, "seconds": 4.0},
+        {"side": 8192, "status": "oom", "peak_memory_mib": 8100, "seconds": None}]}
+    memory, seconds = memory_and_time([run("asd", 1024, 2000, 3.0), run("asd", 2048, 5000, 9.0)], [search])
+    lines = ElementTree.fromstring(memory).findall("{http://www.w3.org/2000/svg}polyline")
+    assert len(lines) == 3  # ours, the ceiling search, the paper's Figure 7 (the OOM trial is a cross)
+    assert "asd out of memory" in memory and "8GiB, 1 step per stage" in seconds
+    chart = interval_chart("CLIP <b>", [("asd <x>", 0.3, 0.25, 0.35), ("sr-plus", 0.28, None, None)])
+    assert "&lt;x&gt;" in chart and ElementTree.fromstring(chart).find("{http://www.w3.org/2000/svg}title").text == "CLIP <b>"
 
 
 def _fake_run(folder: Path, method: str, items: list[str], dataset: dict | None):

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Optional
 from urllib.parse import quote
 
+from baselines.registry import methods
 from benchmark.reporting import paper
 from benchmark.reporting.ceilings import FOLDER as CEILINGS
 from benchmark.reporting.seam_pictures import output_borders
@@ -93,7 +94,7 @@ def _panels(run: Path, result: dict, ceiling: bool):
 
 
 def collect_items(runs: Path) -> list[Item]:
-    """Every item with at least one image under ``runs``, by profile, data set and key; panels in run order."""
+    """Every item with at least one image under ``runs``, by profile, data set and key."""
     items: dict[tuple, Item] = {}
     for path in sorted(Path(runs).rglob("results.json")):
         run = path.parent
@@ -106,6 +107,9 @@ def collect_items(runs: Path) -> list[Item]:
             found = items.setdefault((result.get("profile", "?"), dataset or "", str(key), size),
                                      Item(result.get("profile", "?"), dataset, str(key), size))
             found.panels.append(panel)
+    order = list(methods())
+    for item in items.values():  # methods in registry order (as the tables), a method's runs in path order
+        item.panels.sort(key=lambda p: order.index(p.result["method"]) if p.result["method"] in order else len(order))
     return [items[key] for key in sorted(items, key=lambda k: (k[0], k[1] == "", k[1], k[2], k[3]))]
 
 

@@ -98,15 +98,15 @@ def _panel(item: Item, panel: Panel, index: int, links: dict[int, str]) -> str:
     facts += [(name, f"{value:.4g}" if isinstance(value, float) else value) for name, value in sorted(panel.scores.items())]
     run = links.get(id(panel.result), "")
     kind = " · ceiling-search trial, one step per stage" if panel.ceiling else ""
-    details = "".join(f"<dt>{esc(name)}</dt><dd>{esc(value)}</dd>" for name, value in facts)
+    details = (f'<dt>run</dt><dd><a href="{esc(run)}/results.json">{esc(panel.run.name)}</a></dd>'
+               + "".join(f"<dt>{esc(name)}</dt><dd>{esc(value)}</dd>" for name, value in facts))
     lines = "" if grid is None else "".join(
         [f'<line x1="0" x2="{item.size[1]}" y1="{y}" y2="{y}"/>' for y in grid["rows"]]
         + [f'<line x1="{x}" x2="{x}" y1="0" y2="{item.size[0]}"/>' for x in grid["columns"]])
     overlay = (f'<svg class="tile-grid" xmlns="http://www.w3.org/2000/svg" width="{item.size[1]}" '
                f'height="{item.size[0]}" viewBox="0 0 {item.size[1]} {item.size[0]}">{lines}</svg>') if grid else ""
     return (f'<figure class="panel" data-index="{index}" data-method="{esc(panel.result["method"])}">'
-            f'<figcaption><strong>{esc(panel.label)}</strong>{esc(kind)}<br><a href="{esc(run)}/results.json">'
-            f"{esc(panel.run.name)}</a></figcaption>"
+            f"<figcaption><strong>{esc(panel.label)}</strong>{esc(kind)}</figcaption>"
             f'<div class="viewport" tabindex="0"><div class="stage"><div class="layer"></div>{overlay}</div></div>'
             f'<dl class="record">{details}</dl><details><summary>whole sample record</summary>'
             f"<pre>{esc(json.dumps(record, indent=1, ensure_ascii=False, sort_keys=True))}</pre></details></figure>")

@@ -15,16 +15,18 @@ from html import escape
 
 from benchmark.reporting import paper
 from benchmark.reporting.model_tables import MIB_PER_GIB, _trials, memory_points
+from benchmark.reporting.sample_status import OOM, is_oom
 
 WIDTH, HEIGHT = 480, 300
-LEFT, RIGHT, TOP, BOTTOM = 56, 12, 28, 40
+LEFT, RIGHT, TOP, BOTTOM = 56, 24, 28, 40
 COLOURS = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c", "#ccb974",
            "#64b5cd")
 
 
 @dataclass
 class Series:
-    """A line of points (x, y, tooltip); ``style``: solid (ours), dashed (the paper), dotted (ceiling search)."""
+    """A line of points (x, y, tooltip); ``style``: solid (ours), dashed (the paper), dotted (ceiling search), or
+    oom: crosses without a line (out of memory, at the memory reached)."""
 
     label: str
     colour: str
@@ -32,7 +34,15 @@ class Series:
     style: str = "solid"
 
 
-DASHES = {"solid": "", "dashed": ' stroke-dasharray="6 4"', "dotted": ' stroke-dasharray="2 3"'}
+DASHES = {"solid": "", "dashed": ' stroke-dasharray="6 4"', "dotted": ' stroke-dasharray="2 3"', "oom": ""}
+
+
+def _marker(series: Series, x: float, y: float, tip: str) -> str:
+    title = f"<title>{escape(tip)}</title>"
+    if series.style == "oom":
+        return (f'<path d="M{x - 4:.1f},{y - 4:.1f}L{x + 4:.1f},{y + 4:.1f}M{x - 4:.1f},{y + 4:.1f}L{x + 4:.1f},'
+                f'{y - 4:.1f}" stroke="{series.colour}" stroke-width="2">{title}</path>')
+    return f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="{series.colour}">{title}</circle>'
 
 
 def _ticks(low: float, high: float, count: int = 5) -> list[float]:
@@ -80,13 +90,15 @@ def line_chart(title: str, x_label: str, y_label: str, series: list[Series]) -> 
     for s in series:
         ordered = sorted(s.points)
         path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y, _ in ordered)
-        parts.append(f'<polyline fill="none" stroke="{s.colour}" stroke-width="1.5"{DASHES[s.style]} points="{path}"/>')
-        parts += [f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="3.5" fill="{s.colour}"><title>{escape(tip)}</title>'
-                  "</circle>" for x, y, tip in ordered]
+        if s.style != "oom":
+            parts.append(f'<polyline fill="none" stroke="{s.colour}" stroke-width="1.5"{DASHES[s.style]} points="{path}"/>')
+        parts += [_marker(s, sx(x), sy(y), tip) for x, y, tip in ordered]
     for index, s in enumerate(series):
         y = HEIGHT + 18 * index
-        parts.append(f'<line x1="{LEFT}" x2="{LEFT + 24}" y1="{y - 4}" y2="{y - 4}" stroke="{s.colour}" '
-                     f'stroke-width="2"{DASHES[s.style]}/><text x="{LEFT + 30}" y="{y}">{escape(s.label)}</text>')
+        key = (_marker(s, LEFT + 12, y - 4, s.label) if s.style == "oom" else
+               f'<line x1="{LEFT}" x2="{LEFT + 24}" y1="{y - 4}" y2="{y - 4}" stroke="{s.colour}" stroke-width="2"'
+               f"{DASHES[s.style]}/>")
+        parts.append(f'{key}<text x="{LEFT + 30}" y="{y}">{escape(s.label)}</text>')
     return "".join(parts) + "</svg>"
 
 
@@ -109,8 +121,14 @@ def memory_and_time(results: list[dict], ceilings: list[dict]) -> list[str]:
             add(memory, (method, "ours"), "solid", method, (side, point["gib"], f"{method} {side}²: {point['gib']:.2f} GiB"))
             add(seconds, (method, "ours"), "solid", method,
                 (side, point["seconds"], f"{method} {side}²: {point['seconds']:.2f} s / image"))
+        elif point["unmade"] == OOM:
+            add(memory, (method, OOM), "oom", f"{method} out of memory", (side, point["gib"], f"{method} {side}²: OOM"))
     for (method, side, budget), trial in sorted(_trials(ceilings).items()):
-        if trial["status"] == "ok" and trial["peak_memory_mib"] is not None:
+        if is_oom(trial) and trial["peak_memory_mib"] is not None:
+            gib = trial["peak_memory_mib"] / MIB_PER_GIB
+            add(memory, (method, OOM), "oom", f"{method} out of memory",
+                (side, gib, f"{method} ceiling search ({budget}) {side}²: OOM, reached {gib:.2f} GiB"))
+        elif trial["status"] == "ok" and trial["peak_memory_mib"] is not None:
             label = f"{method} ceiling search ({budget}, 1 step per stage)"
             gib = trial["peak_memory_mib"] / MIB_PER_GIB
             add(memory, (method, budget), "dotted", label, (side, gib, f"{label} {side}²: {gib:.2f} GiB"))

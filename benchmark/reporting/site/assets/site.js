@@ -105,6 +105,7 @@
       draw(view) {
         stage.style.transform = "translate(" + (-view.x * view.s) + "px, " + (-view.y * view.s) + "px) scale(" + view.s + ")";
         stage.classList.toggle("pixels", view.s >= 1);
+        stage.style.setProperty("--grid-line", String(1.5 / view.s));  // 1.5 screen px at any zoom
         if (source.kind === "pyramid") drawTiles(view, viewport.getBoundingClientRect());
       },
     };
@@ -118,7 +119,7 @@
     const panels = Array.from(document.querySelectorAll(".panel"))
       .map((figure, index) => panel(figure, data.panels[index], width, height));
     const status = document.getElementById("view-status");
-    const view = { s: 1, x: 0, y: 0 };
+    const view = { s: 1, x: 0, y: 0, fitted: true };  // fitted: a resized window fits the images again
     const box = () => panels[0].viewport.getBoundingClientRect();
     const fitScale = () => Math.min(box().width / width, box().height / height);
     function draw() {
@@ -127,6 +128,7 @@
     }
     function zoomAt(factor, cx, cy) {
       const s = Math.min(MAX_SCALE, Math.max(fitScale() / 2, view.s * factor));
+      view.fitted = false;
       const px = view.x + cx / view.s, py = view.y + cy / view.s;
       view.s = s; view.x = px - cx / s; view.y = py - cy / s;
       draw();
@@ -134,6 +136,7 @@
     function fit() {
       const b = box();
       view.s = fitScale();
+      view.fitted = true;
       view.x = (width - b.width / view.s) / 2;
       view.y = (height - b.height / view.s) / 2;
       draw();
@@ -173,6 +176,7 @@
         const py = Math.floor(view.y + (event.clientY - r.top) / view.s);
         status.textContent = "zoom " + Math.round(view.s * 100) + "% · pixel (x " + px + ", y " + py + ")";
         if (!drag || drag.viewport !== v) return;
+        view.fitted = false;
         view.x -= (event.clientX - drag.x) / view.s;
         view.y -= (event.clientY - drag.y) / view.s;
         drag.x = event.clientX; drag.y = event.clientY;
@@ -186,13 +190,14 @@
         if (keys[event.key]) { event.preventDefault(); keys[event.key](); }
       });
     });
-    window.addEventListener("resize", fit);
+    window.addEventListener("resize", () => (view.fitted ? fit() : draw()));
     fit();
     const asked = new URLSearchParams(location.hash.slice(1));  // e.g. #zoom=8&at=120,64&grid: a view to link to
     if (asked.has("grid")) toggle.click();
     const at = (asked.get("at") || "").split(",").map(Number), zoom = Number(asked.get("zoom"));
     if (zoom > 0 && at.length === 2 && at.every(Number.isFinite)) {
       view.s = Math.min(MAX_SCALE, zoom);
+      view.fitted = false;
       view.x = at[0] - box().width / 2 / view.s;
       view.y = at[1] - box().height / 2 / view.s;
       draw();
