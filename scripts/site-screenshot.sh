@@ -2,7 +2,7 @@
 # The README's picture of the report site's gallery, remade from nothing: three methods on one prompt on the
 # tiny profile (one step per stage, a 256×512 image each, seconds on a CPU), the report with its site, and
 # headless Chromium's screenshot of the item's page, zoomed 3× on a tile corner with stage II's tile grid on
-# (the page's #zoom=…&at=…&grid link), reduced to 64 colours so that it stays small.
+# (the page's #zoom=…&at=…&grid link), reduced to 256 colours so that it stays small.
 #   bash scripts/site-screenshot.sh [RUNS_DIR] [OUT_PNG]    (defaults: runs-site-screenshot, docs/site-gallery.png)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +23,7 @@ shot=$(mktemp --suffix=.png)
 python - "$shot" "$out" <<'PY'
 import sys
 from PIL import Image
-Image.open(sys.argv[1]).convert("RGB").quantize(64).save(sys.argv[2], optimize=True)
+Image.open(sys.argv[1]).convert("RGB").quantize(256).save(sys.argv[2], optimize=True)
 PY
 rm -f "$shot"
 echo "wrote $out"

@@ -109,7 +109,8 @@ def test_plots_are_svg_with_every_series_and_escaped_labels():
     assert len(lines) == 3  # ours, the ceiling search, the paper's Figure 7 (the OOM trial is a cross)
     assert "asd out of memory" in memory and "8GiB, 1 step per stage" in seconds
     chart = interval_chart("CLIP <b>", [("asd <x>", 0.3, 0.25, 0.35), ("sr-plus", 0.28, None, None)])
-    assert "&lt;x&gt;" in chart and ElementTree.fromstring(chart).find("{http://www.w3.org/2000/svg}title").text == "CLIP <b>"
+    assert "&lt;x&gt;" in chart
+    assert ElementTree.fromstring(chart).find("{http://www.w3.org/2000/svg}title").text == "CLIP <b>"
 
 
 def _fake_run(folder: Path, method: str, items: list[str], dataset: dict | None):

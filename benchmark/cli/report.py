@@ -13,14 +13,15 @@ HELP = "write markdown tables and a static site from finished runs"
 
 
 def add_arguments(parser: argparse.ArgumentParser):
-    parser.description = "Render the paper's tables, and one of all methods per data set, from the runs under --runs."
+    parser.description = ("Render the paper's tables, and one of all methods per data set, from the runs under --runs; "
+                          "beside them, a static site to look at the images (--no-html: none).")
     add_runs(parser, what="folder searched for results.json")
     add_reports(parser, "--out")
     add_include(parser)
     parser.add_argument("--html", action=argparse.BooleanOptionalAction, default=True,
-                        help="also write a static site beside the markdown, OUT/site/index.html: sortable tables "
-                             "with intervals and provenance, a gallery of every item's images side by side with "
-                             "synchronised zoom down to the pixel (large images as tile pyramids), SVG plots; it "
+                        help="also write a static site beside the markdown, site/index.html in the reports "
+                             "folder: sortable tables with intervals and provenance, a gallery of every item's "
+                             "images side by side with synchronised zoom down to the pixel (large images as tile pyramids), SVG plots; it "
                              "opens from the file system, no server or network (default: on; see docs/site.md)")
 
 

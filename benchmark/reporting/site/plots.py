@@ -118,7 +118,8 @@ def memory_and_time(results: list[dict], ceilings: list[dict]) -> list[str]:
 
     for (method, side), point in sorted(memory_points(results).items()):
         if point["unmade"] is None:
-            add(memory, (method, "ours"), "solid", method, (side, point["gib"], f"{method} {side}²: {point['gib']:.2f} GiB"))
+            add(memory, (method, "ours"), "solid", method,
+                (side, point["gib"], f"{method} {side}²: {point['gib']:.2f} GiB"))
             add(seconds, (method, "ours"), "solid", method,
                 (side, point["seconds"], f"{method} {side}²: {point['seconds']:.2f} s / image"))
         elif point["unmade"] == OOM:
@@ -139,7 +140,8 @@ def memory_and_time(results: list[dict], ceilings: list[dict]) -> list[str]:
     for method, sides in paper.FIGURE7.items():
         for side, gb in sides.items():
             if method in shown and isinstance(gb, float):
-                add(memory, (method, "paper"), "dashed", f"{method} (paper, GB)", (side, gb, f"paper: {method} {side}²: {gb} GB"))
+                add(memory, (method, "paper"), "dashed", f"{method} (paper, GB)",
+                    (side, gb, f"paper: {method} {side}²: {gb} GB"))
     return [chart for chart in (
         line_chart("peak memory against the square side", "square side (px)", "peak memory (GiB)",
                    list(memory.values())),

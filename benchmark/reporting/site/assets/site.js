@@ -15,8 +15,9 @@
   }
   window.addEventListener("error", (event) => {
     const target = event.target;
-    if (target && target !== window && target.tagName) fail("failed to load " + (target.currentSrc || target.src || target.href));
-    else fail(event.message + " (" + event.filename + ":" + event.lineno + ")");
+    if (target && target !== window && target.tagName) {
+      fail("failed to load " + (target.currentSrc || target.src || target.href));
+    } else fail(event.message + " (" + event.filename + ":" + event.lineno + ")");
   }, true);
   window.addEventListener("unhandledrejection", (event) => fail("unhandled rejection: " + event.reason));
   document.addEventListener("securitypolicyviolation", (event) => fail("blocked by the page's policy: " +
