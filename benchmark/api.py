@@ -33,6 +33,7 @@ from benchmark.oracle.study import default_out, run_tag, unique_tilings
 from benchmark.plugins import load_plugins
 from benchmark.reporting.paper_runs import TABLE3_BUCKETS, specs as paper_run_specs
 from benchmark.reporting.report import write_report
+from benchmark.reporting.site import write_site
 from benchmark.runs import ceiling as ceiling_search
 from benchmark.runs import runner
 from benchmark.runs.measure import MemoryBudget, check_budget
@@ -142,10 +143,15 @@ def reports_folder(runs: Path, chosen: Optional[Path]) -> Path:
     return Path(chosen) if chosen is not None else Path(runs) / "reports"
 
 
-def report(runs: Path = Path("runs"), out: Optional[Path] = None, include: Iterable[str] = ()) -> list[Path]:
-    """Write every markdown report the runs under ``runs`` allow; returns the files written."""
+def report(runs: Path = Path("runs"), out: Optional[Path] = None, include: Iterable[str] = (),
+           html: bool = True) -> list[Path]:
+    """Write every markdown report the runs under ``runs`` allow and (``html``) the site beside them, whose
+    index comes last; returns the files written (no site where there is no report)."""
     load_plugins(include)
-    return write_report(Path(runs), reports_folder(runs, out))
+    written = write_report(Path(runs), reports_folder(runs, out))
+    if html and written:
+        written.append(write_site(Path(runs), reports_folder(runs, out), written))
+    return written
 
 
 def study(profile: str = "oracle", size: tuple[int, int] = (2048, 2048), steps: int = 100, limit: int = 8,
