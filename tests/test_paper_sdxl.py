@@ -135,3 +135,10 @@ def test_asd_on_sdxl_paper_looks_for_no_lora(tmp_path, monkeypatch):
         api.run(RunSpec("asd", "paper", model="sdxl", size=(64, 64), limit=1, score=False, out=tmp_path / "run"))
     message = str(refused.value)
     assert "SDXL weights" in message and "SD x4 upscaler" in message and "LoRA" not in message
+
+
+def test_a_plugin_method_that_needs_sd21_by_its_old_name_needs_the_run_models_weights():
+    from baselines.registry import Method
+
+    assert Method("mine", "a method", lambda method, context: None, needs=("sd21", "upscaler")).needs \
+        == (BASE, "upscaler")
