@@ -65,7 +65,7 @@ def model_uses(piece: str, model: str = DEFAULT_MODEL) -> str:
     users = [method.name for method in methods().values()
              if model in method.model_names and piece in paper_needs(method.needs, model)]
     what = f"{PIECE_NAMES[piece]} ({get_base_model(model).title})" if piece == BASE else PIECE_NAMES[piece]
-    return f"{what}: {', '.join(users) or f'no registered method on {model}'}"
+    return f"{what}: {', '.join(users) or f'no registered method needs it on {model}'}"
 
 
 @dataclass(frozen=True)
