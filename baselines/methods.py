@@ -31,6 +31,7 @@ from baselines.highres.demofusion import DemoFusionSampler
 from baselines.highres.hidiffusion_sampler import HiDiffusionSampler
 from baselines.highres.scalecrafter import (DispersedScaleCrafterSampler, ReleaseScaleCrafterSampler,
                                             ScaleCrafterSampler)
+from baselines.paper_weights import BASE
 from baselines.pipeline import Stages
 from baselines.registry import ANY_MODEL, BUILT_IN, LOW_RESOLUTION, PROMPTS, Method, register_method
 
@@ -44,12 +45,12 @@ def _built_in(name: str, summary: str, stages: Stages, **entry) -> Method:
                                   **entry))
 
 
-_built_in("sr-plus", "the base model (SD 2.1, or any --model) directly at the target size", Stages("sd21"),
+_built_in("sr-plus", "the base model (SD 2.1, or any --model) directly at the target size", Stages("base"),
           rows=("table1", "table2", "figure7"), plans=("tiny", "gpu"), models=(ANY_MODEL,))
 _built_in("sr-tile", "SD 2.1 (or SDXL) at the model's nearest bucket, then tiled SR without overlap",
-          Stages("sd21", "bucket", "nonoverlap"), rows=("table1", "figure7"), models=BOTH)
+          Stages("base", "bucket", "nonoverlap"), rows=("table1", "figure7"), models=BOTH)
 _built_in("sr-tile-plus", "SD 2.1 (or SDXL) at the model's nearest bucket, then FSTD (implicit overlap)",
-          Stages("sd21", "bucket", "implicit"), twin="sr-tile", rows=("table1", "figure7"), models=BOTH)
+          Stages("base", "bucket", "implicit"), twin="sr-tile", rows=("table1", "figure7"), models=BOTH)
 _built_in("ar-plus", "ARAD (SD 2.1 + LoRA) directly at the target size", Stages("arad"),
           rows=("table1", "table2", "table3", "figure7"), plans=("tiny", "gpu"))
 _built_in("ar-tile", "ARAD at the nearest bucket, then tiled SR without overlap",
@@ -58,7 +59,7 @@ _built_in("asd", "Any-Size-Diffusion: ARAD at the nearest bucket, then FSTD (on 
                  "buckets, without LoRA)", Stages("arad", "bucket", "implicit"), twin="ar-tile", rows=("table1", "figure7"),
           plans=("tiny", "stablesr", "gpu"), headline=True, models=BOTH)
 _built_in("md", "MultiDiffusion on SD 2.1 (or SDXL) at the target size (views of the native latent, stride an "
-                "eighth: 64 at 8, SDXL 128 at 16)", Stages("sd21", "multidiffusion"), rows=("table2", "figure7"),
+                "eighth: 64 at 8, SDXL 128 at 16)", Stages("base", "multidiffusion"), rows=("table2", "figure7"),
           suite={"limit": 1}, models=BOTH)  # the 768x1024 item's 45 views a step were most of the tiny suite's time
 _built_in("fstd", "stage II alone: FSTD tiled super-resolution of low-resolution inputs (--tiling chooses the "
                   "strategy); on the oracle profile it samples a Gaussian random field with an analytic denoiser",
@@ -70,7 +71,7 @@ def _training_free(name: str, summary: str, sampler, **entry) -> Method:
     (docs/methods.md)."""
     entry = {"rows": ("all-methods", "figure7"), "plans": ("tiny", "gpu"), "suite": {"limit": 1, "size": (1024, 1024)},
              **entry}
-    return register_method(Method(name, summary, sampler.load, needs=("sd21",), inputs=PROMPTS, origin=BUILT_IN,
+    return register_method(Method(name, summary, sampler.load, needs=(BASE,), inputs=PROMPTS, origin=BUILT_IN,
                                   **entry))
 
 

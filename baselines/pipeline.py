@@ -20,8 +20,9 @@ from typing import Optional
 import torch
 
 from baselines.base_models import DEFAULT_MODEL
-from baselines.models import (STABLESR_FILES, TextToImageModels, WeightPaths, asd_cache_dir, check_paper_model,
-                              load_text_to_image, load_upscaler, locate_piece, resolve_paper_weights)
+from baselines.models import TextToImageModels, asd_cache_dir, load_text_to_image, load_upscaler
+from baselines.paper_weights import (BASE, STABLESR_FILES, WeightPaths, locate_piece, paper_needs,
+                                     resolve_paper_weights)
 from baselines.profiles import get_profile
 from baselines.registry import LoadContext, Method
 from baselines.settings import Settings, Seeds, centre_crop, check_size, nearest_bucket, working_size
@@ -35,7 +36,7 @@ from baselines.vae_tiling import vae_factor
 
 @dataclass(frozen=True)
 class Stages:
-    """A built-in method's stages: stage I's model (``sd21``: the run's base model as it is, ``arad``: that model
+    """A built-in method's stages: stage I's model (``base``: the run's base model as it is, ``arad``: that model
     made to take any aspect ratio, i.e. SD 2.1 with the ARAD LoRA, a model trained on its buckets (SDXL) as it
     is; None: the input is an LR image), its size rule (``target``, ``bucket``: Eq. 1 over the base model's
     buckets, or ``multidiffusion``) and stage II's tiling strategy (None: no stage II; ``any``: the run's)."""
@@ -46,8 +47,9 @@ class Stages:
 
     @property
     def needs(self) -> tuple[str, ...]:
-        """The weights the ``paper`` profile must find for these stages."""
-        wanted = {"sd21": self.base is not None, "lora": self.base == "arad", "upscaler": self.stage2 is not None}
+        """The weights the ``paper`` profile must find for these stages (on SD 2.1: on another base model,
+        :func:`baselines.paper_weights.paper_needs` says which of them it comes to)."""
+        wanted = {BASE: self.base is not None, "lora": self.base == "arad", "upscaler": self.stage2 is not None}
         return tuple(piece for piece, needed in wanted.items() if needed)
 
     def __call__(self, method: Method, context: LoadContext) -> "AnySizePipeline":
@@ -200,8 +202,7 @@ def load_pipeline(method: Method, stages: Stages, profile: str, settings: Settin
     The fast path is resolved for ``device`` and applied once the models and the LoRA are loaded."""
     backbone_name = stage2_backbone(settings.backbone, profile, paths) if stages.stage2 else None
     if get_profile(profile).published:
-        check_paper_model(model)
-        resolve_paper_weights(backbone_needs(stages.needs, backbone_name), paths)
+        resolve_paper_weights(backbone_needs(paper_needs(stages.needs, model), backbone_name), paths, model)
     fast = settings.fast_path.resolve(device)
     dtype = fast.torch_dtype
     settings = settings.for_device(device)

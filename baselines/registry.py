@@ -24,6 +24,7 @@ import torch
 from baselines.base_models import DEFAULT_MODEL, base_models, get_base_model
 from baselines.origins import (BUILT_IN, RegistrationError, name_file_module,  # noqa: F401 (imported from here)
                                origin_of)
+from baselines.paper_weights import BASE
 
 #: What a method takes: captions (text-to-image) or low-resolution images with their HR (super-resolution).
 PROMPTS, LOW_RESOLUTION = "prompts", "low-resolution"
@@ -35,8 +36,11 @@ ROWS = ("table1", "table2", "table3", "stage2", "figure7", "all-methods")
 PLANS = ("tiny", "stablesr", "gpu")
 #: ``Method.models`` of a method whose stage I runs on every registered base model, a user's too (``sr-plus``).
 ANY_MODEL = "any"
-#: Weight pieces the ``paper`` profile can look for (``baselines.models``).
-PIECES = ("sd21", "lora", "upscaler")
+#: Weight pieces the ``paper`` profile can look for (:mod:`baselines.paper_weights`): ``base`` is stage I's, the run's
+#: base model, whichever it is.
+PIECES = (BASE, "lora", "upscaler")
+#: The stage I piece's name from before base models were entries: a plugin's ``needs=("sd21",)`` still means it.
+PIECE_ALIASES = {"sd21": BASE}
 
 
 class Sampler(Protocol):
@@ -86,6 +90,7 @@ class Method:
     suite: Optional[dict] = field(default=None, hash=False)
 
     def __post_init__(self):
+        object.__setattr__(self, "needs", tuple(PIECE_ALIASES.get(piece, piece) for piece in self.needs))
         problems = [] if self.inputs in TASKS else [f"inputs {self.inputs!r} (one of {', '.join(TASKS)})"]
         problems += [f"row {row!r} (known: {', '.join(ROWS)})" for row in self.rows if row not in ROWS]
         problems += [f"plan {plan!r} (known: {', '.join(PLANS)})" for plan in self.plans if plan not in PLANS]

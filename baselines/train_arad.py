@@ -126,7 +126,7 @@ def load_models(profile: str, device=None, sd21: str | None = None) -> Any:
         get_profile(profile, models=True)
     except ProfileError as exc:
         raise TrainingError(str(exc)) from exc
-    paths = models.WeightPaths.from_environment(sd21=sd21)
+    paths = models.WeightPaths.from_environment(models={models.SD21.name: sd21})
     try:
         return models.load_text_to_image(profile, torch.device(device or "cpu"), torch.float32, paths)
     except models.MissingWeightsError as exc:

@@ -43,7 +43,7 @@ from benchmark.runs.reference_timing import REPEATS, write_reference_timing
 from benchmark.runs.samples import DEFAULT_DATASET, plan_samples
 from benchmark.runs.shard import current as current_shard
 from benchmark.runs.vae_study import vae_study as run_vae_study
-from benchmark.spec import RunSpec, profile_entry
+from benchmark.spec import WEIGHT_FIELDS, RunSpec, profile_entry
 
 
 @dataclass(frozen=True)
@@ -187,7 +187,7 @@ def ceiling(method: str, profile: Optional[str] = None, budget: str = "32GiB",
     limit, chosen = MemoryBudget.parse(budget), device_of(device)
     check_budget(limit, chosen)
     ceiling_search.check_sides(min_side, max_side)
-    extra = [item for name in ("sd21", "upscaler", "lora", "stablesr_ckpt", "stablesr_vae")
+    extra = [item for name in WEIGHT_FIELDS
              if getattr(spec, name) for item in (f"--{name.replace('_', '-')}", getattr(spec, name))]
     extra += [item for name in include for item in ("--include", name)]
     extra += [item for name in name_parts(spec.model) for item in ("--model", name)]
@@ -229,12 +229,16 @@ def vae_study(profile: str = "tiny", size: tuple[int, int] = (2048, 2048), tile:
 
 
 def weights(profile: str = "paper", paths: WeightPaths = WeightPaths(), hash_files: bool = True,
-            methods: Iterable[str] = (), include: Iterable[str] = ()) -> tuple[str, bool]:
-    """The listing of ``profile``'s weights (the methods', then scoring's) and whether every chosen method
-    (default: every registered one) can run with the profile's models."""
+            methods: Iterable[str] = (), include: Iterable[str] = (), model: str = DEFAULT_MODEL) -> tuple[str, bool]:
+    """The listing of ``profile``'s weights with stage I on base ``model`` (the methods', then scoring's) and
+    whether every chosen method (default: every registered one that runs on ``model``) can run with them."""
     load_plugins(include)
     profile_entry(profile, models=True)
-    return listing(profile, paths, hash_files=hash_files, method_names=methods)
+    try:
+        model = get_base_model(model).name
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    return listing(profile, paths, hash_files=hash_files, method_names=methods, model=model)
 
 
 def tables(profile: str = "tiny", dataset: str = DEFAULT_DATASET, limit: Optional[int] = None,

@@ -19,7 +19,7 @@ import torch
 
 from baselines.base_models import DEFAULT_MODEL, name_parts
 from baselines.fast_path import CPU_DEFAULTS, FastPath, default_tile_batch_size
-from baselines.models import WeightPaths
+from baselines.paper_weights import WeightPaths
 from baselines.profiles import Profile, ProfileError, default_profile, get_profile, model_profiles
 from baselines.registry import LOW_RESOLUTION, get_method, oracle_method
 from baselines.settings import BACKBONES, MIN_SIDE, Settings
@@ -35,6 +35,8 @@ from benchmark.runs.measure import MemoryBudget
 from benchmark.runs.samples import DEFAULT_DATASET
 
 DEFAULT_RUNS = Path("runs")
+#: The fields that say where the paper profile's weights are (forwarded as options to a ceiling's trial runs).
+WEIGHT_FIELDS = ("sd21", "model_weights", "vae", "upscaler", "lora", "stablesr_ckpt", "stablesr_vae")
 TILING_FIELDS = ("tile", "overlap", "weighting", "offset", "offset_range", "reset_every", "fill", "tile_batch_size")
 
 
@@ -89,7 +91,9 @@ class RunSpec:
     compile: Optional[bool] = None
     backbone: Optional[str] = None
     cfw_weight: float = DEFAULT_CFW_WEIGHT
-    sd21: Optional[str] = None
+    sd21: Optional[str] = None  # SD 2.1's folder
+    model_weights: Optional[str] = None  # the run's base model's folder, whichever it is (over sd21 for SD 2.1)
+    vae: Optional[str] = None  # a VAE folder replacing the run's base model's (SDXL's fp16-fix VAE)
     upscaler: Optional[str] = None
     lora: Optional[str] = None
     stablesr_ckpt: Optional[str] = None
@@ -166,8 +170,11 @@ class RunSpec:
         return None if self.memory_budget is None else MemoryBudget.parse(self.memory_budget)
 
     def weight_paths(self) -> WeightPaths:
-        return WeightPaths.from_environment(sd21=self.sd21, upscaler=self.upscaler, lora=self.lora,
-                                            stablesr=self.stablesr_ckpt, stablesr_vae=self.stablesr_vae)
+        """Where the paper profile looks: the folders given here, else the environment's
+        (:meth:`baselines.paper_weights.WeightPaths.from_environment`)."""
+        folders = {DEFAULT_MODEL: self.sd21, **({self.model: self.model_weights} if self.model_weights else {})}
+        return WeightPaths.from_environment(models=folders, vaes={self.model: self.vae}, upscaler=self.upscaler,
+                                            lora=self.lora, stablesr=self.stablesr_ckpt, stablesr_vae=self.stablesr_vae)
 
     def fast_path(self) -> FastPath:
         return FastPath(self.dtype, self.attention, self.channels_last, self.compile)

@@ -182,7 +182,7 @@ def test_each_runs_at_an_exact_size_and_names_its_settings(tmp_path, name):
     assert results["per_image"][0]["size"] == [320, 640] and results["peak_memory_mib"] > 0
     record = json.loads((tmp_path / "samples" / "00000.json").read_text())
     assert name in record["stage1"]  # the settings it chose for this sample
-    assert results["method_settings"] and get_method(name).needs == ("sd21",)
+    assert results["method_settings"] and get_method(name).needs == ("base",)
 
 
 @pytest.mark.parametrize("where", ["mirror", "folder"])

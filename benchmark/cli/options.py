@@ -9,7 +9,7 @@ from typing import Optional
 
 from baselines.base_models import DEFAULT_MODEL, base_models
 from baselines.fast_path import ATTENTIONS, CPU_DEFAULTS, CUDA_DEFAULTS, DTYPES
-from baselines.models import PATH_VARIABLES
+from baselines.paper_weights import PATH_VARIABLES, model_variable
 from baselines.profiles import ORACLE_DEFAULTS as ORACLE, default_profile, model_profiles, profiles
 from baselines.settings import BACKBONES
 from baselines.stablesr.backbone import DEFAULT_CFW_WEIGHT
@@ -126,7 +126,15 @@ def add_memory_budget(parser, *names: str, default: Optional[str] = None):
 
 def add_weight_paths(parser):
     parser.add_argument("--sd21", default=None, help="paper: SD 2.1-base folder (default: "
-                        f"${PATH_VARIABLES['sd21']}, else the Hugging Face cache)")
+                        f"${model_variable(DEFAULT_MODEL)}, else the Hugging Face cache)")
+    parser.add_argument("--model-weights", default=None, metavar="DIR",
+                        help="paper: the folder of the run's base model (--model), whichever it is, in diffusers' "
+                             "layout (default: $ASD_<NAME>, the model's name upper-cased with - as _: $ASD_SDXL, "
+                             "else the Hugging Face cache under $ASD_<NAME>_REPO or the model's repo ids; see "
+                             "docs/methods.md, \"Weights\")")
+    parser.add_argument("--vae", default=None, metavar="DIR",
+                        help="paper: a VAE folder replacing the base model's own, e.g. SDXL's fp16-fix VAE "
+                             "(default: $ASD_<NAME>_VAE, else the VAE in the model's folder)")
     parser.add_argument("--upscaler", default=None, help="paper: SD x4 upscaler folder (default: "
                         f"${PATH_VARIABLES['upscaler']}, else the Hugging Face cache)")
     parser.add_argument("--lora", default=None, help="ARAD LoRA folder (default: "
@@ -138,9 +146,6 @@ def add_weight_paths(parser):
     parser.add_argument("--stablesr-vae", default=None, metavar="PATH",
                         help="paper, --backbone stablesr: vqgan_cfw_00011.ckpt, the CFW VAE (default: "
                              f"${PATH_VARIABLES['stablesr_vae']})")
-
-
-WEIGHT_FIELDS = ("sd21", "upscaler", "lora", "stablesr_ckpt", "stablesr_vae")
 
 
 def add_run_arguments(parser: argparse.ArgumentParser):
