@@ -222,7 +222,8 @@ def load_text_to_image(profile: str, device: torch.device, dtype: Optional[torch
         vae_note = f" (VAE: {piece.vae_folder})" if piece.vae_folder else ""
         return TextToImageModels(
             unet=_pretrained(UNet2DConditionModel, piece, "unet", device, dtype),
-            vae=_pretrained(AutoencoderKL, piece, "vae", device, dtype), tokenizer=SimpleTokenizer(),
+            vae=_stage1_vae(base, _pretrained(AutoencoderKL, piece, "vae", device, dtype), device, dtype),
+            tokenizer=SimpleTokenizer(),
             scheduler_config=_scheduler_config(piece.folder, "scheduler"),
             name=piece.repo or next(iter(base.repos), base.name), weights=f"{piece.folder}{vae_note}",
             repo=piece.repo, variant=piece.variant, base_model=base.name, **encoders)
@@ -230,7 +231,7 @@ def load_text_to_image(profile: str, device: torch.device, dtype: Optional[torch
     with _seeded(base.seed):
         unet = _ready(UNet2DConditionModel(**base.unets[architecture]), device, dtype)
     with _seeded(base.seed + 1):
-        vae = _ready(AutoencoderKL(**base.vaes[architecture]), device, dtype)
+        vae = _stage1_vae(base, AutoencoderKL(**base.vaes[architecture]), device, dtype)
     return TextToImageModels(unet=unet, vae=vae, tokenizer=SimpleTokenizer(), scheduler_config=dict(base.scheduler),
                              name=f"{profile}/{base.name}", weights=_random_weights(profile, base.seed),
                              base_model=base.name, **_random_text_encoders(base, architecture, device, dtype))
@@ -266,6 +267,12 @@ def load_upscaler(profile: str, device: torch.device, dtype: Optional[torch.dtyp
         embedding = _random_text_encoders(SD21, architecture, device, dtype)["text_encoder"](tokens).last_hidden_state
     return UpscalerModels(unet, vae, embedding, dict(UPSCALER_SCHEDULER), dict(UPSCALER_LOW_RES_SCHEDULER),
                           UPSCALER_NOISE_LEVEL, name=f"{profile}/x4-upscaler", weights=_random_weights(profile))
+
+
+def _stage1_vae(base: BaseModel, vae: AutoencoderKL, device: torch.device, dtype: torch.dtype) -> AutoencoderKL:
+    """Stage I's VAE in the run's dtype, or in fp32 where the base model's pipeline upcasts it (``vae_upcast``: SDXL,
+    unless the VAE given is one whose config says it need not, such as the fp16-fix VAE)."""
+    return _ready(vae, device, _vae_dtype(vae, dtype) if base.vae_upcast else dtype)
 
 
 def _vae_dtype(vae: AutoencoderKL, dtype: torch.dtype) -> torch.dtype:

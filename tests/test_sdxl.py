@@ -178,3 +178,13 @@ def test_ceiling_takes_the_model_into_its_folder_record_and_trials(tmp_path, cap
                             trial=lambda side: ceiling.TrialResult(side, ceiling.OK, 100.0, 1.0), log=print)
     assert record["model"] == "sdxl"
     assert (tmp_path / "ceiling" / "tiny" / "sdxl-sr-plus-1GiB" / "ceiling.json").is_file()
+
+
+def test_sdxl_decodes_in_fp32_where_its_vae_says_so_and_sd21_in_the_runs_dtype():
+    """SDXL's pipeline upcasts a ``force_upcast`` VAE (it overflows in fp16); SD 2.1's never does."""
+    from baselines.models import load_text_to_image
+
+    sdxl = load_text_to_image("tiny", torch.device("cpu"), torch.float16, model="sdxl")
+    sd21 = load_text_to_image("tiny", torch.device("cpu"), torch.float16)
+    assert sdxl.vae.config.force_upcast and sdxl.vae.dtype == torch.float32 and sdxl.unet.dtype == torch.float16
+    assert sd21.vae.dtype == torch.float16

@@ -88,7 +88,9 @@ class BaseModel:
     ``bucket_source``; ``multi_aspect``: the model itself was trained on them (SDXL), so methods that would
     adapt it to aspect ratios (ARAD's LoRA) run it as it is; ``suite``: RunSpec fields of every method's step
     on this model in the tiny regression suite (a model other than the default runs there small);
-    ``paper_tables``: its runs fill the paper's tables (SD 2.1, the paper's model); every model has its own."""
+    ``paper_tables``: its runs fill the paper's tables (SD 2.1, the paper's model); every model has its own;
+    ``vae_upcast``: its pipeline decodes in fp32 where the VAE's config says ``force_upcast`` (SDXL's VAE
+    overflows in fp16; SD 2.1's pipeline never upcasts, whatever its config's default says)."""
 
     name: str
     title: str
@@ -109,6 +111,7 @@ class BaseModel:
     multi_aspect: bool = False
     suite: Mapping[str, object] = field(default_factory=dict, hash=False)
     paper_tables: bool = False
+    vae_upcast: bool = False
 
     def __post_init__(self):
         profiles = set(self.unets) | set(self.vaes) | {p for encoder in self.text_encoders for p in encoder.configs}

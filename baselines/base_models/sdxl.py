@@ -134,4 +134,4 @@ SDXL = register_base_model(BaseModel(
     # The tiny suite's SDXL steps: one item, 256 px high so each step is cheap, 1152 px wide so that md's
     # 128-latent views are two (a 144-latent row); bucket methods still run stage I at a ~1024² bucket, so
     # every SDXL step takes 2 steps per stage: the suite holds the algorithm (counts, settings), not quality.
-    suite={"limit": 1, "size": (256, 1152), "steps": 2, "sr_steps": 2}))
+    suite={"limit": 1, "size": (256, 1152), "steps": 2, "sr_steps": 2}, vae_upcast=True))
