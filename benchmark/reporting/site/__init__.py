@@ -19,7 +19,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Iterable
 
-from baselines.models import PROFILES as MODEL_PROFILES
+from baselines.profiles import model_profiles
 from benchmark.reporting import ceilings
 from benchmark.reporting.report import load_runs
 from benchmark.reporting.site import pages
@@ -52,7 +52,7 @@ def write_site(runs: Path, reports: Path, markdown: Iterable[Path] = (), pyramid
     links = {id(result): url(folder, site) for folder, result in folders}
     markdown_links = [(url(path, site), path.name) for path in markdown]
     profiles = {}
-    for profile in MODEL_PROFILES:
+    for profile in model_profiles():
         results = [r for r in (result for _, result in folders) if r.get("profile") == profile and "per_image" in r]
         searches = ceilings.load_ceilings(runs, profile)
         if results or searches:
