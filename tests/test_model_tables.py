@@ -233,7 +233,8 @@ def test_a_real_tiny_run_renders_end_to_end(tmp_path):
     runs = tmp_path / "runs"
     api.run(RunSpec("sr-plus", limit=1, progress=False, out=runs / "sr-plus"))
     api.run(RunSpec("sr-plus", limit=1, size=(64, 64), progress=False, score=False, out=runs / "sr-plus-64"))
-    assert api.report(runs, tmp_path / "reports") == [tmp_path / "reports" / "tiny.md"]
+    assert api.report(runs, tmp_path / "reports") == [tmp_path / "reports" / "tiny.md",
+                                                      tmp_path / "reports" / "site" / "index.html"]
     text = (tmp_path / "reports" / "tiny.md").read_text()
     heading = next(line[4:] for line in text.splitlines()
                    if line.startswith("### Table 1") and "synthetic" in line)
