@@ -68,7 +68,7 @@ def test_backbone_choice_and_what_paper_needs(tmp_path):
 def test_a_backbone_for_a_method_without_stage_two_or_on_the_oracle_is_refused(tmp_path):
     with pytest.raises(ValueError, match="sr-plus has no stage II"):
         api.run(RunSpec("sr-plus", backbone="stablesr", runs=tmp_path, **FAST))
-    with pytest.raises(ValueError, match="the oracle has no SR model; --backbone needs a model profile"):
+    with pytest.raises(ValueError, match="the oracle profile has no SR model; --backbone needs a model profile"):
         api.run(RunSpec("fstd", backbone="stablesr", progress=False, runs=tmp_path))
     assert not list(tmp_path.iterdir())
 

@@ -47,7 +47,7 @@ def model_table_specs(common: RunSpec, models: tuple[str, ...]) -> list[RunSpec]
     tabled = dict.fromkeys(with_row("table1") + with_row("table2") + with_row("all-methods"))
     return [replace(common, method=name, model=model, size=(side, side))
             for model in models for side in model_table_sides(common.profile, model) for name in tabled
-            if get_method(name).inputs == PROMPTS and model in get_method(name).models]
+            if get_method(name).inputs == PROMPTS and model in get_method(name).model_names]
 
 
 def specs(common: RunSpec, sides: Optional[tuple[int, ...]] = None,
