@@ -80,7 +80,7 @@ def test_multidiffusion_views_are_the_models_native_latent_at_an_eighth_stride(m
 
 
 def test_only_the_arad_methods_stay_on_sd21_and_are_refused_on_sdxl_naming_their_models():
-    on_sdxl = {name for name in in_plan("tiny") if "sdxl" in get_method(name).models}
+    on_sdxl = {name for name in in_plan("tiny") if "sdxl" in get_method(name).model_names}
     assert {"sr-plus", "sr-tile", "sr-tile-plus", "asd", "md"} <= on_sdxl
     for name in ("ar-plus", "ar-tile"):
         with pytest.raises(ValueError, match=f"^method {name} runs on the model sd21, not 'sdxl'$"):
@@ -90,13 +90,12 @@ def test_only_the_arad_methods_stay_on_sd21_and_are_refused_on_sdxl_naming_their
 def test_the_tiny_suite_runs_each_method_on_each_of_its_models_small_off_the_default():
     steps = [RunSpec.from_record(step["spec"]) for step in guard.suite("tiny") if step["verb"] == "run"]
     pairs = {(spec.method, spec.model) for spec in steps if spec.backbone is None}
-    assert pairs == {(name, model) for name in in_plan("tiny") for model in get_method(name).models}
+    assert pairs == {(name, model) for name in in_plan("tiny") for model in get_method(name).model_names}
     for spec in steps:
         if spec.model != DEFAULT_MODEL:
             wanted = {key: value for key, value in get_base_model(spec.model).suite.items()}
             assert {key: getattr(spec, key) for key in wanted} == {k: tuple(v) if isinstance(v, list) else v
                                                                    for k, v in wanted.items()}
-            assert spec.steps is None and spec.sr_steps is None  # the method's steps
     assert all(model == DEFAULT_MODEL or base_models()[model].suite.get("limit") == 1
                for _, model in pairs)
 
@@ -115,7 +114,8 @@ def test_tables_plans_each_models_table_at_its_sides_and_model_restricts_to_one(
 
     sdxl = planned("paper-arch", "sdxl")
     assert sdxl == {(name, "sdxl", (side, side)) for side in (2048, 4096)
-                    for name in ("sr-plus", "sr-tile", "sr-tile-plus", "asd", "md")}
+                    for name in ("sr-plus", "sr-tile", "sr-tile-plus", "asd", "md", "hidiffusion", "scalecrafter",
+                                 "demofusion")}
     assert {size for _, _, size in planned("tiny", "sdxl")} == {(512, 512), (1024, 1024)}
     everything = planned("tiny")
     assert planned("tiny", "sdxl") <= everything and ("ar-plus", "sd21", (256, 256)) in everything
