@@ -1,23 +1,26 @@
 """The built-in methods, registered by name: the paper's Table 1, MultiDiffusion and stage II alone.
 
 This is the one module that spells their names (the paper's figures aside). Each runs on SD 2.1 only
-(``Method.models``' default) unless its entry names more base models.
+(``Method.models``' default) unless its entry names more base models; ``sr-plus``, SD's own sampling
+at the target size, runs on every registered one (a user's model too). "The model" is the run's (``--model``):
+its buckets are SD 2.1's nine ARAD buckets, SDXL's 40 training buckets; ``ar-plus`` and ``ar-tile`` stay on
+SD 2.1, since on SDXL, trained on its buckets, they would be ``sr-plus`` and ``sr-tile`` again.
 
 | method | stage I | stage II |
 |---|---|---|
-| ``sr-plus`` | SD 2.1 or SDXL (``--model``) at the requested size | – |
-| ``sr-tile`` | SD 2.1 at the nearest ARAD bucket (Eq. 1) | tiled SR, no overlap |
-| ``sr-tile-plus`` | SD 2.1 at the nearest ARAD bucket | FSTD (implicit overlap) |
+| ``sr-plus`` | any registered base model (``--model``) at the requested size | – |
+| ``sr-tile`` | the model at its nearest bucket (Eq. 1) | tiled SR, no overlap |
+| ``sr-tile-plus`` | the model at its nearest bucket | FSTD (implicit overlap) |
 | ``ar-plus`` | ARAD at the requested size | – |
 | ``ar-tile`` | ARAD at the nearest ARAD bucket | tiled SR, no overlap |
-| ``asd`` | ARAD at the nearest ARAD bucket | FSTD (implicit overlap) |
-| ``md`` | MultiDiffusion on SD 2.1 at the requested size | – |
+| ``asd`` | ARAD at the nearest ARAD bucket; on SDXL, SDXL (no LoRA) at its nearest bucket | FSTD (implicit overlap) |
+| ``md`` | MultiDiffusion on the model at the requested size, views of its native latent | – |
 | ``fstd`` | – (a low-resolution input) | tiled SR, any strategy (FSTD by default) |
-| ``hidiffusion`` | SD 2.1 at the requested size, RAU-Net and windowed attention (the ``hidiffusion`` package) | – |
-| ``scalecrafter`` | SD 2.1 at the requested size, re-dilated convolutions, noise-damped guidance | – |
+| ``hidiffusion`` | SD 2.1 or SDXL at the requested size, RAU-Net and windowed attention (the ``hidiffusion`` package) | – |
+| ``scalecrafter`` | SD 2.1 or SDXL at the requested size, re-dilated convolutions, noise-damped guidance | – |
 | ``scalecrafter-disperse`` | the same with its optional dispersed convolution | – |
 | ``scalecrafter-release`` | the same sampled as its release does: DDIM eta 1, FreeU | – |
-| ``demofusion`` | SD 2.1 at its native size, then ×2, ×3, … with skip residuals, local views, dilated sampling | – |
+| ``demofusion`` | SD 2.1 or SDXL at its native size, then ×2, ×3, … with skip residuals, local views, dilated sampling | – |
 """
 
 from __future__ import annotations
@@ -28,8 +31,12 @@ from baselines.highres.demofusion import DemoFusionSampler
 from baselines.highres.hidiffusion_sampler import HiDiffusionSampler
 from baselines.highres.scalecrafter import (DispersedScaleCrafterSampler, ReleaseScaleCrafterSampler,
                                             ScaleCrafterSampler)
+from baselines.paper_weights import BASE
 from baselines.pipeline import Stages
-from baselines.registry import BUILT_IN, LOW_RESOLUTION, PROMPTS, Method, register_method
+from baselines.registry import ANY_MODEL, BUILT_IN, LOW_RESOLUTION, PROMPTS, Method, register_method
+
+
+BOTH = (SD21.name, SDXL.name)
 
 
 def _built_in(name: str, summary: str, stages: Stages, **entry) -> Method:
@@ -38,44 +45,46 @@ def _built_in(name: str, summary: str, stages: Stages, **entry) -> Method:
                                   **entry))
 
 
-_built_in("sr-plus", "SD 2.1 (or SDXL: --model sdxl) directly at the target size", Stages("sd21"),
-          rows=("table1", "table2", "figure7"), plans=("tiny", "gpu"), models=(SD21.name, SDXL.name))
-_built_in("sr-tile", "SD 2.1 at the nearest bucket, then tiled SR without overlap",
-          Stages("sd21", "bucket", "nonoverlap"), rows=("table1", "figure7"))
-_built_in("sr-tile-plus", "SD 2.1 at the nearest bucket, then FSTD (implicit overlap)",
-          Stages("sd21", "bucket", "implicit"), twin="sr-tile", rows=("table1", "figure7"))
+_built_in("sr-plus", "the base model (SD 2.1, or any --model) directly at the target size", Stages("base"),
+          rows=("table1", "table2", "figure7"), plans=("tiny", "gpu"), models=(ANY_MODEL,))
+_built_in("sr-tile", "SD 2.1 (or SDXL) at the model's nearest bucket, then tiled SR without overlap",
+          Stages("base", "bucket", "nonoverlap"), rows=("table1", "figure7"), models=BOTH)
+_built_in("sr-tile-plus", "SD 2.1 (or SDXL) at the model's nearest bucket, then FSTD (implicit overlap)",
+          Stages("base", "bucket", "implicit"), twin="sr-tile", rows=("table1", "figure7"), models=BOTH)
 _built_in("ar-plus", "ARAD (SD 2.1 + LoRA) directly at the target size", Stages("arad"),
           rows=("table1", "table2", "table3", "figure7"), plans=("tiny", "gpu"))
 _built_in("ar-tile", "ARAD at the nearest bucket, then tiled SR without overlap",
           Stages("arad", "bucket", "nonoverlap"), rows=("table1", "figure7"), plans=("tiny", "gpu"))
-_built_in("asd", "Any-Size-Diffusion: ARAD at the nearest bucket, then FSTD",
-          Stages("arad", "bucket", "implicit"), twin="ar-tile", rows=("table1", "figure7"),
-          plans=("tiny", "stablesr", "gpu"), headline=True)
-_built_in("md", "MultiDiffusion on SD 2.1 at the target size (64-latent views, stride 8)",
-          Stages("sd21", "multidiffusion"), rows=("table2", "figure7"),
-          suite={"limit": 1})  # the 768x1024 item's 45 views a step were most of the tiny suite's time
+_built_in("asd", "Any-Size-Diffusion: ARAD at the nearest bucket, then FSTD (on SDXL: SDXL, trained on its "
+                 "buckets, without LoRA)", Stages("arad", "bucket", "implicit"), twin="ar-tile", rows=("table1", "figure7"),
+          plans=("tiny", "stablesr", "gpu"), headline=True, models=BOTH)
+_built_in("md", "MultiDiffusion on SD 2.1 (or SDXL) at the target size (views of the native latent, stride an "
+                "eighth: 64 at 8, SDXL 128 at 16)", Stages("base", "multidiffusion"), rows=("table2", "figure7"),
+          suite={"limit": 1}, models=BOTH)  # the 768x1024 item's 45 views a step were most of the tiny suite's time
 _built_in("fstd", "stage II alone: FSTD tiled super-resolution of low-resolution inputs (--tiling chooses the "
                   "strategy); on the oracle profile it samples a Gaussian random field with an analytic denoiser",
           Stages(stage2="any"), rows=("stage2",), plans=("tiny", "stablesr"), oracle=True)
 
 
 def _training_free(name: str, summary: str, sampler, **entry) -> Method:
-    """The field's training-free methods: SD 2.1 alone, no stage II (docs/methods.md)."""
+    """The field's training-free methods: stage I alone (SD 2.1, or the models the entry names), no stage II
+    (docs/methods.md)."""
     entry = {"rows": ("all-methods", "figure7"), "plans": ("tiny", "gpu"), "suite": {"limit": 1, "size": (1024, 1024)},
              **entry}
-    return register_method(Method(name, summary, sampler.load, needs=("sd21",), inputs=PROMPTS, origin=BUILT_IN,
+    return register_method(Method(name, summary, sampler.load, needs=(BASE,), inputs=PROMPTS, origin=BUILT_IN,
                                   **entry))
 
 
-_training_free("hidiffusion", "HiDiffusion (RAU-Net, MSW-MSA) on SD 2.1 at the target size, by the hidiffusion package",
-               HiDiffusionSampler)
-_training_free("scalecrafter", "ScaleCrafter on SD 2.1 at the target size: re-dilated convolutions, noise-damped "
-                               "guidance", ScaleCrafterSampler)
+_training_free("hidiffusion", "HiDiffusion (RAU-Net, MSW-MSA) on SD 2.1 or SDXL at the target size, by the "
+                              "hidiffusion package", HiDiffusionSampler, models=(SD21.name, SDXL.name))
+_training_free("scalecrafter", "ScaleCrafter on SD 2.1 or SDXL at the target size: re-dilated convolutions, "
+                               "noise-damped guidance", ScaleCrafterSampler, models=(SD21.name, SDXL.name))
 _training_free("scalecrafter-disperse", "ScaleCrafter with its optional dispersed convolution (5x5 kernels at "
-                                        "half the dilation where its 2048x2048 settings list them)",
-               DispersedScaleCrafterSampler, rows=(), plans=(), suite=None)
-_training_free("scalecrafter-release", "ScaleCrafter sampled as its release's SD 2.1 script does: DDIM eta 1 and "
-                                       "FreeU (b1 1.1, b2 1.2, s1 0.9, s2 0.2)",
-               ReleaseScaleCrafterSampler, rows=(), plans=(), suite=None)
-_training_free("demofusion", "DemoFusion on SD 2.1: native size, then progressive upscaling with skip residuals, "
-                             "local views and dilated sampling", DemoFusionSampler)
+                                        "half the dilation where its 2048x2048 (SDXL: 4096x4096) settings list them)",
+               DispersedScaleCrafterSampler, rows=(), plans=(), suite=None, models=(SD21.name, SDXL.name))
+_training_free("scalecrafter-release", "ScaleCrafter sampled as its release's scripts do: DDIM eta 1 and FreeU "
+                                       "(b1 1.1, b2 1.2; s1 0.9, s2 0.2 on SD 2.1, s1 0.6, s2 0.4 on SDXL)",
+               ReleaseScaleCrafterSampler, rows=(), plans=(), suite=None, models=(SD21.name, SDXL.name))
+_training_free("demofusion", "DemoFusion on SD 2.1 (or SDXL: --model sdxl): native size, then progressive upscaling "
+                             "with skip residuals, local views and dilated sampling", DemoFusionSampler,
+               models=(SD21.name, SDXL.name))

@@ -1,6 +1,10 @@
 """The paper's pipelines as stages: stage I (a base model, SD 2.1 by default, or ARAD, at the target or the
 nearest bucket, or MultiDiffusion), then stage II (tiled super-resolution), then a centre crop to the exact size.
 
+Written once for every base model: the buckets, MultiDiffusion's view and whether ARAD's LoRA applies are
+read from the run's :class:`baselines.base_models.BaseModel` (SDXL: its 40 training buckets, 128-latent
+views, no LoRA since it was trained on its buckets), never from its name.
+
 :class:`Stages` is what a built-in method is made of; ``Stages(...)(method, context)`` loads
 its models once and gives an :class:`AnySizePipeline`, the sampler the runner calls.
 From a bucket to the target, stage II's bicubic upscale also covers ratios that are not
@@ -16,8 +20,10 @@ from typing import Optional
 import torch
 
 from baselines.base_models import DEFAULT_MODEL
-from baselines.models import (STABLESR_FILES, TextToImageModels, WeightPaths, asd_cache_dir, check_paper_model,
-                              load_text_to_image, load_upscaler, locate_piece, resolve_paper_weights)
+from baselines.models import TextToImageModels, asd_cache_dir, load_text_to_image, load_upscaler
+from baselines.paper_weights import (BASE, STABLESR_FILES, WeightPaths, locate_piece, paper_needs,
+                                     resolve_paper_weights)
+from baselines.profiles import get_profile
 from baselines.registry import LoadContext, Method
 from baselines.settings import Settings, Seeds, centre_crop, check_size, nearest_bucket, working_size
 from baselines.stage1 import generate
@@ -30,9 +36,10 @@ from baselines.vae_tiling import vae_factor
 
 @dataclass(frozen=True)
 class Stages:
-    """A built-in method's stages: stage I's model (``sd21``: the run's base model as it is, ``arad``: SD 2.1
-    with the ARAD LoRA, or None: the input is an LR image), its size rule (``target``, ``bucket``: Eq. 1, or
-    ``multidiffusion``) and stage II's tiling strategy (None: no stage II; ``any``: the run's)."""
+    """A built-in method's stages: stage I's model (``base``: the run's base model as it is, ``arad``: that model
+    made to take any aspect ratio, i.e. SD 2.1 with the ARAD LoRA, a model trained on its buckets (SDXL) as it
+    is; None: the input is an LR image), its size rule (``target``, ``bucket``: Eq. 1 over the base model's
+    buckets, or ``multidiffusion``) and stage II's tiling strategy (None: no stage II; ``any``: the run's)."""
 
     base: Optional[str] = None
     stage1: str = "target"
@@ -40,8 +47,9 @@ class Stages:
 
     @property
     def needs(self) -> tuple[str, ...]:
-        """The weights the ``paper`` profile must find for these stages."""
-        wanted = {"sd21": self.base is not None, "lora": self.base == "arad", "upscaler": self.stage2 is not None}
+        """The weights the ``paper`` profile must find for these stages (on SD 2.1: on another base model,
+        :func:`baselines.paper_weights.paper_needs` says which of them it comes to)."""
+        wanted = {BASE: self.base is not None, "lora": self.base == "arad", "upscaler": self.stage2 is not None}
         return tuple(piece for piece, needed in wanted.items() if needed)
 
     def __call__(self, method: Method, context: LoadContext) -> "AnySizePipeline":
@@ -62,6 +70,7 @@ class AnySizePipeline:
     sr_tiling: Optional[TilingConfig] = None
     lora: Optional[dict] = None
     fast_path: Optional[dict] = None  # FastPath.as_record of the settings in force
+    lora_note: Optional[str] = None  # why an ARAD method runs without the LoRA (a model trained on buckets)
 
     def __call__(self, prompt: str, size: tuple[int, int], seeds: Seeds,
                  source: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, dict]:
@@ -72,14 +81,13 @@ class AnySizePipeline:
         # 1. stage I: text to image, at the requested size or the nearest bucket
         if self.stages.base:
             stage1_size, rule = self.stage1_size(size)
-            tiling = self.settings.stage1_tiling(self.stages.stage1)
+            tiling = self.stage1_tiling()
             result = generate(self.text_to_image, prompt, stage1_size, steps=self.settings.steps,
                               guidance=self.settings.guidance, tiling=tiling,
                               generator=seeds.generator("noise"), vae_tiling=self.settings.vae_tiling)
             image = result.image
             record["stage1"] = {
-                "model": "ARAD (SD 2.1 + LoRA)" if self.stages.base == "arad" else self.text_to_image.base.title,
-                "size": list(stage1_size), "size_rule": rule, "steps": self.settings.steps,
+                "model": self.stage1_model(), "size": list(stage1_size), "size_rule": rule, "steps": self.settings.steps,
                 "sampler": "DDIM (eta 0)", "guidance": self.settings.guidance,
                 "unet_calls": result.unet_calls, "unet_rows_per_tile": 2 if self.settings.guidance > 1 else 1,
                 "tile_evaluations": result.tile_evaluations, "tiling": tiling.as_record(),
@@ -126,12 +134,25 @@ class AnySizePipeline:
     def latent_size(size: tuple[int, int], vae) -> tuple[int, int]:
         return (size[0] // vae_factor(vae), size[1] // vae_factor(vae))
 
+    def stage1_model(self) -> str:
+        """Stage I's model in words: the base model's title, ARAD's where the LoRA is on it."""
+        base = self.text_to_image.base
+        if self.stages.base != "arad":
+            return base.title
+        return f"{base.title} (no ARAD LoRA: trained on aspect buckets)" if base.multi_aspect else "ARAD (SD 2.1 + LoRA)"
+
     def stage1_size(self, size: tuple[int, int]) -> tuple[tuple[int, int], str]:
-        """Stage I's size and the rule that gave it."""
+        """Stage I's size and the rule that gave it (a bucket's rule names the base model's list)."""
         if self.stages.stage1 == "bucket":
-            return nearest_bucket(size), "nearest ARAD bucket (Eq. 1)"
+            base = self.text_to_image.base
+            return nearest_bucket(size, base.aspect_buckets), f"nearest bucket (Eq. 1) of {base.bucket_source}"
         factor = vae_factor(self.text_to_image.vae)
         return working_size(size, factor), f"requested size, next multiple of {factor} px"
+
+    def stage1_tiling(self) -> TilingConfig:
+        """Stage I's tiling; MultiDiffusion's views are the base model's native latent."""
+        models = self.text_to_image
+        return self.settings.stage1_tiling(self.stages.stage1, min(models.base.native_size) // vae_factor(models.vae))
 
     def describe(self) -> dict:
         """What produced the images: models, weights, backbone, LoRA, settings."""
@@ -142,13 +163,13 @@ class AnySizePipeline:
             models["stage2"] = self.backbone.describe()
         return {"method": self.method.name, "profile": self.profile,
                 "backbone": self.backbone.name if self.backbone else None,
-                "weights": models, "lora": self.lora,
+                "weights": models, "lora": self.lora, **({"lora_note": self.lora_note} if self.lora_note else {}),
                 "steps": self.settings.steps if self.stages.base else None,
                 "sr_steps": self.settings.sr_steps if self.stages.stage2 else None,
                 "guidance": self.settings.guidance if self.stages.base else None,
                 "colour_fix": self.settings.colour if self.stages.stage2 else None,
                 "vae_tiling": self.settings.vae_tiling.as_record(),
-                "stage1_tiling": self.settings.stage1_tiling(self.stages.stage1).as_record() if self.stages.base else None,
+                "stage1_tiling": self.stage1_tiling().as_record() if self.stages.base else None,
                 "sr_tiling": self.sr_tiling.as_record() if self.sr_tiling else None,
                 "fast_path": self.fast_path}
 
@@ -159,7 +180,7 @@ def apply_arad(models: TextToImageModels, profile: str, lora: Optional[str]) -> 
     from baselines.arad import TrainConfig, add_lora, tiny_arad_lora
     from baselines.lora import is_arad_lora, load_arad_lora, load_external_lora
 
-    if lora is None and profile == "tiny":
+    if lora is None and get_profile(profile).trains_lora:
         lora = tiny_arad_lora(models, asd_cache_dir())
     if lora is None:
         config = TrainConfig()
@@ -180,27 +201,39 @@ def load_pipeline(method: Method, stages: Stages, profile: str, settings: Settin
 
     The fast path is resolved for ``device`` and applied once the models and the LoRA are loaded."""
     backbone_name = stage2_backbone(settings.backbone, profile, paths) if stages.stage2 else None
-    if profile == "paper":
-        check_paper_model(model)
-        resolve_paper_weights(backbone_needs(stages.needs, backbone_name), paths)
+    if get_profile(profile).published:
+        resolve_paper_weights(backbone_needs(paper_needs(stages.needs, model), backbone_name), paths, model)
     fast = settings.fast_path.resolve(device)
     dtype = fast.torch_dtype
     settings = settings.for_device(device)
     text_to_image = load_text_to_image(profile, device, dtype, paths, model) if stages.base else None
-    lora = apply_arad(text_to_image, profile, paths.lora) if stages.base == "arad" else None
+    lora, lora_note = None, arad_unneeded(text_to_image, stages, paths)
+    if stages.base == "arad" and lora_note is None:
+        lora = apply_arad(text_to_image, profile, paths.lora)
     backbone = load_backbone(backbone_name, profile, settings, device, dtype, paths) if stages.stage2 else None
     sr_tiling = settings.sr_tiling(stages.stage2, backbone.latent_factor) if backbone else None
     fast.apply([m.unet for m in (text_to_image, backbone and backbone.models) if m],
                [m.vae for m in (text_to_image, backbone and backbone.models) if m])
     return AnySizePipeline(method, stages, profile, settings, text_to_image, backbone, sr_tiling, lora,
-                           fast.as_record(device, settings.fast_path))
+                           fast.as_record(device, settings.fast_path), lora_note)
+
+
+def arad_unneeded(models: Optional[TextToImageModels], stages: Stages, paths: WeightPaths) -> Optional[str]:
+    """Why an ARAD method's stage I takes no LoRA on this base model (None: it takes one): a model trained on
+    its aspect buckets already makes them; a LoRA given for it is refused rather than ignored."""
+    if stages.base != "arad" or not models.base.multi_aspect:
+        return None
+    if paths.lora:
+        raise ValueError(f"{models.base.title} was trained on aspect buckets, so ARAD's stage I runs it without a "
+                         "LoRA; drop --lora")
+    return f"none: {models.base.title} was trained on its aspect buckets ({models.base.bucket_source})"
 
 
 def stage2_backbone(given: Optional[str], profile: str, paths: WeightPaths) -> str:
     """The backbone asked for; unset, StableSR on ``paper`` when both its files are found (the paper's), else x4."""
     if given is not None:
         return given
-    if profile == "paper" and all(locate_piece(piece, paths).present for piece in STABLESR_FILES):
+    if get_profile(profile).published and all(locate_piece(piece, paths).present for piece in STABLESR_FILES):
         return "stablesr"
     return "x4"
 
@@ -216,7 +249,7 @@ def load_backbone(name: str, profile: str, settings: Settings, device: torch.dev
                   paths: WeightPaths) -> SRBackbone:
     if name == "x4":
         return X4UpscalerBackbone(load_upscaler(profile, device, dtype, paths), settings.vae_tiling)
-    if profile == "paper":
+    if get_profile(profile).published:
         resolve_paper_weights(STABLESR_FILES, paths)  # one error naming both files if either is missing
         models = released_models({"stablesr": Path(paths.stablesr), "cfw": Path(paths.stablesr_vae)}, device, dtype)
     else:

@@ -22,6 +22,9 @@ from typing import Any, Callable, Optional, Protocol
 import torch
 
 from baselines.base_models import DEFAULT_MODEL, base_models, get_base_model
+from baselines.origins import (BUILT_IN, RegistrationError, name_file_module,  # noqa: F401 (imported from here)
+                               origin_of)
+from baselines.paper_weights import BASE
 
 #: What a method takes: captions (text-to-image) or low-resolution images with their HR (super-resolution).
 PROMPTS, LOW_RESOLUTION = "prompts", "low-resolution"
@@ -31,24 +34,13 @@ TASKS = {PROMPTS: "text-to-image", LOW_RESOLUTION: "super-resolution"}
 ROWS = ("table1", "table2", "table3", "stage2", "figure7", "all-methods")
 #: Measurement plans a method may join: the tiny regression suite, its StableSR part, the GPU plan.
 PLANS = ("tiny", "stablesr", "gpu")
-#: Weight pieces the ``paper`` profile can look for (``baselines.models``).
-PIECES = ("sd21", "lora", "upscaler")
-BUILT_IN = "built-in"
-_FILE_MODULES: dict[str, str] = {}  # module name -> the .py file it was loaded from (``--include FILE``)
-
-
-class RegistrationError(ValueError):
-    """A method or metric that cannot be registered: a bad entry, or a name that another one holds."""
-
-
-def name_file_module(module: str, path: str):
-    """Show the module loaded from ``path`` by that path wherever an origin is shown."""
-    _FILE_MODULES[module] = path
-
-
-def origin_of(module: str) -> str:
-    """Who registered an entry, as a user would recognise it: the module's name, or its file's path."""
-    return _FILE_MODULES.get(module, module)
+#: ``Method.models`` of a method whose stage I runs on every registered base model, a user's too (``sr-plus``).
+ANY_MODEL = "any"
+#: Weight pieces the ``paper`` profile can look for (:mod:`baselines.paper_weights`): ``base`` is stage I's, the run's
+#: base model, whichever it is.
+PIECES = (BASE, "lora", "upscaler")
+#: The stage I piece's name from before base models were entries: a plugin's ``needs=("sd21",)`` still means it.
+PIECE_ALIASES = {"sd21": BASE}
 
 
 class Sampler(Protocol):
@@ -79,7 +71,7 @@ class Method:
     stage II tiles, so no seam score), ``twin`` the method that differs only by tiles without
     overlap (seam pictures, time ratios), ``rows`` the paper tables it has a row in, ``plans``
     the measurement plans it joins, ``models`` the base models its stage I runs on (registered names of
-    :mod:`baselines.base_models`)."""
+    :mod:`baselines.base_models`, or :data:`ANY_MODEL` for every registered one)."""
 
     name: str
     summary: str
@@ -98,13 +90,14 @@ class Method:
     suite: Optional[dict] = field(default=None, hash=False)
 
     def __post_init__(self):
+        object.__setattr__(self, "needs", tuple(PIECE_ALIASES.get(piece, piece) for piece in self.needs))
         problems = [] if self.inputs in TASKS else [f"inputs {self.inputs!r} (one of {', '.join(TASKS)})"]
         problems += [f"row {row!r} (known: {', '.join(ROWS)})" for row in self.rows if row not in ROWS]
         problems += [f"plan {plan!r} (known: {', '.join(PLANS)})" for plan in self.plans if plan not in PLANS]
         problems += [f"weight piece {piece!r} (known: {', '.join(PIECES)})" for piece in self.needs
                      if piece not in PIECES]
         problems += [f"model {model!r} (known: {', '.join(base_models())})" for model in self.models
-                     if model not in base_models()]
+                     if model not in base_models() and model != ANY_MODEL]
         if not self.name or not all(c.isalnum() or c in "-_." for c in self.name):
             problems.append("name (letters, digits, '-', '_', '.')")
         if not callable(self.load):
@@ -112,12 +105,18 @@ class Method:
         if problems:
             raise RegistrationError(f"method {self.name!r} from {self.origin} has a bad " + "; a bad ".join(problems))
 
+    @property
+    def model_names(self) -> tuple[str, ...]:
+        """The registered base models it runs on: those it names, or every one for :data:`ANY_MODEL`."""
+        return tuple(base_models()) if ANY_MODEL in self.models else self.models
+
     def check_model(self, model: str):
         """Refuse a base model this method does not run on (or one no entry holds), naming the alternatives."""
         get_base_model(model)
-        if model not in self.models:
-            raise ValueError(f"method {self.name} runs on the model{'s' * (len(self.models) > 1)} "
-                             f"{', '.join(self.models)}, not {model!r}")
+        names = self.model_names
+        if model not in names:
+            raise ValueError(f"method {self.name} runs on the model{'s' * (len(names) > 1)} "
+                             f"{', '.join(names)}, not {model!r}")
 
     @property
     def task(self) -> str:

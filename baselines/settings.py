@@ -8,7 +8,7 @@ to the exact size; each sample's record says so (docs/design.md, "Sizes").
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 
@@ -18,13 +18,11 @@ from baselines.stage2 import COLOUR_FIXES, paper_tiling
 from baselines.stablesr.backbone import DEFAULT_CFW_WEIGHT
 from baselines.tiling import TilingConfig
 from baselines.vae_tiling import VaeTiling
-from datasets_build.sizes import ARAD_BUCKETS, nearest
+from datasets_build.sizes import ARAD_BUCKETS, Size, nearest
 
 MIN_SIDE = 64
 #: Stage II's backbones: the SD x4 upscaler (diffusers) and StableSR (the paper's; baselines/stablesr).
 BACKBONES = {"x4": "SD x4 upscaler", "stablesr": "StableSR"}
-#: Stage I (DDIM) and stage II (DDPM) steps: the paper's, and a few for the tiny profile.
-DEFAULT_STEPS = {"tiny": (4, 8), "paper-arch": (50, 200), "paper": (50, 200)}
 
 
 def check_size(size: tuple[int, int]):
@@ -37,9 +35,11 @@ def working_size(size: tuple[int, int], multiple: int) -> tuple[int, int]:
     return tuple(-(-side // multiple) * multiple for side in size)
 
 
-def nearest_bucket(size: tuple[int, int]) -> tuple[int, int]:
-    """The ARAD bucket whose ratio H/W is nearest (Eq. 1)."""
-    bucket = ARAD_BUCKETS[int(nearest([size[0] / size[1]], ARAD_BUCKETS)[0])]
+def nearest_bucket(size: tuple[int, int], buckets: Optional[Sequence[tuple[int, int]]] = None) -> tuple[int, int]:
+    """The bucket whose ratio H/W is nearest (Eq. 1; ties to the first listed): of ``buckets`` (a base model's,
+    :attr:`baselines.base_models.BaseModel.buckets`), the ARAD buckets where none are given."""
+    sizes = ARAD_BUCKETS if buckets is None else tuple(Size(*bucket) for bucket in buckets)
+    bucket = sizes[int(nearest([size[0] / size[1]], sizes)[0])]
     return (bucket.height, bucket.width)
 
 
@@ -88,10 +88,11 @@ class Settings:
         strategy = self.sr_strategy if stage2 == "any" else stage2
         return paper_tiling(strategy, latent_factor, **self.tiling)
 
-    def stage1_tiling(self, stage1: str) -> TilingConfig:
+    def stage1_tiling(self, stage1: str, view: int) -> TilingConfig:
+        """Stage I's tiling: MultiDiffusion's views of ``view`` latent px (the base model's native latent)."""
         if stage1 != "multidiffusion":
             return UNTILED
-        return multidiffusion_tiling(self.tiling.get("tile_batch_size") or 1)
+        return multidiffusion_tiling(self.tiling.get("tile_batch_size") or 1, view)
 
 
 @dataclass(frozen=True)

@@ -43,9 +43,11 @@ DEFAULT_GUIDANCE = 7.5  # diffusers' default; the authors' UI uses 7.0 (docs/des
 UNTILED = TilingConfig("none")
 
 
-def multidiffusion_tiling(tile_batch_size: int = 1) -> TilingConfig:
-    """MultiDiffusion's views (Bar-Tal et al.; diffusers' panorama pipeline): 64 latent, stride 8, averaged."""
-    return TilingConfig("explicit", tile=64, overlap=56, weighting="uniform",
+def multidiffusion_tiling(tile_batch_size: int = 1, view: int = 64) -> TilingConfig:
+    """MultiDiffusion's views (Bar-Tal et al.; diffusers' panorama pipeline), averaged: ``view`` latent px, the
+    base model's native latent (SD 2.1: 64), at stride ``view / 8`` (SD 2.1: 8, the release's; SDXL: 128 at 16,
+    docs/methods.md says why)."""
+    return TilingConfig("explicit", tile=view, overlap=view - view // 8, weighting="uniform",
                         tile_batch_size=tile_batch_size)
 
 

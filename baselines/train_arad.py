@@ -73,7 +73,7 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--output", required=True, type=Path, metavar="DIR",
                    help="the LoRA folder to write (checkpoints go to DIR/checkpoints)")
     g.add_argument("--profile", default="paper", metavar="NAME",
-                   help="base model profile of baselines.models: tiny (small random-weight configs), paper-arch "
+                   help="base model profile of baselines.profiles: tiny (small random-weight configs), paper-arch "
                         "(SD 2.1-base architecture, random weights), paper (SD 2.1-base weights; default)")
     g.add_argument("--sd21", metavar="DIR",
                    help="paper profile: the SD 2.1-base diffusers folder (default $ASD_SD21, else the Hugging Face "
@@ -119,14 +119,17 @@ def load_models(profile: str, device=None, sd21: str | None = None) -> Any:
     """
     import torch
 
-    from . import models as profiles
+    from . import models
+    from .profiles import ProfileError, get_profile
 
-    if profile not in profiles.PROFILES:
-        raise TrainingError(f"unknown profile {profile!r}; choose one of {', '.join(profiles.PROFILES)}")
-    paths = profiles.WeightPaths.from_environment(sd21=sd21)
     try:
-        return profiles.load_text_to_image(profile, torch.device(device or "cpu"), torch.float32, paths)
-    except profiles.MissingWeightsError as exc:
+        get_profile(profile, models=True)
+    except ProfileError as exc:
+        raise TrainingError(str(exc)) from exc
+    paths = models.WeightPaths.from_environment(models={models.SD21.name: sd21})
+    try:
+        return models.load_text_to_image(profile, torch.device(device or "cpu"), torch.float32, paths)
+    except models.MissingWeightsError as exc:
         raise TrainingError(str(exc)) from exc
 
 

@@ -13,6 +13,7 @@ that cannot start in what is left is skipped, and the summary names it):
 4. s/image and peak VRAM of sr-plus, ar-plus, ar-tile, asd at 1024² and 2048² at the paper's
    steps (50 DDIM, 200 DDPM: no scaling);
 5. stage II alone (fstd) with no overlap, explicit and implicit overlap at 1024² (Table 4's times);
+   then SDXL's: sr-plus, md, asd at 2048² and 4096² at 2 + 2 steps (s/image at those steps, peak memory, calls);
 6. the ceilings under a 32 GiB budget (the ``ceiling`` verb's search, in fresh processes):
    asd from 8192 px (tiny already passes 8192 under 4 GiB) up to the paper's 18432 px, the
    headline, first; then sr-plus from 1024 capped at 4096 px (one step at 8192² is 14 PFLOP
@@ -77,6 +78,8 @@ class Plan:
     time_budget_s: float
     repeats: int  # timed steps per fast-path variant
     compile_backend: str  # the dry run's captures the graph without inductor's minutes of C++
+    model_runs: tuple[tuple[str, tuple[str, ...], tuple[int, ...]], ...] = ()  # other base models: (model, methods, sides)
+    model_steps: tuple[int, int] = (2, 2)  # their stage I and II steps
 
 
 def ceiling_plan() -> tuple[tuple[str, int, int], ...]:
@@ -87,9 +90,12 @@ def ceiling_plan() -> tuple[tuple[str, int, int], ...]:
     return tuple((name, 8192, 18432) if get_method(name).stage2 else (name, 1024, 4096) for name in names)
 
 
-GPU_PLAN = Plan("paper-arch", "cuda", (1024, 2048), 50, 200, "32GiB", ceiling_plan(), 8192, 480.0, 5, "inductor")
-#: The dry run's budget only guards against a hung machine: every phase is meant to run.
-DRY_PLAN = Plan("tiny", "cpu", (64,), 1, 2, "4GiB", ((ceiling_plan()[0][0], 512, 512),), 256, 900.0, 1, "eager")
+SDXL_METHODS = ("sr-plus", "md", "asd")  # direct, views, buckets + stage II: the three costs of the SDXL table
+GPU_PLAN = Plan("paper-arch", "cuda", (1024, 2048), 50, 200, "32GiB", ceiling_plan(), 8192, 480.0, 5, "inductor",
+                (("sdxl", SDXL_METHODS, (2048, 4096)),))
+#: The dry run's budget only guards against a hung machine: every phase is meant to run (SDXL's too, at 64²).
+DRY_PLAN = Plan("tiny", "cpu", (64,), 1, 2, "4GiB", ((ceiling_plan()[0][0], 512, 512),), 256, 900.0, 1, "eager",
+                (("sdxl", SDXL_METHODS, (64,)),), (1, 1))
 
 
 class Clock:
@@ -282,6 +288,21 @@ def method_runs(pipelines: dict, plan: Plan, device: torch.device, runs: Path, c
     return rows
 
 
+def model_runs(plan: Plan, device: torch.device, runs: Path, clock: Clock) -> list[dict]:
+    """The plan's runs on other base models, each method's models loaded once; a row says its model and steps."""
+    rows, settings = [], Settings(*plan.model_steps)
+    for model, names, sides in plan.model_runs:
+        for name in names:
+            sampler = get_method(name).load(get_method(name), LoadContext(plan.profile, settings, device, WeightPaths(), model))
+            for side in sides:
+                if clock.allows(f"{name} on {model} at {side}²", 30 if device.type == "cuda" else 1):
+                    rows.append({**_run(RunSpec(name, plan.profile, model=model, prompt=PROMPT, size=(side, side),
+                                                steps=settings.steps, sr_steps=settings.sr_steps, device=str(device),
+                                                out=runs / plan.profile / name / f"{model}-{side}x{side}"), sampler),
+                                 "model": model, "steps": list(plan.model_steps)})
+    return rows
+
+
 def table4_runs(plan: Plan, device: torch.device, runs: Path, clock: Clock) -> list[dict]:
     method, side, rows = stage2_alone(), plan.sizes[0], []
     for strategy in FSTD_TILINGS:
@@ -345,9 +366,9 @@ def measure(plan: Plan, out: Path) -> dict:
     staged = [p for p in pipelines.values() if isinstance(p, AnySizePipeline)]  # the paper's pipelines
     tiled = next(p for p in staged if p.stages.stage2 == "implicit")
     direct = next(p for p in staged if p.stages.base and not p.stages.stage2)
-    summary = {"kind": "gpu-measure", "dry_run": plan.profile == "tiny", "plan": vars(plan),
+    summary = {"kind": "gpu-measure", "dry_run": plan.device == "cpu", "plan": vars(plan),
                "environment": environment(device), "fast_path": tiled.fast_path,
-               "fast_path_estimates": CUDA_ESTIMATES, "method_runs": [], "table4": [], "ceilings": [],
+               "fast_path_estimates": CUDA_ESTIMATES, "method_runs": [], "table4": [], "model_runs": [], "ceilings": [],
                "fast_path_variants": [], "stage2_utilisation": [], "reports": [], "steps_note": (
                    f"the paper's steps ({plan.steps} DDIM, {plan.sr_steps} DDPM): s/image as measured, no scaling"
                    if (plan.steps, plan.sr_steps) == (50, 200) else
@@ -377,6 +398,9 @@ def measure(plan: Plan, out: Path) -> dict:
     summary["table4"] = table4_runs(plan, device, runs, clock)
     save("Table 4")
     del pipelines, direct
+    say("other base models")
+    summary["model_runs"] = model_runs(plan, device, runs, clock)
+    save("other base models")
     if device.type == "cuda":
         torch.cuda.empty_cache()  # the ceilings' trials run in their own processes
     say(f"ceilings under {plan.budget}")
@@ -399,6 +423,15 @@ def _f(value, digits: int = 2, scale: float = 1.0) -> str:
 def _tera(value) -> str:
     """FLOP or FLOP/s in tera, three significant digits (a CPU's are small)."""
     return "–" if value is None else f"{value * 1e-12:.3g}"
+
+
+def _run_table(rows: list[dict], *first: str) -> list[str]:
+    """Method runs as markdown rows, the columns ``first`` (e.g. the model) first."""
+    head = [*first, "method", "size", "status", "s / image", "peak MiB", "stage I UNet calls", "stage II calls"]
+    cells = [[*(str(r[key]) for key in first), r["method"], f"{r['size'][0]}×{r['size'][1]}", r["status"],
+              _f(r["seconds_per_image"]), _f(r["peak_memory_mib"] or r["oom_peak_memory_mib"], 0),
+              _f(r["stage1_unet_calls"], 0), _f(r["stage2_denoiser_calls"], 0)] for r in rows]
+    return ["| " + " | ".join(line) + " |" for line in [head, ["---"] * len(head), *cells]]
 
 
 def render(summary: dict) -> str:
@@ -429,18 +462,15 @@ def render(summary: dict) -> str:
         note = row.get("error") or (f"compiled in {row['compile_seconds']:.1f} s" if row.get("compile_seconds") else "")
         lines.append(f"| {row['stage']} | {row['setting']} | {_f(row.get('seconds'), 4)} | "
                      f"{_f(row.get('speed_vs_defaults'), 2)} | {_f(row.get('peak_memory_mib'), 0)} | {note} |")
-    lines += ["", "## s / image and peak memory", "",
-              "| method | size | status | s / image | peak MiB | stage I UNet calls | stage II calls |",
-              "|---|---|---|---|---|---|---|"]
-    for row in summary["method_runs"]:
-        lines.append(f"| {row['method']} | {row['size'][0]}×{row['size'][1]} | {row['status']} | "
-                     f"{_f(row['seconds_per_image'])} | {_f(row['peak_memory_mib'] or row['oom_peak_memory_mib'], 0)} | "
-                     f"{_f(row['stage1_unet_calls'], 0)} | {_f(row['stage2_denoiser_calls'], 0)} |")
+    lines += ["", "## s / image and peak memory", "", *_run_table(summary["method_runs"])]
     lines += ["", "## Table 4: stage II alone (fstd)", "",
               "| tiling | s / image | ÷ no overlap | denoiser calls | peak MiB |", "|---|---|---|---|---|"]
     for row in summary["table4"]:
         lines.append(f"| {row['tiling']} | {_f(row['seconds_per_image'])} | {_f(row['time_vs_no_overlap'])} | "
                      f"{_f(row['stage2_denoiser_calls'], 0)} | {_f(row['peak_memory_mib'], 0)} |")
+    lines += ["", f"## Other base models: s / image and peak memory ({'/'.join(map(str, plan['model_steps']))} steps, "
+              "stage I / II)", "",
+              *_run_table(summary["model_runs"], "model")]
     lines += ["", f"## Ceilings under {plan['budget']}", "", "| method | ceiling | trials |", "|---|---|---|"]
     for row in summary["ceilings"]:
         trials = "; ".join(f"{t['side']} {t['status']}" for t in row["trials"])

@@ -3,8 +3,9 @@
 A suite is a list of steps, each an API call stored as data: ``{"verb": "run", "spec":
 RunSpec.as_record()}``, ``{"verb": "study", "args": {...}}`` or ``{"verb": "timing", "args":
 {...}}``. The tiny suite is built from the method registry: every method in the ``tiny`` plan
-(a user's method too, with the ``--include`` that registered it) and the ``stablesr`` plan's
-methods on StableSR. Baselines written before suites were specifications hold command lines;
+(a user's method too, with the ``--include`` that registered it) on each base model in its ``models``
+(on a model other than the default, small: the model's ``suite`` fields, e.g. SDXL's one item at
+256×1152, over the method's), and the ``stablesr`` plan's methods on StableSR. Baselines written before suites were specifications hold command lines;
 :func:`legacy_step` reads those. What is compared, and how closely, is :mod:`benchmark.regression`.
 """
 
@@ -15,6 +16,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Iterable, Optional
 
+from baselines.base_models import get_base_model, name_parts
+from baselines.profiles import profiles
 from baselines.registry import get_method, in_plan
 from benchmark import api
 from benchmark.errors import UsageError
@@ -23,11 +26,11 @@ from benchmark.regression import BaselineError, Check, compare, make_baseline
 from benchmark.reporting.report import load_results
 from benchmark.runs.records import read_json, write_json
 from benchmark.runs.reference_timing import REPEATS
-from benchmark.spec import RunSpec, parse_size
+from benchmark.spec import RunSpec, parse_size, profile_entry
 
 COMMITTED_BASELINES = Path("reports") / "baselines"
 SUITE_RUNS = Path("runs-suite")  # apart from runs/, so that suites never enter the reports
-ORACLE_STUDY = {"profile": "oracle", "size": [1024, 1024], "steps": 30, "limit": 3, "progress": False}
+ORACLE_STUDY = {"size": [1024, 1024], "steps": 30, "limit": 3, "progress": False}  # with the analytic profile
 
 
 def _run_step(spec: RunSpec) -> dict:
@@ -38,19 +41,28 @@ def _run_step(spec: RunSpec) -> dict:
 
 
 def suite(profile: str, methods: Optional[Iterable[str]] = None) -> list[dict]:
-    """The regression suite of ``profile`` (``oracle`` or ``tiny``); ``methods`` keeps only those runs."""
-    if profile == "oracle":
-        return [{"verb": "study", "args": dict(ORACLE_STUDY)}]
-    if profile != "tiny":
-        raise UsageError(f"no regression suite for profile {profile!r}; known: oracle, tiny")
+    """The regression suite of ``profile`` (one with ``Profile.regression``): the analytic profile's tiling study,
+    or the runs of the methods in the measurement plan of the profile's name; ``methods`` keeps only those runs."""
+    entry = profile_entry(profile)
+    if not entry.regression:
+        guarded = [name for name, known in profiles().items() if known.regression]
+        raise UsageError(f"no regression suite for profile {profile!r}; known: {', '.join(guarded)}")
+    if entry.analytic:
+        return [{"verb": "study", "args": {"profile": profile, **ORACLE_STUDY}}]
     wanted = None if methods is None else [get_method(name).name for name in methods]
-    steps = [_run_step(RunSpec(name, "tiny", **{"dataset": "synthetic", "limit": 2, "progress": False,
-                                                 **(get_method(name).suite or {})}))
-             for name in in_plan("tiny") if wanted is None or name in wanted]
-    steps += [_run_step(RunSpec(name, "tiny", backbone="stablesr", dataset="synthetic", limit=1, sr_steps=4,
+    steps = [_run_step(RunSpec(name, profile, **{"dataset": "synthetic", "limit": 2, "progress": False,
+                                                  **(get_method(name).suite or {}), **model_suite(model)}))
+             for name in in_plan(profile) if wanted is None or name in wanted for model in get_method(name).model_names]
+    steps += [_run_step(RunSpec(name, profile, backbone="stablesr", dataset="synthetic", limit=1, sr_steps=4,
                                 progress=False))
               for name in in_plan("stablesr") if wanted is None or name in wanted]
-    return steps + ([{"verb": "timing", "args": {"profile": "tiny", "repeats": REPEATS}}] if wanted is None else [])
+    return steps + ([{"verb": "timing", "args": {"profile": profile, "repeats": REPEATS}}] if wanted is None else [])
+
+
+def model_suite(model: str) -> dict:
+    """RunSpec fields of a suite step on base ``model``: none on the default (its steps stay as recorded), else the
+    model and its ``suite`` fields, which keep a larger model's steps to seconds."""
+    return {"model": model, **get_base_model(model).suite} if name_parts(model) else {}
 
 
 def legacy_step(command: list[str]) -> dict:

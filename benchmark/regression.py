@@ -23,6 +23,7 @@ from typing import Optional
 
 import pandas as pd
 
+from baselines.base_models import DEFAULT_MODEL, name_parts
 from baselines.tiling import TilingConfig
 from benchmark.oracle.study import tiling_tag
 from benchmark.metrics.registry import tolerances as metric_tolerances
@@ -58,9 +59,10 @@ class BaselineError(ValueError):
 
 
 def identity(results: dict) -> str:
-    """What a run is, independent of where it was written: method, profile, tiling (and StableSR's stage II:
-    runs on the x4 upscaler keep their names)."""
+    """What a run is, independent of where it was written: method, profile, base model, tiling (and StableSR's
+    stage II). Runs on the default base model and on the x4 upscaler keep the names they had before."""
     parts = [results["method"], results["profile"]]
+    parts += name_parts(results.get("model", DEFAULT_MODEL))
     if "tiling" in results:
         parts.append(tiling_tag(TilingConfig(**results["tiling"])))
     if results.get("backbone") == "StableSR":

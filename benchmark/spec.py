@@ -17,11 +17,12 @@ from typing import Optional
 
 import torch
 
-from baselines.base_models import DEFAULT_MODEL
+from baselines.base_models import DEFAULT_MODEL, name_parts
 from baselines.fast_path import CPU_DEFAULTS, FastPath, default_tile_batch_size
-from baselines.models import PROFILES as MODEL_PROFILES, WeightPaths
+from baselines.paper_weights import WeightPaths
+from baselines.profiles import Profile, ProfileError, default_profile, get_profile, model_profiles
 from baselines.registry import LOW_RESOLUTION, get_method, oracle_method
-from baselines.settings import BACKBONES, DEFAULT_STEPS, MIN_SIDE, Settings
+from baselines.settings import BACKBONES, MIN_SIDE, Settings
 from baselines.stablesr.backbone import DEFAULT_CFW_WEIGHT
 from baselines.stage1 import DEFAULT_GUIDANCE
 from baselines.tiling import TilingConfig
@@ -33,15 +34,9 @@ from benchmark.oracle.study import default_out, run_tag, tiling_tag
 from benchmark.runs.measure import MemoryBudget
 from benchmark.runs.samples import DEFAULT_DATASET
 
-ORACLE_PROFILE = "oracle"
-PROFILES = {ORACLE_PROFILE: "no weights: Gaussian random field data and its exact (truncated) denoiser; "
-                            "measures tiling alone (the oracle method only, its default profile)",
-            **MODEL_PROFILES}
-PROFILES["tiny"] += " (the default for every other method)"
-#: The oracle's defaults: a 2048² field, 50 steps, 4 samples, the tiling study's tile.
-ORACLE = {"size": (2048, 2048), "steps": 50, "limit": 4, "tile": 64, "overlap": 32, "offset_range": 32}
-TINY_LIMIT = 3  # a wide, a square-ish and a tall item: a bare `run --method asd` takes seconds
 DEFAULT_RUNS = Path("runs")
+#: The fields that say where the paper profile's weights are (forwarded as options to a ceiling's trial runs).
+WEIGHT_FIELDS = ("sd21", "model_weights", "vae", "upscaler", "lora", "stablesr_ckpt", "stablesr_vae")
 TILING_FIELDS = ("tile", "overlap", "weighting", "offset", "offset_range", "reset_every", "fill", "tile_batch_size")
 
 
@@ -55,9 +50,12 @@ def parse_size(text: str, minimum: int = 8) -> tuple[int, int]:
     return height, width
 
 
-def check_model_profile(profile: str, what: str = "profile"):
-    if profile not in MODEL_PROFILES:
-        raise UsageError(f"unknown {what} {profile!r}; known model profiles: {', '.join(MODEL_PROFILES)}")
+def profile_entry(name: str, models: bool = False) -> Profile:
+    """The registered profile of that name (``models``: one with models), or a usage error naming the known ones."""
+    try:
+        return get_profile(name, models)
+    except ProfileError as error:
+        raise UsageError(str(error)) from None
 
 
 @dataclass(frozen=True)
@@ -93,7 +91,9 @@ class RunSpec:
     compile: Optional[bool] = None
     backbone: Optional[str] = None
     cfw_weight: float = DEFAULT_CFW_WEIGHT
-    sd21: Optional[str] = None
+    sd21: Optional[str] = None  # SD 2.1's folder
+    model_weights: Optional[str] = None  # the run's base model's folder, whichever it is (over sd21 for SD 2.1)
+    vae: Optional[str] = None  # a VAE folder replacing the run's base model's (SDXL's fp16-fix VAE)
     upscaler: Optional[str] = None
     lora: Optional[str] = None
     stablesr_ckpt: Optional[str] = None
@@ -111,8 +111,9 @@ class RunSpec:
     # ------------------------------------------------------------------ defaults and checks
 
     @property
-    def oracle(self) -> bool:
-        return self.profile == ORACLE_PROFILE
+    def entry(self) -> Profile:
+        """The profile of a resolved spec."""
+        return profile_entry(self.profile)
 
     def resolved(self) -> "RunSpec":
         """This spec with the method's and profile's defaults filled in; bad combinations refused."""
@@ -121,15 +122,15 @@ class RunSpec:
             method.check_model(self.model)
         except ValueError as error:
             raise UsageError(str(error)) from None
-        profile = self.profile or (ORACLE_PROFILE if method.oracle else "tiny")
-        if profile not in PROFILES:
-            raise UsageError(f"unknown profile {profile!r}; known profiles: {', '.join(PROFILES)}")
-        if profile == ORACLE_PROFILE and not method.oracle:
-            raise UsageError(f"the oracle profile has no models and runs --method {oracle_method().name} only; run "
-                             f"{method.name} on one of {', '.join(MODEL_PROFILES)}")
-        if self.size is not None and min(self.size) < (8 if profile == ORACLE_PROFILE else MIN_SIDE):
+        entry = profile_entry(self.profile) if self.profile else default_profile(method.oracle)
+        profile = entry.name
+        if entry.analytic and not method.oracle:
+            raise UsageError(f"the {profile} profile has no models and runs --method {oracle_method().name} only; "
+                             f"run {method.name} on one of {', '.join(model_profiles())}")
+        min_side = entry.min_side or MIN_SIDE
+        if self.size is not None and min(self.size) < min_side:
             raise UsageError(f"size {self.size[0]}x{self.size[1]} is too small: each side must be at least "
-                             f"{8 if profile == ORACLE_PROFILE else MIN_SIDE} px")
+                             f"{min_side} px")
         if self.limit is not None and self.limit < 1:
             raise UsageError(f"--limit must be at least 1, got {self.limit}")
         MemoryBudget.parse(self.memory_budget) if self.memory_budget else None
@@ -137,13 +138,14 @@ class RunSpec:
         Bootstrap(self.bootstrap)
         if self.backbone is not None and self.backbone not in BACKBONES:
             raise UsageError(f"unknown backbone {self.backbone!r}; choose one of {', '.join(BACKBONES)}")
-        if profile == ORACLE_PROFILE:
+        if entry.analytic:  # no model: the run's defaults are the profile's, and nothing is scored
             if self.steps is not None and self.steps < 1:
                 raise UsageError(f"--steps must be at least 1, got {self.steps}")
             if self.backbone is not None:
-                raise UsageError("the oracle has no SR model; --backbone needs a model profile (--profile tiny, "
-                                 f"{', '.join(p for p in MODEL_PROFILES if p != 'tiny')})")
-            return replace(self, profile=profile, **{k: v for k, v in ORACLE.items() if getattr(self, k) is None},
+                raise UsageError(f"the {profile} profile has no SR model; --backbone needs a model profile "
+                                 f"(--profile {', '.join(model_profiles())})")
+            return replace(self, profile=profile, score=False,
+                           **{k: v for k, v in entry.run_defaults.items() if getattr(self, k) is None},
                            tile_batch_size=(CPU_DEFAULTS["tile_batch_size"] if self.tile_batch_size is None
                                             else self.tile_batch_size))
         if self.tiling is not None and method.stage2 != "any":
@@ -153,7 +155,7 @@ class RunSpec:
             raise UsageError(f"{method.name} has no text input (its inputs are low-resolution images); drop --prompt")
         if self.backbone is not None and method.stage2 is None:
             raise UsageError(f"--backbone chooses stage II's model; {method.name} has no stage II")
-        default_steps, default_sr_steps = DEFAULT_STEPS[profile]
+        default_steps, default_sr_steps = entry.steps
         steps = default_steps if self.steps is None else self.steps
         sr_steps = default_sr_steps if self.sr_steps is None else self.sr_steps
         if method.inputs == LOW_RESOLUTION and self.sr_steps is None and self.steps is not None:
@@ -168,8 +170,11 @@ class RunSpec:
         return None if self.memory_budget is None else MemoryBudget.parse(self.memory_budget)
 
     def weight_paths(self) -> WeightPaths:
-        return WeightPaths.from_environment(sd21=self.sd21, upscaler=self.upscaler, lora=self.lora,
-                                            stablesr=self.stablesr_ckpt, stablesr_vae=self.stablesr_vae)
+        """Where the paper profile looks: the folders given here, else the environment's
+        (:meth:`baselines.paper_weights.WeightPaths.from_environment`)."""
+        folders = {DEFAULT_MODEL: self.sd21, **({self.model: self.model_weights} if self.model_weights else {})}
+        return WeightPaths.from_environment(models=folders, vaes={self.model: self.vae}, upscaler=self.upscaler,
+                                            lora=self.lora, stablesr=self.stablesr_ckpt, stablesr_vae=self.stablesr_vae)
 
     def fast_path(self) -> FastPath:
         return FastPath(self.dtype, self.attention, self.channels_last, self.compile)
@@ -191,7 +196,7 @@ class RunSpec:
         tilings, fast path and seed (a model run's from its sampler's ``description``)."""
         if self.out is not None:
             return Path(self.out)
-        if self.oracle:
+        if self.entry.analytic:
             tag = run_tag(self.oracle_tiling(), self.size, self.steps, self.seed)
         else:
             tag = self._model_tag(dataset, description or {})
@@ -199,7 +204,7 @@ class RunSpec:
         return default_out(self.runs, self.profile, self.method, tag + ("" if budget is None else f"-mem{budget.text}"))
 
     def _model_tag(self, dataset, description: dict) -> str:
-        parts = [] if self.model == DEFAULT_MODEL else [self.model]
+        parts = name_parts(self.model)
         parts += [] if dataset is None else [f"{dataset.name}-{dataset.manifest_hash[:8]}"]
         if self.size is not None:
             parts.append(f"{self.size[0]}x{self.size[1]}")

@@ -21,13 +21,15 @@ def one_thread():
         torch.set_num_threads(before)
 
 
-def load_sampler(name: str, settings, profile: str = "tiny", device=CPU, paths=None):
-    """A registered method's sampler, loaded as a run loads it (``Method.load`` with a ``LoadContext``)."""
+def load_sampler(name: str, settings, profile: str = "tiny", device=CPU, paths=None, model: str = "sd21"):
+    """A registered method's sampler on base ``model``, loaded as a run loads it (``Method.load`` with a
+    ``LoadContext``)."""
     from baselines.models import WeightPaths
     from baselines.registry import LoadContext, get_method
 
     method = get_method(name)
-    return method.load(method, LoadContext(profile, settings, device, paths if paths is not None else WeightPaths()))
+    return method.load(method, LoadContext(profile, settings, device, paths if paths is not None else WeightPaths(),
+                                           model))
 
 
 def read_json(path):

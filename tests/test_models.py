@@ -6,9 +6,9 @@ from diffusers import DDIMScheduler, DDPMScheduler
 
 from helpers import CPU
 
-from baselines.models import (UPSCALER_LOW_RES_SCHEDULER, UPSCALER_SCHEDULER, MissingWeightsError,
-                              WeightPaths, load_text_to_image, load_upscaler, meta_models,
-                              parameter_count, resolve_paper_weights)
+from baselines.models import (UPSCALER_LOW_RES_SCHEDULER, UPSCALER_SCHEDULER, load_text_to_image, load_upscaler,
+                              meta_models, parameter_count)
+from baselines.paper_weights import BASE, MissingWeightsError, WeightPaths, resolve_paper_weights
 from baselines.vae_tiling import vae_factor
 from benchmark import api
 from benchmark.spec import RunSpec
@@ -72,9 +72,9 @@ def test_missing_paper_weights_are_listed_in_one_error_with_where_they_were_look
     for variable in ("ASD_SD21", "ASD_X4_UPSCALER", "ASD_ARAD_LORA"):
         monkeypatch.delenv(variable, raising=False)
     with pytest.raises(MissingWeightsError) as error:
-        resolve_paper_weights(("sd21", "lora", "upscaler"), WeightPaths.from_environment())
+        resolve_paper_weights((BASE, "lora", "upscaler"), WeightPaths.from_environment())
     message = str(error.value)
-    assert "SD 2.1-base: not found in the Hugging Face cache " + str(cache) in message
+    assert "SD 2.1 weights: not found in the Hugging Face cache " + str(cache) in message
     assert "stabilityai/stable-diffusion-2-1-base" in message and "ASD_SD21" in message
     assert "SD x4 upscaler: not found" in message and "stabilityai/stable-diffusion-x4-upscaler" in message
     assert "ARAD LoRA: no folder given (--lora or $ASD_ARAD_LORA)" in message
@@ -85,9 +85,9 @@ def test_a_folder_without_weights_is_named_with_what_it_lacks(tmp_path):
     (sd21 / "unet").mkdir(parents=True)
     (sd21 / "unet" / "config.json").write_text("{}")
     with pytest.raises(MissingWeightsError) as error:
-        resolve_paper_weights(("sd21", "lora"), WeightPaths(sd21=str(sd21), lora=str(tmp_path / "nope")))
+        resolve_paper_weights((BASE, "lora"), WeightPaths(models={"sd21": str(sd21)}, lora=str(tmp_path / "nope")))
     message = str(error.value)
-    assert f"SD 2.1-base: {sd21} (from --sd21 or $ASD_SD21) lacks unet/ weights" in message
+    assert f"SD 2.1 weights: {sd21} (from --sd21, --model-weights or $ASD_SD21) lacks unet/ weights" in message
     assert "vae/config.json" in message and "scheduler/scheduler_config.json" in message
     assert f"ARAD LoRA: {tmp_path / 'nope'} does not exist" in message
 
@@ -99,10 +99,10 @@ def test_a_run_reports_missing_paper_weights_before_loading_anything(tmp_path, m
     with pytest.raises(MissingWeightsError) as refused:
         api.run(RunSpec("asd", "paper", out=tmp_path / "run"))
     error = str(refused.value)
-    for piece in ("SD 2.1-base", "SD x4 upscaler", "ARAD LoRA"):
+    for piece in ("SD 2.1 weights", "SD x4 upscaler", "ARAD LoRA"):
         assert piece in error
     assert not (tmp_path / "run").exists()
     with pytest.raises(MissingWeightsError) as refused:
         api.run(RunSpec("sr-plus", "paper", out=tmp_path / "run"))
     error = str(refused.value)
-    assert "SD 2.1-base" in error and "upscaler" not in error and "LoRA" not in error
+    assert "SD 2.1 weights" in error and "upscaler" not in error and "LoRA" not in error

@@ -9,8 +9,8 @@ from hub_fixtures import (MIRROR_SD21, MIRROR_UPSCALER, hub_cache, lora_unet, of
 from helpers import CPU
 
 from baselines.registry import methods
-from baselines.models import (SD21_REPO, MissingWeightsError, WeightPaths, load_text_to_image, locate_piece,
-                              resolve_paper_weights)
+from baselines.models import SD21_REPO, load_text_to_image
+from baselines.paper_weights import BASE, MissingWeightsError, WeightPaths, locate_piece, resolve_paper_weights
 from benchmark import api
 from benchmark.spec import RunSpec
 
@@ -55,14 +55,14 @@ def test_repo_ids_are_tried_in_order_original_first_and_the_users_before_all(tmp
     cache = tmp_path / "hub"
     offline_cache(monkeypatch, cache)
     _fake_folder(snapshot_folder(cache, MIRROR_SD21))
-    assert locate_piece("sd21", WeightPaths()).repo == MIRROR_SD21
+    assert locate_piece(BASE, WeightPaths()).repo == MIRROR_SD21
     _fake_folder(snapshot_folder(cache, SD21_REPO))
-    assert locate_piece("sd21", WeightPaths()).repo == SD21_REPO
+    assert locate_piece(BASE, WeightPaths()).repo == SD21_REPO
     _fake_folder(snapshot_folder(cache, "me/my-sd21"))
     monkeypatch.setenv("ASD_SD21_REPO", "me/my-sd21")
-    assert locate_piece("sd21", WeightPaths()).repo == "me/my-sd21"
+    assert locate_piece(BASE, WeightPaths()).repo == "me/my-sd21"
     given = _fake_folder(tmp_path / "folder")
-    piece = locate_piece("sd21", WeightPaths(sd21=str(given)))
+    piece = locate_piece(BASE, WeightPaths(models={"sd21": str(given)}))
     assert piece.folder == given and piece.repo is None  # a folder given wins over the cache
 
 
@@ -71,14 +71,14 @@ def test_an_incomplete_snapshot_gives_way_to_a_complete_one_later_in_the_list(tm
     offline_cache(monkeypatch, cache)
     _fake_folder(snapshot_folder(cache, SD21_REPO), weights=None)
     _fake_folder(snapshot_folder(cache, MIRROR_SD21))
-    assert locate_piece("sd21", WeightPaths()).repo == MIRROR_SD21
+    assert locate_piece(BASE, WeightPaths()).repo == MIRROR_SD21
 
 
 def test_a_folder_with_neither_weights_nor_fp16_variant_names_what_it_holds(tmp_path, monkeypatch):
     offline_cache(monkeypatch, tmp_path / "hub")
     folder = _fake_folder(tmp_path / "sd21", weights="v2-1_512-ema-pruned.ckpt")
     with pytest.raises(MissingWeightsError) as error:
-        resolve_paper_weights(("sd21",), WeightPaths(sd21=str(folder)))
+        resolve_paper_weights((BASE,), WeightPaths(models={"sd21": str(folder)}))
     message = str(error.value)
     assert "lacks unet/ weights" in message and "fp16" in message
     assert "it holds config.json, v2-1_512-ema-pruned.ckpt" in message
@@ -88,9 +88,9 @@ def test_missing_everywhere_names_every_repo_id_tried(tmp_path, monkeypatch):
     offline_cache(monkeypatch, tmp_path / "hub")
     monkeypatch.setenv("ASD_X4_UPSCALER_REPO", "me/my-x4")
     with pytest.raises(MissingWeightsError) as error:
-        resolve_paper_weights(("sd21", "upscaler"), WeightPaths())
+        resolve_paper_weights((BASE, "upscaler"), WeightPaths())
     message = str(error.value)
-    for repo in (SD21_REPO, MIRROR_SD21, MIRROR_UPSCALER, "me/my-x4", "ASD_SD21_REPO"):
+    for repo in (SD21_REPO, MIRROR_SD21, MIRROR_UPSCALER, "me/my-x4", "ASD_SD21_REPO", "--model-weights"):
         assert repo in message
     assert message.index("me/my-x4") < message.index(MIRROR_UPSCALER)
 
@@ -113,6 +113,6 @@ def test_weights_says_per_method_whether_it_can_run_and_exits_by_the_methods(tmp
     assert "cannot run: missing ARAD LoRA, SD x4 upscaler" in out
     assert "python -m baselines.train_arad" in out and MIRROR_UPSCALER in out
     text, runnable = api.weights("paper", WeightPaths(), hash_files=False)
-    runs = [name for name, method in methods().items() if set(method.needs) <= {"sd21"}]
+    runs = [name for name, method in methods().items() if set(method.needs) <= {BASE}]
     assert not runnable and f"{len(runs)} of {len(methods())} chosen method(s) can run" in text  # all by default
     assert main(["weights", "--profile", "paper", "--no-hash", "--method", "nope"]) == 2

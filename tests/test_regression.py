@@ -171,15 +171,19 @@ def test_a_missing_baseline_is_refused_with_what_to_do(tmp_path):
 
 
 def test_suites_are_api_calls_as_data_and_baselines_of_command_lines_still_read():
-    assert guard.suite("oracle") == [{"verb": "study", "args": guard.ORACLE_STUDY}]
+    assert guard.suite("oracle") == [{"verb": "study", "args": {"profile": "oracle", **guard.ORACLE_STUDY}}]
     tiny = guard.suite("tiny")
     assert tiny[-1]["verb"] == "timing" and all(step["verb"] == "run" for step in tiny[:-1])
     assert {RunSpec.from_record(step["spec"]).method for step in tiny[:-1]} == {
         "sr-plus", "sr-tile", "sr-tile-plus", "ar-plus", "ar-tile", "asd", "md", "fstd", "hidiffusion",
         "scalecrafter", "demofusion"}
     one_each = [RunSpec.from_record(step["spec"]) for step in guard.suite("tiny", ["demofusion"])]
-    assert [(spec.limit, spec.size) for spec in one_each] == [(1, (1024, 1024))]  # the method's own suite step
-    assert [RunSpec.from_record(step["spec"]).method for step in guard.suite("tiny", ["asd"])] == ["asd", "asd"]
+    # the method's own suite step on SD 2.1, the model's small one (over the method's) on SDXL
+    assert [(spec.model, spec.limit, spec.size, spec.steps) for spec in one_each] == [
+        ("sd21", 1, (1024, 1024), None), ("sdxl", 1, (256, 1152), 2)]
+    asd = [RunSpec.from_record(step["spec"]) for step in guard.suite("tiny", ["asd"])]
+    assert [(spec.method, spec.model, spec.backbone) for spec in asd] == [
+        ("asd", "sd21", None), ("asd", "sdxl", None), ("asd", "sd21", "stablesr")]
     assert guard.legacy_step(["run", "--method", "asd", "--size", "256x512", "--limit", "2", "--no-progress"]) == {
         "verb": "run", "spec": RunSpec("asd", size=(256, 512), limit=2, progress=False).as_record()}
     assert guard.legacy_step(["study", "--steps", "30", "--no-progress"]) == {

@@ -58,11 +58,12 @@ def test_a_tiny_run_is_scored_with_the_agreed_schema(scored_run, dataset):
     results = _results(scored_run)
     scores = results["scores"]
     assert set(scores) == {"fid", "kid", "kid_std", "fid_patch", "kid_patch", "kid_patch_std", "inception_score",
-                           "clip_score", "psnr_y", "ssim_y", "lpips", "seam_score", "fid_per_ratio", "kid_per_ratio",
-                           "patch_protocol", "skipped", "oom_samples_skipped", "failed_samples_skipped", "images",
+                           "clip_score", "psnr_y", "ssim_y", "lpips", "seam_score", "glcm_score", "compression_ratio",
+                           "repetition", "fid_per_ratio", "kid_per_ratio", "patch_protocol", "skipped", "oom_samples_skipped", "failed_samples_skipped", "images",
                            "intervals", "bootstrap", "fid_infinity"}
     assert scores["oom_samples_skipped"] == scores["failed_samples_skipped"] == 0 and scores["images"] == 4
-    for metric in ("fid", "kid", "inception_score", "clip_score", "seam_score"):
+    for metric in ("fid", "kid", "inception_score", "clip_score", "seam_score", "glcm_score", "compression_ratio",
+                   "repetition"):
         assert math.isfinite(scores[metric]), metric
     assert list(scores["fid_per_ratio"]) == ["128x192"] and math.isfinite(scores["fid_per_ratio"]["128x192"])
     assert list(scores["kid_per_ratio"]) == ["128x192"] and math.isfinite(scores["kid_per_ratio"]["128x192"])

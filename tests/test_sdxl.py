@@ -113,9 +113,9 @@ def test_sr_plus_on_sdxl_equals_diffusers_sdxl_pipeline_on_the_latent(models):
 def test_a_method_that_does_not_declare_sdxl_is_refused_in_one_line_naming_its_models(capsys):
     from benchmark.cli import main
 
-    assert main(["run", "--model", "sdxl", "--method", "md", "--limit", "1", "--no-score"]) == 2
+    assert main(["run", "--model", "sdxl", "--method", "ar-plus", "--limit", "1", "--no-score"]) == 2
     error = capsys.readouterr().err.strip()
-    assert error == "error: method md runs on the model sd21, not 'sdxl'"
+    assert error == "error: method ar-plus runs on the model sd21, not 'sdxl'"
 
 
 def test_an_unknown_model_is_refused_naming_the_known_ones(capsys):
@@ -140,7 +140,7 @@ def test_list_shows_the_models_and_which_methods_run_on_them(capsys):
     models = output.split("models (stage I, --model):\n")[1].split("profiles:")[0]
     assert [line.split()[0] for line in models.splitlines()] == ["sd21", "sdxl"]
     assert "(models: sd21, sdxl)" in next(line for line in output.splitlines() if line.startswith("  sr-plus "))
-    assert "(models: sd21)" in next(line for line in output.splitlines() if line.startswith("  md "))
+    assert "(models: sd21)" in next(line for line in output.splitlines() if line.startswith("  ar-plus "))
 
 
 def test_run_folders_name_a_model_other_than_sd21_only():
@@ -172,9 +172,19 @@ def test_ceiling_takes_the_model_into_its_folder_record_and_trials(tmp_path, cap
     budget = MemoryBudget.parse("1GiB")
     assert ceiling.ceiling_dir(tmp_path, "tiny", "sr-plus", budget).name == "sr-plus-1GiB"
     assert ceiling.ceiling_dir(tmp_path, "tiny", "sr-plus", budget, "sdxl").name == "sdxl-sr-plus-1GiB"
-    assert main(["ceiling", "--model", "sdxl", "--method", "md", "--runs", str(tmp_path)]) == 2
-    assert capsys.readouterr().err.strip() == "error: method md runs on the model sd21, not 'sdxl'"
+    assert main(["ceiling", "--model", "sdxl", "--method", "ar-plus", "--runs", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == "error: method ar-plus runs on the model sd21, not 'sdxl'"
     record = ceiling.search("sr-plus", "tiny", budget, CPU, tmp_path, 512, 512, model="sdxl",
                             trial=lambda side: ceiling.TrialResult(side, ceiling.OK, 100.0, 1.0), log=print)
     assert record["model"] == "sdxl"
     assert (tmp_path / "ceiling" / "tiny" / "sdxl-sr-plus-1GiB" / "ceiling.json").is_file()
+
+
+def test_sdxl_decodes_in_fp32_where_its_vae_says_so_and_sd21_in_the_runs_dtype():
+    """SDXL's pipeline upcasts a ``force_upcast`` VAE (it overflows in fp16); SD 2.1's never does."""
+    from baselines.models import load_text_to_image
+
+    sdxl = load_text_to_image("tiny", torch.device("cpu"), torch.float16, model="sdxl")
+    sd21 = load_text_to_image("tiny", torch.device("cpu"), torch.float16)
+    assert sdxl.vae.config.force_upcast and sdxl.vae.dtype == torch.float32 and sdxl.unet.dtype == torch.float16
+    assert sd21.vae.dtype == torch.float16

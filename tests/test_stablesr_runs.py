@@ -62,13 +62,13 @@ def test_backbone_choice_and_what_paper_needs(tmp_path):
         (tmp_path / name).write_bytes(b"")
     assert stage2_backbone(None, "paper", paths) == "stablesr"  # the paper's backbone when found
     assert stage2_backbone(None, "tiny", paths) == "x4" and stage2_backbone("x4", "paper", paths) == "x4"
-    assert backbone_needs(("sd21", "lora", "upscaler"), "stablesr") == ("sd21", "lora", "stablesr", "stablesr_vae")
+    assert backbone_needs(("base", "lora", "upscaler"), "stablesr") == ("base", "lora", "stablesr", "stablesr_vae")
 
 
 def test_a_backbone_for_a_method_without_stage_two_or_on_the_oracle_is_refused(tmp_path):
     with pytest.raises(ValueError, match="sr-plus has no stage II"):
         api.run(RunSpec("sr-plus", backbone="stablesr", runs=tmp_path, **FAST))
-    with pytest.raises(ValueError, match="the oracle has no SR model; --backbone needs a model profile"):
+    with pytest.raises(ValueError, match="the oracle profile has no SR model; --backbone needs a model profile"):
         api.run(RunSpec("fstd", backbone="stablesr", progress=False, runs=tmp_path))
     assert not list(tmp_path.iterdir())
 

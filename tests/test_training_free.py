@@ -88,7 +88,7 @@ def test_scalecrafter_redilates_and_damps_guidance_where_its_settings_say(monkey
     """A row's settings at a small size (chosen by hand, for seconds): re-dilation changes the image, and
     damped guidance (2048² only: 37 of 50 steps, so 3 of 4) adds one unconditional pass a step."""
     row = scalecrafter.nearest_row(row_size)[0]
-    monkeypatch.setattr(scalecrafter, "nearest_row", lambda size: (row, False))
+    monkeypatch.setattr(scalecrafter, "nearest_row", lambda size, model: (row, False))
     with one_thread():
         sampler = load_sampler("scalecrafter", Settings(steps=4, sr_steps=1))
         image, record = sampler("a lighthouse", (256, 256), SEEDS)
@@ -182,7 +182,7 @@ def test_each_runs_at_an_exact_size_and_names_its_settings(tmp_path, name):
     assert results["per_image"][0]["size"] == [320, 640] and results["peak_memory_mib"] > 0
     record = json.loads((tmp_path / "samples" / "00000.json").read_text())
     assert name in record["stage1"]  # the settings it chose for this sample
-    assert results["method_settings"] and get_method(name).needs == ("sd21",)
+    assert results["method_settings"] and get_method(name).needs == ("base",)
 
 
 @pytest.mark.parametrize("where", ["mirror", "folder"])
@@ -236,7 +236,7 @@ def test_dispersion_runs_where_the_2048_row_lists_it_and_only_in_the_variant():
 def test_the_variant_disperses_the_listed_convolutions_while_redilating(monkeypatch):
     """The 2048² row's settings at a small size (the row chosen by hand): dispersion changes the image."""
     row = scalecrafter.nearest_row((2048, 2048))[0]
-    monkeypatch.setattr(scalecrafter, "nearest_row", lambda size: (row, False))
+    monkeypatch.setattr(scalecrafter, "nearest_row", lambda size, model: (row, False))
     images = {}
     with one_thread():
         for name in ("scalecrafter", "scalecrafter-disperse"):

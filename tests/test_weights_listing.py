@@ -4,7 +4,7 @@ import hashlib
 
 import pytest
 
-from baselines.models import WeightPaths
+from baselines.paper_weights import WeightPaths
 from benchmark.metrics.weights_listing import listing, model_rows
 
 SD21_LAYOUT = {"unet": "config.json", "vae": "config.json", "text_encoder": "config.json",
@@ -30,9 +30,9 @@ def no_weights_anywhere(tmp_path, monkeypatch):
 def test_each_model_weight_file_is_listed_with_its_sha256(tmp_path, no_weights_anywhere):
     sd21 = tmp_path / "sd21"
     fake_diffusers_folder(sd21, SD21_LAYOUT)
-    rows = [r for r in model_rows("paper", WeightPaths(sd21=str(sd21)), hash_files=True)
-            if r.file.startswith("SD 2.1-base")]
-    assert sorted(r.file for r in rows) == [f"SD 2.1-base: {s}/model.safetensors"
+    rows = [r for r in model_rows("paper", WeightPaths(models={"sd21": str(sd21)}), hash_files=True)
+            if r.file.startswith("SD 2.1 weights")]
+    assert sorted(r.file for r in rows) == [f"SD 2.1 weights: {s}/model.safetensors"
                                             for s in ("text_encoder", "unet", "vae")]
     for row in rows:
         assert row.present and row.needed
@@ -42,7 +42,7 @@ def test_each_model_weight_file_is_listed_with_its_sha256(tmp_path, no_weights_a
 def test_a_folder_without_weights_is_not_present(tmp_path, no_weights_anywhere):
     sd21 = tmp_path / "sd21"
     fake_diffusers_folder(sd21, SD21_LAYOUT, weights=False)
-    (row,) = [r for r in model_rows("paper", WeightPaths(sd21=str(sd21)), True) if "SD 2.1" in r.file]
+    (row,) = [r for r in model_rows("paper", WeightPaths(models={"sd21": str(sd21)}), True) if "SD 2.1" in r.file]
     assert not row.present and str(sd21) in row.looked_in
 
 
@@ -61,7 +61,7 @@ def test_the_weights_command_exits_0_when_complete_and_1_when_not(no_weights_any
 
     assert main(["weights", "--profile", "tiny", "--no-hash"]) == 0
     assert main(["weights", "--profile", "paper", "--no-hash"]) == 1
-    assert "SD 2.1-base" in capsys.readouterr().out
+    assert "SD 2.1 weights" in capsys.readouterr().out
     assert main(["weights", "--profile", "nope"]) == 2
 
 
@@ -71,6 +71,6 @@ def test_the_api_lists_a_profiles_weights_and_whether_every_needed_one_is_there(
     text, complete = api.weights("tiny", WeightPaths(), hash_files=False)
     assert complete and "random weights" in text
     text, complete = api.weights("paper", WeightPaths(), hash_files=False)
-    assert not complete and "SD 2.1-base" in text and "missing" in text
+    assert not complete and "SD 2.1 weights" in text and "missing" in text
     with pytest.raises(ValueError, match="unknown profile 'nope'"):
         api.weights("nope")

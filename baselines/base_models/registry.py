@@ -4,7 +4,8 @@ found by name, as a method is one :class:`baselines.registry.Method`.
 An entry holds what stage I needs and nothing a method decides: the architectures of the
 random-weight profiles (``tiny``, ``paper-arch``), the model classes and subfolders of a
 diffusers folder and the hub repos (with mirrors) the ``paper`` profile loads, the DDIM
-settings of its scheduler, its native size, and :attr:`BaseModel.condition`, which turns
+settings of its scheduler, its native size, its aspect buckets (stage I's "bucket" rule, Eq. 1, picks
+the nearest), and :attr:`BaseModel.condition`, which turns
 prompts into what its UNet is called with (a :class:`Conditioning`). The stage I loop
 (:mod:`baselines.stage1`) reads the conditioning and never the model's name, so a method
 is written once for every model it declares (``Method.models``).
@@ -18,11 +19,14 @@ from typing import Callable, Mapping, Optional
 
 import torch
 
+from baselines.origins import BUILT_IN, RegistrationError, origin_of
+
 DEFAULT_MODEL = "sd21"  # the paper's base model; run folders of other models name theirs
 
 
-class BaseModelError(ValueError):
-    """A base model that cannot be registered, or a name no entry holds."""
+class BaseModelError(RegistrationError):
+    """A base model that cannot be registered, or a name no entry holds (a plugin's import that registers a bad
+    or clashing model is refused as a method's is)."""
 
 
 @dataclass(frozen=True)
@@ -79,7 +83,14 @@ class BaseModel:
     of ``prompts`` for an image of ``size`` (loaded models: ``baselines.models.TextToImageModels``);
     ``tokenizer``: what the encoders are fed, in words (``run.json``); ``unconditional(positive)``: the
     unconditional branch made from the prompt's conditioning (None: the empty prompt's encoding, as SD 2.1's
-    pipeline makes it); ``seed``: the first of the random weights' seeds (UNet, VAE, then each text encoder)."""
+    pipeline makes it); ``seed``: the first of the random weights' seeds (UNet, VAE, then each text encoder);
+    ``buckets``: the (H, W) sizes stage I's "bucket" rule picks from (none: the native size alone), named by
+    ``bucket_source``; ``multi_aspect``: the model itself was trained on them (SDXL), so methods that would
+    adapt it to aspect ratios (ARAD's LoRA) run it as it is; ``suite``: RunSpec fields of every method's step
+    on this model in the tiny regression suite (a model other than the default runs there small);
+    ``paper_tables``: its runs fill the paper's tables (SD 2.1, the paper's model); every model has its own;
+    ``vae_upcast``: its pipeline decodes in fp32 where the VAE's config says ``force_upcast`` (SDXL's VAE
+    overflows in fp16; SD 2.1's pipeline never upcasts, whatever its config's default says)."""
 
     name: str
     title: str
@@ -95,6 +106,12 @@ class BaseModel:
     unconditional: Optional[Callable[[Conditioning], Conditioning]] = None
     seed: int = 0
     origin: Optional[str] = None
+    buckets: tuple[tuple[int, int], ...] = ()
+    bucket_source: str = "the native size alone"
+    multi_aspect: bool = False
+    suite: Mapping[str, object] = field(default_factory=dict, hash=False)
+    paper_tables: bool = False
+    vae_upcast: bool = False
 
     def __post_init__(self):
         profiles = set(self.unets) | set(self.vaes) | {p for encoder in self.text_encoders for p in encoder.configs}
@@ -106,6 +123,10 @@ class BaseModel:
             raise BaseModelError(f"base model {self.name!r} needs a UNet, VAE and text encoder config for each "
                                  f"profile (lacking: {', '.join(lacking) or 'none'}), at least one text encoder "
                                  "and a callable condition")
+
+    @property
+    def aspect_buckets(self) -> tuple[tuple[int, int], ...]:
+        return self.buckets or (tuple(self.native_size),)
 
     @property
     def layout(self) -> dict[str, str]:
@@ -125,15 +146,24 @@ def _builtins_loaded():
 
 
 def register_base_model(model: BaseModel) -> BaseModel:
-    """Add ``model``; a name another entry holds is refused."""
+    """Add ``model``; a name another entry holds is refused, naming both. An unset ``origin`` becomes the module
+    (or ``--include`` file) that registers it."""
     if model.origin is None:
-        model = replace(model, origin=sys._getframe(1).f_globals.get("__name__", "?"))
+        model = replace(model, origin=origin_of(sys._getframe(1).f_globals.get("__name__", "?")))
+    if model.origin != BUILT_IN:
+        _builtins_loaded()  # so that a user's model clashes with a built-in one, whichever is imported first
     taken = _MODELS.get(model.name)
     if taken is not None and taken != model:
-        raise BaseModelError(f"base model {model.name!r} from {model.origin} clashes with the {taken.origin} one of "
+        raise BaseModelError(f"model {model.name!r} from {model.origin} clashes with the {taken.origin} model of "
                              "that name; choose another name")
     _MODELS[model.name] = model
     return model
+
+
+def unregister_base_model(name: str):
+    """Remove a user's model (tests, notebooks); built-ins stay."""
+    if name in _MODELS and _MODELS[name].origin != BUILT_IN:
+        del _MODELS[name]
 
 
 def base_models() -> dict[str, BaseModel]:
@@ -147,6 +177,12 @@ def get_base_model(name: str) -> BaseModel:
     if name not in known:
         raise BaseModelError(f"unknown model {name!r}; known models: {', '.join(known)}")
     return known[name]
+
+
+def name_parts(model: str) -> list[str]:
+    """The model in a run's folder name or a log line: nothing for the default one (runs made before models were
+    entries keep their folders), else its name."""
+    return [] if model == DEFAULT_MODEL else [model]
 
 
 def token_ids(tokenizer, prompts: list[str], pad_id: int) -> torch.Tensor:

@@ -11,6 +11,8 @@ from __future__ import annotations
 from transformers import CLIPTextModel
 
 from baselines.base_models.registry import BaseModel, Conditioning, TextEncoder, register_base_model, token_ids
+from datasets_build.sizes import ARAD_BUCKETS
+from baselines.origins import BUILT_IN
 
 SD21_REPO = "stabilityai/stable-diffusion-2-1-base"
 #: Where the hub cache may hold it, tried in this order: the original id first (Stability AI withdrew the SD 2
@@ -67,4 +69,6 @@ SD21 = register_base_model(BaseModel(
     native_size=(512, 512), unets={"tiny": TINY_UNET, "paper-arch": SD21_UNET},
     vaes={"tiny": TINY_VAE, "paper-arch": SD21_VAE}, text_encoders=(OPENCLIP_H14_ENCODER,),
     scheduler=SD21_SCHEDULER, repos=SD21_REPOS, condition=condition,
-    tokenizer="open_clip SimpleTokenizer (OpenCLIP ViT-H/14 BPE, 77 tokens)", seed=0, origin="built-in"))
+    tokenizer="open_clip SimpleTokenizer (OpenCLIP ViT-H/14 BPE, 77 tokens)", seed=0, origin=BUILT_IN,
+    buckets=tuple((size.height, size.width) for size in ARAD_BUCKETS),
+    bucket_source="the nine ARAD buckets (the paper's Table 5)", paper_tables=True))

@@ -19,6 +19,12 @@ Sampling: SDXL base ships EulerDiscreteScheduler; stage I here is the suite's DD
 model, on SDXL's betas and spacing (:data:`SDXL_SCHEDULER`), so methods compare on one sampler.
 ``sr-plus`` on the tiny models equals ``StableDiffusionXLPipeline`` given that DDIM config and
 these modules (``tests/test_sdxl.py``, tokenizers included).
+
+Buckets: SDXL was fine-tuned on aspect buckets of about 1024² pixels, sides in steps of 64
+(Podell et al. 2023, "SDXL: Improving Latent Diffusion Models for High-Resolution Image
+Synthesis", arXiv 2307.01952, Sec. 2.3 and the table of App. I, "Multi-Aspect Training");
+:data:`SDXL_BUCKETS` is that table, in its order. It is not symmetric as printed: 704×1344
+(H×W) is listed, 1344×704 is not, so a tall 1.9 ratio goes to 1344×768 or 1408×704.
 """
 
 from __future__ import annotations
@@ -27,10 +33,18 @@ import torch
 from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
 from baselines.base_models.registry import BaseModel, Conditioning, TextEncoder, register_base_model, token_ids
+from baselines.origins import BUILT_IN
 
 SDXL_REPO = "stabilityai/stable-diffusion-xl-base-1.0"
 SDXL_REPOS = (SDXL_REPO,)  # mirrors go after it ($ASD_SDXL_REPO names one without editing code)
 END_OF_TEXT = 49407  # CLIP ViT-L/14's tokenizer pads with it
+
+#: SDXL's training buckets (H, W), as the SDXL paper's App. I lists them, widest first (see the module's docstring).
+SDXL_BUCKETS = tuple((int(h), int(w)) for h, w in (pair.split("x") for pair in (
+    "512x2048 512x1984 512x1920 512x1856 576x1792 576x1728 576x1664 640x1600 640x1536 704x1472 704x1408 704x1344 "
+    "768x1344 768x1280 832x1216 832x1152 896x1152 896x1088 960x1088 960x1024 1024x1024 1024x960 1088x960 "
+    "1088x896 1152x896 1152x832 1216x832 1280x768 1344x768 1408x704 1472x704 1536x640 1600x640 1664x576 "
+    "1728x576 1792x576 1856x512 1920x512 1984x512 2048x512").split()))
 
 #: unet/config.json of SDXL base 1.0 (diffusers' keys; defaults left out). ``attention_head_dim`` is
 #: diffusers' historical name for the number of heads; the first block has no attention, so its
@@ -64,13 +78,15 @@ SDXL_SCHEDULER = dict(
     timestep_spacing="leading")
 
 #: SDXL's layout (three blocks, attention in the lower two, text_time added embedding, the same module
-#: names) at tiny widths; the two encoders differ in width so that their order matters.
+#: names) at tiny widths; the two encoders differ in width so that their order matters. The middle block
+#: keeps SDXL's two transformer layers: HiDiffusion's SDXL keys window the attention of both
+#: (``down_blocks.1.attentions.0.transformer_blocks.1`` ...); the lowest keeps one of SDXL's ten (no key names it).
 TINY_SDXL_TEXT = dict(CLIP_L14_TEXT, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                       num_attention_heads=4, projection_dim=32)
 TINY_SDXL_TEXT_2 = dict(OPENCLIP_BIGG_TEXT, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                         num_attention_heads=4, projection_dim=32)
 TINY_SDXL_UNET = dict(
-    SDXL_UNET, block_out_channels=(16, 32, 32), norm_num_groups=8, transformer_layers_per_block=(1, 1, 1),
+    SDXL_UNET, block_out_channels=(16, 32, 32), norm_num_groups=8, transformer_layers_per_block=(1, 2, 1),
     attention_head_dim=(1, 2, 2), cross_attention_dim=32 + 64, addition_time_embed_dim=8,
     projection_class_embeddings_input_dim=32 + 6 * 8)
 TINY_SDXL_VAE = dict(
@@ -113,4 +129,9 @@ SDXL = register_base_model(BaseModel(
     vaes={"tiny": TINY_SDXL_VAE, "paper-arch": SDXL_VAE}, text_encoders=ENCODERS, scheduler=SDXL_SCHEDULER,
     repos=SDXL_REPOS, condition=condition, unconditional=unconditional,
     tokenizer="open_clip SimpleTokenizer (CLIP BPE, 77 tokens; padded with 49407, then 0, as SDXL's two tokenizers)",
-    seed=30, origin="built-in"))
+    seed=30, origin=BUILT_IN, buckets=SDXL_BUCKETS,
+    bucket_source="SDXL's 40 training buckets (Podell et al. 2023, App. I)", multi_aspect=True,
+    # The tiny suite's SDXL steps: one item, 256 px high so each step is cheap, 1152 px wide so that md's
+    # 128-latent views are two (a 144-latent row); bucket methods still run stage I at a ~1024² bucket, so
+    # every SDXL step takes 2 steps per stage: the suite holds the algorithm (counts, settings), not quality.
+    suite={"limit": 1, "size": (256, 1152), "steps": 2, "sr_steps": 2}, vae_upcast=True))

@@ -1,7 +1,8 @@
-"""What the training-free methods share: SD 2.1 loaded once, the prompt, the VAE, the exact size.
+"""What the training-free methods share: the run's base model (SD 2.1, SDXL) loaded once, the prompt's
+conditioning, the VAE, the exact size.
 
 A method subclasses :class:`TrainingFreeSampler` and writes :meth:`latent` (its own denoising
-of one latent) and :meth:`parameters` (every setting it used, for ``run.json``). Sizes are
+of one latent, given the unconditional and the prompt's :class:`baselines.base_models.Conditioning`) and :meth:`parameters` (every setting it used, for ``run.json``). Sizes are
 worked at the next multiple of 64 px (the UNet's three downsamplers on the VAE's ×8) and
 centre-cropped to the exact size, as every method here does (docs/design.md, "Sizes").
 """
@@ -13,6 +14,7 @@ from typing import Optional
 
 import torch
 
+from baselines.base_models import Conditioning
 from baselines.models import TextToImageModels, load_text_to_image
 from baselines.registry import LoadContext, Method
 from baselines.settings import Settings, Seeds, centre_crop, check_size, working_size
@@ -23,7 +25,7 @@ MULTIPLE = 64  # px: latent sides divisible by the UNet's 8
 
 @dataclass
 class TrainingFreeSampler:
-    """A stage-I-only method on SD 2.1: ``sampler(prompt, size, seeds)`` gives an image of exactly ``size``."""
+    """A stage-I-only method on a base model: ``sampler(prompt, size, seeds)`` gives an image of exactly ``size``."""
 
     method: Method
     profile: str
@@ -34,9 +36,10 @@ class TrainingFreeSampler:
 
     @classmethod
     def load(cls, method: Method, context: LoadContext) -> "TrainingFreeSampler":
-        """SD 2.1 of the profile (``paper``: the user's weights, every missing piece named), fast path applied."""
+        """The run's base model on the profile (``paper``: the user's weights, every missing piece named), fast
+        path applied."""
         fast = context.settings.fast_path.resolve(context.device)
-        models = load_text_to_image(context.profile, context.device, fast.torch_dtype, context.paths)
+        models = load_text_to_image(context.profile, context.device, fast.torch_dtype, context.paths, context.model)
         fast.apply([models.unet], [models.vae])
         return cls(method, context.profile, context.settings.for_device(context.device), models,
                    fast.as_record(context.device, context.settings.fast_path))
@@ -46,12 +49,12 @@ class TrainingFreeSampler:
         check_size(size)
         working = working_size(size, MULTIPLE)
         factor = vae_factor(self.models.vae)
-        negative, positive = self.models.encode_text(["", prompt]).chunk(2)
+        negative, positive = self.models.guidance_pair(prompt, working)
         latent, record = self.latent(negative, positive, (working[0] // factor, working[1] // factor), seeds)
         image = decode(self.models.vae, latent.float() / self.models.vae.config.scaling_factor,
                        self.settings.vae_tiling).clamp_(-1, 1)
         image, crop = centre_crop(image, size)
-        stage1 = {"model": "SD 2.1", "method": self.method.name, "size": list(working),
+        stage1 = {"model": self.models.base.title, "method": self.method.name, "size": list(working),
                   "size_rule": f"requested size, next multiple of {MULTIPLE} px", "steps": self.settings.steps,
                   "sampler": "DDIM (eta 0)", "guidance": self.settings.guidance, **record,
                   "vae_tiling": self.settings.vae_tiling.effective(tuple(latent.shape[-2:]))}
@@ -59,7 +62,7 @@ class TrainingFreeSampler:
             "stage1": stage1, "output": {"working_size": list(working), "cropped": tuple(working) != tuple(size),
                                          "crop_top_left": list(crop)}}
 
-    def latent(self, negative: torch.Tensor, positive: torch.Tensor, latent_hw: tuple[int, int],
+    def latent(self, negative: Conditioning, positive: Conditioning, latent_hw: tuple[int, int],
                seeds: Seeds) -> tuple[torch.Tensor, dict]:
         """The denoised latent of ``latent_hw`` (noise from ``seeds.generator("noise")``) and what the
         sample's record should say of it."""

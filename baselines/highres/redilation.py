@@ -45,7 +45,7 @@ def redilated(model: torch.nn.Module, dilations: dict[str, float],
     missing = sorted(name for name in dilations if not isinstance(modules.get(name), torch.nn.Conv2d))
     if missing:
         raise ValueError(f"no convolution named {', '.join(missing)} in {type(model).__name__}: re-dilation settings "
-                         "name SD 2.1's modules")
+                         "name the base model's modules")
     changed = [name for name, d in dilations.items() if d != 1 or name in dispersed]
     for name in changed:
         conv = modules[name]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from baselines.profiles import profiles
 from benchmark import guard
 from benchmark.cli.options import add_include, add_runs
 
@@ -16,7 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser):
     parser.description = ("Run the profile's regression suite (built from the method registry) and write its "
                           "tracked figures as the new baseline. Do this on purpose, when a change of outputs is "
                           "intended.")
-    parser.add_argument("--profile", default="oracle", help="oracle or tiny (default: %(default)s)")
+    guarded = [name for name, entry in profiles().items() if entry.regression]
+    parser.add_argument("--profile", default="oracle", help=f"{' or '.join(guarded)} (default: %(default)s)")
     parser.add_argument("--methods", nargs="+", default=None, metavar="METHOD",
                         help="only these methods' runs (tiny; default: every method in the tiny plan)")
     add_runs(parser, guard.SUITE_RUNS, "where the suite's runs go")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 
 from benchmark import api
-from benchmark.cli.options import (WEIGHT_FIELDS, add_device, add_include, add_memory_budget, add_model, add_runs,
-                                   add_weight_paths)
+from benchmark.cli.options import add_device, add_include, add_memory_budget, add_model, add_runs, add_weight_paths
 from benchmark.runs import ceiling as ceiling_search
+from benchmark.spec import WEIGHT_FIELDS
 
 NAME = "ceiling"
 HELP = "find the largest square side a method completes under a memory budget"

@@ -9,8 +9,9 @@ from typing import Optional
 
 from baselines.base_models import DEFAULT_MODEL, base_models
 from baselines.fast_path import ATTENTIONS, CPU_DEFAULTS, CUDA_DEFAULTS, DTYPES
-from baselines.models import PATH_VARIABLES, PROFILES as MODEL_PROFILES
-from baselines.settings import BACKBONES, DEFAULT_STEPS
+from baselines.paper_weights import PATH_VARIABLES, model_variable
+from baselines.profiles import ORACLE_DEFAULTS as ORACLE, default_profile, model_profiles, profiles
+from baselines.settings import BACKBONES
 from baselines.stablesr.backbone import DEFAULT_CFW_WEIGHT
 from baselines.stage1 import DEFAULT_GUIDANCE
 from baselines.stage2 import COLOUR_FIXES
@@ -19,7 +20,7 @@ from baselines.vae_tiling import VAE_TILING_MODES
 from benchmark.metrics.bootstrap import Bootstrap
 from benchmark.metrics.patches import DEFAULT_PROTOCOL as DEFAULT_PATCH_PROTOCOL, PatchProtocol
 from benchmark.runs.samples import DEFAULT_DATASET
-from benchmark.spec import DEFAULT_RUNS, ORACLE, PROFILES, TINY_LIMIT, RunSpec, parse_size
+from benchmark.spec import DEFAULT_RUNS, RunSpec, parse_size
 
 
 def escaped(text: str) -> str:
@@ -55,7 +56,8 @@ def add_progress(parser: argparse.ArgumentParser):
 
 
 def add_model_profile(parser: argparse.ArgumentParser, default: str = "tiny"):
-    parser.add_argument("--profile", default=default, help=f"one of {', '.join(MODEL_PROFILES)} (default: %(default)s)")
+    parser.add_argument("--profile", default=default,
+                        help=f"one of {', '.join(model_profiles())} (default: %(default)s; `list` describes them)")
 
 
 def add_model(parser: argparse.ArgumentParser):
@@ -88,6 +90,24 @@ def add_patch_protocol(parser):
                              "(default: %(default)s)")
 
 
+def _protocols(text: str) -> str:
+    from benchmark.metrics.presets import resolve
+
+    if not text:  # the default: no presets
+        return ""
+    try:
+        return ",".join(preset.name for preset in resolve(text))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def add_protocols(parser):
+    parser.add_argument("--protocols", type=_protocols, default="", metavar="all|PRESET[,PRESET...]",
+                        help="also score the images under published evaluation protocols (`list` shows the presets "
+                             "and their sources), each value with its interval, into scores.protocols: the report's "
+                             "table \"How much the protocol moves a score\" (default: none)")
+
+
 def add_bootstrap(parser):
     parser.add_argument("--bootstrap", type=int, default=Bootstrap.resamples, metavar="N",
                         help="resamples of the seeded bootstrap over the generated images that gives every score its "
@@ -106,7 +126,15 @@ def add_memory_budget(parser, *names: str, default: Optional[str] = None):
 
 def add_weight_paths(parser):
     parser.add_argument("--sd21", default=None, help="paper: SD 2.1-base folder (default: "
-                        f"${PATH_VARIABLES['sd21']}, else the Hugging Face cache)")
+                        f"${model_variable(DEFAULT_MODEL)}, else the Hugging Face cache)")
+    parser.add_argument("--model-weights", default=None, metavar="DIR",
+                        help="paper: the folder of the run's base model (--model), whichever it is, in diffusers' "
+                             "layout (default: $ASD_<NAME>, the model's name upper-cased with - as _: $ASD_SDXL, "
+                             "else the Hugging Face cache under $ASD_<NAME>_REPO or the model's repo ids; see "
+                             "docs/methods.md, \"Weights\")")
+    parser.add_argument("--vae", default=None, metavar="DIR",
+                        help="paper: a VAE folder replacing the base model's own, e.g. SDXL's fp16-fix VAE "
+                             "(default: $ASD_<NAME>_VAE, else the VAE in the model's folder)")
     parser.add_argument("--upscaler", default=None, help="paper: SD x4 upscaler folder (default: "
                         f"${PATH_VARIABLES['upscaler']}, else the Hugging Face cache)")
     parser.add_argument("--lora", default=None, help="ARAD LoRA folder (default: "
@@ -120,28 +148,29 @@ def add_weight_paths(parser):
                              f"${PATH_VARIABLES['stablesr_vae']})")
 
 
-WEIGHT_FIELDS = ("sd21", "upscaler", "lora", "stablesr_ckpt", "stablesr_vae")
-
-
 def add_run_arguments(parser: argparse.ArgumentParser):
     """Every field of a run specification as an option (``run``'s)."""
-    parser.add_argument("--profile", default=None, help=escaped("; ".join(f"{k}: {v}" for k, v in PROFILES.items()))
-                        + " (default: oracle for the oracle's method, tiny otherwise)")
+    parser.add_argument("--profile", default=None,
+                        help=escaped("; ".join(f"{name}: {p.description}" for name, p in profiles().items()))
+                        + f" (default: {default_profile(True).name} for the oracle's method, "
+                          f"{default_profile(False).name} otherwise)")
     add_model(parser)
     parser.add_argument("--size", type=size, default=None,
                         help=f"output size HxW in image pixels (default: {ORACLE['size'][0]}x{ORACLE['size'][1]} on "
                              "oracle, the data set items' sizes otherwise)")
     parser.add_argument("--steps", type=int, default=None,
                         help=f"sampling steps (default: {ORACLE['steps']} on oracle; stage I DDIM steps otherwise: "
-                             + ", ".join(f"{p} {s[0]}" for p, s in DEFAULT_STEPS.items())
+                             + ", ".join(f"{name} {p.steps[0]}" for name, p in model_profiles().items())
                              + "; a method with stage II alone takes them as --sr-steps)")
     parser.add_argument("--limit", type=int, default=None,
-                        help=f"number of samples (default: {ORACLE['limit']} on oracle, {TINY_LIMIT} on tiny "
-                             "(256x1024, 768x1024, 1024x256 of synthetic), the whole data set otherwise)")
+                        help=f"number of samples (default: {ORACLE['limit']} on oracle, "
+                             + ", ".join(f"{p.sample_limit} on {name}" for name, p in profiles().items()
+                                         if p.sample_limit)
+                             + " (of synthetic: 256x1024, 768x1024, 1024x256), the whole data set otherwise)")
     parser.add_argument("--seed", type=int, default=0, help="run seed (default: %(default)s)")
     add_device(parser)
     add_progress(parser)
-    models = parser.add_argument_group("model profiles (tiny, paper-arch, paper)")
+    models = parser.add_argument_group(f"model profiles ({', '.join(model_profiles())})")
     models.add_argument("--dataset", default=DEFAULT_DATASET,
                         help="data set name or built folder whose items (caption, size, reference image; LR "
                              "input for super-resolution) are the samples, spread over sizes so that --limit N "
@@ -156,8 +185,8 @@ def add_run_arguments(parser: argparse.ArgumentParser):
     add_patch_protocol(models)
     add_bootstrap(models)
     models.add_argument("--sr-steps", type=int, default=None,
-                        help="stage II DDPM steps (default: " + ", ".join(f"{p} {s[1]}" for p, s in DEFAULT_STEPS.items())
-                             + ")")
+                        help="stage II DDPM steps (default: "
+                             + ", ".join(f"{name} {p.steps[1]}" for name, p in model_profiles().items()) + ")")
     models.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE,
                         help="stage I classifier-free guidance scale (default: %(default)s, diffusers'; the "
                              "authors' UI uses 7.0)")

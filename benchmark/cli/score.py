@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from benchmark import api
-from benchmark.cli.options import add_bootstrap, add_device, add_include, add_patch_protocol
+from benchmark.cli.options import add_bootstrap, add_device, add_include, add_patch_protocol, add_protocols
 from benchmark.cli.summaries import scores_line
 
 NAME = "score"
@@ -21,11 +21,13 @@ def add_arguments(parser: argparse.ArgumentParser):
     add_device(parser)
     add_patch_protocol(parser)
     add_bootstrap(parser)
+    add_protocols(parser)
     add_include(parser)
 
 
 def command(args: argparse.Namespace) -> int:
-    for finished in api.score(args.runs, args.device, args.patch_protocol, args.include, args.bootstrap):
+    for finished in api.score(args.runs, args.device, args.patch_protocol, args.include, args.bootstrap,
+                              args.protocols):
         if finished.main:
             print(scores_line(finished.out, finished.results))
     return 0

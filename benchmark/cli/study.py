@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from baselines.profiles import ORACLE_DEFAULTS
 from benchmark import api
 from benchmark.cli.options import add_device, add_include, add_progress, add_reports, add_runs, size
-from benchmark.spec import ORACLE
 
 NAME = "study"
 HELP = "run every tiling configuration of Tables 4, 6, 7 on the oracle, then report"
@@ -16,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser):
     parser.description = ("Run the tiling study (Tables 4, 6 and 7) on the weight-free oracle, then write the "
                           "report. Finished runs are reused.")
     parser.add_argument("--profile", default="oracle", help="the oracle only (default: %(default)s)")
-    parser.add_argument("--size", type=size, default=ORACLE["size"], help="field size HxW (default: 2048x2048)")
+    parser.add_argument("--size", type=size, default=ORACLE_DEFAULTS["size"], help="field size HxW (default: 2048x2048)")
     parser.add_argument("--steps", type=int, default=100, help="sampling steps (default: %(default)s)")
     parser.add_argument("--limit", type=int, default=8, help="samples per tiling (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="run seed (default: %(default)s)")

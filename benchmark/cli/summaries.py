@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+from baselines.profiles import is_analytic
 from benchmark.metrics.registry import metric_names
 from benchmark.runs.runner import PARTIAL_EXIT
 
@@ -34,7 +35,7 @@ def exit_status(results: dict) -> int:
 def run_line(out: Path, results: dict) -> str:
     """One line of a finished run's figures."""
     done = results["finished_samples"] > 0
-    if results["profile"] == "oracle":
+    if is_analytic(results["profile"]):
         figures = [f"{results['seconds_per_sample']:.3f} s/sample",
                    f"{results['denoiser_calls_per_sample']:.0f} denoiser calls/sample",
                    f"seam score {results['seam_score']:.3f}",

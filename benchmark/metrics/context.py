@@ -157,13 +157,14 @@ class ScoringContext:
     def reference_folder(self) -> Path:
         return Path(self.results["dataset"]["folder"])
 
-    def stats(self, key: str, items, protocol: Optional["metrics.PatchProtocol"] = None):
-        """Reference statistics and features of ``items`` (of crops under ``protocol``), cached here and under
-        asd_cache_dir() by manifest hash, extractor and protocol."""
+    def stats(self, key: str, items, protocol: Optional["metrics.PatchProtocol"] = None, mode: str = "clean"):
+        """Reference statistics and features of ``items`` (of crops under ``protocol``, resized as clean-fid's
+        ``mode`` does), cached here and under asd_cache_dir() by manifest hash, extractor, mode and protocol."""
         folder = self.reference_folder
-        return self.cached(f"stats:{key}", lambda: metrics.reference_stats(
+        crops = protocol.label if protocol is not None else "whole"
+        return self.cached(f"stats:{key}:{crops}:{mode}", lambda: metrics.reference_stats(
             [item.image for item in items], key, asd_cache_dir() / "fid-stats", self.inception,
-            manifest=folder / MANIFEST, protocol=protocol))
+            manifest=folder / MANIFEST, protocol=protocol, mode=mode))
 
     @property
     def reference_stats(self):

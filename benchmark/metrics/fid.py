@@ -24,7 +24,7 @@ from cleanfid.fid import frechet_distance as _clean_fid_frechet_distance
 from PIL import Image
 
 from .images import ImageLike
-from .inception import RESIZE_CONVENTION, InceptionOutputs, InceptionV3, inception_outputs
+from .inception import RESIZE_CONVENTIONS, InceptionOutputs, InceptionV3, inception_outputs
 from .patches import PatchProtocol, patch_conventions, patch_outputs
 
 DISTANCE_CONVENTION = "cleanfid.fid.frechet_distance (scipy sqrtm); statistics: mean, np.cov (N - 1)"
@@ -83,15 +83,16 @@ def reference_stats(
     manifest: "str | os.PathLike | None" = None,
     batch_size: int = 32,
     protocol: Optional[PatchProtocol] = None,
+    mode: str = "clean",
 ) -> ReferenceStats:
-    """Statistics of the reference set `key` (of its crops under `protocol`, if given), from
-    `cache_dir` when its file list, extractor and protocol match."""
+    """Statistics of the reference set `key` (of its crops under `protocol`, if given; resized as clean-fid's
+    `mode` does), from `cache_dir` when its file list, extractor, resize and protocol match."""
     if not re.fullmatch(r"[A-Za-z0-9._-]+", key):
         raise ValueError(f"reference key must be a plain file-name stem, got {key!r}")
     images = list(images)
     digest = manifest_hash(images, manifest)
-    conventions = {"resize": RESIZE_CONVENTION, **net.conventions} if protocol is None \
-        else patch_conventions(net, protocol)
+    conventions = {"resize": RESIZE_CONVENTIONS[mode], **net.conventions} if protocol is None \
+        else patch_conventions(net, protocol, mode)
     cache_id = hashlib.sha256(json.dumps([digest, conventions], sort_keys=True).encode()).hexdigest()[:16]
     path = Path(cache_dir) / f"{key}-{cache_id}.npz"
     if path.is_file():
@@ -100,8 +101,8 @@ def reference_stats(
                 return ReferenceStats(key, cached["mu"], cached["sigma"], int(cached["count"]), digest,
                                       json.loads(str(cached["conventions"])), path, from_cache=True,
                                       features=cached["features"].astype(np.float64))
-    outputs = inception_outputs(images, net, batch_size) if protocol is None \
-        else patch_outputs(images, net, protocol, batch_size)
+    outputs = inception_outputs(images, net, batch_size, mode) if protocol is None \
+        else patch_outputs(images, net, protocol, batch_size, mode)
     mu, sigma = gaussian_stats(outputs.features)
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npz", delete=False) as tmp:

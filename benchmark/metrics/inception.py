@@ -23,6 +23,16 @@ from .weights import (INCEPTION_FILE, default_device, inception_candidates, loca
                       uses_random_weights)
 
 RESIZE_CONVENTION = "clean-fid 'clean': PIL bicubic to 299x299 per channel in float32, no quantisation"
+#: How each of clean-fid's modes brings an image to 299 px before the TF graph (``cleanfid.resize.build_resizer``
+#: and ``cleanfid.features.build_feature_extractor``): the presets of :mod:`benchmark.metrics.presets` compare them.
+RESIZE_CONVENTIONS = {
+    "clean": RESIZE_CONVENTION,
+    "legacy_tensorflow": "clean-fid 'legacy_tensorflow': torch bilinear to 299x299 (align_corners False, no "
+                         "antialias) on the 8-bit values, as the TorchScript graph resizes inside itself",
+    "legacy_pytorch": "clean-fid 'legacy_pytorch': torch bilinear to 299x299 (align_corners False, no antialias) "
+                      "outside the network, as cleanfid.resize.build_resizer('legacy_pytorch')",
+}
+MODES = tuple(RESIZE_CONVENTIONS)
 
 
 class InceptionV3(nn.Module):
@@ -100,8 +110,20 @@ def clean_resize(image: ImageLike) -> np.ndarray:
     return build_resizer("clean")(to_rgb_array(image))
 
 
-def inception_outputs(images: Iterable[ImageLike], net: InceptionV3, batch_size: int = 32) -> InceptionOutputs:
-    """Features and logits of `images` (any sizes), batch by batch."""
+def resizer(mode: str):
+    """clean-fid's resize of ``mode`` as a function of an H x W x 3 array: its own ``build_resizer``, except
+    for ``legacy_tensorflow``, whose resize clean-fid leaves to the TorchScript graph (``resize_inside``): the
+    same torch bilinear resize, done here so that every mode feeds the one network the suite loads."""
+    if mode not in RESIZE_CONVENTIONS:
+        raise ValueError(f"unknown clean-fid mode {mode!r}; known: {', '.join(MODES)}")
+    resize = build_resizer("legacy_pytorch" if mode == "legacy_tensorflow" else mode)
+    return lambda image: resize(to_rgb_array(image)).astype(np.float32)
+
+
+def inception_outputs(images: Iterable[ImageLike], net: InceptionV3, batch_size: int = 32,
+                      mode: str = "clean") -> InceptionOutputs:
+    """Features and logits of `images` (any sizes), batch by batch, resized as clean-fid's ``mode`` does."""
+    resize = clean_resize if mode == "clean" else resizer(mode)
     device = next(net.parameters()).device
     features, logits, batch = [], [], []
 
@@ -113,12 +135,12 @@ def inception_outputs(images: Iterable[ImageLike], net: InceptionV3, batch_size:
         batch.clear()
 
     for image in images:
-        batch.append(clean_resize(image))
+        batch.append(resize(image))
         if len(batch) == batch_size:
             flush()
     if batch:
         flush()
     if not features:
         raise ValueError("no images")
-    conventions = {"resize": RESIZE_CONVENTION, **net.conventions}
+    conventions = {"resize": RESIZE_CONVENTIONS[mode], **net.conventions}
     return InceptionOutputs(np.concatenate(features), np.concatenate(logits), conventions)

@@ -14,6 +14,9 @@ with the reason recorded (never an upscaled crop).
 - ``random:K[:SEED]``: K crops per image at uniform positions from
   ``numpy.random.default_rng([SEED, image index])`` (SEED 0 by default), so crops do not
   depend on the order images are read in batches and a run replays exactly.
+- ``random:K[:SEED]@SIDE``: the same with SIDE-px crops, which the feature extractor then
+  resizes to 299 px as its clean-fid mode does: the published protocols that crop at the
+  base model's native side (DemoFusion's FID_c, :mod:`benchmark.metrics.presets`).
 """
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 
 from .images import ImageLike, to_rgb_array
-from .inception import RESIZE_CONVENTION, InceptionOutputs, InceptionV3, inception_outputs
+from .inception import RESIZE_CONVENTION, RESIZE_CONVENTIONS, InceptionOutputs, InceptionV3, inception_outputs
 
 CROP = 299
 DEFAULT_PROTOCOL = "grid"
@@ -42,17 +45,20 @@ class PatchProtocol:
 
     @classmethod
     def parse(cls, text: str) -> "PatchProtocol":
-        """``grid``, ``random:K`` or ``random:K:SEED``."""
+        """``grid``, ``random:K``, ``random:K:SEED``, either random form with ``@SIDE`` (crop side in px)."""
         if text == "grid":
             return cls()
-        match = re.fullmatch(r"random:(\d+)(?::(\d+))?", text)
-        if not match or int(match[1]) < 1:
-            raise ValueError(f"patch protocol must be 'grid', 'random:K' or 'random:K:SEED' with K >= 1, got {text!r}")
-        return cls("random", int(match[1]), int(match[2] or 0))
+        match = re.fullmatch(r"random:(\d+)(?::(\d+))?(?:@(\d+))?", text)
+        if not match or int(match[1]) < 1 or (match[3] is not None and int(match[3]) < 1):
+            raise ValueError(f"patch protocol must be 'grid', 'random:K' or 'random:K:SEED' with K >= 1 (and "
+                             f"optionally '@SIDE', the crop side in px), got {text!r}")
+        return cls("random", int(match[1]), int(match[2] or 0), int(match[3] or CROP))
 
     @property
     def label(self) -> str:
-        return "grid" if self.kind == "grid" else f"random:{self.per_image}:{self.seed}"
+        if self.kind == "grid":
+            return "grid"
+        return f"random:{self.per_image}:{self.seed}" + ("" if self.crop == CROP else f"@{self.crop}")
 
     @property
     def shift(self) -> int:
@@ -87,15 +93,17 @@ def crop_summary(sizes: Sequence[tuple[int, int]], protocol: PatchProtocol) -> d
             "resolution": {f"{h}x{w}": n for (h, w), n in sorted(Counter(map(tuple, sizes)).items())}}
 
 
-def patch_conventions(net: InceptionV3, protocol: PatchProtocol) -> dict:
+def patch_conventions(net: InceptionV3, protocol: PatchProtocol, mode: str = "clean") -> dict:
     """The conventions of patch features: the Inception pass's, plus the crop protocol."""
-    return {"resize": RESIZE_CONVENTION + " (the identity on 299-px crops)", **net.conventions,
-            "crops": protocol.as_dict()}
+    resize = RESIZE_CONVENTION + " (the identity on 299-px crops)" if (mode, protocol.crop) == ("clean", CROP) \
+        else f"{RESIZE_CONVENTIONS[mode]} (of {protocol.crop}-px crops)"
+    return {"resize": resize, **net.conventions, "crops": protocol.as_dict()}
 
 
 def patch_outputs(images: Iterable[ImageLike], net: InceptionV3, protocol: PatchProtocol,
-                  batch_size: int = 32) -> InceptionOutputs:
-    """Inception features and logits of every crop of ``images``, image by image, crop by crop."""
+                  batch_size: int = 32, mode: str = "clean") -> InceptionOutputs:
+    """Inception features and logits of every crop of ``images``, image by image, crop by crop, each resized
+    to 299 px as clean-fid's ``mode`` does (the identity on 299-px crops)."""
 
     def crops():
         for index, image in enumerate(images):
@@ -103,5 +111,5 @@ def patch_outputs(images: Iterable[ImageLike], net: InceptionV3, protocol: Patch
             for top, left in protocol.boxes(*pixels.shape[:2], index):
                 yield pixels[top:top + protocol.crop, left:left + protocol.crop]
 
-    outputs = inception_outputs(crops(), net, batch_size)
-    return InceptionOutputs(outputs.features, outputs.logits, patch_conventions(net, protocol))
+    outputs = inception_outputs(crops(), net, batch_size, mode)
+    return InceptionOutputs(outputs.features, outputs.logits, patch_conventions(net, protocol, mode))

@@ -25,11 +25,14 @@ def _digest(value) -> str:
 
 
 def protocol_record(results: dict, rows: list[dict], networks: dict[str, dict], patch_protocol,
-                    bootstrap: Optional[dict], metric_origins: dict[str, str], metrics_profile: str) -> dict:
+                    bootstrap: Optional[dict], metric_origins: dict[str, str], metrics_profile: str,
+                    presets: Optional[dict] = None) -> dict:
     """The protocol of a run scored on ``rows`` (its finished images) with ``networks`` (the conventions of
-    the feature extractors loaded, weights and their sha256 included)."""
+    the feature extractors loaded, weights and their sha256 included) and, where ``--protocols`` asked for
+    them, the published presets' definitions resolved on this run (``presets.<name>``: a run scored without
+    them keeps the record, and hash, it had before presets existed)."""
     dataset = results.get("dataset") or {}
-    return {
+    return {**({"presets": presets} if presets else {}),
         "version": VERSION,
         "references": ({"data_set": dataset["name"], "manifest_sha256": dataset["manifest_hash"]}
                        if dataset.get("name") else None),

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 TEXT_TO_IMAGE, SUPER_RESOLUTION = "text-to-image", "super-resolution"
 TASKS = (TEXT_TO_IMAGE, SUPER_RESOLUTION)
 BUILT_IN = "built-in"
-_BUILTIN_MODULE = "benchmark.metrics.builtin"
+_BUILTIN_PACKAGE = "benchmark.metrics."  # the modules that register the built-in metrics
 #: How a run's conditioning reads when its images follow the data set's LR input (runs
 #: recorded before results carried ``task``).
 _SR_CONDITIONING = "the data set's LR"
@@ -121,7 +121,7 @@ def register_metric(name: Optional[str] = None, *, applies_to: Iterable[str] = T
         metric = Metric(metric_name, function, tasks, bool(needs_references),
                         MappingProxyType(dict(tolerance if tolerance is not None else {"rel": 0.02})), column,
                         int(digits), higher_is_better, bool(needs_stage2_tiles),
-                        BUILT_IN if module == _BUILTIN_MODULE else origin_of(module), MappingProxyType(extras),
+                        BUILT_IN if module.startswith(_BUILTIN_PACKAGE) else origin_of(module), MappingProxyType(extras),
                         tuple(skipped_extras), inapplicable_reason)
         _add(metric)
         return function
@@ -191,3 +191,5 @@ def run_task(results: dict) -> str:
 
 
 from benchmark.metrics import builtin as _builtin  # noqa: E402,F401  (registers the built-ins, after the above)
+from benchmark.metrics import detail as _detail  # noqa: E402,F401  (Diffusion-4K's GLCM score, compression ratio)
+from benchmark.metrics import repetition as _repetition  # noqa: E402,F401  (the repetition score)

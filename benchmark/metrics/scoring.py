@@ -30,9 +30,10 @@ from typing import Optional
 import numpy as np
 import torch
 
+from baselines.profiles import get_profile, is_analytic
 from benchmark import metrics
 from benchmark.metrics.bootstrap import FILE as BOOTSTRAP_FILE, Bootstrap, interval, mean_of, replicates
-from benchmark.metrics import registry
+from benchmark.metrics import presets as preset_registry, registry
 from benchmark.metrics.context import ScoringContext
 from benchmark.metrics.protocol import protocol_hash, protocol_record
 from benchmark.metrics.registry import TEXT_TO_IMAGE, Metric, MetricValue, NotApplicable
@@ -48,8 +49,8 @@ class ScoringError(ValueError):
 
 
 def metrics_profile(profile: str) -> str:
-    """The metric networks' profile: real weights for ``paper``, seeded random ones (``tiny``) otherwise."""
-    return "paper" if profile == "paper" else "tiny"
+    """The metric networks' profile (``Profile.metrics``): ``paper``'s real weights, or ``tiny``'s random ones."""
+    return get_profile(profile).metrics
 
 
 def check_weights(profile: str):
@@ -61,20 +62,23 @@ def check_weights(profile: str):
 
 def score_run(out: Path, device: Optional[torch.device] = None,
               patch_protocol: str = metrics.patches.DEFAULT_PROTOCOL, shard: Optional[Shard] = None,
-              bootstrap: Bootstrap = Bootstrap()) -> dict:
+              bootstrap: Bootstrap = Bootstrap(), protocols: str = "") -> dict:
     """Score the finished run in ``out`` and rewrite its results.json (atomically), the bootstrap's replicates
     in ``bootstrap.json``; returns the results.
 
     ``patch_protocol`` is how ``fid_patch`` / ``kid_patch`` cut crops: ``grid`` or ``random:K[:SEED]``.
+    ``protocols`` names published presets (``all`` or a comma-separated list) to score the images under as
+    well (``scores.protocols``); empty: none.
     """
+    chosen = preset_registry.resolve(protocols) if protocols else []  # an unknown name fails before any work
     out = Path(out)
     if not (out / "results.json").is_file():
         raise ScoringError(f"{out} holds no finished run (no results.json); run it with `python -m benchmark run`")
     results = read_json(out / "results.json")
-    if "per_image" not in results or results.get("profile") == "oracle":
+    if "per_image" not in results or is_analytic(results.get("profile")):
         raise ScoringError(f"{out} is not a model run; oracle runs carry their own figures")
     shard = shard or current(device)
-    scored = score(out, results, device, metrics.PatchProtocol.parse(patch_protocol), shard, bootstrap)
+    scored = score(out, results, device, metrics.PatchProtocol.parse(patch_protocol), shard, bootstrap, chosen)
     if shard.main:
         replicated = scored.pop(BOOTSTRAP_KEY, None)
         if replicated is not None:
@@ -111,7 +115,7 @@ def _fresh(default):
 
 def score(out: Path, results: dict, device: Optional[torch.device] = None,
           patch_protocol: metrics.PatchProtocol = metrics.PatchProtocol(), shard: Shard = Shard(),
-          bootstrap: Bootstrap = Bootstrap()) -> dict:
+          bootstrap: Bootstrap = Bootstrap(), presets: tuple = ()) -> dict:
     """The ``scores`` (with a ``bootstrap`` interval per score), ``metric_conventions`` and ``metrics_profile``
     of a run, and its per-image figures (on rank 0; the other processes of a sharded run compute their share
     of the features, then get {}). The bootstrap's replicates come under ``BOOTSTRAP_KEY``, for the file."""
@@ -181,11 +185,24 @@ def score(out: Path, results: dict, device: Optional[torch.device] = None,
             bounds = interval(replicated[metric.name], bootstrap.level)
             intervals[metric.name] = None if bounds is None else {"low": bounds[0], "high": bounds[1]}
 
+    by_preset, preset_records, definitions = {}, {}, {}
+    for preset in presets:  # the same images under each published protocol (benchmark.metrics.presets)
+        try:
+            by_preset[preset.name], preset_records[preset.name] = preset_registry.evaluate(
+                context, preset, bootstrap, draws)
+            definitions[preset.name] = preset_records[preset.name]["definition"]
+        except NotApplicable as why:
+            skipped[f"protocols.{preset.name}"] = str(why)
+            definitions[preset.name] = preset.definition()
+    if presets:
+        values["protocols"] = by_preset
+        conventions["protocols"] = preset_records
+
     record = bootstrap.as_record(len(rows))
     networks = {name: dict(getattr(context, name).conventions) for name in ("inception", "clip", "lpips")
                 if name in vars(context)}  # the extractors this scoring loaded
     protocol = protocol_record(results, rows, networks, patch_protocol, record if draws is not None else None,
-                               origins, profile)
+                               origins, profile, definitions)
     return {**_protocol(protocol), "scores": {**values, "patch_protocol": patch_protocol.label, "skipped": skipped,
                        **skipped_counts, "images": len(rows), "intervals": intervals,
                        "bootstrap": record if draws is not None else None},

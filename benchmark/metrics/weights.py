@@ -19,8 +19,8 @@ from typing import Iterator, Mapping, Optional
 
 import torch
 
-# Profiles that run without real weights: `tiny`, `paper-arch` (costs, not images) and `oracle`.
-RANDOM_WEIGHT_PROFILES = ("tiny", "paper-arch", "oracle")
+from baselines.profiles import profiles
+
 CLIP_MODEL = "ViT-L-14"  # our choice: the paper does not name its CLIP model
 CLIP_PRETRAINED = "openai"
 INCEPTION_FILE = "inception-2015-12-05.pt"
@@ -51,8 +51,10 @@ class WeightFile:
 
 
 def uses_random_weights(profile: str) -> bool:
-    """Metric networks get seeded random weights on no-weight profiles; every other profile needs the real files."""
-    return profile in RANDOM_WEIGHT_PROFILES
+    """Metric networks get seeded random weights on no-weight profiles; every other name (a published profile, or a
+    loader's ``"full"``) needs the real files."""
+    known = profiles()
+    return profile in known and known[profile].random_metric_networks
 
 
 def default_device() -> torch.device:

@@ -16,6 +16,7 @@ from collections import defaultdict
 
 import pandas as pd
 
+from baselines.base_models import DEFAULT_MODEL
 from baselines.registry import methods
 from benchmark.reporting import paper
 from benchmark.reporting.ceilings import max_res, shown_ceiling
@@ -98,7 +99,7 @@ def without_data_set(results: list[dict]) -> str:
     rows, notes = [], []
     for result in runs:
         sizes = sorted({tuple(row["size"]) for row in result["per_image"]})
-        rows.append({"method": result["method"], "origin": _origin(result),
+        rows.append({"method": result["method"], "model": result.get("model", DEFAULT_MODEL), "origin": _origin(result),
                      "size": ", ".join(f"{h}×{w}" for h, w in sizes), "prompt": _prompts(result),
                      "CLIP↑": _score(result, "clip_score"), "IS↑": _score(result, "inception_score"),
                      **extra_cells(result, extras), **_measured(result), "date": result["environment"]["date"][:10]})

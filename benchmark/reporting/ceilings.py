@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
+from baselines.base_models import DEFAULT_MODEL
 from benchmark.runs.ceiling import FOLDER  # under the runs folder; the trials' own runs live there too
 from benchmark.runs.records import read_json
 
@@ -22,9 +23,10 @@ def load_ceilings(runs: Path, profile: str) -> list[dict]:
     return [read_json(path) for path in sorted((Path(runs) / FOLDER / profile).glob("*/ceiling.json"))]
 
 
-def shown_ceiling(ceilings: list[dict], method: str) -> Optional[dict]:
-    """The search Table 1 shows for ``method``: under 32 GiB where there is one, else the largest budget."""
-    searches = [c for c in ceilings if c["method"] == method]
+def shown_ceiling(ceilings: list[dict], method: str, model: str = DEFAULT_MODEL) -> Optional[dict]:
+    """The search Table 1 shows for ``method`` on base ``model``: under 32 GiB where there is one, else the largest
+    budget."""
+    searches = [c for c in ceilings if c["method"] == method and c.get("model", DEFAULT_MODEL) == model]
     return max(searches, key=lambda c: (c["budget"]["bytes"] == PAPER_BUDGET_BYTES, c["budget"]["bytes"]),
                default=None)
 

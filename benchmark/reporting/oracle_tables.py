@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from baselines.profiles import is_analytic
 from baselines.registry import oracle_method
 from benchmark.reporting import paper
 from benchmark.reporting.plots import time_per_tiling
@@ -79,7 +80,7 @@ def _paper_figures(row: StudyRow) -> dict:
 def oracle_tables(results: list[dict], figures: Path) -> str:
     """The oracle study as Tables 4, 6 and 7, one block per set of run settings, each with
     a plot of time per tiling written under ``figures``."""
-    oracle = [r for r in results if r.get("profile") == "oracle" and r.get("method") == oracle_method().name]
+    oracle = [r for r in results if is_analytic(r.get("profile")) and r.get("method") == oracle_method().name]
     if not oracle:
         return ""
     groups = defaultdict(list)

@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable, Optional
 
+from baselines.base_models import DEFAULT_MODEL
+
 NOT_RUN = "not run"
 NOT_SCORED = "not scored"
 
@@ -104,7 +106,7 @@ def model_provenance(results: list[dict]) -> str:
     unscored = sum("scores" not in r for r in results)
     budgets = distinct((_budget(r.get("memory_budget")) for r in results), "; ")
     lines = [
-        f"- profile: {distinct(r['profile'] for r in results)}",
+        f"- profile: {distinct(r['profile'] for r in results)}; base model (stage I): {_models(results)}",
         f"- device: {devices(results)}; memory: {memory_kinds(results)}; memory budget per sample: {budgets}",
         f"- weights: {_weights(results)}",
     ]
@@ -136,6 +138,11 @@ def _bootstrap(result: dict) -> str:
             f"of the {record['images']} images, seed {record['seed']}")
 
 
+def _models(results: list[dict]) -> str:
+    """The base models of the runs (records made before models were entries: SD 2.1's)."""
+    return distinct(r.get("model", DEFAULT_MODEL) for r in results)
+
+
 def ceiling_provenance(ceilings: list[dict]) -> str:
     """Markdown bullet lines: how the ceiling searches of a profile were made."""
     if not ceilings:
@@ -143,7 +150,8 @@ def ceiling_provenance(ceilings: list[dict]) -> str:
     return "\n".join([
         "- max res. (ours): the largest square side that completed in a ceiling search; largest side tried: "
         + distinct(f"{c['method']} {c['max_side']}" for c in ceilings),
-        "- ceiling budget: " + distinct((_budget(c["budget"]) for c in ceilings), "; "),
+        "- ceiling budget: " + distinct((_budget(c["budget"]) for c in ceilings), "; ")
+        + f"; base model: {_models(ceilings)}",
         "- ceiling steps (stage I/stage II): " + distinct(f"{c['method']} {_steps(c)}" for c in ceilings)
         + f" ({distinct((c['note'] for c in ceilings), '; ')})",
         f"- ceiling device: {devices(ceilings)}; commit: {commits(ceilings)}; date: {dates(ceilings)}",

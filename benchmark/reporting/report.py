@@ -13,13 +13,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from baselines.models import PROFILES as MODEL_PROFILES
+from baselines.base_models import DEFAULT_MODEL, get_base_model
+from baselines.profiles import model_profiles
 from baselines.registry import stage2_alone
 from benchmark.reporting import ceilings
 from benchmark.reporting.all_methods import all_methods, without_data_set
+from benchmark.reporting.base_model_tables import base_model_tables, in_paper_tables
 from benchmark.reporting.model_tables import PICK_RULE, figure7, table1, table2, table3
 from benchmark.reporting.oracle_tables import oracle_tables
 from benchmark.reporting.paired import paired_sections
+from benchmark.reporting.protocol_spread import TITLE as SPREAD_TITLE, protocol_spread
 from benchmark.reporting.provenance import NOT_RUN, NOT_SCORED
 from benchmark.reporting.seam_pictures import model_pictures, oracle_pictures
 from benchmark.reporting.stage2_tables import stage2_tables
@@ -45,13 +48,19 @@ SEAMS_SEEN_ORACLE = "Seams, seen: latents with the tile grid"
 
 def profile_report(results: list[dict], profile: str, figures: Path, ceilings: list[dict] = ()) -> str:
     """The body of ``<profile>.md`` from the runs of one model profile (every method's) and its ceiling
-    searches."""
+    searches: the paper's tables of the default base model's runs (SD 2.1, the paper's), then a table per base
+    model, then every run made without a data set."""
+    every = results
+    results = [r for r in every if in_paper_tables(r)]
+    ceilings, every_ceiling = [c for c in ceilings if in_paper_tables(c)], ceilings
     return "\n".join([
-        f"Profile `{profile}`: {MODEL_PROFILES[profile]}.", "",
+        f"Profile `{profile}`: {model_profiles()[profile].description}.", "",
         f"Each table is one group of comparable runs (same data set build, same sizes); where "
         f"several runs fit a cell, the one with the {PICK_RULE} is shown. \"{NOT_RUN}\": no run "
         f"of that method; \"{NOT_SCORED}\": a run without scores (made before scoring, or "
         "unscored); \"skipped\": a metric the run could not compute (reason in the notes). "
+        f"Tables 1 to 4, 6, 7, Figure 7 and \"All methods\" hold runs on {get_base_model(DEFAULT_MODEL).title} "
+        "(the paper's base model); each base model has its own table after them. "
         "Tables 1 to 4, 6, 7 hold runs on a data set; runs with `--prompt` or `--size` (no references) "
         "are in Figure 7 and in the last table, \"Runs without a data set\".", "",
         "## Table 1 — full pipeline", "", table1(results, ceilings),
@@ -60,7 +69,9 @@ def profile_report(results: list[dict], profile: str, figures: Path, ceilings: l
         f"## Tables 4, 6, 7 — stage II alone (`{stage2_alone().name}`)", "", stage2_tables(results),
         "## Figure 7 — peak memory", "", figure7(results, profile, figures, ceilings),
         "## All methods, per data set", "", all_methods(results, ceilings) or "No run on a data set.\n",
-        "## Runs without a data set", "", without_data_set(results) or "No run from prompts alone.\n",
+        "## Base models: each method at 2× and 4× the native side", "", base_model_tables(every, every_ceiling),
+        "## Runs without a data set", "", without_data_set(every) or "No run from prompts alone.\n",
+        *((f"## {SPREAD_TITLE}", "", spread) if (spread := protocol_spread(every)) else ()),
     ])
 
 
@@ -81,7 +92,7 @@ def write_report(runs: Path, out: Path) -> list[Path]:
         write_atomic(path, ("# FSTD tiling on the weight-free oracle\n\n" + _made_by(runs) + oracle
                             + (f"\n## {SEAMS_SEEN_ORACLE}\n\n{pictures}" if pictures else "")).encode())
         written.append(path)
-    for profile in MODEL_PROFILES:
+    for profile in model_profiles():
         runs_of_profile = [r for r in results if r.get("profile") == profile and "per_image" in r]
         searches = ceilings.load_ceilings(runs, profile)
         vae = vae_tables(results, profile)

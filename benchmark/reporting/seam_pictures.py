@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from baselines.profiles import is_analytic
 from baselines.registry import methods, oracle_method, stage2_alone
 from benchmark.metrics.images import to_rgb_array
 from benchmark.metrics.seams import squared_jumps, tile_borders
@@ -337,7 +338,7 @@ def oracle_pictures(runs: list[tuple[Path, dict]], figures: Path) -> str:
     overlap (Table 4's rows, the newest run of each) with the tile grid, as a markdown section body."""
     groups: dict = {}
     for out, result in runs:
-        if result.get("profile") == "oracle" and result.get("method") == oracle_method().name:
+        if is_analytic(result.get("profile")) and result.get("method") == oracle_method().name:
             groups.setdefault(settings_of(result), []).append((out, result))
     blocks = []
     for settings, members in sorted(groups.items(), key=lambda kv: repr(kv[0])):

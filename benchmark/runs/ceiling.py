@@ -29,7 +29,7 @@ from typing import Callable, Optional
 
 import torch
 
-from baselines.base_models import DEFAULT_MODEL
+from baselines.base_models import DEFAULT_MODEL, name_parts
 from baselines.registry import PROMPTS, get_method
 from benchmark.runs.measure import OOM_MESSAGES, MemoryBudget
 from benchmark.runs.records import device_name, environment, read_json, write_json
@@ -140,7 +140,7 @@ def find_ceiling(trial: Callable[[int], TrialResult], min_side: int = MIN_SIDE, 
 
 def ceiling_dir(runs: Path, profile: str, method: str, budget: MemoryBudget, model: str = DEFAULT_MODEL) -> Path:
     """The search's folder; a base model other than the default is named first, as in run folders."""
-    return Path(runs) / FOLDER / profile / "-".join(([] if model == DEFAULT_MODEL else [model]) + [method, budget.text])
+    return Path(runs) / FOLDER / profile / "-".join(name_parts(model) + [method, budget.text])
 
 
 def trial_command(method: str, profile: str, side: int, budget: MemoryBudget, device: str, out: Path,

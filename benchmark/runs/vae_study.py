@@ -20,6 +20,7 @@ import torch
 from baselines.arad.buckets import to_tensor
 from baselines.bicubic import Bicubic
 from baselines.models import load_upscaler
+from baselines.profiles import get_profile
 from baselines.vae_tiling import VAE_TILING_MODES, VaeTiling, decode, encode_moments, vae_factor
 from benchmark.metrics.seams import seam_score
 from benchmark.runs.measure import measured
@@ -70,7 +71,7 @@ def vae_study(profile: str, size: tuple[int, int], device: torch.device, tiling:
                      "seconds": cost.seconds, "peak_memory_mib": cost.peak_memory_mib,
                      "memory_kind": cost.memory_kind})
     results = {"kind": "vae-tiling", "profile": profile, "size": list(size), "vae": "x4 upscaler VAE (stage II)",
-               "weights": "random (architecture only)" if profile != "paper" else "released",
+               "weights": "released" if get_profile(profile).published else "random (architecture only)",
                "tiling": {k: v for k, v in tiling.as_record().items() if k != "mode"}, "latent_factor": factor,
                "reference": "off (one VAE call)", "rows": rows,
                "environment": environment(device)}

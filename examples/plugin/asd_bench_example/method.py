@@ -57,4 +57,4 @@ def load(method: Method, context: LoadContext) -> BicubicSampler:
 
 
 register_method(Method("sd21-bicubic", "SD 2.1 at the nearest bucket, then a plain bicubic upscale (the floor of "
-                                       "every SR stage)", load, needs=("sd21",)))
+                                       "every SR stage)", load, needs=("base",)))
