@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from filelock import FileLock
+
 from .builder import BUILD_INFO, build
 from .errors import DatasetError, NotBuiltError
 from .manifest import MANIFEST, read_manifest
@@ -46,7 +48,9 @@ def resolve(spec: str, cache_dir: Path) -> Path:
     if is_built(cached):
         return cached
     if SETS[spec].generated:
-        return build(spec, cached)
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(cached.parent / f".{spec}.lock"):  # processes sharing a cache build it once
+            return cached if is_built(cached) else build(spec, cached)
     raise NotBuiltError(
         f"data set {spec!r} is not built in {cached}; build it with\n"
         f"  python -m datasets_build {spec} --source DIR --out {cached}\n"

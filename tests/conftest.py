@@ -1,15 +1,30 @@
 """Every test session gets its own asd-bench cache (tiny LoRAs, data sets, FID statistics):
-nothing is read from or left in the user's, and what one test builds the others reuse."""
+nothing is read from or left in the user's, and what one test builds the others reuse, across
+the parallel workers of one session too. Under pytest-xdist each worker runs torch on as many
+threads as its share of the cores (one, on two cores with two workers), and so do the processes
+it starts: threads fighting over shared cores are several times slower than one each."""
 
 import os
 
 import pytest
+import torch
 from helpers import one_thread
 
 
+def pytest_configure(config):
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if workers:
+        threads = max(1, (os.cpu_count() or 1) // int(workers))
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session", autouse=True)
-def asd_cache(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("asd-bench-cache")
+def asd_cache(tmp_path_factory, worker_id):
+    # the workers' base folders share a parent: one cache for the session, whatever the worker count
+    root = tmp_path_factory.getbasetemp()
+    folder = (root.parent if worker_id != "master" else root) / "asd-bench-cache"
+    folder.mkdir(exist_ok=True)
     previous = os.environ.get("ASD_BENCH_CACHE")
     os.environ["ASD_BENCH_CACHE"] = str(folder)
     yield folder

@@ -90,7 +90,7 @@ def test_replicates_that_could_not_be_computed_are_left_out_of_paired_intervals(
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     folder = tmp_path_factory.mktemp("runs")
-    return {method: api.run(RunSpec(method, limit=limit, steps=1, sr_steps=4, runs=folder, progress=False))
+    return {method: api.run(RunSpec(method, limit=limit, steps=1, sr_steps=1, runs=folder, progress=False))
             for method, limit in (("asd", 6), ("ar-tile", 6))}, folder
 
 

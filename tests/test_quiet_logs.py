@@ -22,7 +22,7 @@ def _log(args, tmp_path, **env):
 
 
 def test_a_tiny_runs_log_holds_no_carriage_return(tmp_path):
-    log = _log(["run", "--method", "asd", "--limit", "1", "--no-progress"], tmp_path)
+    log = _log(["run", "--method", "asd", "--limit", "1", "--steps", "1", "--sr-steps", "1", "--no-progress"], tmp_path)
     assert "asd on tiny" in log and "\r" not in log
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from filelock import FileLock
 
 from .. import lora as _lora
 from ..lora import base_identity
@@ -53,11 +54,20 @@ def tiny_arad_lora(models: Any, cache_dir: str | os.PathLike, **overrides) -> Pa
     key = hashlib.sha256(json.dumps(key_src, sort_keys=True).encode()).hexdigest()[:16]
     cache_dir = Path(cache_dir)
     out = cache_dir / f"arad-lora-tiny-{key}"
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    # processes sharing a cache (parallel runs, test workers) train it once: the others wait, then read it
+    with FileLock(cache_dir / f".arad-lora-tiny-{key}.lock"):
+        return _cached_or_trained(m, data, config, key, out)
+
+
+def _cached_or_trained(m: TrainModels, data, config: TrainConfig, key: str, out: Path) -> Path:
+    """``out`` if it holds the LoRA already, else the LoRA trained there (through a temporary folder)."""
     try:
         _lora.read_arad_lora(out)
         return out
     except _lora.NotALoraError:
         pass
+    cache_dir = out.parent
     tmp = cache_dir / f".arad-lora-tiny-{key}.{os.getpid()}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     # train on fp32 copies: the caller's models stay as they are, whatever their precision
