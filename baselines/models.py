@@ -36,11 +36,9 @@ from open_clip.tokenizer import SimpleTokenizer
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
 from baselines.base_models import DEFAULT_MODEL, BaseModel, Conditioning, get_base_model
-from baselines.base_models.sd21 import (OPENCLIP_H14_TEXT, SD21, SD21_REPO, SD21_REPOS, SD21_SCHEDULER,  # noqa: F401
-                                        SD21_UNET, SD21_VAE, TINY_TEXT, TINY_UNET, TINY_VAE)
+from baselines.base_models.sd21 import SD21, TINY_VAE
 from baselines.fast_path import FastPath
-from baselines.paper_weights import (BASE, UPSCALER_REPO, MissingWeightsError, ModelPiece,  # noqa: F401 (the
-                                     WeightPaths, resolve_paper_pieces, variant_of)  # profiles' API, used from here)
+from baselines.paper_weights import BASE, UPSCALER_REPO, ModelPiece, WeightPaths, resolve_paper_pieces, variant_of
 from baselines.profiles import get_profile, random_architecture
 
 WEIGHT_SEED = 0  # random weights of tiny and paper-arch

@@ -22,8 +22,7 @@ from typing import Any, Callable, Optional, Protocol
 import torch
 
 from baselines.base_models import DEFAULT_MODEL, base_models, get_base_model
-from baselines.origins import (BUILT_IN, RegistrationError, name_file_module,  # noqa: F401 (imported from here)
-                               origin_of)
+from baselines.origins import BUILT_IN, RegistrationError, origin_of
 from baselines.paper_weights import BASE
 
 #: What a method takes: captions (text-to-image) or low-resolution images with their HR (super-resolution).

@@ -18,7 +18,8 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Iterable, Optional
 
-from baselines.registry import RegistrationError, methods, name_file_module
+from baselines.origins import RegistrationError, name_file_module
+from baselines.registry import methods
 from benchmark.errors import PluginError
 
 GROUPS = ("asd_bench.methods", "asd_bench.metrics")

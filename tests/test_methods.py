@@ -15,7 +15,8 @@ from baselines.lora import base_identity, read_arad_lora, save_arad_lora
 from baselines.pipeline import Stages
 from baselines.registry import get_method, methods
 from baselines.settings import Seeds, Settings, centre_crop, nearest_bucket, working_size
-from baselines.models import TINY_UNET, load_text_to_image
+from baselines.models import load_text_to_image
+from baselines.base_models.sd21 import TINY_UNET
 from baselines.stage1 import UNTILED, generate, multidiffusion_tiling
 from baselines.stage2 import adain, paper_tiling, wavelet
 from benchmark import api

@@ -23,7 +23,7 @@ from benchmark import api
 from benchmark.cli import main
 from benchmark.metrics import PatchProtocol
 from benchmark.metrics.inception import InceptionV3, resizer
-from benchmark.metrics.presets import NATIVE, Crops, presets, resolve, torchmetrics_fid
+from benchmark.metrics.presets import NATIVE, presets, resolve, torchmetrics_fid
 from benchmark.metrics.repetition import native_side
 from benchmark.reporting.protocol_spread import TITLE, protocol_spread
 from benchmark.reporting.report import load_results

@@ -19,7 +19,8 @@ from safetensors.torch import load_file
 
 from helpers import CPU, one_thread
 
-from baselines.models import SD21_SCHEDULER, load_text_to_image
+from baselines.models import load_text_to_image
+from baselines.base_models.sd21 import SD21_SCHEDULER
 from baselines.stage1 import denoise, multidiffusion_tiling
 
 FIXTURE = Path(__file__).parent / "fixtures" / "multidiffusion"

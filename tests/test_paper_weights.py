@@ -9,7 +9,8 @@ from hub_fixtures import (MIRROR_SD21, MIRROR_UPSCALER, hub_cache, lora_unet, of
 from helpers import CPU
 
 from baselines.registry import methods
-from baselines.models import SD21_REPO, load_text_to_image
+from baselines.models import load_text_to_image
+from baselines.base_models.sd21 import SD21_REPO
 from baselines.paper_weights import BASE, MissingWeightsError, WeightPaths, locate_piece, resolve_paper_weights
 from benchmark import api
 from benchmark.spec import RunSpec

@@ -9,7 +9,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np
 import pytest
-from PIL import Image
 
 import benchmark.metrics as metrics
 from benchmark.spec import RunSpec

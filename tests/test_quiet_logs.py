@@ -7,7 +7,6 @@ import subprocess
 import sys
 import warnings
 
-import pytest
 from hub_fixtures import hub_cache
 
 from baselines.quiet import OUR_CHOICES, _library_handlers, quiet_libraries

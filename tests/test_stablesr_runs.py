@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from baselines.pipeline import backbone_needs, stage2_backbone
-from baselines.models import MissingWeightsError, WeightPaths
+from baselines.models import WeightPaths
+from baselines.paper_weights import MissingWeightsError
 from baselines.stablesr.architecture import TINY, build_networks
 from baselines.stablesr.loading import save_released
 from benchmark import api

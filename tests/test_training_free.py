@@ -16,7 +16,8 @@ from baselines.highres import scalecrafter
 from baselines.highres.demofusion import DemoFusionSampler, dilated_prediction, phase_sizes, skip_weight
 from baselines.highres.hidiffusion_shim import import_hidiffusion
 from baselines.highres.redilation import redilated, redilated_conv
-from baselines.models import SD21_REPO, load_text_to_image, meta_models
+from baselines.models import load_text_to_image, meta_models
+from baselines.base_models.sd21 import SD21_REPO
 from baselines.registry import get_method
 from baselines.settings import Seeds, Settings
 from baselines.stage1 import generate

@@ -19,7 +19,7 @@ import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
 from open_clip.transformer import TextTransformer
 
-from baselines.models import SD21_UNET, SD21_VAE
+from baselines.base_models.sd21 import SD21_UNET, SD21_VAE
 from baselines.stablesr.cfw import GROW_CHANNELS, CFWAutoencoder
 from baselines.stablesr.encoder import TimeAwareEncoder
 from baselines.stablesr.spade import SPADE_HIDDEN, SpadeModulation

@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from baselines.models import MissingWeightsError
+from baselines.paper_weights import MissingWeightsError
 from benchmark.cli import (baseline, ceiling, compare, diff, list as list_verb, protocol, report, run, score, study,
                            tables, timing, vae_study, weights)
 from benchmark.metrics import MissingWeightsError as MissingMetricWeightsError

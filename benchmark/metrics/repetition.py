@@ -31,9 +31,10 @@ import numpy as np
 from PIL import Image
 from scipy.ndimage import gaussian_filter, maximum_filter
 
-from baselines.base_models import DEFAULT_MODEL, get_base_model
+from baselines.base_models import get_base_model
 from benchmark.metrics.images import to_rgb_array
 from benchmark.metrics.registry import TEXT_TO_IMAGE, MetricValue, register_metric
+from benchmark.runs.records import model_of
 
 if TYPE_CHECKING:
     from benchmark.metrics.context import ScoringContext
@@ -82,7 +83,7 @@ def repetition_score(rgb: np.ndarray, native_side: int) -> float:
 
 def native_side(results: dict) -> int:
     """The run's base model's native side (the larger one), SD 2.1's for runs that name none."""
-    return max(get_base_model(results.get("model") or DEFAULT_MODEL).native_size)
+    return max(get_base_model(model_of(results)).native_size)
 
 
 @register_metric(applies_to=(TEXT_TO_IMAGE,), tolerance={"rel": 1e-3, "abs": 1e-3}, higher_is_better=False,

@@ -16,7 +16,6 @@ from collections import defaultdict
 
 import pandas as pd
 
-from baselines.base_models import DEFAULT_MODEL
 from baselines.registry import methods
 from benchmark.reporting import paper
 from benchmark.reporting.ceilings import max_res, shown_ceiling
@@ -24,6 +23,7 @@ from benchmark.reporting.model_tables import (_how, _measured, _notes, _paper, _
                                               extra_scores, pick)
 from benchmark.reporting.provenance import ceiling_provenance
 from benchmark.metrics.registry import TEXT_TO_IMAGE, run_task
+from benchmark.runs.records import model_of
 
 CAPTION = ("One row per method with runs on this data set build (built-in or a plugin's; `origin` says which), "
            "at whatever sizes its runs have; where several runs of a method fit, the one with the most images, "
@@ -99,7 +99,7 @@ def without_data_set(results: list[dict]) -> str:
     rows, notes = [], []
     for result in runs:
         sizes = sorted({tuple(row["size"]) for row in result["per_image"]})
-        rows.append({"method": result["method"], "model": result.get("model", DEFAULT_MODEL), "origin": _origin(result),
+        rows.append({"method": result["method"], "model": model_of(result), "origin": _origin(result),
                      "size": ", ".join(f"{h}×{w}" for h, w in sizes), "prompt": _prompts(result),
                      "CLIP↑": _score(result, "clip_score"), "IS↑": _score(result, "inception_score"),
                      **extra_cells(result, extras), **_measured(result), "date": result["environment"]["date"][:10]})

@@ -17,22 +17,18 @@ from collections import defaultdict
 
 import pandas as pd
 
-from baselines.base_models import DEFAULT_MODEL, base_models
+from baselines.base_models import base_models
 from baselines.registry import methods
 from benchmark.reporting import paper
 from benchmark.reporting.ceilings import max_res, shown_ceiling
 from benchmark.reporting.model_tables import _measured, _notes, _score, _section, pick, text_to_image
 from benchmark.reporting.paper_runs import MODEL_TABLE_SCALES
 from benchmark.reporting.provenance import ceiling_provenance, model_provenance
+from benchmark.runs.records import model_of
 
 #: (key in scores, column, digits): the scores the field reports, each shown with its interval.
 SCORES = (("fid", "FID↓", 2), ("kid", "KID↓", 4), ("fid_patch", "patch FID↓", 2), ("kid_patch", "patch KID↓", 4),
           ("inception_score", "IS↑", 2), ("clip_score", "CLIP↑", 2))
-
-
-def model_of(result: dict) -> str:
-    """The run's base model; runs made before models were entries are SD 2.1's."""
-    return result.get("model", DEFAULT_MODEL)
 
 
 def in_paper_tables(record: dict) -> bool:
@@ -82,7 +78,7 @@ def base_model_tables(results: list[dict], ceilings: list[dict] = ()) -> str:
             side = square_side(result)
             if model_of(result) == model and text_to_image(result) and dataset.get("name") and side:
                 builds[(dataset["name"], dataset.get("manifest_hash") or "")][(side, result["method"])].append(result)
-        searched = [c for c in ceilings if c.get("model", DEFAULT_MODEL) == model]
+        searched = [c for c in ceilings if model_of(c) == model]
         if not builds:
             blocks.append(f"### {base.title} (`{model}`)\n\nNot run: `python -m benchmark tables --model {model}` "
                           "makes its runs.\n")

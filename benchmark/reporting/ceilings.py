@@ -12,7 +12,7 @@ from typing import Optional
 
 from baselines.base_models import DEFAULT_MODEL
 from benchmark.runs.ceiling import FOLDER  # under the runs folder; the trials' own runs live there too
-from benchmark.runs.records import read_json
+from benchmark.runs.records import model_of, read_json
 
 PAPER_BUDGET_BYTES = 32 * 1024 ** 3  # the paper's 32 GB card: preferred where measured
 NOT_MEASURED = "not measured"
@@ -26,7 +26,7 @@ def load_ceilings(runs: Path, profile: str) -> list[dict]:
 def shown_ceiling(ceilings: list[dict], method: str, model: str = DEFAULT_MODEL) -> Optional[dict]:
     """The search Table 1 shows for ``method`` on base ``model``: under 32 GiB where there is one, else the largest
     budget."""
-    searches = [c for c in ceilings if c["method"] == method and c.get("model", DEFAULT_MODEL) == model]
+    searches = [c for c in ceilings if c["method"] == method and model_of(c) == model]
     return max(searches, key=lambda c: (c["budget"]["bytes"] == PAPER_BUDGET_BYTES, c["budget"]["bytes"]),
                default=None)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable, Optional
 
-from baselines.base_models import DEFAULT_MODEL
+from benchmark.runs.records import model_of
 
 NOT_RUN = "not run"
 NOT_SCORED = "not scored"
@@ -140,7 +140,7 @@ def _bootstrap(result: dict) -> str:
 
 def _models(results: list[dict]) -> str:
     """The base models of the runs (records made before models were entries: SD 2.1's)."""
-    return distinct(r.get("model", DEFAULT_MODEL) for r in results)
+    return distinct(model_of(r) for r in results)
 
 
 def ceiling_provenance(ceilings: list[dict]) -> str:

@@ -19,8 +19,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from baselines.base_models import DEFAULT_MODEL
+
 _PACKAGES = ("torch", "diffusers", "transformers", "peft", "open_clip_torch", "clean-fid",
              "torchmetrics", "lpips", "scikit-image", "numpy")
+
+
+def model_of(record: dict) -> str:
+    """The base model of a run's results, sample or ceiling record; those made before models were entries are
+    SD 2.1's."""
+    return record.get("model") or DEFAULT_MODEL
 
 
 def write_atomic(path: Path, data: bytes):
