@@ -111,10 +111,15 @@ def baseline(profile: str = "oracle", runs: Path = SUITE_RUNS, out: Optional[Pat
     steps = suite(profile, methods)
     run_suite(steps, Path(runs))
     out = Path(out) if out is not None else COMMITTED_BASELINES / f"{profile}.json"
-    wanted = {step["spec"]["method"] for step in steps if step["verb"] == "run"}
-    results = [r for r in load_results(runs) if methods is None or r["method"] in wanted]  # not other runs in the folder
-    write_json(out, {**make_baseline(results, profile, steps, Path(runs)), "why": why})
+    write_json(out, {**make_baseline(suite_results(steps, runs), profile, steps, Path(runs)), "why": why})
     return out
+
+
+def suite_results(steps: list[dict], runs: Path) -> list[dict]:
+    """The results under ``runs`` of the suite's methods: a baseline tracks the suite, not whatever else the
+    folder holds (a plugin's example run, an earlier experiment)."""
+    wanted = {step["spec"]["method"] for step in steps if step["verb"] == "run"}
+    return [result for result in load_results(runs) if result["method"] in wanted]
 
 
 def check(baseline_file: Path, runs: Path = SUITE_RUNS, run: bool = True, include: Iterable[str] = ()) -> list[Check]:

@@ -192,3 +192,11 @@ def test_suites_are_api_calls_as_data_and_baselines_of_command_lines_still_read(
         assert guard.steps_of(json.loads((Path(__file__).parent.parent / guard.COMMITTED_BASELINES / f"{name}.json").read_text()))
     with pytest.raises(ValueError, match="no regression suite for profile 'paper'"):
         guard.suite("paper")
+
+
+def test_a_baseline_tracks_the_suites_runs_not_others_in_the_folder(tmp_path):
+    for method in ("asd", "sd21-bicubic"):  # the second: e.g. the example plugin's run beside the suite's
+        write_json(tmp_path / "tiny" / method / "tag" / "results.json", {"method": method, "profile": "tiny"})
+    steps = guard.suite("tiny", ["asd"])
+    assert [r["method"] for r in guard.suite_results(steps, tmp_path)] == ["asd"]
+    assert len(load_results(tmp_path)) == 2
