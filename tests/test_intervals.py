@@ -133,7 +133,7 @@ def test_diff_of_a_run_with_itself_is_zero_and_of_a_pair_is_a_minus_b(runs):
 
 def test_diff_needs_intervals(runs, tmp_path):
     finished, _ = runs
-    unscored = api.run(RunSpec("asd", limit=2, runs=tmp_path, progress=False, bootstrap=0)).out
+    unscored = api.run(RunSpec("asd", limit=1, steps=1, sr_steps=1, runs=tmp_path, progress=False, bootstrap=0)).out
     with pytest.raises(UsageError, match="has no bootstrap.json"):
         api.diff(unscored, finished["asd"].out)
 
