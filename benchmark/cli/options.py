@@ -1,26 +1,33 @@
-"""The options several verbs share, each declared once, and the parse of a run's options into a RunSpec."""
+"""The options several verbs share, each declared once, and the parse of a run's options into a RunSpec.
+
+An option that fills a field of :class:`benchmark.spec.RunSpec` takes its default from that field
+(:func:`spec_default`), so that a default is written once, in the specification, for the command line and the
+Python API alike (``tests/test_cli_spec.py`` holds every option of ``run`` to it)."""
 
 from __future__ import annotations
 
 import argparse
-from dataclasses import fields
+from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Optional
 
-from baselines.base_models import DEFAULT_MODEL, base_models
+from baselines.base_models import base_models
 from baselines.fast_path import ATTENTIONS, CPU_DEFAULTS, CUDA_DEFAULTS, DTYPES
 from baselines.paper_weights import PATH_VARIABLES, model_variable
 from baselines.profiles import ORACLE_DEFAULTS as ORACLE, default_profile, model_profiles, profiles
 from baselines.settings import BACKBONES
-from baselines.stablesr.backbone import DEFAULT_CFW_WEIGHT
-from baselines.stage1 import DEFAULT_GUIDANCE
 from baselines.stage2 import COLOUR_FIXES
 from baselines.tiling import FILLS, OFFSET_MODES, STRATEGIES, WEIGHTINGS
 from baselines.vae_tiling import VAE_TILING_MODES
 from benchmark.metrics.bootstrap import Bootstrap
-from benchmark.metrics.patches import DEFAULT_PROTOCOL as DEFAULT_PATCH_PROTOCOL, PatchProtocol
-from benchmark.runs.samples import DEFAULT_DATASET
-from benchmark.spec import DEFAULT_RUNS, RunSpec, parse_size
+from benchmark.metrics.patches import PatchProtocol
+from benchmark.spec import RunSpec, parse_size
+
+
+def spec_default(name: str):
+    """The default of the run specification's field ``name``: the one place it is written."""
+    field = next(item for item in fields(RunSpec) if item.name == name)
+    return field.default if field.default is not MISSING else field.default_factory()
 
 
 def escaped(text: str) -> str:
@@ -37,11 +44,11 @@ def add_include(parser: argparse.ArgumentParser):
 
 
 def add_device(parser: argparse.ArgumentParser):
-    parser.add_argument("--device", default="cpu", help="torch device (default: %(default)s)")
+    parser.add_argument("--device", default=spec_default("device"), help="torch device (default: %(default)s)")
 
 
-def add_runs(parser: argparse.ArgumentParser, default: Path = DEFAULT_RUNS, what: str = "where runs are written"):
-    parser.add_argument("--runs", type=Path, default=default, help=f"{what} (default: %(default)s)")
+def add_runs(parser: argparse.ArgumentParser, default: Optional[Path] = None, what: str = "where runs are written"):
+    parser.add_argument("--runs", type=Path, default=spec_default("runs") if default is None else default, help=f"{what} (default: %(default)s)")
 
 
 def add_reports(parser: argparse.ArgumentParser, flag: str = "--reports"):
@@ -61,7 +68,7 @@ def add_model_profile(parser: argparse.ArgumentParser, default: str = "tiny"):
 
 
 def add_model(parser: argparse.ArgumentParser):
-    parser.add_argument("--model", default=DEFAULT_MODEL, metavar="NAME",
+    parser.add_argument("--model", default=spec_default("model"), metavar="NAME",
                         help="stage I's base model: " + escaped("; ".join(f"{name}: {model.summary}" for name, model
                                                                           in base_models().items()))
                              + " (default: %(default)s; a method runs on the models it declares, `list` shows them; "
@@ -83,7 +90,7 @@ def _patch_protocol(text: str) -> str:
 
 
 def add_patch_protocol(parser):
-    parser.add_argument("--patch-protocol", type=_patch_protocol, default=DEFAULT_PATCH_PROTOCOL,
+    parser.add_argument("--patch-protocol", type=_patch_protocol, default=spec_default("patch_protocol"),
                         metavar="grid|random:K[:SEED]",
                         help="crops of fid_patch / kid_patch at native resolution, 299 px: grid (non-overlapping, "
                              "plus a pass shifted by half a crop) or K seeded random crops per image "
@@ -109,7 +116,7 @@ def add_protocols(parser):
 
 
 def add_bootstrap(parser):
-    parser.add_argument("--bootstrap", type=int, default=Bootstrap.resamples, metavar="N",
+    parser.add_argument("--bootstrap", type=int, default=spec_default("bootstrap"), metavar="N",
                         help="resamples of the seeded bootstrap over the generated images that gives every score its "
                              f"{Bootstrap.level:.0%}% interval (references fixed; 0: no intervals; default: %(default)s)")
 
@@ -126,7 +133,7 @@ def add_memory_budget(parser, *names: str, default: Optional[str] = None):
 
 def add_weight_paths(parser):
     parser.add_argument("--sd21", default=None, help="paper: SD 2.1-base folder (default: "
-                        f"${model_variable(DEFAULT_MODEL)}, else the Hugging Face cache)")
+                        f"${model_variable(spec_default('model'))}, else the Hugging Face cache)")
     parser.add_argument("--model-weights", default=None, metavar="DIR",
                         help="paper: the folder of the run's base model (--model), whichever it is, in diffusers' "
                              "layout (default: $ASD_<NAME>, the model's name upper-cased with - as _: $ASD_SDXL, "
@@ -167,11 +174,11 @@ def add_run_arguments(parser: argparse.ArgumentParser):
                              + ", ".join(f"{p.sample_limit} on {name}" for name, p in profiles().items()
                                          if p.sample_limit)
                              + " (of synthetic: 256x1024, 768x1024, 1024x256), the whole data set otherwise)")
-    parser.add_argument("--seed", type=int, default=0, help="run seed (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=spec_default("seed"), help="run seed (default: %(default)s)")
     add_device(parser)
     add_progress(parser)
     models = parser.add_argument_group(f"model profiles ({', '.join(model_profiles())})")
-    models.add_argument("--dataset", default=DEFAULT_DATASET,
+    models.add_argument("--dataset", default=spec_default("dataset"),
                         help="data set name or built folder whose items (caption, size, reference image; LR "
                              "input for super-resolution) are the samples, spread over sizes so that --limit N "
                              "takes N shapes (default: %(default)s, built on first use in "
@@ -187,12 +194,12 @@ def add_run_arguments(parser: argparse.ArgumentParser):
     models.add_argument("--sr-steps", type=int, default=None,
                         help="stage II DDPM steps (default: "
                              + ", ".join(f"{name} {p.steps[1]}" for name, p in model_profiles().items()) + ")")
-    models.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE,
+    models.add_argument("--guidance", type=float, default=spec_default("guidance"),
                         help="stage I classifier-free guidance scale (default: %(default)s, diffusers'; the "
                              "authors' UI uses 7.0)")
-    models.add_argument("--colour-fix", default="adain",
+    models.add_argument("--colour-fix", default=spec_default("colour_fix"),
                         help=f"stage II colour fix: {', '.join(COLOUR_FIXES)} (default: %(default)s)")
-    models.add_argument("--vae-tiling", default="auto", choices=VAE_TILING_MODES,
+    models.add_argument("--vae-tiling", default=spec_default("vae_tiling"), choices=VAE_TILING_MODES,
                         help="how every VAE encode and decode is tiled: sync (tiles with a halo, GroupNorm "
                              "statistics shared over the image: memory flat in the size), diffusers "
                              "(AutoencoderKL.enable_tiling), off (one call), auto (sync where the latent is "
@@ -201,7 +208,7 @@ def add_run_arguments(parser: argparse.ArgumentParser):
     models.add_argument("--backbone", default=None, choices=tuple(BACKBONES),
                         help="stage II's SR model: " + "; ".join(f"{k}: {v}" for k, v in BACKBONES.items())
                              + " (default: stablesr on paper when both its files are found, the paper's; x4 otherwise)")
-    models.add_argument("--cfw-weight", type=float, default=DEFAULT_CFW_WEIGHT, metavar="W",
+    models.add_argument("--cfw-weight", type=float, default=spec_default("cfw_weight"), metavar="W",
                         help="StableSR's CFW weight w: decoder features + w * fusion (0: the plain SD decoder; "
                              "default: %(default)s, the authors')")
     fast = parser.add_argument_group(
@@ -227,18 +234,18 @@ def add_run_arguments(parser: argparse.ArgumentParser):
                         help=f"tile side in latent px (default: {ORACLE['tile']} on oracle)")
     tiling.add_argument("--overlap", type=int, default=None,
                         help=f"explicit: overlap in latent px (default: {ORACLE['overlap']} on oracle)")
-    tiling.add_argument("--weighting", default="gaussian", help=f"tile blending weights: {', '.join(WEIGHTINGS)} "
-                        "(default: gaussian)")
-    tiling.add_argument("--offset", default="random", help=f"implicit: {', '.join(OFFSET_MODES)}; fixed is a "
-                        "constant shift of range/2 on every shifting step (default: random)")
+    tiling.add_argument("--weighting", default=spec_default("weighting"),
+                        help=f"tile blending weights: {', '.join(WEIGHTINGS)} (default: %(default)s)")
+    tiling.add_argument("--offset", default=spec_default("offset"), help=f"implicit: {', '.join(OFFSET_MODES)}; fixed "
+                        "is a constant shift of range/2 on every shifting step (default: %(default)s)")
     tiling.add_argument("--offset-range", type=int, default=None,
                         help="implicit: offsets are uniform in [0, range) latent px "
                              f"(default: {ORACLE['offset_range']} on oracle)")
-    tiling.add_argument("--reset-every", type=int, default=4,
-                        help="implicit: the offset is (0, 0) every k-th step (default: 4)")
-    tiling.add_argument("--fill", default="eps", help=f"implicit: uncovered strip, one of {', '.join(FILLS)}: eps = "
-                        "previous step's noise prediction (released code), latent = previous latent (paper text) "
-                        "(default: eps)")
+    tiling.add_argument("--reset-every", type=int, default=spec_default("reset_every"),
+                        help="implicit: the offset is (0, 0) every k-th step (default: %(default)s)")
+    tiling.add_argument("--fill", default=spec_default("fill"), help=f"implicit: uncovered strip, one of "
+                        f"{', '.join(FILLS)}: eps = previous step's noise prediction (released code), latent = "
+                        "previous latent (paper text) (default: %(default)s)")
     tiling.add_argument("--tile-batch-size", type=int, default=None,
                         help="tiles per denoiser call; for md, views per call (default: "
                              f"{CPU_DEFAULTS['tile_batch_size']} on CPU and the oracle, "
