@@ -319,6 +319,12 @@ def test_list_runs(capsys):
         assert heading in out
     for name in ("asd", "fstd", "sr-tile", "oracle", "tiny", "paper"):
         assert f"\n  {name} " in out
+    from benchmark.metrics.registry import metrics
+
+    listed = out.split("metrics:\n")[1].split("protocol presets")[0]
+    for metric in (m for m in metrics() if m.origin == "built-in"):  # each with its definition's source, next line
+        assert metric.source and f"  {metric.name} " in listed, metric.name
+        assert listed.split(f"  {metric.name} ")[1].splitlines()[1].strip() == f"source: {metric.source}"
 
 
 def test_weights_of_the_paper_profile_in_an_empty_home_says_what_is_missing_where(empty_home, capsys):

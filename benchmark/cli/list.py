@@ -37,6 +37,8 @@ def command(args: argparse.Namespace) -> int:
         applies = " and ".join(sorted(metric.applies_to))
         print(f"  {metric.name:16s} {applies}" + (", against references" if metric.needs_references else "")
               + ("" if metric.origin == "built-in" else f" [{metric.origin}]"))
+        if metric.source:
+            print(f"  {'':16s} source: {metric.source}")
     print("protocol presets (score --protocols):")
     for preset in presets():
         print(f"  {preset.name:16s} {preset.title}: {', '.join(preset.names.values())}\n"

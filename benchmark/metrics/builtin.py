@@ -52,7 +52,8 @@ def _too_few(context: "ScoringContext", metric: str) -> dict:
 
 
 @register_metric(applies_to=BOTH, needs_references=True, tolerance={"rel": 0.02}, higher_is_better=False,
-                 extras={"fid_per_ratio": {}, "fid_infinity": None}, skipped_extras=("fid_per_ratio", "fid_infinity"))
+                 extras={"fid_per_ratio": {}, "fid_infinity": None}, skipped_extras=("fid_per_ratio", "fid_infinity"),
+                 source='Heusel et al., NeurIPS 2017 (FID); features and resize as clean-fid 0.1.35 mode "clean" (Parmar et al., CVPR 2022)')
 def fid(context: "ScoringContext") -> MetricValue:
     name, _ = context.require_references()
     stats = context.reference_stats
@@ -76,7 +77,9 @@ def fid(context: "ScoringContext") -> MetricValue:
 
 @register_metric(applies_to=BOTH, needs_references=True, tolerance=KID_TOLERANCE, column="KID↓", digits=4,
                  higher_is_better=False, extras={"kid_std": None, "kid_per_ratio": {}},
-                 skipped_extras=("kid_per_ratio",))
+                 skipped_extras=("kid_per_ratio",),
+                 source="Binkowski et al., ICLR 2018 (KID: unbiased MMD, cubic kernel; subsets as torchmetrics'), on FID's "
+                        "features")
 def kid(context: "ScoringContext") -> MetricValue:
     name, _ = context.require_references()
     stats = context.reference_stats
@@ -97,7 +100,8 @@ def _patch_convention(context: "ScoringContext", **extra) -> dict:
 
 
 @register_metric(applies_to=BOTH, needs_references=True, tolerance={"rel": 0.02}, column="patch FID↓", digits=2,
-                 higher_is_better=False)
+                 higher_is_better=False,
+                 source='ours: FID of 299-px crops at native resolution, grid or seeded random (docs/metrics.md, "Patch FID / KID")')
 def fid_patch(context: "ScoringContext") -> MetricValue:
     patches = context.patch_scores()
     result = patches["fid"]
@@ -110,7 +114,8 @@ def fid_patch(context: "ScoringContext") -> MetricValue:
 
 
 @register_metric(applies_to=BOTH, needs_references=True, tolerance=KID_TOLERANCE, column="patch KID↓", digits=4,
-                 higher_is_better=False, extras={"kid_patch_std": None})
+                 higher_is_better=False, extras={"kid_patch_std": None},
+                 source='ours: KID of the crops of fid_patch (docs/metrics.md, "Patch FID / KID")')
 def kid_patch(context: "ScoringContext") -> MetricValue:
     patches = context.patch_scores()
     result = patches["kid"]
@@ -120,7 +125,8 @@ def kid_patch(context: "ScoringContext") -> MetricValue:
                        extra={"kid_patch_std": result["std"]}, resample=lambda positions: kid_of(crops(positions)))
 
 
-@register_metric(applies_to=BOTH, tolerance={"rel": 0.02}, higher_is_better=True)
+@register_metric(applies_to=BOTH, tolerance={"rel": 0.02}, higher_is_better=True,
+                 source='Salimans et al., NeurIPS 2016 (IS, 10 splits); clean-fid 0.1.35 Inception logits')
 def inception_score(context: "ScoringContext") -> MetricValue:
     result = metrics.inception_score(context.generated)
     logits, splits = context.generated.logits, result["conventions"]["splits"]
@@ -132,7 +138,9 @@ def inception_score(context: "ScoringContext") -> MetricValue:
 
 @register_metric(applies_to=(TEXT_TO_IMAGE,), tolerance={"rel": 0.02, "abs": 0.05},  # floored at 0 by definition
                  higher_is_better=True,
-                 inapplicable_reason="super-resolution: its images follow the LR input, not the caption")
+                 inapplicable_reason="super-resolution: its images follow the LR input, not the caption",
+                 source="100 x cosine of OpenCLIP image and text embeddings, floored at 0, as torchmetrics' CLIPScore "
+                        "(Hessel et al., EMNLP 2021, without its 2.5 weight)")
 def clip_score(context: "ScoringContext") -> MetricValue:
     clip = context.clip
     return MetricValue(float(context.clip_values.mean()),
@@ -147,7 +155,8 @@ def _fidelity_convention(context: "ScoringContext", report: dict, **extra) -> di
 
 
 @register_metric(applies_to=(SUPER_RESOLUTION,), tolerance={"abs": 0.05}, higher_is_better=True,
-                 inapplicable_reason=NO_GROUND_TRUTH)
+                 inapplicable_reason=NO_GROUND_TRUTH,
+                 source='PSNR on Y (BT.601, data range 255), scikit-image')
 def psnr_y(context: "ScoringContext") -> MetricValue:
     report = context.fidelity()
     return MetricValue(report["values"]["psnr"], _fidelity_convention(context, report),
@@ -155,7 +164,8 @@ def psnr_y(context: "ScoringContext") -> MetricValue:
 
 
 @register_metric(applies_to=(SUPER_RESOLUTION,), tolerance={"abs": 0.005}, higher_is_better=True,
-                 inapplicable_reason=NO_GROUND_TRUTH)
+                 inapplicable_reason=NO_GROUND_TRUTH,
+                 source='SSIM on Y (Wang et al., 2004), scikit-image structural_similarity')
 def ssim_y(context: "ScoringContext") -> MetricValue:
     report = context.fidelity()
     return MetricValue(report["values"]["ssim"],
@@ -164,7 +174,8 @@ def ssim_y(context: "ScoringContext") -> MetricValue:
 
 
 @register_metric(applies_to=(SUPER_RESOLUTION,), tolerance={"abs": 0.005}, higher_is_better=False,
-                 inapplicable_reason=NO_GROUND_TRUTH)
+                 inapplicable_reason=NO_GROUND_TRUTH,
+                 source='Zhang et al., CVPR 2018 (LPIPS, AlexNet), the lpips package')
 def lpips(context: "ScoringContext") -> MetricValue:
     report = context.fidelity()
     network = context.lpips
@@ -182,7 +193,9 @@ def _seam(image: Path, record: dict) -> float:
                        tuple(output["crop_top_left"]))
 
 
-@register_metric(applies_to=BOTH, tolerance={"rel": 0.02}, higher_is_better=False, needs_stage2_tiles=True)
+@register_metric(applies_to=BOTH, tolerance={"rel": 0.02}, higher_is_better=False, needs_stage2_tiles=True,
+                 source='ours: squared jumps across stage II\'s tile borders over those elsewhere (docs/metrics.md, '
+                        '"Seam score")')
 def seam_score(context: "ScoringContext") -> MetricValue:
     records = context.records
     values = [_seam(image, record) for image, record in zip(context.images, records)]

@@ -107,7 +107,7 @@ def _conventions(context: "ScoringContext", **extra) -> dict:
 
 
 @register_metric(applies_to=(TEXT_TO_IMAGE, SUPER_RESOLUTION), tolerance={"rel": 1e-3}, higher_is_better=True,
-                 column="GLCM↑", digits=3)
+                 column="GLCM↑", digits=3, source=SOURCE)
 def glcm_score(context: "ScoringContext") -> MetricValue:
     """Diffusion-4K's GLCM score (module docstring): texture richness per 64-px patch."""
     values = [glcm_image_score(decoded) for decoded, _, _ in _released(context)]
@@ -120,7 +120,7 @@ def glcm_score(context: "ScoringContext") -> MetricValue:
 
 
 @register_metric(applies_to=(TEXT_TO_IMAGE, SUPER_RESOLUTION), tolerance={"rel": 1e-3}, higher_is_better=False,
-                 column="compression↓", digits=2)
+                 column="compression↓", digits=2, source=SOURCE)
 def compression_ratio(context: "ScoringContext") -> MetricValue:
     """Diffusion-4K's compression ratio: raw RGB bytes over JPEG bytes, a ratio of sums over the images."""
     stored = _released(context)

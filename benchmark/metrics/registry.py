@@ -74,6 +74,7 @@ class Metric:
     extras: Mapping = field(default_factory=dict)  # extra score keys and their value when not computed
     skipped_extras: tuple = ()  # extra keys that share the metric's skipped reason when it is skipped
     inapplicable_reason: Optional[str] = None  # skipped reason on runs of a task outside applies_to
+    source: Optional[str] = None  # where its definition comes from (paper, code at a commit, or ours), for `list`
 
     def reason_for_task(self, task: str) -> str:
         """Why the metric is skipped on a run of ``task`` (a task outside ``applies_to``)."""
@@ -99,14 +100,15 @@ def register_metric(name: Optional[str] = None, *, applies_to: Iterable[str] = T
                     tolerance: Optional[Mapping] = None, column: Optional[str] = None, digits: int = 2,
                     higher_is_better: Optional[bool] = None, needs_stage2_tiles: bool = False,
                     extras: Optional[Mapping[str, Any]] = None, skipped_extras: Iterable[str] = (),
-                    inapplicable_reason: Optional[str] = None):
+                    inapplicable_reason: Optional[str] = None, source: Optional[str] = None):
     """Decorator: register ``function(context) -> MetricValue`` (or a float, or None) as a metric.
 
     ``name`` defaults to the function's name; a name already registered raises ValueError.
     ``tolerance`` defaults to ``{"rel": 0.02}``. ``extras`` are the extra keys of ``scores``
     the metric fills (via ``MetricValue.extra``) with their value when it is not computed;
-    ``skipped_extras`` those of them that are skipped with the metric's reason. Returns the
-    function unchanged.
+    ``skipped_extras`` those of them that are skipped with the metric's reason. ``source``: where its
+    definition comes from (a paper, code at a commit, or "ours" with the doc that defines it), which
+    ``list`` shows. Returns the function unchanged.
     """
     if callable(name):  # used bare: @register_metric
         return register_metric()(name)
@@ -122,7 +124,7 @@ def register_metric(name: Optional[str] = None, *, applies_to: Iterable[str] = T
                         MappingProxyType(dict(tolerance if tolerance is not None else {"rel": 0.02})), column,
                         int(digits), higher_is_better, bool(needs_stage2_tiles),
                         BUILT_IN if module.startswith(_BUILTIN_PACKAGE) else origin_of(module), MappingProxyType(extras),
-                        tuple(skipped_extras), inapplicable_reason)
+                        tuple(skipped_extras), inapplicable_reason, source)
         _add(metric)
         return function
 

@@ -87,7 +87,9 @@ def native_side(results: dict) -> int:
 
 
 @register_metric(applies_to=(TEXT_TO_IMAGE,), tolerance={"rel": 1e-3, "abs": 1e-3}, higher_is_better=False,
-                 column="repetition↓", digits=2)
+                 column="repetition↓", digits=2,
+                 source='ours: distant self-similarity of band-passed grey at the base model\'s native scale '
+                        '(docs/metrics.md, "Repetition")')
 def repetition(context: "ScoringContext") -> MetricValue:
     """The mean repetition score of the run's images (module docstring)."""
     side = native_side(context.results)
