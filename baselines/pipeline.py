@@ -25,6 +25,7 @@ from baselines.paper_weights import (BASE, STABLESR_FILES, WeightPaths, locate_p
                                      resolve_paper_weights)
 from baselines.profiles import get_profile
 from baselines.registry import LoadContext, Method
+from baselines.sample_record import Crop, SampleRecord, StageOne, StageTwo
 from baselines.settings import Settings, Seeds, centre_crop, check_size, nearest_bucket, working_size
 from baselines.stage1 import generate
 from baselines.stage2 import SRBackbone, X4UpscalerBackbone, super_resolve
@@ -73,10 +74,10 @@ class AnySizePipeline:
     lora_note: Optional[str] = None  # why an ARAD method runs without the LoRA (a model trained on buckets)
 
     def __call__(self, prompt: str, size: tuple[int, int], seeds: Seeds,
-                 source: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, dict]:
+                 source: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, SampleRecord]:
         """The image (1, 3, H, W) in [-1, 1] and the sample's record; ``source`` feeds stage II alone."""
         check_size(size)
-        record = {"prompt": prompt, "size": list(size)}
+        stage_one = stage_two = None
 
         # 1. stage I: text to image, at the requested size or the nearest bucket
         if self.stages.base:
@@ -86,12 +87,11 @@ class AnySizePipeline:
                               guidance=self.settings.guidance, tiling=tiling,
                               generator=seeds.generator("noise"), vae_tiling=self.settings.vae_tiling)
             image = result.image
-            record["stage1"] = {
-                "model": self.stage1_model(), "size": list(stage1_size), "size_rule": rule, "steps": self.settings.steps,
+            stage_one = StageOne(stage1_size, result.unet_calls, result.tile_evaluations, {
+                "model": self.stage1_model(), "size_rule": rule, "steps": self.settings.steps,
                 "sampler": "DDIM (eta 0)", "guidance": self.settings.guidance,
-                "unet_calls": result.unet_calls, "unet_rows_per_tile": 2 if self.settings.guidance > 1 else 1,
-                "tile_evaluations": result.tile_evaluations, "tiling": tiling.as_record(),
-                "vae_tiling": self.settings.vae_tiling.effective(self.latent_size(stage1_size, self.text_to_image.vae))}
+                "unet_rows_per_tile": 2 if self.settings.guidance > 1 else 1, "tiling": tiling.as_record(),
+                "vae_tiling": self.settings.vae_tiling.effective(self.latent_size(stage1_size, self.text_to_image.vae))})
         else:
             image = source
 
@@ -103,23 +103,20 @@ class AnySizePipeline:
                                generator=seeds.generator("sr_noise"),
                                offsets=seeds.generator("offsets"))
             image = sr.image
-            record["stage2"] = {
-                "backbone": self.backbone.name, "size": list(sr_size), "latent_size": list(sr.latent_size),
+            stage_two = StageTwo(sr_size, sr.denoiser_calls, sr.tile_evaluations, sr.tiles_per_step, {
+                "backbone": self.backbone.name, "latent_size": list(sr.latent_size),
                 "steps": self.settings.sr_steps,
                 "sampler": getattr(self.backbone, "sampler", "DDPM (ancestral, trailing spacing)"),
-                "colour_fix": self.settings.colour, "denoiser_calls": sr.denoiser_calls,
+                "colour_fix": self.settings.colour,
                 "vae_tiling": self.settings.vae_tiling.effective(sr.latent_size),
-                "tile_evaluations": sr.tile_evaluations,
-                "tile_plan": {**self.sr_tiling.as_record(), "tiles_per_step": sr.tiles_per_step,
+                "tile_plan": {**self.sr_tiling.as_record(),
                               "tile_px": self.sr_tiling.tile * self.backbone.latent_factor,
-                              "offsets": [list(o) for o in sr.offsets]}}
+                              "offsets": [list(o) for o in sr.offsets]}})
 
         # 3. the exact size
         working = tuple(image.shape[-2:])
         image, crop = centre_crop(image, size)
-        record["output"] = {"working_size": list(working), "cropped": working != tuple(size),
-                            "crop_top_left": list(crop)}
-        return image, record
+        return image, SampleRecord(size, stage_one, stage_two, Crop(working, crop), {"prompt": prompt})
 
     @property
     def input_factor(self) -> Optional[int]:

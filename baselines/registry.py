@@ -5,8 +5,10 @@ memory as a result, ceilings, sharding, resume, scores, the regression guard, re
 is the suite's and reads the entry. ``load(method, context)`` loads the models once per run
 and returns a *sampler*: ``sampler(prompt, size, seeds, source)`` makes one sample, the image
 (1, 3, H, W) in [-1, 1] or 8-bit, of exactly ``size``, and its record; ``sampler.describe()``
-says what made the images (it goes into ``run.json``). A sampler of a method whose inputs
-are LR/HR pairs also has ``input_factor``: the LR image is the HR one downscaled by it.
+says what made the images (it goes into ``run.json``). The record is a
+:class:`baselines.sample_record.SampleRecord`: the runner reads its calls, sizes and crop. A
+sampler of a method whose inputs are LR/HR pairs also has ``input_factor``: the LR image is
+the HR one downscaled by it.
 
 The built-in methods are registered by :mod:`baselines.methods` (their names are spelled
 there only); a user's by :func:`register_method`, from a module given to ``--include`` or
@@ -44,8 +46,9 @@ PIECE_ALIASES = {"sd21": BASE}
 
 class Sampler(Protocol):
     def __call__(self, prompt: str, size: tuple[int, int], seeds: Any,
-                 source: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, dict]:
-        """One image of exactly ``size`` and its record."""
+                 source: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, Any]:
+        """One image of exactly ``size`` and its record: a :class:`baselines.sample_record.SampleRecord` (or a
+        plain dict in its JSON layout)."""
 
     def describe(self) -> dict:
         """What produced the images (models, weights, settings); stored in ``run.json``."""

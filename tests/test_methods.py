@@ -229,7 +229,7 @@ def test_an_odd_size_comes_out_exact_through_both_stages(tmp_path):
     pipeline = load_sampler("sr-tile-plus", Settings(steps=1, sr_steps=2))
     image, record = pipeline("a kite", (65, 203), Seeds(1, 2, 3))
     assert image.shape[-2:] == (65, 203)
-    assert record["stage2"]["size"] == [68, 204] and record["output"]["cropped"]
+    assert record.stage2.size == (68, 204) and record.cropped and record.crop.working_size == (68, 204)
 
 
 def test_colour_fixes_take_colour_from_the_reference():
@@ -250,4 +250,4 @@ def test_half_precision_models_as_on_cuda_run_with_partial_tiles():
     image, record = pipeline("a kite", (130, 190), Seeds(1, 2, 3))
     assert pipeline.text_to_image.unet.dtype == torch.float16
     assert image.shape[-2:] == (130, 190) and torch.isfinite(image).all()
-    assert record["stage2"]["latent_size"] == [33, 48]  # one tile smaller than 128 on both axes
+    assert record.stage2.details["latent_size"] == [33, 48]  # one tile smaller than 128 on both axes

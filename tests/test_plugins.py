@@ -21,6 +21,7 @@ from baselines.registry import get_method, methods, unregister_method
 from benchmark import api, guard, plugins
 from benchmark.cli import main
 from benchmark.errors import PluginError
+from benchmark.reporting.all_methods import OWN_INPUTS_TITLE
 from benchmark.runs.runner import PARTIAL_EXIT
 from benchmark.metrics.registry import metric_names, unregister_metric
 from benchmark.spec import RunSpec
@@ -207,7 +208,7 @@ def test_a_run_whose_every_sample_failed_shows_failed_not_oom_in_its_own_table(p
     assert results["failed_samples"] == 1 and results["finished_samples"] == 0 and "1 failed" in results["note"]
     api.report(tmp_path / "runs", tmp_path / "reports")
     text = (tmp_path / "reports" / "tiny.md").read_text()
-    table = text[text.index("### Runs without a data set"):]
+    table = text[text.index(f"### {OWN_INPUTS_TITLE}"):]
     row = next(line for line in table.splitlines() if line.startswith(f"| {plugin['method']} "))
     cells = [cell.strip() for cell in row.strip("|").split("|")]
     assert "512×256" in cells and "a tall lighthouse" in cells and "failed" in cells and "OOM" not in cells

@@ -50,7 +50,7 @@ def run_recorded(name: str, case: dict, monkeypatch, model: str = "sd21", **fiel
         image, record = sampler(release["prompt"], tuple(case["size"]),
                                 Seeds(seeds["noise"], seeds["sr_noise"], seeds["offsets"]))
     uint8 = ((image[0].float() + 1) / 2).clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).numpy()
-    return torch.cat([out.prev_sample for out in latents]), uint8, record["stage1"], sampler
+    return torch.cat([out.prev_sample for out in latents]), uint8, record.stage1.as_dict(), sampler
 
 
 @pytest.mark.parametrize("model, case", [(model, case) for model, release in RELEASES.items()

@@ -105,7 +105,7 @@ def test_sr_plus_on_sdxl_equals_diffusers_sdxl_pipeline_on_the_latent(models):
     assert difference <= 1e-5
     decoded = models.vae.decode(theirs / models.vae.config.scaling_factor).sample.clamp(-1, 1)
     assert image.shape == (1, 3, *SIZE) and (image - decoded).abs().max() <= 1e-4
-    assert record["stage1"]["model"] == get_base_model("sdxl").title and record["stage1"]["unet_calls"] == STEPS
+    assert record.stage1.details["model"] == get_base_model("sdxl").title and record.stage1.unet_calls == STEPS
 
 
 # --- choosing the model: --model, refusals, records, run folders ------------------------------------------------

@@ -15,6 +15,7 @@ from baselines.registry import LoadContext, get_method, in_plan
 from baselines.settings import Seeds, Settings, nearest_bucket
 from benchmark import guard
 from benchmark.regression import identity
+from benchmark.reporting.all_methods import OWN_INPUTS_TITLE
 from benchmark.spec import RunSpec
 from datasets_build.sizes import ARAD_BUCKETS
 
@@ -54,10 +55,11 @@ def test_asd_on_sdxl_is_sdxl_at_its_bucket_without_lora_and_says_so():
         image, record = asd("a lighthouse", (200, 712), SEEDS)
         plus, plus_record = sampler("sr-tile-plus", "sdxl")("a lighthouse", (200, 712), SEEDS)
     assert image.shape[-2:] == (200, 712)
-    stage1 = record["stage1"]
-    assert stage1["size"] == list(nearest_bucket((200, 712), SDXL_BUCKETS)) == [512, 1856]  # ratio 0.281: 0.276
-    assert stage1["model"] == "SDXL (no ARAD LoRA: trained on aspect buckets)" and plus_record["stage1"]["model"] == "SDXL"
-    assert "SDXL's 40 training buckets" in stage1["size_rule"]
+    stage1 = record.stage1
+    assert stage1.size == nearest_bucket((200, 712), SDXL_BUCKETS) == (512, 1856)  # ratio 0.281: 0.276
+    assert stage1.details["model"] == "SDXL (no ARAD LoRA: trained on aspect buckets)"
+    assert plus_record.stage1.details["model"] == "SDXL"
+    assert "SDXL's 40 training buckets" in stage1.details["size_rule"]
     described = asd.describe()
     assert described["lora"] is None and "trained on its aspect buckets" in described["lora_note"]
     assert "lora_note" not in sampler("sr-tile-plus", "sdxl").describe()
@@ -74,9 +76,9 @@ def test_multidiffusion_views_are_the_models_native_latent_at_an_eighth_stride(m
     size = (256, 8 * (view + view // 8))  # one view high, two views wide
     with one_thread():
         _, record = sampler("md", model)("a lighthouse", size, SEEDS)
-    tiling = record["stage1"]["tiling"]
+    tiling = record.stage1.details["tiling"]
     assert (tiling["tile"], tiling["tile"] - tiling["overlap"]) == (view, view // 8)
-    assert record["stage1"]["tile_evaluations"] == 2  # two views, one step
+    assert record.stage1.tile_evaluations == 2  # two views, one step
 
 
 def test_only_the_arad_methods_stay_on_sd21_and_are_refused_on_sdxl_naming_their_models():
@@ -136,8 +138,14 @@ def test_tables_model_sdxl_runs_and_reports_sdxls_table_alone(tmp_path, monkeypa
     rows = [line for line in section.splitlines() if line.startswith("| 256×256")]
     assert [row.split("|")[2].strip() for row in rows] == ["sr-plus", "md"]  # ar-plus does not run on SDXL
     cells = [[cell.strip() for cell in row.split("|")[3:9]] for row in rows]  # FID, KID, patch FID/KID, IS, CLIP
-    assert all(row[:4] == ["skipped"] * 4 and "[" in row[4] and "[" in row[5] for row in cells)  # --size: no references
-    assert "no reference images (--size replaced the data set's sizes)" in section
+    # --size keeps the set's images as references: FID and KID with intervals; a 256² image holds no 299-px crop
+    assert all("[" in row[0] and "[" in row[1] and row[2:4] == ["skipped"] * 2 and "[" in row[4] and "[" in row[5]
+               for row in cells)
+    assert "smaller than the 299-px crop" in section and "no reference images" not in section
     assert "base model (stage I): sdxl" in section and "Not run: `python -m benchmark tables --model sd21`" in text
     table1 = text.split("## Table 1")[1].split("## Table 2")[0]
     assert "sdxl" not in table1  # the paper's tables hold SD 2.1's runs only
+    # a run at a size of its own is not one of the set's own items: listed on its own, not in "All methods"
+    assert "No run on a data set" in text.split("## All methods, per data set")[1].split("\n## ")[0]
+    own = text.split(f"\n## {OWN_INPUTS_TITLE}")[1]
+    assert "| sr-plus " in own and "| md " in own

@@ -81,7 +81,7 @@ def test_scalecrafter_at_the_native_size_is_plain_sd():
         sampler = load_sampler("scalecrafter", Settings(steps=1, sr_steps=1))
         image, record = sampler("a lighthouse", (512, 512), SEEDS)
         assert torch.allclose(image, plain_sd((512, 512), 1), atol=1e-5)
-    assert record["stage1"]["scalecrafter"]["settings_for"] == "512x512"
+    assert record.stage1.details["scalecrafter"]["settings_for"] == "512x512"
 
 
 @pytest.mark.parametrize("row_size, calls", [((1024, 1024), 4), ((2048, 2048), 4 + 3)])
@@ -94,9 +94,9 @@ def test_scalecrafter_redilates_and_damps_guidance_where_its_settings_say(monkey
         sampler = load_sampler("scalecrafter", Settings(steps=4, sr_steps=1))
         image, record = sampler("a lighthouse", (256, 256), SEEDS)
         assert not torch.allclose(image, plain_sd((256, 256), 4), atol=1e-3)
-    settings = record["stage1"]["scalecrafter"]
+    settings = record.stage1.details["scalecrafter"]
     assert settings["settings_for"] == "x".join(map(str, row_size)) and not settings["exact"]
-    assert settings["dilate_steps"] == round(row.dilate_tau * 4 / 50) and record["stage1"]["unet_calls"] == calls
+    assert settings["dilate_steps"] == round(row.dilate_tau * 4 / 50) and record.stage1.unet_calls == calls
 
 
 # --- HiDiffusion ----------------------------------------------------------------------------------
@@ -121,7 +121,7 @@ def test_hidiffusion_equals_the_package_applied_to_diffusers_own_pipeline():
                          num_inference_steps=steps, generator=SEEDS.generator("noise"), output_type="pt").images
         assert torch.allclose((ours + 1) / 2, reference, atol=1e-4)
         assert not torch.allclose(ours, plain_sd(size, steps), atol=1e-3)  # the package changed the UNet
-    chosen = record["stage1"]["hidiffusion"]
+    chosen = record.stage1.details["hidiffusion"]
     assert chosen["table"] == "sd15_1024" and chosen["T1_steps"] == 1
     assert chosen["package_version"] == importlib.metadata.version("hidiffusion")
     assert sampler.describe()["method_settings"]["version"] == importlib.metadata.version("hidiffusion")
@@ -134,7 +134,7 @@ def test_demofusion_at_the_native_size_is_plain_sd():
         sampler = load_sampler("demofusion", Settings(steps=1, sr_steps=1))
         image, record = sampler("a lighthouse", (512, 512), SEEDS)
         assert torch.allclose(image, plain_sd((512, 512), 1), atol=1e-5)
-    assert len(record["stage1"]["demofusion"]["phases"]) == 1
+    assert len(record.stage1.details["demofusion"]["phases"]) == 1
 
 
 @pytest.mark.parametrize("shape, k", [((1, 4, 16, 16), 2), ((1, 4, 13, 17), 3), ((2, 4, 9, 8), 4)])
@@ -154,7 +154,7 @@ def test_the_skip_residual_weight_follows_its_cosine_schedule_at_both_ends():
     with one_thread():
         sampler = load_sampler("demofusion", Settings(steps=2, sr_steps=1))
         _, record = sampler("a lighthouse", (512, 1024), SEEDS)
-    phases = record["stage1"]["demofusion"]["phases"]
+    phases = record.stage1.details["demofusion"]["phases"]
     assert [p["size"] for p in phases] == [[256, 512], [512, 1024]] and phases[1]["dilation"] == 2
     timesteps = DDIMScheduler.from_config(sampler.models.scheduler_config)
     timesteps.set_timesteps(2)
@@ -231,7 +231,7 @@ def test_dispersion_runs_where_the_2048_row_lists_it_and_only_in_the_variant():
     with one_thread():
         sampler = load_sampler("scalecrafter-disperse", Settings(steps=1, sr_steps=1))
         _, record = sampler("a lighthouse", (512, 512), SEEDS)
-    assert record["stage1"]["scalecrafter"]["dispersed_convolutions"] == 0  # no list at the native size
+    assert record.stage1.details["scalecrafter"]["dispersed_convolutions"] == 0  # no list at the native size
 
 
 def test_the_variant_disperses_the_listed_convolutions_while_redilating(monkeypatch):
@@ -243,5 +243,5 @@ def test_the_variant_disperses_the_listed_convolutions_while_redilating(monkeypa
         for name in ("scalecrafter", "scalecrafter-disperse"):
             sampler = load_sampler(name, Settings(steps=2, sr_steps=1))
             images[name], record = sampler("a lighthouse", (256, 256), SEEDS)
-    assert record["stage1"]["scalecrafter"]["dispersed_convolutions"] == 23
+    assert record.stage1.details["scalecrafter"]["dispersed_convolutions"] == 23
     assert not torch.allclose(images["scalecrafter"], images["scalecrafter-disperse"], atol=1e-4)

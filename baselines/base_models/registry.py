@@ -167,9 +167,12 @@ def unregister_base_model(name: str):
 
 
 def base_models() -> dict[str, BaseModel]:
-    """Every registered base model by name, built-ins first."""
+    """Every registered base model by name: the default, the other built-ins by name, then users' in the order
+    they registered (the same order whichever module was imported first)."""
     _builtins_loaded()
-    return dict(_MODELS)
+    built_in = sorted((m for m in _MODELS.values() if m.origin == BUILT_IN), key=lambda m: (m.name != DEFAULT_MODEL,
+                                                                                               m.name))
+    return {m.name: m for m in built_in} | {n: m for n, m in _MODELS.items() if m.origin != BUILT_IN}
 
 
 def get_base_model(name: str) -> BaseModel:

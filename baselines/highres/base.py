@@ -17,6 +17,7 @@ import torch
 from baselines.base_models import Conditioning
 from baselines.models import TextToImageModels, load_text_to_image
 from baselines.registry import LoadContext, Method
+from baselines.sample_record import Crop, SampleRecord, StageOne
 from baselines.settings import Settings, Seeds, centre_crop, check_size, working_size
 from baselines.vae_tiling import decode, vae_factor
 
@@ -45,27 +46,26 @@ class TrainingFreeSampler:
                    fast.as_record(context.device, context.settings.fast_path))
 
     def __call__(self, prompt: str, size: tuple[int, int], seeds: Seeds,
-                 source: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, dict]:
+                 source: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, SampleRecord]:
         check_size(size)
         working = working_size(size, MULTIPLE)
         factor = vae_factor(self.models.vae)
         negative, positive = self.models.guidance_pair(prompt, working)
-        latent, record = self.latent(negative, positive, (working[0] // factor, working[1] // factor), seeds)
+        latent, stage = self.latent(negative, positive, (working[0] // factor, working[1] // factor), seeds)
         image = decode(self.models.vae, latent.float() / self.models.vae.config.scaling_factor,
                        self.settings.vae_tiling).clamp_(-1, 1)
         image, crop = centre_crop(image, size)
-        stage1 = {"model": self.models.base.title, "method": self.method.name, "size": list(working),
-                  "size_rule": f"requested size, next multiple of {MULTIPLE} px", "steps": self.settings.steps,
-                  "sampler": "DDIM (eta 0)", "guidance": self.settings.guidance, **record,
-                  "vae_tiling": self.settings.vae_tiling.effective(tuple(latent.shape[-2:]))}
-        return image.to(self.models.vae.dtype), {
-            "stage1": stage1, "output": {"working_size": list(working), "cropped": tuple(working) != tuple(size),
-                                         "crop_top_left": list(crop)}}
+        stage = replace(stage, size=working, details={
+            "model": self.models.base.title, "method": self.method.name,
+            "size_rule": f"requested size, next multiple of {MULTIPLE} px", "steps": self.settings.steps,
+            "sampler": "DDIM (eta 0)", "guidance": self.settings.guidance, **stage.details,
+            "vae_tiling": self.settings.vae_tiling.effective(tuple(latent.shape[-2:]))})
+        return image.to(self.models.vae.dtype), SampleRecord(size, stage, crop=Crop(working, crop))
 
     def latent(self, negative: Conditioning, positive: Conditioning, latent_hw: tuple[int, int],
-               seeds: Seeds) -> tuple[torch.Tensor, dict]:
+               seeds: Seeds) -> tuple[torch.Tensor, StageOne]:
         """The denoised latent of ``latent_hw`` (noise from ``seeds.generator("noise")``) and what the
-        sample's record should say of it."""
+        sample's record should say of it (its calls, and in ``details`` its own settings; the size is filled in)."""
         raise NotImplementedError
 
     def parameters(self) -> dict:

@@ -46,6 +46,7 @@ from diffusers.utils.torch_utils import randn_tensor
 
 from baselines.base_models import Conditioning
 from baselines.highres.base import MULTIPLE, TrainingFreeSampler
+from baselines.sample_record import StageOne
 from baselines.settings import working_size
 from baselines.stage1 import UNTILED, ddim, denoise, guided
 from baselines.tiling import TiledDenoiser, TilingConfig, plan_step
@@ -190,9 +191,9 @@ class DemoFusionSampler(TrainingFreeSampler):
                                                generator, anchor)
             phases.append({"size": list(size), **phase})
         calls = sum(phase["unet_calls"] for phase in phases)
-        return latent, {"unet_calls": calls, "unet_rows_per_tile": 2 if self.settings.guidance > 1 else 1,
-                        "tile_evaluations": calls,
-                        "demofusion": {"phases": phases, **asdict(self.demofusion), **RUN_AS}}
+        return latent, StageOne(unet_calls=calls, tile_evaluations=calls, details={
+            "unet_rows_per_tile": 2 if self.settings.guidance > 1 else 1,
+            "demofusion": {"phases": phases, **asdict(self.demofusion), **RUN_AS}})
 
     def upscale_phase(self, previous: torch.Tensor, latent_hw: tuple[int, int], k: int, negative: Conditioning,
                       positive: Conditioning, generator: torch.Generator,

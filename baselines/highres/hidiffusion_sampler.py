@@ -25,6 +25,7 @@ from baselines.base_models.sd21 import SD21_REPO
 from baselines.base_models.sdxl import SDXL_REPO
 from baselines.highres.base import TrainingFreeSampler
 from baselines.highres.hidiffusion_shim import import_hidiffusion, version
+from baselines.sample_record import StageOne
 
 
 @dataclass(frozen=True)
@@ -149,8 +150,9 @@ class HiDiffusionSampler(TrainingFreeSampler):
                                output_type="latent", return_dict=False)[0]
         calls = self.settings.steps
         chosen = chosen_settings(latent_hw, self.settings.steps, self.models.base_model)
-        return latent, {"unet_calls": calls, "unet_rows_per_tile": 2 if self.settings.guidance > 1 else 1,
-                        "tile_evaluations": calls, "hidiffusion": {**chosen, "window_shift_seed": seeds.offsets}}
+        return latent, StageOne(unet_calls=calls, tile_evaluations=calls, details={
+            "unet_rows_per_tile": 2 if self.settings.guidance > 1 else 1,
+            "hidiffusion": {**chosen, "window_shift_seed": seeds.offsets}})
 
     def parameters(self) -> dict:
         entry = package_model(self.models.base_model)

@@ -35,6 +35,7 @@ from baselines.base_models import Conditioning
 from baselines.highres.base import TrainingFreeSampler
 from baselines.highres.dispersion import dispersed_weight
 from baselines.highres.redilation import redilated
+from baselines.sample_record import StageOne
 from baselines.stage1 import start
 from baselines.vae_tiling import vae_factor
 
@@ -253,7 +254,7 @@ class ScaleCrafterSampler(TrainingFreeSampler):
         finally:
             if freeu:
                 unet.disable_freeu()  # the UNet is shared: as it was for whatever runs next
-        return latent, {"unet_calls": calls, "unet_rows": rows, "tile_evaluations": calls, **self._sampling(),
+        return latent, StageOne(unet_calls=calls, tile_evaluations=calls, details={"unet_rows": rows, **self._sampling(),
                         "scalecrafter": {"settings_for": "x".join(map(str, row.size)), "source": row.source,
                                          "exact": (row.size[::-1] if transposed else row.size) == px,
                                          "transposed": transposed, "dilate_steps": dilate_steps,
@@ -264,7 +265,7 @@ class ScaleCrafterSampler(TrainingFreeSampler):
                                          "convolutions": {which: len(names) for which, names in full.items()},
                                          "unmatched": sorted(set(unmatched(unet, row.blocks)
                                                                  + unmatched(unet, row.ndcfg_blocks or {}))),
-                                         "dispersed_convolutions": len(spread)}}
+                                         "dispersed_convolutions": len(spread)}})
 
     def _sampling(self) -> dict:
         """How the DDIM loop ran, in the record and ``run.json`` (the variant differs from the release here)."""

@@ -6,7 +6,7 @@ results say), with every metric that has a report column, time and memory, and t
 paper's figures beside where the paper has them (Table 2 for its data sets, Table 1 for
 MM-CelebA-HQ). Methods come in registry order, unknown ones after, by name.
 
-Runs without a data set (``--prompt``, ``--size``) have no references, so no FID; they get
+Runs not on a set's own items (``--prompt``, ``--size``) are not comparable with those; they get
 their own table, one row per run, rather than being left out of the report.
 """
 
@@ -23,7 +23,7 @@ from benchmark.reporting.model_tables import (_how, _measured, _notes, _paper, _
                                               extra_scores, pick)
 from benchmark.reporting.provenance import ceiling_provenance
 from benchmark.metrics.registry import TEXT_TO_IMAGE, run_task
-from benchmark.runs.records import model_of
+from benchmark.runs.records import model_of, on_set_items
 
 CAPTION = ("One row per method with runs on this data set build (built-in or a plugin's; `origin` says which), "
            "at whatever sizes its runs have; where several runs of a method fit, the one with the most images, "
@@ -48,7 +48,7 @@ def all_methods(results: list[dict], ceilings: list[dict] = ()) -> str:
     builds = defaultdict(list)
     for result in results:
         dataset = result.get("dataset") or {}
-        if dataset.get("name"):
+        if on_set_items(result):
             builds[(dataset["name"], dataset.get("manifest_hash") or "")].append(result)
     order = list(methods())
     blocks = []
@@ -76,9 +76,11 @@ def all_methods(results: list[dict], ceilings: list[dict] = ()) -> str:
     return "\n".join(blocks)
 
 
-WITHOUT_CAPTION = ("One row per run made from prompts without a data set (`--prompt`, `--size`): no reference "
-                   "images, so no FID, KID or patch scores; CLIP and IS are over the run's own images. Runs are not "
-                   "picked or grouped: each is shown.")
+OWN_INPUTS_TITLE = "Runs at prompts or sizes of their own"
+WITHOUT_CAPTION = ("One row per run whose prompts or sizes are not a data set's items (`--prompt`, `--size`): CLIP "
+                   "and IS over the run's own images. A run at a size of its own on a data set's captions is "
+                   "scored against the set's images too (FID, KID, patch scores), in its base model's table when "
+                   "the size is a square of the table's. Runs are not picked or grouped: each is shown.")
 
 
 def _prompts(result: dict, width: int = 40) -> str:
@@ -88,8 +90,8 @@ def _prompts(result: dict, width: int = 40) -> str:
 
 
 def without_data_set(results: list[dict]) -> str:
-    """The table of every text-to-image run made without a data set; empty when there is none."""
-    runs = [r for r in results if not (r.get("dataset") or {}).get("name") and run_task(r) == TEXT_TO_IMAGE]
+    """The table of every text-to-image run not on a set's own items; empty when there is none."""
+    runs = [r for r in results if not on_set_items(r) and run_task(r) == TEXT_TO_IMAGE]
     if not runs:
         return ""
     order = list(methods())
@@ -104,4 +106,4 @@ def without_data_set(results: list[dict]) -> str:
                      "CLIP↑": _score(result, "clip_score"), "IS↑": _score(result, "inception_score"),
                      **extra_cells(result, extras), **_measured(result), "date": result["environment"]["date"][:10]})
         notes += _notes(f"{result['method']} at {rows[-1]['size']}", [result], result, ())
-    return _section("Runs without a data set", _how(runs), WITHOUT_CAPTION, pd.DataFrame(rows), notes)
+    return _section(OWN_INPUTS_TITLE, _how(runs), WITHOUT_CAPTION, pd.DataFrame(rows), notes)

@@ -6,9 +6,9 @@ largest square side under the memory budget (the model's ceiling searches).
 
 A run belongs to a model's table when its captions come from a data set and every image of it is one square
 side; where several fit a cell the model tables' pick rule applies and a note says so. ``tables`` makes these runs
-with ``--size``, which (by the runner's rule) makes the set's images no references: FID, KID and their patch
-forms are then skipped with that reason in the notes, IS and CLIP scored; a set of items at that side is scored
-in full.
+with ``--size`` on a set's captions: the set's images stay the references (FID and KID on resized images, patch
+scores on native crops, as the field scores its 2048² and 4096² tables against smaller images). Runs made before
+``--size`` kept references have none: their FID, KID and patch forms are skipped with that reason in the notes.
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ from benchmark.reporting.ceilings import max_res, shown_ceiling
 from benchmark.reporting.sample_status import OOM, finished, is_oom, run_cell, status_notes, unmade_cell, unmade_counts
 from benchmark.reporting.plots import memory_and_time_against_side
 from benchmark.metrics.registry import TEXT_TO_IMAGE, report_columns, run_task
+from benchmark.runs.records import on_set_items
 from benchmark.reporting.provenance import NOT_RUN, NOT_SCORED, ceiling_provenance, model_provenance
 
 PICK_RULE = "most images, then newest"
@@ -160,14 +161,14 @@ def _section(title: str, how: str, caption: str, frame: pd.DataFrame | str, note
 def _groups(results: list[dict], methods: tuple[str, ...], paper_datasets) -> dict[Group, dict[str, list[dict]]]:
     """Runs of ``methods`` on a data set, by group and method; the paper's data sets appear even when empty.
 
-    Runs without a data set (``--prompt``, ``--size``) have no references to score against
-    and figure in Figure 7 only.
+    Runs not on the set's own items (``--prompt``, ``--size``) are not compared here: they figure in
+    Figure 7, the base models' tables and "Runs without a data set".
 
     Groups on the paper's data sets come first (in the paper's order), the others by title.
     """
     grouped: dict[Group, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
     for result in results:
-        if result["method"] in methods and result.get("dataset"):
+        if result["method"] in methods and on_set_items(result):
             grouped[group_of(result)][result["method"]].append(result)
     for dataset in paper_datasets:
         if not any(group.dataset == dataset for group in grouped):

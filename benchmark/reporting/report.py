@@ -17,7 +17,7 @@ from baselines.base_models import DEFAULT_MODEL, get_base_model
 from baselines.profiles import model_profiles
 from baselines.registry import stage2_alone
 from benchmark.reporting import ceilings
-from benchmark.reporting.all_methods import all_methods, without_data_set
+from benchmark.reporting.all_methods import OWN_INPUTS_TITLE, all_methods, without_data_set
 from benchmark.reporting.base_model_tables import base_model_tables, in_paper_tables
 from benchmark.reporting.model_tables import PICK_RULE, figure7, table1, table2, table3
 from benchmark.reporting.oracle_tables import oracle_tables
@@ -61,8 +61,8 @@ def profile_report(results: list[dict], profile: str, figures: Path, ceilings: l
         "unscored); \"skipped\": a metric the run could not compute (reason in the notes). "
         f"Tables 1 to 4, 6, 7, Figure 7 and \"All methods\" hold runs on {get_base_model(DEFAULT_MODEL).title} "
         "(the paper's base model); each base model has its own table after them. "
-        "Tables 1 to 4, 6, 7 hold runs on a data set; runs with `--prompt` or `--size` (no references) "
-        "are in Figure 7 and in the last table, \"Runs without a data set\".", "",
+        "Tables 1 to 4, 6, 7 hold runs on a data set's own items; runs with `--prompt` or `--size` "
+        f"are in Figure 7, in the base models' tables and in the last table, \"{OWN_INPUTS_TITLE}\".", "",
         "## Table 1 — full pipeline", "", table1(results, ceilings),
         "## Table 2 — stage I alone", "", table2(results),
         "## Table 3 — ARAD trained on 3 / 5 / 9 ratios", "", table3(results),
@@ -70,7 +70,7 @@ def profile_report(results: list[dict], profile: str, figures: Path, ceilings: l
         "## Figure 7 — peak memory", "", figure7(results, profile, figures, ceilings),
         "## All methods, per data set", "", all_methods(results, ceilings) or "No run on a data set.\n",
         "## Base models: each method at 2× and 4× the native side", "", base_model_tables(every, every_ceiling),
-        "## Runs without a data set", "", without_data_set(every) or "No run from prompts alone.\n",
+        f"## {OWN_INPUTS_TITLE}", "", without_data_set(every) or "No run at prompts or sizes of its own.\n",
         *((f"## {SPREAD_TITLE}", "", spread) if (spread := protocol_spread(every)) else ()),
     ])
 

@@ -24,6 +24,7 @@ from PIL import Image
 from baselines.arad.buckets import to_tensor
 from baselines.base_models import DEFAULT_MODEL
 from baselines.registry import LOW_RESOLUTION, Method, Sampler
+from baselines.sample_record import SampleRecord, StageOne, StageTwo, sample_record
 from baselines.settings import MIN_SIDE, Seeds
 from baselines.stage2 import to_uint8
 from benchmark.runs.runner import SampleFailed, derived_seed, finished
@@ -104,21 +105,21 @@ class ModelJob:
                                f"{tuple(image.shape)} for a {size[0]}x{size[1]} sample; a sample must be "
                                f"(1, 3, {size[0]}, {size[1]})")
         outputs["image"] = to_image(image)
-        record = {"prompt": prompt, "size": list(size), **record}
-        record.update(item=sample.item, seeds=asdict(seeds))
-        return outputs, record
+        typed = sample_record(record, size)
+        return outputs, {"prompt": prompt, **typed.as_dict(), "item": sample.item, "seeds": asdict(seeds)}
 
     def summarise(self, records: list[dict], out: Path) -> dict:
         def per_sample(record: dict) -> dict:
-            stage1, stage2 = record.get("stage1", {}), record.get("stage2", {})
+            typed = SampleRecord.from_dict(record)
+            stage1, stage2 = typed.stage1 or StageOne(), typed.stage2 or StageTwo()
             return {"index": record["index"], "status": "ok", "item": record.get("item"), "size": record["size"],
                     "rank": record.get("rank", 0),
                     "seconds": record["seconds"], "peak_memory_mib": record["peak_memory_mib"],
-                    "stage1_size": stage1.get("size"), "stage1_unet_calls": stage1.get("unet_calls", 0),
-                    "stage2_denoiser_calls": stage2.get("denoiser_calls", 0),
-                    "stage2_tile_evaluations": stage2.get("tile_evaluations", 0),
-                    "stage2_tiles_per_step": stage2.get("tile_plan", {}).get("tiles_per_step"),
-                    "cropped": record.get("output", {}).get("cropped"),
+                    "stage1_size": list(stage1.size) if stage1.size else None, "stage1_unet_calls": stage1.unet_calls,
+                    "stage2_denoiser_calls": stage2.denoiser_calls,
+                    "stage2_tile_evaluations": stage2.tile_evaluations,
+                    "stage2_tiles_per_step": stage2.tiles_per_step,
+                    "cropped": typed.cropped,
                     "image": f"samples/{record['index']:05d}.image.png"}
 
         def not_made(record: dict) -> dict:

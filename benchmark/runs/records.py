@@ -113,3 +113,8 @@ def gpu_details(device: torch.device) -> dict:
         details["nvml"] = f"not available ({type(error).__name__})"
     return details
 
+
+def on_set_items(result: dict) -> bool:
+    """Whether a run's samples are its data set's items as the set has them, captions and sizes: the runs
+    the paper's tables and "All methods" compare (a run with ``--prompt`` or ``--size`` is not)."""
+    return bool((result.get("dataset") or {}).get("name")) and not (result.get("inputs") or {}).get("replaced")

@@ -7,8 +7,11 @@ decides what a short run measures: sizes are sorted into wide, square-ish and ta
 in turn from the three (each group cheapest first, then the size farthest in ratio from
 those taken), and items are interleaved over the sizes. The first three of the MA sizes
 are 256x1024, 768x1024 and 1024x256: three shapes at the cost of one megapixel each.
-``--prompt`` / ``--size`` replace the items' captions / sizes; the images are then no
-references for the outputs, and the plan says why.
+``--prompt`` / ``--size`` replace the items' captions / sizes, and the plan says so. With
+the captions replaced the set's images are no references for the outputs; with only the
+sizes replaced they still are (the field scores its 2048² and 4096² tables against a set of
+smaller images: FID on resized images, patch scores on native crops), but the run is no
+longer one of the set's own sizes, which the paper's tables compare (:func:`benchmark.runs.records.on_set_items`).
 """
 
 from __future__ import annotations
@@ -82,23 +85,25 @@ class DataSetInfo:
 
 @dataclass(frozen=True)
 class Plan:
-    """A run's samples, their data set, and why the set's images are no references (None: they are)."""
+    """A run's samples, their data set, what of the set's items the options replaced (None: nothing) and
+    whether that includes the captions (then the set's images are no references)."""
 
     samples: tuple[Sample, ...]
     dataset: Optional[DataSetInfo]
-    no_references: Optional[str] = None
+    replaced: Optional[str] = None
+    captions_replaced: bool = False
 
     @property
     def references(self) -> Optional[DataSetInfo]:
         """The data set whose images are the outputs' references, None when there is none."""
-        return None if self.no_references else self.dataset
+        return None if self.captions_replaced else self.dataset
 
     def as_record(self) -> dict:
         """For ``run.json``: the set (with the planned item ids) and the plan, so a resume cannot switch either."""
         source = None if self.dataset is None else {**self.dataset.as_record(),
                                                     "item_ids": [s.item for s in self.samples]}
         return {"dataset": source if self.references else None,
-                "inputs": {"dataset": source, "replaced": self.no_references},
+                "inputs": {"dataset": source, "replaced": self.replaced},
                 "samples_plan": [s.as_record() for s in self.samples]}
 
 
@@ -149,11 +154,12 @@ def plan_samples(spec: str, cache_dir: Path, prompt: Optional[str] = None,
                  size: Optional[tuple[int, int]] = None) -> Plan:
     """The samples of a run: the set's items, or one prompt at one size when both are given."""
     if prompt is not None and size is not None:
-        return Plan((Sample(prompt, size),), None, "--prompt and --size replace the data set")
+        return Plan((Sample(prompt, size),), None, "--prompt and --size replace the data set", True)
     info, items = load_dataset(spec, cache_dir)
     samples = tuple(Sample(prompt or item.caption, size or (item.height, item.width), item.id,
                            item.image, item.lr_image) for item in items)
     reasons = [f"{option} replaced the data set's {what}"
                for option, what, given in (("--prompt", "captions", prompt), ("--size", "sizes", size))
                if given is not None]
-    return Plan(samples, info, "; ".join(reasons) or None)
+    return Plan(samples, info, "; ".join(reasons) or None, prompt is not None)
+

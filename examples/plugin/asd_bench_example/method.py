@@ -13,6 +13,7 @@ import torch
 from baselines.bicubic import resize
 from baselines.models import TextToImageModels, load_text_to_image
 from baselines.registry import LoadContext, Method, register_method
+from baselines.sample_record import Crop, SampleRecord, StageOne
 from baselines.settings import Seeds, centre_crop, nearest_bucket
 from baselines.stage1 import generate
 
@@ -33,13 +34,11 @@ class BicubicSampler:
         scale = max(size[0] / bucket[0], size[1] / bucket[1])
         covering = (max(round(bucket[0] * scale), size[0]), max(round(bucket[1] * scale), size[1]))
         image, crop = centre_crop(resize(result.image.float(), covering), size)
-        record = {"stage1": {"model": "SD 2.1", "size": list(bucket), "size_rule": "nearest ARAD bucket (Eq. 1)",
-                             "steps": settings.steps, "guidance": settings.guidance,
-                             "unet_calls": result.unet_calls},
-                  "upscale": {"mode": "bicubic (torch, antialiased)", "size": list(covering)},
-                  "output": {"working_size": list(covering), "cropped": covering != tuple(size),
-                             "crop_top_left": list(crop)}}
-        return image, record
+        stage1 = StageOne(bucket, result.unet_calls, result.tile_evaluations, {
+            "model": "SD 2.1", "size_rule": "nearest ARAD bucket (Eq. 1)", "steps": settings.steps,
+            "guidance": settings.guidance})
+        upscale = {"mode": "bicubic (torch, antialiased)", "size": list(covering)}
+        return image, SampleRecord(size, stage1, crop=Crop(covering, crop), extra={"upscale": upscale})
 
     def describe(self) -> dict:
         models = self.models
