@@ -60,9 +60,9 @@ def suite(profile: str, methods: Optional[Iterable[str]] = None) -> list[dict]:
 
 
 def model_suite(model: str) -> dict:
-    """RunSpec fields of a suite step on base ``model``: none on the default (its steps stay as recorded), else the
-    model and its ``suite`` fields, which keep a larger model's steps to seconds."""
-    return {"model": model, **get_base_model(model).suite} if name_parts(model) else {}
+    """RunSpec fields of a suite step on base ``model``: its ``suite`` fields, which keep each step to seconds, and
+    the model where it is not the default (the default's runs keep the identities they had)."""
+    return {**({"model": model} if name_parts(model) else {}), **get_base_model(model).suite}
 
 
 def legacy_step(command: list[str]) -> dict:

@@ -17,6 +17,7 @@ from benchmark.metrics.fid import frechet_distance, frechet_resampler, gaussian_
 from benchmark.metrics.fid_infinity import fid_infinity
 from benchmark.metrics.kid import kernel_inception_distance, kid_resampler
 from benchmark.spec import RunSpec
+from datasets_fixtures import make_dataset
 
 
 def test_the_interval_of_a_mean_covers_the_true_mean_in_about_95_percent_of_trials():
@@ -90,7 +91,10 @@ def test_replicates_that_could_not_be_computed_are_left_out_of_paired_intervals(
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     folder = tmp_path_factory.mktemp("runs")
-    return {method: api.run(RunSpec(method, limit=limit, steps=1, sr_steps=1, runs=folder, progress=False))
+    # two images of each of three sizes: wider than one 512-px stage II tile (seams), above the 299-px crop
+    dataset = make_dataset(folder.parent / "data", [(320, 640), (640, 320), (384, 576)] * 2, name="intervals")
+    return {method: api.run(RunSpec(method, dataset=str(dataset), limit=limit, steps=1, sr_steps=1, runs=folder,
+                                    progress=False))
             for method, limit in (("asd", 6), ("ar-tile", 6))}, folder
 
 

@@ -180,7 +180,7 @@ def test_suites_are_api_calls_as_data_and_baselines_of_command_lines_still_read(
     one_each = [RunSpec.from_record(step["spec"]) for step in guard.suite("tiny", ["demofusion"])]
     # the method's own suite step on SD 2.1, the model's small one (over the method's) on SDXL
     assert [(spec.model, spec.limit, spec.size, spec.steps) for spec in one_each] == [
-        ("sd21", 1, (1024, 1024), None), ("sdxl", 1, (256, 1152), 2)]
+        ("sd21", 1, (1024, 1024), 2), ("sdxl", 1, (256, 1152), 2)]
     asd = [RunSpec.from_record(step["spec"]) for step in guard.suite("tiny", ["asd"])]
     assert [(spec.method, spec.model, spec.backbone) for spec in asd] == [
         ("asd", "sd21", None), ("asd", "sdxl", None), ("asd", "sd21", "stablesr")]

@@ -8,6 +8,7 @@ processes are launched as torch's elastic launcher starts GPU ones: ``--multi_gp
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -105,7 +106,10 @@ def test_a_sharded_run_equals_one_process_and_a_killed_rank_resumes(tmp_path, si
     api.run(replace(SPEC, dataset=str(dataset), out=one))
     session_cache = Path(os.environ["ASD_BENCH_CACHE"])
 
-    # a fresh cache: the sharded run trains the tiny LoRA itself (rank 0, as one process does)
+    # a cache of its own, holding only the tiny LoRA the run above trained (rank 0 loads first, the other
+    # rank after it, as with any weights; training it again under two ranks would cost a minute of CI)
+    for lora in session_cache.glob("arad-lora-tiny-*"):
+        shutil.copytree(lora, cache / lora.name)
     launcher = launch(["run", *arguments, "--out", str(sharded), "--no-score"], cache)
     rank1 = rank_process(launcher, 1)
     first = sharded / "samples" / "00001.json"  # rank 1's first sample (samples 1, 3, 5 are its)
