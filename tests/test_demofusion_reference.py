@@ -52,7 +52,7 @@ def test_a_whole_run_at_the_releases_own_phase_sizes_ends_on_its_latent(run):
     negative, positive = conditioning(sampler, record, "aligned")
     with one_thread():
         ours, out = sampler.latent(negative, positive, tuple(final.shape[-2:]), Seeds(record["aligned"]["seed"], 0, 0))
-    phases = out["demofusion"]["phases"]
+    phases = out.details["demofusion"]["phases"]
     assert [p["size"] for p in phases] == record["aligned"]["phase_sizes"]
     torch.testing.assert_close(ours, final, atol=ATOL, rtol=0)
     if record["model"] == "sdxl":  # the final size in every phase, as the release

@@ -70,7 +70,7 @@ def test_hidiffusion_on_sdxl_equals_the_package_applied_to_diffusers_sdxl_pipeli
     assert difference <= 1e-5
     assert (image - decoded).abs().max() <= 1e-4 and image.shape == (1, 3, *size)
     assert (ours - plain).abs().max() > 1e-3  # the package changed the UNet
-    chosen = record["hidiffusion"]
+    chosen = record.details["hidiffusion"]
     assert chosen == {**chosen_settings(latent_hw, steps, "sdxl"), "window_shift_seed": SEEDS.offsets}
     assert chosen["table"] == "sdxl_2048" and chosen["aggressive_raunet"] and chosen["name_or_path"] == SDXL_REPO
     assert chosen["window_attention_modules"] == import_hidiffusion().hidiffusion.sdxl_hidiffusion_key()[
@@ -80,7 +80,7 @@ def test_hidiffusion_on_sdxl_equals_the_package_applied_to_diffusers_sdxl_pipeli
     for name, window in chosen["raunet_steps"].items():  # the package's own state after the sample
         assert package_applied(modules[name], window), name
     assert sorted(map(tuple, chosen["raunet_steps"].values())) == [(0, 1), (0, 1), (1, 2), (1, 2)]
-    assert sample["stage1"]["model"] == "SDXL" and sample["stage1"]["hidiffusion"]["table"] == "sdxl_2048"
+    assert sample.stage1.details["model"] == "SDXL" and sample.stage1.details["hidiffusion"]["table"] == "sdxl_2048"
     assert sampler.parameters()["pipeline"].startswith("diffusers StableDiffusionXLPipeline")
 
 
@@ -108,8 +108,8 @@ def test_scalecrafter_at_sdxls_native_size_is_plain_sdxl():
         plain, _ = denoise(sampler.models, negative, positive, (128, 128), steps=1, guidance=sampler.settings.guidance,
                            generator=SEEDS.generator("noise"))
     assert torch.equal(ours, plain)
-    assert record["scalecrafter"]["settings_for"] == "1024x1024" and record["scalecrafter"]["exact"]
-    assert record["scalecrafter"]["convolutions"] == {"dilate": 0, "ndcfg": 0}
+    assert record.details["scalecrafter"]["settings_for"] == "1024x1024" and record.details["scalecrafter"]["exact"]
+    assert record.details["scalecrafter"]["convolutions"] == {"dilate": 0, "ndcfg": 0}
 
 
 # --- as methods of the suite ----------------------------------------------------------------------

@@ -20,6 +20,7 @@ from baselines.models import asd_cache_dir
 from benchmark import metrics
 from benchmark.metrics.bootstrap import crops_of
 from benchmark.metrics.registry import SUPER_RESOLUTION, TEXT_TO_IMAGE, NotApplicable
+from benchmark.runs.records import recorded_inputs
 from benchmark.runs.shard import Shard
 from datasets_build import iter_items
 from datasets_build.manifest import MANIFEST
@@ -127,7 +128,7 @@ class ScoringContext:
         """(set name, items) of the run's reference images, or why there are none."""
         dataset = self.results.get("dataset")
         if not dataset:
-            replaced = (self.results.get("inputs") or {}).get("replaced")
+            replaced = recorded_inputs(self.results).get("replaced")
             return f"no reference images ({replaced or 'no data set'})"
         folder = Path(dataset["folder"])
         if not (folder / MANIFEST).is_file():

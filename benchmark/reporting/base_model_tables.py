@@ -24,7 +24,7 @@ from benchmark.reporting.ceilings import max_res, shown_ceiling
 from benchmark.reporting.model_tables import _measured, _notes, _score, _section, pick, text_to_image
 from benchmark.reporting.paper_runs import MODEL_TABLE_SCALES
 from benchmark.reporting.provenance import ceiling_provenance, model_provenance
-from benchmark.runs.records import model_of
+from benchmark.runs.records import model_of, recorded_inputs
 
 #: (key in scores, column, digits): the scores the field reports, each shown with its interval.
 SCORES = (("fid", "FID↓", 2), ("kid", "KID↓", 4), ("fid_patch", "patch FID↓", 2), ("kid_patch", "patch KID↓", 4),
@@ -74,7 +74,7 @@ def base_model_tables(results: list[dict], ceilings: list[dict] = ()) -> str:
     for model, base in base_models().items():
         builds = defaultdict(lambda: defaultdict(list))
         for result in results:
-            dataset = result.get("dataset") or (result.get("inputs") or {}).get("dataset") or {}
+            dataset = result.get("dataset") or recorded_inputs(result).get("dataset") or {}
             side = square_side(result)
             if model_of(result) == model and text_to_image(result) and dataset.get("name") and side:
                 builds[(dataset["name"], dataset.get("manifest_hash") or "")][(side, result["method"])].append(result)

@@ -114,7 +114,14 @@ def gpu_details(device: torch.device) -> dict:
     return details
 
 
+def recorded_inputs(result: dict) -> dict:
+    """A run's ``inputs`` record: the set its samples came from and what the options replaced (``{}`` for runs
+    made before it was recorded, whose ``inputs`` named the task)."""
+    inputs = result.get("inputs")
+    return inputs if isinstance(inputs, dict) else {}
+
+
 def on_set_items(result: dict) -> bool:
     """Whether a run's samples are its data set's items as the set has them, captions and sizes: the runs
     the paper's tables and "All methods" compare (a run with ``--prompt`` or ``--size`` is not)."""
-    return bool((result.get("dataset") or {}).get("name")) and not (result.get("inputs") or {}).get("replaced")
+    return bool((result.get("dataset") or {}).get("name")) and not recorded_inputs(result).get("replaced")
