@@ -15,6 +15,7 @@ from benchmark.errors import UsageError
 from benchmark.metrics.bootstrap import Bootstrap, crops_of, interval, mean_of, paired, replicates
 from benchmark.metrics.fid import frechet_distance, frechet_resampler, gaussian_stats
 from benchmark.metrics.fid_infinity import fid_infinity
+from benchmark.metrics import kid
 from benchmark.metrics.kid import kernel_inception_distance, kid_resampler
 from benchmark.spec import RunSpec
 from datasets_fixtures import make_dataset
@@ -49,7 +50,9 @@ def test_the_frechet_resampler_equals_the_plain_distance(rows, dimensions):
         assert resample(positions) == pytest.approx(expected, rel=1e-6, abs=1e-6)
 
 
-def test_the_kid_resampler_equals_kid_on_the_chosen_rows_whatever_their_count():
+@pytest.mark.parametrize("gather", [kid.GATHER, 7])  # all subsets in one gather, or a few at a time
+def test_the_kid_resampler_equals_kid_on_the_chosen_rows_whatever_their_count(gather, monkeypatch):
+    monkeypatch.setattr(kid, "GATHER", gather)
     rng = np.random.default_rng(1)
     generated, reference = rng.normal(size=(9, 12)), rng.normal(0.2, 1, size=(14, 12))
     resample = kid_resampler(generated, reference)

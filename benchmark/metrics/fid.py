@@ -130,20 +130,41 @@ def low_rank_frechet_distance(features: np.ndarray, mu: np.ndarray, sigma: np.nd
 
 
 def frechet_resampler(features: np.ndarray, mu: np.ndarray, sigma: np.ndarray):
-    """The Frechet distance of chosen rows of ``features`` (positions, with repeats) to (mu, sigma): low rank
-    below D rows; from D rows up through the square root of ``sigma``, computed once, so that a resample costs
-    one symmetric eigendecomposition instead of a general matrix square root."""
+    """The Frechet distance of chosen rows of ``features`` (positions, with repeats) to (mu, sigma). Below D rows
+    it is :func:`low_rank_frechet_distance` read off three Gram matrices of all rows, made once (F S F^T, F F^T
+    and F mu): a bootstrap resample then costs one N x N eigendecomposition, not an N x D x D product. From D
+    rows up it goes through the square root of ``sigma``, computed once, so that a resample costs one symmetric
+    eigendecomposition instead of a general matrix square root."""
     features = np.asarray(features, dtype=np.float64)
-    root = []
+    grams, root = [], []
+
+    def low_rank(positions: np.ndarray) -> float:
+        if not grams:
+            grams.append((features @ sigma @ features.T, features @ features.T, features @ mu,
+                          float(mu @ mu + np.trace(sigma))))
+        through_sigma, plain, along_mu, constant = grams[0]
+        chosen = np.ix_(positions, positions)
+
+        def centred(gram: np.ndarray) -> np.ndarray:  # the Gram matrix of the chosen rows less their mean
+            block = gram[chosen]
+            return block - block.mean(0, keepdims=True) - block.mean(1, keepdims=True) + block.mean()
+
+        scale = len(positions) - 1
+        eigenvalues = np.linalg.eigvalsh(centred(through_sigma) / scale).clip(min=0)
+        # |mean - mu|^2 + trace(S_g) + trace(S_r) - 2 trace(sqrt(S_g S_r)), every term from the Grams
+        return float(plain[chosen].mean() - 2 * along_mu[positions].mean() + np.trace(centred(plain)) / scale
+                     + constant - 2 * np.sqrt(eigenvalues).sum())
 
     def resample(positions) -> float:
-        chosen = features[positions]
-        if len(chosen) < features.shape[1]:
-            return low_rank_frechet_distance(chosen, mu, sigma)
+        positions = np.asarray(positions)
+        if len(positions) < 2:
+            raise ValueError(f"need at least 2 feature vectors, got {len(positions)}")
+        if len(positions) < features.shape[1]:
+            return low_rank(positions)
         if not root:
             values, vectors = np.linalg.eigh(sigma)
             root.append((vectors * np.sqrt(values.clip(min=0))) @ vectors.T)
-        mean, covariance = gaussian_stats(chosen)
+        mean, covariance = gaussian_stats(features[positions])
         eigenvalues = np.linalg.eigvalsh(root[0] @ covariance @ root[0]).clip(min=0)
         return float(((mean - mu) ** 2).sum() + np.trace(covariance) + np.trace(sigma)
                      - 2 * np.sqrt(eigenvalues).sum())

@@ -88,6 +88,17 @@ def kid_score(generated: InceptionOutputs, reference: ReferenceStats, subsets: i
     }
 
 
+GATHER = 1 << 22  # kernel entries gathered at once by block_sums: 32 MiB of float64
+
+
+def block_sums(kernel: np.ndarray, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """``kernel[rows[s]][:, columns[s]].sum()`` for every subset s (rows and columns: subsets x size), gathered
+    for as many subsets at once as :data:`GATHER` entries allow."""
+    step = max(1, GATHER // (rows.shape[1] * columns.shape[1]))
+    return np.concatenate([kernel[rows[i:i + step, :, None], columns[i:i + step, None, :]].sum((1, 2))
+                           for i in range(0, len(rows), step)])
+
+
 def kid_resampler(generated: np.ndarray, reference: np.ndarray, subsets: int = SUBSETS,
                   subset_size: int = SUBSET_SIZE, seed: int = SEED):
     """KID of chosen generated rows (positions, with repeats) against the fixed reference, equal to
@@ -106,18 +117,16 @@ def kid_resampler(generated: np.ndarray, reference: np.ndarray, subsets: int = S
             if size < 2:
                 raise ValueError(f"KID needs at least 2 generated and 2 reference feature vectors, got {count}")
             pairs = subset_indices(count, len(reference), subsets, size, seed)
-            draws[count] = size, pairs, [k_rr[np.ix_(r, r)].sum() - k_rr[r, r].sum() for r, _ in pairs]
+            rows = np.stack([r for r, _ in pairs])  # subsets x size, reference rows
+            within_r = block_sums(k_rr, rows, rows) - k_rr[rows, rows].sum(1)
+            draws[count] = size, rows, np.stack([g for _, g in pairs]), within_r
         return draws[count]
 
     def resample(positions) -> float:
-        positions = np.asarray(positions)
-        size, pairs, reference_within = subsets_for(len(positions))
-        values = []
-        for (r, g), within_r in zip(pairs, reference_within):
-            chosen = positions[g]
-            k = k_gg[np.ix_(chosen, chosen)]
-            within = (within_r + k.sum() - np.trace(k)) / (size * (size - 1))
-            values.append(within - 2 * k_rg[np.ix_(r, chosen)].sum() / size ** 2)
-        return float(np.mean(values))
+        size, rows, columns, within_r = subsets_for(len(positions))
+        chosen = np.asarray(positions)[columns]  # subsets x size, generated rows
+        within_g = block_sums(k_gg, chosen, chosen) - k_gg[chosen, chosen].sum(1)
+        across = block_sums(k_rg, rows, chosen)
+        return float(np.mean((within_r + within_g) / (size * (size - 1)) - 2 * across / size ** 2))
 
     return resample
