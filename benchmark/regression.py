@@ -44,9 +44,11 @@ FIXED_TOLERANCES = {
     # Against references, timed in one process, interleaved, one thread, in CPU time, fastest of ten
     # after a warm-up: stage I's ratio is near 1 and moved by under 5 % with two busy loops beside it
     # (docs/regression.md), so 15 % catches a stage I 30 % slower; the engine's overhead is about
-    # 1 % of its denoiser calls, so it is held in absolute terms (3 % more of a UNet call fails).
-    f"reference: {STAGE1_VS_DIFFUSERS}": {"rel": 0.15},
-    f"reference: {TILING_OVERHEAD}": {"abs": 0.03},
+    # 1 % of its denoiser calls, so it is held in absolute terms (3 % more of a UNet call fails). Both
+    # are held from above only: our code faster than the reference is no regression (CI's tests
+    # beside the guard once moved stage I's ratio to 0.80).
+    f"reference: {STAGE1_VS_DIFFUSERS}": {"rel": 0.15, "above_only": True},
+    f"reference: {TILING_OVERHEAD}": {"abs": 0.03, "above_only": True},
 }
 
 
@@ -133,13 +135,14 @@ def _within(baseline, current, tolerance: dict) -> bool:
     if not isinstance(current, (int, float)) or not math.isfinite(current):
         return False
     allowed = tolerance.get("abs", 0.0) + tolerance.get("rel", 0.0) * abs(baseline)
-    return abs(current - baseline) <= allowed
+    return (current - baseline if tolerance.get("above_only") else abs(current - baseline)) <= allowed
 
 
 def _describe(tolerance: dict) -> str:
     if tolerance.get("exact"):
         return "exact"
-    return " + ".join(f"{kind} {tolerance[kind]:g}" for kind in ("abs", "rel") if kind in tolerance)
+    text = " + ".join(f"{kind} {tolerance[kind]:g}" for kind in ("abs", "rel") if kind in tolerance)
+    return f"{text}, above only" if tolerance.get("above_only") else text
 
 
 def compare(baseline: dict, results: list[dict], runs_folder: Optional[Path] = None) -> list[Check]:
