@@ -116,7 +116,7 @@ class AnySizePipeline:
         # 3. the exact size
         working = tuple(image.shape[-2:])
         image, crop = centre_crop(image, size)
-        return image, SampleRecord(size, stage_one, stage_two, Crop(working, crop), {"prompt": prompt})
+        return image, SampleRecord(size, stage_one, stage_two, Crop(working, crop))
 
     @property
     def input_factor(self) -> Optional[int]:

@@ -136,13 +136,13 @@ def frechet_resampler(features: np.ndarray, mu: np.ndarray, sigma: np.ndarray):
     rows up it goes through the square root of ``sigma``, computed once, so that a resample costs one symmetric
     eigendecomposition instead of a general matrix square root."""
     features = np.asarray(features, dtype=np.float64)
+    trace_sigma = float(np.trace(sigma))
     grams, root = [], []
 
     def low_rank(positions: np.ndarray) -> float:
         if not grams:
-            grams.append((features @ sigma @ features.T, features @ features.T, features @ mu,
-                          float(mu @ mu + np.trace(sigma))))
-        through_sigma, plain, along_mu, constant = grams[0]
+            grams.append((features @ sigma @ features.T, features @ features.T, features @ mu))
+        through_sigma, plain, along_mu = grams[0]
         chosen = np.ix_(positions, positions)
 
         def centred(gram: np.ndarray) -> np.ndarray:  # the Gram matrix of the chosen rows less their mean
@@ -153,7 +153,7 @@ def frechet_resampler(features: np.ndarray, mu: np.ndarray, sigma: np.ndarray):
         eigenvalues = np.linalg.eigvalsh(centred(through_sigma) / scale).clip(min=0)
         # |mean - mu|^2 + trace(S_g) + trace(S_r) - 2 trace(sqrt(S_g S_r)), every term from the Grams
         return float(plain[chosen].mean() - 2 * along_mu[positions].mean() + np.trace(centred(plain)) / scale
-                     + constant - 2 * np.sqrt(eigenvalues).sum())
+                     + float(mu @ mu) + trace_sigma - 2 * np.sqrt(eigenvalues).sum())
 
     def resample(positions) -> float:
         positions = np.asarray(positions)
@@ -166,7 +166,7 @@ def frechet_resampler(features: np.ndarray, mu: np.ndarray, sigma: np.ndarray):
             root.append((vectors * np.sqrt(values.clip(min=0))) @ vectors.T)
         mean, covariance = gaussian_stats(features[positions])
         eigenvalues = np.linalg.eigvalsh(root[0] @ covariance @ root[0]).clip(min=0)
-        return float(((mean - mu) ** 2).sum() + np.trace(covariance) + np.trace(sigma)
+        return float(((mean - mu) ** 2).sum() + np.trace(covariance) + trace_sigma
                      - 2 * np.sqrt(eigenvalues).sum())
 
     return resample

@@ -77,7 +77,7 @@ def all_methods(results: list[dict], ceilings: list[dict] = ()) -> str:
 
 
 OWN_INPUTS_TITLE = "Runs at prompts or sizes of their own"
-WITHOUT_CAPTION = ("One row per run whose prompts or sizes are not a data set's items (`--prompt`, `--size`): CLIP "
+OWN_INPUTS_CAPTION = ("One row per run whose prompts or sizes are not a data set's items (`--prompt`, `--size`): CLIP "
                    "and IS over the run's own images. A run at a size of its own on a data set's captions is "
                    "scored against the set's images too (FID, KID, patch scores), in its base model's table when "
                    "the size is a square of the table's. Runs are not picked or grouped: each is shown.")
@@ -89,7 +89,7 @@ def _prompts(result: dict, width: int = 40) -> str:
     return shown if len(shown) <= width else shown[:width - 1] + "…"
 
 
-def without_data_set(results: list[dict]) -> str:
+def own_inputs_runs(results: list[dict]) -> str:
     """The table of every text-to-image run not on a set's own items; empty when there is none."""
     runs = [r for r in results if not on_set_items(r) and run_task(r) == TEXT_TO_IMAGE]
     if not runs:
@@ -106,4 +106,4 @@ def without_data_set(results: list[dict]) -> str:
                      "CLIP↑": _score(result, "clip_score"), "IS↑": _score(result, "inception_score"),
                      **extra_cells(result, extras), **_measured(result), "date": result["environment"]["date"][:10]})
         notes += _notes(f"{result['method']} at {rows[-1]['size']}", [result], result, ())
-    return _section(OWN_INPUTS_TITLE, _how(runs), WITHOUT_CAPTION, pd.DataFrame(rows), notes)
+    return _section(OWN_INPUTS_TITLE, _how(runs), OWN_INPUTS_CAPTION, pd.DataFrame(rows), notes)

@@ -17,7 +17,7 @@ from baselines.base_models import DEFAULT_MODEL, get_base_model
 from baselines.profiles import model_profiles
 from baselines.registry import stage2_alone
 from benchmark.reporting import ceilings
-from benchmark.reporting.all_methods import OWN_INPUTS_TITLE, all_methods, without_data_set
+from benchmark.reporting.all_methods import OWN_INPUTS_TITLE, all_methods, own_inputs_runs
 from benchmark.reporting.base_model_tables import base_model_tables, in_paper_tables
 from benchmark.reporting.model_tables import PICK_RULE, figure7, table1, table2, table3
 from benchmark.reporting.oracle_tables import oracle_tables
@@ -70,7 +70,7 @@ def profile_report(results: list[dict], profile: str, figures: Path, ceilings: l
         "## Figure 7 — peak memory", "", figure7(results, profile, figures, ceilings),
         "## All methods, per data set", "", all_methods(results, ceilings) or "No run on a data set.\n",
         "## Base models: each method at 2× and 4× the native side", "", base_model_tables(every, every_ceiling),
-        f"## {OWN_INPUTS_TITLE}", "", without_data_set(every) or "No run at prompts or sizes of its own.\n",
+        f"## {OWN_INPUTS_TITLE}", "", own_inputs_runs(every) or "No run at prompts or sizes of its own.\n",
         *((f"## {SPREAD_TITLE}", "", spread) if (spread := protocol_spread(every)) else ()),
     ])
 
