@@ -63,9 +63,11 @@ class FastPath:
     def defaults(device: torch.device) -> dict:
         return CUDA_DEFAULTS if device.type == "cuda" else CPU_DEFAULTS
 
-    def resolve(self, device: torch.device) -> "FastPath":
-        """Every unset setting filled with ``device``'s default."""
-        defaults = self.defaults(device)
+    def resolve(self, device: torch.device, half: str = "fp16") -> "FastPath":
+        """Every unset setting filled with ``device``'s default; a half-precision default is ``half``, the one the
+        base model runs in (FLUX: bf16, whose activations overflow fp16)."""
+        defaults = dict(self.defaults(device))
+        defaults["dtype"] = half if defaults["dtype"] != "fp32" else "fp32"
         return replace(self, **{key: defaults[key] for key, value in asdict(self).items() if value is None})
 
     @property
@@ -99,10 +101,18 @@ def default_tile_batch_size(device: torch.device) -> int:
 def set_attention(model: torch.nn.Module, attention: str):
     """diffusers' SDPA processor (``AttnProcessor2_0``) or the classic one, on every attention of ``model``.
 
-    Left alone when every processor already is the one asked for, so a default run is untouched."""
+    Left alone when every processor already is the one asked for, so a default run is untouched, and where
+    the model's attention is of another kind (FLUX's joint attention, whose own processor calls SDPA),
+    which has no classic processor to switch to."""
     from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
 
     wanted = AttnProcessor2_0 if attention == "sdpa" else AttnProcessor
     processors = getattr(model, "attn_processors", {})
-    if processors and not all(type(p) is wanted for p in processors.values()):
-        model.set_attn_processor(wanted())
+    if not processors or all(type(p) is wanted for p in processors.values()):
+        return
+    if not all(type(p) in (AttnProcessor, AttnProcessor2_0) for p in processors.values()):
+        if attention == "sdpa":
+            return
+        raise ValueError(f"attention 'classic' is diffusers' processor of UNet attention; {type(model).__name__}'s "
+                         "attention has its own (SDPA) processor: drop --attention classic")
+    model.set_attn_processor(wanted())

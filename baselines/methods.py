@@ -1,10 +1,12 @@
 """The built-in methods, registered by name: the paper's Table 1, MultiDiffusion and stage II alone.
 
 This is the one module that spells their names (the paper's figures aside). Each runs on SD 2.1 only
-(``Method.models``' default) unless its entry names more base models; ``sr-plus``, SD's own sampling
+(``Method.models``' default) unless its entry names more base models; ``sr-plus``, the model's own sampling
 at the target size, runs on every registered one (a user's model too). "The model" is the run's (``--model``):
-its buckets are SD 2.1's nine ARAD buckets, SDXL's 40 training buckets; ``ar-plus`` and ``ar-tile`` stay on
-SD 2.1, since on SDXL, trained on its buckets, they would be ``sr-plus`` and ``sr-tile`` again.
+its buckets are SD 2.1's nine ARAD buckets, SDXL's 40 training buckets (FLUX: the same ~1 MP table);
+``ar-plus`` and ``ar-tile`` stay on SD 2.1, since on SDXL and FLUX, trained on many sizes, they would be
+``sr-plus`` and ``sr-tile`` again. The training-free methods patch UNet modules, so they stay on the UNet
+models; ``fstd-t2i``'s code is model-independent, declared for FLUX, where tiles carry positions.
 
 | method | stage I | stage II |
 |---|---|---|
@@ -15,6 +17,7 @@ SD 2.1, since on SDXL, trained on its buckets, they would be ``sr-plus`` and ``s
 | ``ar-tile`` | ARAD at the nearest ARAD bucket | tiled SR, no overlap |
 | ``asd`` | ARAD at the nearest ARAD bucket; on SDXL, SDXL (no LoRA) at its nearest bucket | FSTD (implicit overlap) |
 | ``md`` | MultiDiffusion on the model at the requested size, views of its native latent | – |
+| ``fstd-t2i`` | FLUX at the requested size, FSTD's shifted grid of native-size tiles at their global positions | – |
 | ``fstd`` | – (a low-resolution input) | tiled SR, any strategy (FSTD by default) |
 | ``hidiffusion`` | SD 2.1 or SDXL at the requested size, RAU-Net and windowed attention (the ``hidiffusion`` package) | – |
 | ``scalecrafter`` | SD 2.1 or SDXL at the requested size, re-dilated convolutions, noise-damped guidance | – |
@@ -25,6 +28,7 @@ SD 2.1, since on SDXL, trained on its buckets, they would be ``sr-plus`` and ``s
 
 from __future__ import annotations
 
+from baselines.base_models.flux import FLUX_DEV, FLUX_SCHNELL
 from baselines.base_models.sd21 import SD21
 from baselines.base_models.sdxl import SDXL
 from baselines.highres.demofusion import DemoFusionSampler
@@ -36,7 +40,9 @@ from baselines.pipeline import Stages
 from baselines.registry import ANY_MODEL, BUILT_IN, LOW_RESOLUTION, PROMPTS, Method, register_method
 
 
-BOTH = (SD21.name, SDXL.name)
+BOTH = (SD21.name, SDXL.name)  # the UNet models, which the training-free methods' code addresses
+FLUX = (FLUX_DEV.name, FLUX_SCHNELL.name)
+ALL_BUILT_IN = BOTH + FLUX
 
 
 def _built_in(name: str, summary: str, stages: Stages, **entry) -> Method:
@@ -47,20 +53,24 @@ def _built_in(name: str, summary: str, stages: Stages, **entry) -> Method:
 
 _built_in("sr-plus", "the base model (SD 2.1, or any --model) directly at the target size", Stages("base"),
           rows=("table1", "table2", "figure7"), plans=("tiny", "gpu"), models=(ANY_MODEL,))
-_built_in("sr-tile", "SD 2.1 (or SDXL) at the model's nearest bucket, then tiled SR without overlap",
-          Stages("base", "bucket", "nonoverlap"), rows=("table1", "figure7"), models=BOTH)
-_built_in("sr-tile-plus", "SD 2.1 (or SDXL) at the model's nearest bucket, then FSTD (implicit overlap)",
-          Stages("base", "bucket", "implicit"), twin="sr-tile", rows=("table1", "figure7"), models=BOTH)
+_built_in("sr-tile", "SD 2.1 (or SDXL, FLUX) at the model's nearest bucket, then tiled SR without overlap",
+          Stages("base", "bucket", "nonoverlap"), rows=("table1", "figure7"), models=ALL_BUILT_IN)
+_built_in("sr-tile-plus", "SD 2.1 (or SDXL, FLUX) at the model's nearest bucket, then FSTD (implicit overlap)",
+          Stages("base", "bucket", "implicit"), twin="sr-tile", rows=("table1", "figure7"), models=ALL_BUILT_IN)
 _built_in("ar-plus", "ARAD (SD 2.1 + LoRA) directly at the target size", Stages("arad"),
           rows=("table1", "table2", "table3", "figure7"), plans=("tiny", "gpu"))
 _built_in("ar-tile", "ARAD at the nearest bucket, then tiled SR without overlap",
           Stages("arad", "bucket", "nonoverlap"), rows=("table1", "figure7"), plans=("tiny", "gpu"))
-_built_in("asd", "Any-Size-Diffusion: ARAD at the nearest bucket, then FSTD (on SDXL: SDXL, trained on its "
-                 "buckets, without LoRA)", Stages("arad", "bucket", "implicit"), twin="ar-tile", rows=("table1", "figure7"),
-          plans=("tiny", "stablesr", "gpu"), headline=True, models=BOTH)
-_built_in("md", "MultiDiffusion on SD 2.1 (or SDXL) at the target size (views of the native latent, stride an "
-                "eighth: 64 at 8, SDXL 128 at 16)", Stages("base", "multidiffusion"), rows=("table2", "figure7"),
-          suite={"limit": 1}, models=BOTH)  # the 768x1024 item's 45 views a step were most of the tiny suite's time
+_built_in("asd", "Any-Size-Diffusion: ARAD at the nearest bucket, then FSTD (on SDXL and FLUX: the model, trained "
+                 "on its buckets, without LoRA)", Stages("arad", "bucket", "implicit"), twin="ar-tile",
+          rows=("table1", "figure7"), plans=("tiny", "stablesr", "gpu"), headline=True, models=ALL_BUILT_IN)
+_built_in("md", "MultiDiffusion on SD 2.1 (or SDXL, FLUX) at the target size (views of the native size, stride an "
+                "eighth: 64 at 8 latent px, SDXL 128 at 16, FLUX 64 at 8 tokens)", Stages("base", "multidiffusion"),
+          rows=("table2", "figure7"), suite={"limit": 1},  # the 768x1024 item's 45 views a step were most of
+          models=ALL_BUILT_IN)                               # the tiny suite's time
+_built_in("fstd-t2i", "FSTD in stage I: the model at the target size, its latent cut every step into native-size tiles "
+                      "whose grid shifts (an exact cover), each tile at its global positions (FLUX's rotary ids)",
+          Stages("base", "fstd"), rows=("model-tables",), plans=("tiny",), models=FLUX)  # the GPU plan: gpu_plan.FLUX_RUNS
 _built_in("fstd", "stage II alone: FSTD tiled super-resolution of low-resolution inputs (--tiling chooses the "
                   "strategy); on the oracle profile it samples a Gaussian random field with an analytic denoiser",
           Stages(stage2="any"), rows=("stage2",), plans=("tiny", "stablesr"), oracle=True)

@@ -26,14 +26,14 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Mapping, Optional
 
 import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
 from open_clip.tokenizer import SimpleTokenizer
-from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+from transformers import AutoTokenizer, CLIPTextModel
 
 from baselines.base_models import DEFAULT_MODEL, BaseModel, Conditioning, get_base_model
 from baselines.base_models.sd21 import SD21, TINY_VAE
@@ -87,9 +87,12 @@ TINY_UPSCALER_VAE = dict(TINY_VAE, block_out_channels=(4, 4, 8),
 @dataclass
 class TextToImageModels:
     """Stage I: a base model (SD 2.1 unless ``base_model`` says otherwise), loaded, and where its weights
-    came from. ``text_encoder_2`` is SDXL's second encoder (diffusers' name), None for a model with one."""
+    came from. ``unet`` is its denoising network (FLUX: its transformer, which diffusers calls ``transformer``);
+    ``text_encoder_2`` its second encoder (SDXL's bigG, FLUX's T5; diffusers' name), None for a model with one;
+    ``file_tokenizers`` the tokenizers read from a published folder (FLUX's T5), by the encoder subfolder they
+    feed (empty: every encoder's ids are open_clip's BPE, or a random-weight profile's stand-in)."""
 
-    unet: UNet2DConditionModel
+    unet: torch.nn.Module
     vae: AutoencoderKL
     text_encoder: CLIPTextModel
     tokenizer: SimpleTokenizer
@@ -98,8 +101,9 @@ class TextToImageModels:
     weights: str
     repo: Optional[str] = None  # the hub repo id loaded (None: a folder given, or random weights)
     variant: Optional[str] = None  # the weight files loaded: "fp32" (the default files) or "fp16"
-    text_encoder_2: Optional[CLIPTextModelWithProjection] = None
+    text_encoder_2: Optional[torch.nn.Module] = None
     base_model: str = DEFAULT_MODEL  # the registered entry (baselines.base_models) these models are
+    file_tokenizers: Mapping[str, object] = field(default_factory=dict)
 
     @property
     def base(self) -> BaseModel:
@@ -178,10 +182,9 @@ def meta_models(profile: str = "paper-arch", model: str = DEFAULT_MODEL) -> dict
     architecture = random_architecture(profile)
     base = get_base_model(model)
     with torch.device("meta"):
-        return {"unet": UNet2DConditionModel(**base.unets[architecture]),
+        return {"unet": base.network(**base.networks[architecture]),
                 "vae": AutoencoderKL(**base.vaes[architecture]),
-                **{encoder.subfolder: encoder.cls(CLIPTextConfig(**encoder.configs[architecture]))
-                   for encoder in base.text_encoders},
+                **{encoder.subfolder: encoder.build(architecture) for encoder in base.text_encoders},
                 "upscaler_unet": UNet2DConditionModel(**_UPSCALER[architecture][0]),
                 "upscaler_vae": AutoencoderKL(**_UPSCALER[architecture][1])}
 
@@ -199,8 +202,7 @@ def _random_text_encoders(base: BaseModel, architecture: str, device, dtype) -> 
     encoders = {}
     for number, encoder in enumerate(base.text_encoders):
         with _seeded(base.seed + 2 + number):
-            config = CLIPTextConfig(**encoder.configs[architecture])
-            encoders[encoder.subfolder] = _ready(encoder.cls(config), device, dtype)
+            encoders[encoder.subfolder] = _ready(encoder.build(architecture), device, dtype)
     return encoders
 
 
@@ -218,16 +220,19 @@ def load_text_to_image(profile: str, device: torch.device, dtype: Optional[torch
         encoders = {encoder.subfolder: _pretrained(encoder.cls, piece, encoder.subfolder, device, dtype)
                     for encoder in base.text_encoders}
         vae_note = f" (VAE: {piece.vae_folder})" if piece.vae_folder else ""
+        tokenizers = {encoder.subfolder: AutoTokenizer.from_pretrained(piece.folder / encoder.tokenizer,
+                                                                       local_files_only=True)
+                      for encoder in base.text_encoders if encoder.tokenizer}
         return TextToImageModels(
-            unet=_pretrained(UNet2DConditionModel, piece, "unet", device, dtype),
+            unet=_pretrained(base.network, piece, base.network_subfolder, device, dtype),
             vae=_stage1_vae(base, _pretrained(AutoencoderKL, piece, "vae", device, dtype), device, dtype),
             tokenizer=SimpleTokenizer(),
             scheduler_config=_scheduler_config(piece.folder, "scheduler"),
             name=piece.repo or next(iter(base.repos), base.name), weights=f"{piece.folder}{vae_note}",
-            repo=piece.repo, variant=piece.variant, base_model=base.name, **encoders)
+            repo=piece.repo, variant=piece.variant, base_model=base.name, file_tokenizers=tokenizers, **encoders)
     architecture = random_architecture(profile)
     with _seeded(base.seed):
-        unet = _ready(UNet2DConditionModel(**base.unets[architecture]), device, dtype)
+        unet = _ready(base.network(**base.networks[architecture]), device, dtype)
     with _seeded(base.seed + 1):
         vae = _stage1_vae(base, AutoencoderKL(**base.vaes[architecture]), device, dtype)
     return TextToImageModels(unet=unet, vae=vae, tokenizer=SimpleTokenizer(), scheduler_config=dict(base.scheduler),

@@ -19,7 +19,7 @@ from typing import Optional
 
 import torch
 
-from baselines.base_models import DEFAULT_MODEL
+from baselines.base_models import DEFAULT_MODEL, get_base_model
 from baselines.models import TextToImageModels, asd_cache_dir, load_text_to_image, load_upscaler
 from baselines.paper_weights import (BASE, STABLESR_FILES, WeightPaths, locate_piece, paper_needs,
                                      resolve_paper_weights)
@@ -27,7 +27,7 @@ from baselines.profiles import get_profile
 from baselines.registry import LoadContext, Method
 from baselines.sample_record import Crop, SampleRecord, StageOne, StageTwo
 from baselines.settings import Settings, Seeds, centre_crop, check_size, nearest_bucket, working_size
-from baselines.stage1 import generate
+from baselines.stage1 import generate, grid_factor, sampling_of
 from baselines.stage2 import SRBackbone, X4UpscalerBackbone, super_resolve
 from baselines.stablesr.backbone import StableSRBackbone
 from baselines.stablesr.loading import random_models, released_models
@@ -40,7 +40,8 @@ class Stages:
     """A built-in method's stages: stage I's model (``base``: the run's base model as it is, ``arad``: that model
     made to take any aspect ratio, i.e. SD 2.1 with the ARAD LoRA, a model trained on its buckets (SDXL) as it
     is; None: the input is an LR image), its size rule (``target``, ``bucket``: Eq. 1 over the base model's
-    buckets, or ``multidiffusion``) and stage II's tiling strategy (None: no stage II; ``any``: the run's)."""
+    buckets, ``multidiffusion``, or ``fstd``: at the target, tiled by FSTD's shifted partition, each tile at its
+    global positions) and stage II's tiling strategy (None: no stage II; ``any``: the run's)."""
 
     base: Optional[str] = None
     stage1: str = "target"
@@ -85,12 +86,14 @@ class AnySizePipeline:
             tiling = self.stage1_tiling()
             result = generate(self.text_to_image, prompt, stage1_size, steps=self.settings.steps,
                               guidance=self.settings.guidance, tiling=tiling,
-                              generator=seeds.generator("noise"), vae_tiling=self.settings.vae_tiling)
+                              generator=seeds.generator("noise"), vae_tiling=self.settings.vae_tiling,
+                              global_positions=self.stages.stage1 != "multidiffusion",
+                              offsets=seeds.generator("offsets"))
             image = result.image
             stage_one = StageOne(stage1_size, result.unet_calls, result.tile_evaluations, {
-                "model": self.stage1_model(), "size_rule": rule, "steps": self.settings.steps,
-                "sampler": "DDIM (eta 0)", "guidance": self.settings.guidance,
-                "unet_rows_per_tile": 2 if self.settings.guidance > 1 else 1, "tiling": tiling.as_record(),
+                "model": self.stage1_model(), "size_rule": rule, "steps": self.settings.steps, **result.sampler,
+                "unet_rows_per_tile": sampling_of(self.text_to_image).rows_per_tile(self.settings.guidance),
+                "tiling": tiling.as_record(),
                 "vae_tiling": self.settings.vae_tiling.effective(self.latent_size(stage1_size, self.text_to_image.vae))})
         else:
             image = source
@@ -143,13 +146,13 @@ class AnySizePipeline:
         if self.stages.stage1 == "bucket":
             base = self.text_to_image.base
             return nearest_bucket(size, base.aspect_buckets), f"nearest bucket (Eq. 1) of {base.bucket_source}"
-        factor = vae_factor(self.text_to_image.vae)
+        factor = grid_factor(self.text_to_image)
         return working_size(size, factor), f"requested size, next multiple of {factor} px"
 
     def stage1_tiling(self) -> TilingConfig:
-        """Stage I's tiling; MultiDiffusion's views are the base model's native latent."""
+        """Stage I's tiling; MultiDiffusion's views and FSTD's tiles are the base model's native size."""
         models = self.text_to_image
-        return self.settings.stage1_tiling(self.stages.stage1, min(models.base.native_size) // vae_factor(models.vae))
+        return self.settings.stage1_tiling(self.stages.stage1, min(models.base.native_size) // grid_factor(models))
 
     def describe(self) -> dict:
         """What produced the images: models, weights, backbone, LoRA, settings."""
@@ -200,7 +203,7 @@ def load_pipeline(method: Method, stages: Stages, profile: str, settings: Settin
     backbone_name = stage2_backbone(settings.backbone, profile, paths) if stages.stage2 else None
     if get_profile(profile).published:
         resolve_paper_weights(backbone_needs(paper_needs(stages.needs, model), backbone_name), paths, model)
-    fast = settings.fast_path.resolve(device)
+    fast = settings.fast_path.resolve(device, get_base_model(model).half_dtype)
     dtype = fast.torch_dtype
     settings = settings.for_device(device)
     text_to_image = load_text_to_image(profile, device, dtype, paths, model) if stages.base else None

@@ -24,7 +24,7 @@ class ProfileError(ValueError):
 @dataclass(frozen=True)
 class Profile:
     """One profile. ``architecture``: the configs its random weights are built from (the key of a base model's
-    ``unets``, ``vaes``, text encoders and stage II's configs; None where it builds none); ``published``: the
+    ``networks``, ``vaes``, text encoders and stage II's configs; None where it builds none); ``published``: the
     published weights, found offline in folders or the hub cache; ``analytic``: no model, the oracle's Gaussian
     random field and its exact denoiser (its method only); ``steps``: a model run's default stage I (DDIM) and
     stage II (DDPM) steps (the paper's by default); ``sample_limit``: a run's default number of data-set items

@@ -31,8 +31,9 @@ from baselines.paper_weights import BASE
 PROMPTS, LOW_RESOLUTION = "prompts", "low-resolution"
 TASKS = {PROMPTS: "text-to-image", LOW_RESOLUTION: "super-resolution"}
 #: The paper's tables a method may fill a row of (the report reads these); ``all-methods``: a method outside
-#: the paper's tables that ``tables`` still runs on the data set, for the "All methods" table.
-ROWS = ("table1", "table2", "table3", "stage2", "figure7", "all-methods")
+#: the paper's tables that ``tables`` still runs on the data set, for the "All methods" table; ``model-tables``: one
+#: that fills only the base models' tables (a method that does not run on SD 2.1); each of the others does too.
+ROWS = ("table1", "table2", "table3", "stage2", "figure7", "all-methods", "model-tables")
 #: Measurement plans a method may join: the tiny regression suite, its StableSR part, the GPU plan.
 PLANS = ("tiny", "stablesr", "gpu")
 #: ``Method.models`` of a method whose stage I runs on every registered base model, a user's too (``sr-plus``).

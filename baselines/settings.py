@@ -89,10 +89,15 @@ class Settings:
         return paper_tiling(strategy, latent_factor, **self.tiling)
 
     def stage1_tiling(self, stage1: str, view: int) -> TilingConfig:
-        """Stage I's tiling: MultiDiffusion's views of ``view`` latent px (the base model's native latent)."""
-        if stage1 != "multidiffusion":
-            return UNTILED
-        return multidiffusion_tiling(self.tiling.get("tile_batch_size") or 1, view)
+        """Stage I's tiling, in cells of the grid it samples (latent px; FLUX's tokens): MultiDiffusion's views
+        of ``view`` (the base model's native size), or FSTD's shifted partition into tiles of that size (offsets
+        up to half a tile, a grid at rest every 4th step: stage II's FSTD defaults, in proportion)."""
+        batch = self.tiling.get("tile_batch_size") or 1
+        if stage1 == "multidiffusion":
+            return multidiffusion_tiling(batch, view)
+        if stage1 == "fstd":
+            return TilingConfig("partition", tile=view, offset_range=view // 2, reset_every=4, tile_batch_size=batch)
+        return UNTILED
 
 
 @dataclass(frozen=True)

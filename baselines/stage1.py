@@ -26,21 +26,40 @@ panorama pipeline on the tiny models).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Optional
+from dataclasses import dataclass, field
+from typing import Optional, Protocol
 
 import torch
 from diffusers import DDIMScheduler
 from diffusers.utils.torch_utils import randn_tensor
 
-from baselines.base_models import Conditioning, as_conditioning
+from baselines.base_models import DEFAULT_GUIDANCE, Conditioning, as_conditioning
 from baselines.models import TextToImageModels
 from baselines.tiled_sampling import sample
 from baselines.tiling import Denoiser, TiledDenoiser, TilingConfig
 from baselines.vae_tiling import VaeTiling, decode, vae_factor
 
-DEFAULT_GUIDANCE = 7.5  # diffusers' default; the authors' UI uses 7.0 (docs/design.md, "Stage I")
 UNTILED = TilingConfig("none")
+
+
+class StageOneSampling(Protocol):
+    """How stage I samples a base model's network (``BaseModel.sampling``): the suite's DDIM loop on a UNet
+    (:data:`DDIM_SAMPLING`, every model's unless its entry names another), or flow matching on a transformer
+    (:mod:`baselines.flow_matching`, FLUX). ``patch``: VAE-latent px per cell of the grid it samples and tiles
+    (FLUX packs 2x2 latent px into a token)."""
+
+    name: str
+    patch: int
+
+    def denoise(self, models: TextToImageModels, negative, positive, latent_hw: tuple[int, int], *, steps: int,
+                guidance: float, tiling: TilingConfig, generator: Optional[torch.Generator],
+                global_positions: bool, offsets: Optional[torch.Generator]) -> tuple[torch.Tensor, TiledDenoiser, dict]:
+        """The VAE latent of ``latent_hw`` from ``generator``'s noise, the tiled denoiser that counted the calls
+        (a shifting grid's offsets drawn from ``offsets``), and what the record says of the sampler (its name,
+        schedule, guidance)."""
+
+    def rows_per_tile(self, guidance: float) -> int:
+        """Network batch rows per tile evaluation (2 under classifier-free guidance)."""
 
 
 def multidiffusion_tiling(tile_batch_size: int = 1, view: int = 64) -> TilingConfig:
@@ -70,30 +89,48 @@ def guided(unet, negative, positive, scale: float) -> Denoiser:
 @dataclass
 class Stage1Result:
     image: torch.Tensor  # (1, 3, H, W) in [-1, 1]
-    unet_calls: int  # each a batch of 2 per tile under guidance
+    unet_calls: int  # network calls; each a batch of 2 per tile under classifier-free guidance
     tile_evaluations: int
+    sampler: dict = field(default_factory=dict)  # what the sampling did, for the record (StageOneSampling.denoise)
+
+
+def sampling_of(models: TextToImageModels) -> StageOneSampling:
+    """The base model's stage I sampling: its entry's, or the suite's DDIM loop."""
+    return models.base.sampling or DDIM_SAMPLING
+
+
+def grid_factor(models: TextToImageModels) -> int:
+    """Image px per cell of the grid stage I samples and tiles: the VAE's factor times the sampler's packing
+    (SD: 8; FLUX: 16, one token), so the multiple a stage I size is rounded to and the unit of its tiles."""
+    return vae_factor(models.vae) * sampling_of(models).patch
 
 
 @torch.no_grad()
 def generate(models: TextToImageModels, prompt: str, size: tuple[int, int], *, steps: int,
              guidance: float = DEFAULT_GUIDANCE, tiling: TilingConfig = UNTILED,
-             generator: Optional[torch.Generator] = None, vae_tiling: VaeTiling = VaeTiling()) -> Stage1Result:
-    """An image of ``size`` (multiples of the VAE factor) for ``prompt``; the VAE decodes as ``vae_tiling`` says."""
-    factor = vae_factor(models.vae)
-    if size[0] % factor or size[1] % factor:
-        raise ValueError(f"stage I works at multiples of {factor} px, not {size[0]}x{size[1]}")
+             generator: Optional[torch.Generator] = None, vae_tiling: VaeTiling = VaeTiling(),
+             global_positions: bool = True, offsets: Optional[torch.Generator] = None) -> Stage1Result:
+    """An image of ``size`` (multiples of :func:`grid_factor`) for ``prompt``; the VAE decodes as ``vae_tiling``
+    says. ``global_positions``: where the network takes positions (FLUX's rotary ids), each tile's are its place
+    in the whole latent; else each tile is an image of its own (MultiDiffusion's views)."""
+    factor, multiple = vae_factor(models.vae), grid_factor(models)
+    if size[0] % multiple or size[1] % multiple:
+        raise ValueError(f"stage I works at multiples of {multiple} px, not {size[0]}x{size[1]}")
     negative, positive = models.guidance_pair(prompt, size)
-    latent, tiled = denoise(models, negative, positive, (size[0] // factor, size[1] // factor), steps=steps,
-                            guidance=guidance, tiling=tiling, generator=generator)
-    image = decode(models.vae, latent / models.vae.config.scaling_factor, vae_tiling).clamp_(-1, 1)
-    return Stage1Result(image.to(models.vae.dtype), tiled.calls, tiled.tile_evaluations)
+    latent, tiled, sampler = sampling_of(models).denoise(
+        models, negative, positive, (size[0] // factor, size[1] // factor), steps=steps, guidance=guidance,
+        tiling=tiling, generator=generator, global_positions=global_positions, offsets=offsets)
+    config = models.vae.config
+    latent = latent / config.scaling_factor + (getattr(config, "shift_factor", None) or 0)
+    image = decode(models.vae, latent, vae_tiling).clamp_(-1, 1)
+    return Stage1Result(image.to(models.vae.dtype), tiled.calls, tiled.tile_evaluations, sampler)
 
 
 @torch.no_grad()
 def denoise(models: TextToImageModels, negative, positive, latent_hw: tuple[int, int], *,
             steps: int, guidance: float = DEFAULT_GUIDANCE, tiling: TilingConfig = UNTILED,
             generator: Optional[torch.Generator] = None) -> tuple[torch.Tensor, TiledDenoiser]:
-    """Stage I's latent of ``latent_hw`` from the seeded noise (``negative``, ``positive``: as :func:`guided`
+    """Stage I's DDIM latent of ``latent_hw`` from the seeded noise (``negative``, ``positive``: as :func:`guided`
     takes them), and the tiled denoiser that counted the calls."""
     scheduler, latent = start(models, latent_hw, steps, generator)
     if tiling.strategy == "explicit" and (scheduler.config.clip_sample or scheduler.config.thresholding):
@@ -101,6 +138,26 @@ def denoise(models: TextToImageModels, negative, positive, latent_hw: tuple[int,
                          "DDIM steps only if DDIM neither clips nor thresholds x0; this scheduler config does")
     tiled = TiledDenoiser(guided(models.unet, negative, positive, guidance), tiling)
     return sample(tiled, scheduler, latent), tiled
+
+
+@dataclass(frozen=True)
+class DdimSampling:
+    """The suite's stage I on a UNet: DDIM (eta 0) with classifier-free guidance (:func:`denoise`)."""
+
+    name: str = "DDIM (eta 0)"
+    patch: int = 1
+
+    def denoise(self, models, negative, positive, latent_hw, *, steps, guidance, tiling, generator,
+                global_positions, offsets):
+        latent, tiled = denoise(models, negative, positive, latent_hw, steps=steps, guidance=guidance,
+                                tiling=tiling, generator=generator)
+        return latent, tiled, {"sampler": self.name, "guidance": guidance}
+
+    def rows_per_tile(self, guidance: float) -> int:
+        return 2 if guidance > 1 else 1
+
+
+DDIM_SAMPLING = DdimSampling()
 
 
 def ddim(models: TextToImageModels, steps: int) -> DDIMScheduler:

@@ -11,11 +11,17 @@ Plain torch; it knows nothing of diffusers. A denoiser is any callable
   drawn uniformly in ``[0, offset_range)``, reset to (0, 0) every ``reset_every`` steps.
   The strip the shifted grid leaves uncovered (top/left, as wide as the offset) takes the
   previous step's stitched prediction (``fill="eps"``, the authors' released code) or keeps
-  the previous latent (``fill="latent"``, the paper's text; the sampler applies that).
+  the previous latent (``fill="latent"``, the paper's text; the sampler applies that);
+- ``partition``: FSTD's shifted grid as an exact cover: the same offsets, but the tiles the
+  shift cuts at the edges are kept short instead of clamped or left out, so every latent cell
+  lies in exactly one tile at every step. Tiles then differ in size, which a transformer on
+  tokens takes (stage I on FLUX) and a UNet, whose sides must divide by its downsampling, does
+  not: stage II offers the other four (:data:`STAGE2_STRATEGIES`).
 
 A latent smaller than the tile along an axis is one tile along that axis, as large as the
 latent. The non-overlap and implicit grids always hold ``ceil(size / tile)`` tiles per axis,
-so the two cost the same at every step, whatever the offset.
+so the two cost the same at every step, whatever the offset; a shifted partition holds one
+more along each shifted axis, of the same total area.
 """
 
 from __future__ import annotations
@@ -28,7 +34,9 @@ import torch
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor, Optional[torch.Tensor]], torch.Tensor]
 
-STRATEGIES = ("none", "nonoverlap", "explicit", "implicit")
+STRATEGIES = ("none", "nonoverlap", "explicit", "implicit", "partition")
+STAGE2_STRATEGIES = STRATEGIES[:4]  # tiles of one size, as stage II's UNets take them
+SHIFTING = ("implicit", "partition")  # the strategies whose grid shifts every step
 WEIGHTINGS = ("gaussian", "uniform")
 OFFSET_MODES = ("random", "fixed")
 FILLS = ("eps", "latent")
@@ -78,9 +86,13 @@ class TilingConfig:
         record = asdict(self)
         if self.strategy != "explicit":
             record.pop("overlap")
-        if self.strategy != "implicit":
-            for key in ("offset", "offset_range", "reset_every", "fill"):
+        if self.strategy not in SHIFTING:
+            for key in ("offset", "offset_range", "reset_every"):
                 record.pop(key)
+        if self.strategy != "implicit":  # only the implicit grid leaves a strip to fill
+            record.pop("fill")
+        if self.strategy == "partition":  # one tile per cell: the weights cancel
+            record.pop("weighting")
         return record
 
 
@@ -117,13 +129,27 @@ def gaussian_weights(height: int, width: int) -> torch.Tensor:
     return profile(height)[:, None] * profile(width)[None, :]
 
 
+def axis_spans(size: int, tile: int, offset: int = 0) -> list[tuple[int, int]]:
+    """A shifted partition of one axis into (start, length): cuts at ``offset + k * tile`` inside the axis, so
+    the first and last spans may be short; a ``size`` no larger than ``tile`` is one span."""
+    if size <= tile:
+        return [(0, size)]
+    cuts = [0] + [c for c in range(offset % tile, size, tile) if c > 0] + [size]
+    return [(start, end - start) for start, end in zip(cuts, cuts[1:])]
+
+
 @dataclass
 class StepPlan:
-    """Where the tiles of one step lie: ``windows`` are (top, left); all tiles are ``tile_hw``."""
+    """Where the tiles of one step lie: ``windows`` are (top, left); all tiles are ``tile_hw`` unless
+    ``sizes`` gives each window's (a partition's)."""
 
     windows: list[tuple[int, int]]
     tile_hw: tuple[int, int]
     offset: tuple[int, int]
+    sizes: Optional[list[tuple[int, int]]] = None
+
+    def size_of(self, index: int) -> tuple[int, int]:
+        return self.tile_hw if self.sizes is None else self.sizes[index]
 
 
 def plan_step(size_hw: tuple[int, int], config: TilingConfig,
@@ -133,6 +159,10 @@ def plan_step(size_hw: tuple[int, int], config: TilingConfig,
     if config.strategy == "none":
         return StepPlan([(0, 0)], (height, width), (0, 0))
     tile_h, tile_w = min(config.tile, height), min(config.tile, width)
+    if config.strategy == "partition":
+        spans = [(y, x, h, w) for y, h in axis_spans(height, config.tile, offset[0])
+                 for x, w in axis_spans(width, config.tile, offset[1])]
+        return StepPlan([(y, x) for y, x, _, _ in spans], (tile_h, tile_w), offset, [(h, w) for *_, h, w in spans])
     stride = _stride(config)
     ys = axis_origins(height, tile_h, stride, offset[0])
     xs = axis_origins(width, tile_w, stride, offset[1])
@@ -141,8 +171,8 @@ def plan_step(size_hw: tuple[int, int], config: TilingConfig,
 
 def step_offset(step_index: int, config: TilingConfig,
                 generator: Optional[torch.Generator]) -> tuple[int, int]:
-    """The grid offset (dy, dx) of one step; (0, 0) except on the implicit strategy's shifting steps."""
-    if config.strategy != "implicit" or step_index % config.reset_every == 0 or config.offset_range <= 1:
+    """The grid offset (dy, dx) of one step; (0, 0) except on a shifting strategy's shifting steps."""
+    if config.strategy not in SHIFTING or step_index % config.reset_every == 0 or config.offset_range <= 1:
         return (0, 0)
     if config.offset == "fixed":
         return (config.offset_range // 2, config.offset_range // 2)
@@ -153,7 +183,8 @@ def step_offset(step_index: int, config: TilingConfig,
 def stitch(latent: torch.Tensor, t: torch.Tensor, denoiser: Denoiser, plan: StepPlan,
            weights: torch.Tensor, cond: Optional[torch.Tensor] = None,
            tile_batch_size: int = 1) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """Weighted average of the denoiser's predictions over the plan's tiles.
+    """Weighted average of the denoiser's predictions over the plan's tiles (a partition's tiles each keep
+    their own prediction: they do not overlap).
 
     Returns the stitched prediction (zero where no tile lies), the coverage mask
     (1, 1, H, W) and the number of denoiser calls made. Tiles of a batch are concatenated
@@ -161,24 +192,34 @@ def stitch(latent: torch.Tensor, t: torch.Tensor, denoiser: Denoiser, plan: Step
     (same spatial size as the latent) is cut into the same windows.
     """
     batch = latent.shape[0]
-    tile_h, tile_w = plan.tile_hw
-    weights = weights.to(latent)
     total = torch.zeros_like(latent)
     weight_sum = torch.zeros((1, 1) + latent.shape[2:], dtype=latent.dtype, device=latent.device)
     calls = 0
-    for first in range(0, len(plan.windows), tile_batch_size):
-        windows = plan.windows[first:first + tile_batch_size]
+    for group in _batches(plan, tile_batch_size):
+        (tile_h, tile_w), = {plan.size_of(i) for i in group}
+        window_weights = (weights if plan.sizes is None else torch.ones(tile_h, tile_w)).to(latent)
         crops = [(slice(None), slice(None), slice(y, y + tile_h), slice(x, x + tile_w))
-                 for y, x in windows]
+                 for y, x in (plan.windows[i] for i in group)]
         tiles = torch.cat([latent[c] for c in crops])
         cond_tiles = None if cond is None else torch.cat([cond[c] for c in crops])
         predictions = denoiser(tiles, t, cond_tiles)
         calls += 1
         for k, crop in enumerate(crops):
-            total[crop] += predictions[k * batch:(k + 1) * batch] * weights
-            weight_sum[crop] += weights
+            total[crop] += predictions[k * batch:(k + 1) * batch] * window_weights
+            weight_sum[crop] += window_weights
     covered = weight_sum > 0
     return total / torch.where(covered, weight_sum, torch.ones_like(weight_sum)), covered, calls
+
+
+def _batches(plan: StepPlan, tile_batch_size: int) -> list[list[int]]:
+    """The plan's windows in batches of at most ``tile_batch_size``, consecutive and of one size each."""
+    batches = []
+    for index in range(len(plan.windows)):
+        if batches and len(batches[-1]) < tile_batch_size and plan.size_of(batches[-1][0]) == plan.size_of(index):
+            batches[-1].append(index)
+        else:
+            batches.append([index])
+    return batches
 
 
 @dataclass

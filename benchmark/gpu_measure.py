@@ -13,7 +13,8 @@ that cannot start in what is left is skipped, and the summary names it):
 4. s/image and peak VRAM of sr-plus, ar-plus, ar-tile, asd at 1024² and 2048² at the paper's
    steps (50 DDIM, 200 DDPM: no scaling);
 5. stage II alone (fstd) with no overlap, explicit and implicit overlap at 1024² (Table 4's times);
-   then SDXL's: sr-plus, md, asd at 2048² and 4096² at 2 + 2 steps (s/image at those steps, peak memory, calls);
+   then SDXL's: sr-plus, md, asd at 2048² and 4096² at 2 + 2 steps (s/image at those steps, peak memory, calls),
+   and FLUX's in bf16: sr-plus, fstd-t2i, asd at 1024², 2048², 4096², md to 2048² (:mod:`benchmark.gpu_plan`);
 6. the ceilings under a 32 GiB budget (the ``ceiling`` verb's search, in fresh processes):
    asd from 8192 px (tiny already passes 8192 under 4 GiB) up to the paper's 18432 px, the
    headline, first; then sr-plus from 1024 capped at 4096 px (one step at 8192² is 14 PFLOP
@@ -36,7 +37,7 @@ import argparse
 import sys
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -50,6 +51,7 @@ from baselines.settings import Settings
 from baselines.stage1 import guided
 from baselines.tiling import TiledDenoiser, tile_count
 from benchmark import api
+from benchmark.gpu_plan import DRY_PLAN, GPU_PLAN, Plan
 from benchmark.reporting.report import write_report
 from benchmark.runs import ceiling as ceiling_search
 from benchmark.runs.flops import (PEAK_SOURCE, count_flops, dense_fp16_peak, matmul_flops_per_second,
@@ -61,41 +63,6 @@ from benchmark.spec import RunSpec
 
 PROMPT = ceiling_search.PROMPT
 FSTD_TILINGS = ("nonoverlap", "explicit", "implicit")
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What one measurement makes: profile, device, sizes, steps, ceilings, time budget."""
-
-    profile: str
-    device: str
-    sizes: tuple[int, ...]  # square sides of the method runs; the first is also Table 4's
-    steps: int
-    sr_steps: int
-    budget: str  # the ceilings' memory budget
-    ceilings: tuple[tuple[str, int, int], ...]  # (method, min side, max side), in order
-    matmul_side: int
-    time_budget_s: float
-    repeats: int  # timed steps per fast-path variant
-    compile_backend: str  # the dry run's captures the graph without inductor's minutes of C++
-    model_runs: tuple[tuple[str, tuple[str, ...], tuple[int, ...]], ...] = ()  # other base models: (model, methods, sides)
-    model_steps: tuple[int, int] = (2, 2)  # their stage I and II steps
-
-
-def ceiling_plan() -> tuple[tuple[str, int, int], ...]:
-    """The GPU plan's methods (the registry's ``gpu`` plan), FSTD's first (the headline); with stage II tiles
-    from 8192 px up to the paper's 18432, without from 1024 capped at 4096 (one step at 8192² is 14 PFLOP
-    of attention)."""
-    names = sorted(in_plan("gpu"), key=lambda name: get_method(name).stage2 != "implicit")
-    return tuple((name, 8192, 18432) if get_method(name).stage2 else (name, 1024, 4096) for name in names)
-
-
-SDXL_METHODS = ("sr-plus", "md", "asd")  # direct, views, buckets + stage II: the three costs of the SDXL table
-GPU_PLAN = Plan("paper-arch", "cuda", (1024, 2048), 50, 200, "32GiB", ceiling_plan(), 8192, 480.0, 5, "inductor",
-                (("sdxl", SDXL_METHODS, (2048, 4096)),))
-#: The dry run's budget only guards against a hung machine: every phase is meant to run (SDXL's too, at 64²).
-DRY_PLAN = Plan("tiny", "cpu", (64,), 1, 2, "4GiB", ((ceiling_plan()[0][0], 512, 512),), 256, 900.0, 1, "eager",
-                (("sdxl", SDXL_METHODS, (64,)),), (1, 1))
 
 
 class Clock:
@@ -293,6 +260,8 @@ def model_runs(plan: Plan, device: torch.device, runs: Path, clock: Clock) -> li
     rows, settings = [], Settings(*plan.model_steps)
     for model, names, sides in plan.model_runs:
         for name in names:
+            if not clock.allows(f"loading {name} on {model}", 60 if device.type == "cuda" else 1):
+                continue
             sampler = get_method(name).load(get_method(name), LoadContext(plan.profile, settings, device, WeightPaths(), model))
             for side in sides:
                 if clock.allows(f"{name} on {model} at {side}²", 30 if device.type == "cuda" else 1):

@@ -17,15 +17,14 @@ from typing import Optional
 
 import torch
 
-from baselines.base_models import DEFAULT_MODEL, name_parts
+from baselines.base_models import DEFAULT_MODEL, get_base_model, name_parts
 from baselines.fast_path import CPU_DEFAULTS, FastPath, default_tile_batch_size
 from baselines.paper_weights import WeightPaths
 from baselines.profiles import Profile, ProfileError, default_profile, get_profile, model_profiles
 from baselines.registry import LOW_RESOLUTION, get_method, oracle_method
 from baselines.settings import BACKBONES, MIN_SIDE, Settings
 from baselines.stablesr.backbone import DEFAULT_CFW_WEIGHT
-from baselines.stage1 import DEFAULT_GUIDANCE
-from baselines.tiling import TilingConfig
+from baselines.tiling import STAGE2_STRATEGIES, TilingConfig
 from baselines.vae_tiling import VaeTiling
 from benchmark.errors import UsageError
 from benchmark.metrics.bootstrap import Bootstrap
@@ -73,7 +72,7 @@ class RunSpec:
     seed: int = 0
     steps: Optional[int] = None
     sr_steps: Optional[int] = None
-    guidance: float = DEFAULT_GUIDANCE
+    guidance: Optional[float] = None  # the base model's pipeline's default (BaseModel.guidance)
     colour_fix: str = "adain"
     tiling: Optional[str] = None  # stage II strategy of a method that leaves it to the run
     tile: Optional[int] = None
@@ -151,6 +150,9 @@ class RunSpec:
         if self.tiling is not None and method.stage2 != "any":
             raise UsageError(f"--tiling chooses the stage II strategy of a method that leaves it to the run; "
                              f"{method.name} fixes its own ({method.stage2 or 'it has no stage II'})")
+        if self.tiling is not None and self.tiling not in STAGE2_STRATEGIES:
+            raise UsageError(f"--tiling {self.tiling!r} is not a stage II strategy; choose one of "
+                             f"{', '.join(STAGE2_STRATEGIES)}")
         if method.inputs == LOW_RESOLUTION and self.prompt is not None:
             raise UsageError(f"{method.name} has no text input (its inputs are low-resolution images); drop --prompt")
         if self.backbone is not None and method.stage2 is None:
@@ -162,7 +164,8 @@ class RunSpec:
             sr_steps = self.steps  # stage II alone: --steps means its steps
         if steps < 1 or sr_steps < 1:
             raise UsageError(f"steps must be at least 1, got {steps} (stage I) and {sr_steps} (stage II)")
-        return replace(self, profile=profile, steps=steps, sr_steps=sr_steps)
+        guidance = get_base_model(self.model).guidance if self.guidance is None else self.guidance
+        return replace(self, profile=profile, steps=steps, sr_steps=sr_steps, guidance=guidance)
 
     # ------------------------------------------------------------------ what the run is made of
 

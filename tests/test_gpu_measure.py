@@ -12,7 +12,8 @@ import torch
 
 from baselines.registry import in_plan
 from baselines.settings import Settings
-from benchmark.gpu_measure import DRY_PLAN, FSTD_TILINGS, GPU_PLAN, main, stage2_step
+from benchmark.gpu_measure import FSTD_TILINGS, main, stage2_step
+from benchmark.gpu_plan import DRY_PLAN, GPU_PLAN
 from benchmark.runs.flops import count_flops
 from helpers import load_sampler
 
@@ -42,6 +43,9 @@ def test_every_phase_ran_and_wrote_its_part(dry_run):
         (model, m, side) for model, names, sides in DRY_PLAN.model_runs for m in names for side in sides]
     assert all(r["status"] == "ok" and r["stage1_unet_calls"] > 0 for r in summary["model_runs"])
     assert ("sdxl", ("sr-plus", "md", "asd"), (2048, 4096)) in GPU_PLAN.model_runs  # the field's SDXL sides
+    flux = {(m, side) for model, names, sides in GPU_PLAN.model_runs if model == "flux" for m in names for side in sides}
+    assert {(m, side) for m in ("sr-plus", "fstd-t2i", "asd") for side in (1024, 2048, 4096)} <= flux
+    assert any(r["model"] == "flux" and r["method"] == "fstd-t2i" for r in summary["model_runs"])
     assert [c["method"] for c in summary["ceilings"]] == [m for m, _, _ in DRY_PLAN.ceilings]
     assert summary["ceilings"][0]["trials"][0]["status"] == "ok"
     assert any(Path(report).name == "tiny.md" for report in summary["reports"])

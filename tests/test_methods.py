@@ -40,8 +40,8 @@ def stages_of(name: str) -> Stages:
     return stages
 
 
-def test_the_built_in_methods_are_the_papers_eight_and_three_training_free_ones():
-    assert BUILT_IN == ["sr-plus", "sr-tile", "sr-tile-plus", "ar-plus", "ar-tile", "asd", "md", "fstd",
+def test_the_built_in_methods_are_the_papers_eight_fstd_in_stage_one_and_three_training_free_ones():
+    assert BUILT_IN == ["sr-plus", "sr-tile", "sr-tile-plus", "ar-plus", "ar-tile", "asd", "md", "fstd-t2i", "fstd",
                         "hidiffusion", "scalecrafter", "scalecrafter-disperse", "scalecrafter-release",
                         "demofusion"]
 

@@ -18,10 +18,12 @@ from dataclasses import dataclass, field, replace
 from typing import Callable, Mapping, Optional
 
 import torch
+from diffusers import UNet2DConditionModel
 
 from baselines.origins import BUILT_IN, RegistrationError, origin_of
 
 DEFAULT_MODEL = "sd21"  # the paper's base model; run folders of other models name theirs
+DEFAULT_GUIDANCE = 7.5  # diffusers' SD default; the authors' UI uses 7.0 (docs/design.md, "Stage I")
 
 
 class BaseModelError(RegistrationError):
@@ -67,18 +69,26 @@ def as_conditioning(value) -> Conditioning:
 class TextEncoder:
     """One text encoder: its transformers class, its diffusers subfolder, its configs per random-weight
     profile, and the id its tokenizer pads with (the ids are open_clip's BPE, which every CLIP text
-    encoder here shares; only padding differs)."""
+    encoder here shares; only padding differs). ``tokenizer``: the subfolder of a published folder whose
+    tokenizer files this encoder's ids come from on ``paper`` (T5's SentencePiece vocabulary, which no wheel
+    ships); None: open_clip's BPE on every profile."""
 
     cls: type
     subfolder: str
     configs: Mapping[str, dict]
     pad_id: int
+    tokenizer: Optional[str] = None
+
+    def build(self, profile: str) -> torch.nn.Module:
+        """The encoder of a random-weight profile's config (weights as initialised)."""
+        return self.cls(self.cls.config_class(**self.configs[profile]))
 
 
 @dataclass(frozen=True)
 class BaseModel:
-    """One base model for stage I. ``unets``/``vaes`` are diffusers configs per random-weight profile
-    (``tiny``, ``paper-arch``); ``repos`` the hub ids the ``paper`` profile tries in order (the
+    """One base model for stage I. ``networks``/``vaes`` are diffusers configs per random-weight profile
+    (``tiny``, ``paper-arch``) of its denoising network (``network``: a UNet, or FLUX's transformer, kept in
+    the ``network_subfolder`` of a published folder) and VAE; ``repos`` the hub ids the ``paper`` profile tries in order (the
     original first, then mirrors); ``condition(models, prompts, size)`` the :class:`Conditioning`
     of ``prompts`` for an image of ``size`` (loaded models: ``baselines.models.TextToImageModels``);
     ``tokenizer``: what the encoders are fed, in words (``run.json``); ``unconditional(positive)``: the
@@ -87,16 +97,20 @@ class BaseModel:
     ``buckets``: the (H, W) sizes stage I's "bucket" rule picks from (none: the native size alone), named by
     ``bucket_source``; ``multi_aspect``: the model itself was trained on them (SDXL), so methods that would
     adapt it to aspect ratios (ARAD's LoRA) run it as it is; ``suite``: RunSpec fields of every method's step
-    on this model in the tiny regression suite (a model other than the default runs there small);
+    on this model in the tiny regression suite (a model other than the default runs there small; None: the model
+    has no steps there, another model's hold its code);
     ``paper_tables``: its runs fill the paper's tables (SD 2.1, the paper's model); every model has its own;
     ``vae_upcast``: its pipeline decodes in fp32 where the VAE's config says ``force_upcast`` (SDXL's VAE
-    overflows in fp16; SD 2.1's pipeline never upcasts, whatever its config's default says)."""
+    overflows in fp16; SD 2.1's pipeline never upcasts, whatever its config's default says); ``guidance``: its
+    pipeline's default guidance scale (classifier-free, or FLUX dev's embedded one); ``sampling``: how stage I
+    samples it (:class:`baselines.stage1.StageOneSampling`; None: the suite's DDIM loop on a UNet); ``half_dtype``:
+    the half precision it runs in where the device's default is half (CUDA): fp16, or bf16 (FLUX)."""
 
     name: str
     title: str
     summary: str
     native_size: tuple[int, int]
-    unets: Mapping[str, dict]
+    networks: Mapping[str, dict]
     vaes: Mapping[str, dict]
     text_encoders: tuple[TextEncoder, ...]
     scheduler: Mapping[str, object]
@@ -109,18 +123,23 @@ class BaseModel:
     buckets: tuple[tuple[int, int], ...] = ()
     bucket_source: str = "the native size alone"
     multi_aspect: bool = False
-    suite: Mapping[str, object] = field(default_factory=dict, hash=False)
+    suite: Optional[Mapping[str, object]] = field(default_factory=dict, hash=False)
     paper_tables: bool = False
     vae_upcast: bool = False
+    guidance: float = DEFAULT_GUIDANCE
+    network: type = UNet2DConditionModel
+    network_subfolder: str = "unet"
+    sampling: Optional[object] = field(default=None, hash=False)
+    half_dtype: str = "fp16"
 
     def __post_init__(self):
-        profiles = set(self.unets) | set(self.vaes) | {p for encoder in self.text_encoders for p in encoder.configs}
-        lacking = sorted(p for p in profiles if p not in self.unets or p not in self.vaes
+        profiles = set(self.networks) | set(self.vaes) | {p for encoder in self.text_encoders for p in encoder.configs}
+        lacking = sorted(p for p in profiles if p not in self.networks or p not in self.vaes
                          or any(p not in encoder.configs for encoder in self.text_encoders))
         if not self.name or not all(c.isalnum() or c in "-_." for c in self.name):
             raise BaseModelError(f"base model {self.name!r} has a bad name (letters, digits, '-', '_', '.')")
         if lacking or not self.text_encoders or not callable(self.condition):
-            raise BaseModelError(f"base model {self.name!r} needs a UNet, VAE and text encoder config for each "
+            raise BaseModelError(f"base model {self.name!r} needs a network, VAE and text encoder config for each "
                                  f"profile (lacking: {', '.join(lacking) or 'none'}), at least one text encoder "
                                  "and a callable condition")
 
@@ -131,8 +150,9 @@ class BaseModel:
     @property
     def layout(self) -> dict[str, str]:
         """The subfolders a diffusers folder of this model holds, each with the file that configures it."""
-        return {"unet": "config.json", "vae": "config.json",
+        return {self.network_subfolder: "config.json", "vae": "config.json",
                 **{encoder.subfolder: "config.json" for encoder in self.text_encoders},
+                **{encoder.tokenizer: "tokenizer_config.json" for encoder in self.text_encoders if encoder.tokenizer},
                 "scheduler": "scheduler_config.json"}
 
 
@@ -143,6 +163,7 @@ def _builtins_loaded():
     """The built-ins register themselves on import of their modules."""
     import baselines.base_models.sd21  # noqa: F401
     import baselines.base_models.sdxl  # noqa: F401
+    import baselines.base_models.flux  # noqa: F401
 
 
 def register_base_model(model: BaseModel) -> BaseModel:

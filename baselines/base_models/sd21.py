@@ -66,7 +66,7 @@ def condition(models, prompts: list[str], size: tuple[int, int]) -> Conditioning
 
 SD21 = register_base_model(BaseModel(
     "sd21", "SD 2.1", "Stable Diffusion 2.1-base: 512² native, OpenCLIP ViT-H/14 text encoder, VAE ×8 (the paper's)",
-    native_size=(512, 512), unets={"tiny": TINY_UNET, "paper-arch": SD21_UNET},
+    native_size=(512, 512), networks={"tiny": TINY_UNET, "paper-arch": SD21_UNET},
     vaes={"tiny": TINY_VAE, "paper-arch": SD21_VAE}, text_encoders=(OPENCLIP_H14_ENCODER,),
     scheduler=SD21_SCHEDULER, repos=SD21_REPOS, condition=condition,
     tokenizer="open_clip SimpleTokenizer (OpenCLIP ViT-H/14 BPE, 77 tokens)", seed=0, origin=BUILT_IN,

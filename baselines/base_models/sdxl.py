@@ -125,7 +125,7 @@ def unconditional(positive: Conditioning) -> Conditioning:
 SDXL = register_base_model(BaseModel(
     "sdxl", "SDXL", "Stable Diffusion XL base 1.0: 1024² native, CLIP ViT-L/14 + OpenCLIP ViT-bigG/14 "
                              "text encoders, pooled text and size micro-conditioning, VAE ×8",
-    native_size=(1024, 1024), unets={"tiny": TINY_SDXL_UNET, "paper-arch": SDXL_UNET},
+    native_size=(1024, 1024), networks={"tiny": TINY_SDXL_UNET, "paper-arch": SDXL_UNET},
     vaes={"tiny": TINY_SDXL_VAE, "paper-arch": SDXL_VAE}, text_encoders=ENCODERS, scheduler=SDXL_SCHEDULER,
     repos=SDXL_REPOS, condition=condition, unconditional=unconditional,
     tokenizer="open_clip SimpleTokenizer (CLIP BPE, 77 tokens; padded with 49407, then 0, as SDXL's two tokenizers)",

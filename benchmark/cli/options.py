@@ -17,7 +17,7 @@ from baselines.paper_weights import PATH_VARIABLES, model_variable
 from baselines.profiles import ORACLE_DEFAULTS as ORACLE, default_profile, model_profiles, profiles
 from baselines.settings import BACKBONES
 from baselines.stage2 import COLOUR_FIXES
-from baselines.tiling import FILLS, OFFSET_MODES, STRATEGIES, WEIGHTINGS
+from baselines.tiling import FILLS, OFFSET_MODES, STAGE2_STRATEGIES, WEIGHTINGS
 from baselines.vae_tiling import VAE_TILING_MODES
 from benchmark.metrics.bootstrap import Bootstrap
 from benchmark.metrics.patches import PatchProtocol
@@ -194,9 +194,11 @@ def add_run_arguments(parser: argparse.ArgumentParser):
     models.add_argument("--sr-steps", type=int, default=None,
                         help="stage II DDPM steps (default: "
                              + ", ".join(f"{name} {p.steps[1]}" for name, p in model_profiles().items()) + ")")
-    models.add_argument("--guidance", type=float, default=spec_default("guidance"),
-                        help="stage I classifier-free guidance scale (default: %(default)s, diffusers'; the "
-                             "authors' UI uses 7.0)")
+    models.add_argument("--guidance", type=float, default=None,
+                        help="stage I guidance scale (default: the base model's pipeline's: "
+                             + ", ".join(f"{name} {m.guidance:g}" for name, m in base_models().items())
+                             + "; classifier-free on SD, embedded on FLUX dev, unused on FLUX schnell; the "
+                             "authors' UI uses 7.0 on SD 2.1)")
     models.add_argument("--colour-fix", default=spec_default("colour_fix"),
                         help=f"stage II colour fix: {', '.join(COLOUR_FIXES)} (default: %(default)s)")
     models.add_argument("--vae-tiling", default=spec_default("vae_tiling"), choices=VAE_TILING_MODES,
@@ -228,7 +230,7 @@ def add_run_arguments(parser: argparse.ArgumentParser):
     tiling = parser.add_argument_group(
         "tiling (stage II; on model profiles sizes are in the SR backbone's latent px and default to the "
         "paper's 512 px tiles, 256 px offset range and overlap)")
-    tiling.add_argument("--tiling", default=None, help=f"one of {', '.join(STRATEGIES)}; only for a method that "
+    tiling.add_argument("--tiling", default=None, help=f"one of {', '.join(STAGE2_STRATEGIES)}; only for a method that "
                         "leaves stage II's strategy to the run (fstd), the others fix theirs (default: implicit)")
     tiling.add_argument("--tile", type=int, default=None,
                         help=f"tile side in latent px (default: {ORACLE['tile']} on oracle)")

@@ -44,7 +44,7 @@ def model_table_sides(profile: str, model: str) -> tuple[int, ...]:
 
 def model_table_specs(common: RunSpec, models: tuple[str, ...]) -> list[RunSpec]:
     """The runs of each model's table: every text-to-image method of the tables that runs on it, at its sides."""
-    tabled = dict.fromkeys(with_row("table1") + with_row("table2") + with_row("all-methods"))
+    tabled = dict.fromkeys(with_row("table1") + with_row("table2") + with_row("all-methods") + with_row("model-tables"))
     return [replace(common, method=name, model=model, size=(side, side))
             for model in models for side in model_table_sides(common.profile, model) for name in tabled
             if get_method(name).inputs == PROMPTS and model in get_method(name).model_names]
