@@ -24,6 +24,7 @@ models; ``fstd-t2i``'s code is model-independent, declared for FLUX, where tiles
 | ``scalecrafter-disperse`` | the same with its optional dispersed convolution | – |
 | ``scalecrafter-release`` | the same sampled as its release does: DDIM eta 1, FreeU | – |
 | ``demofusion`` | SD 2.1 or SDXL at its native size, then ×2, ×3, … with skip residuals, local views, dilated sampling | – |
+| ``i-max`` | FLUX.1 [dev] at the native size, then at the target with its flow projected toward the first's | – |
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from baselines.base_models.sd21 import SD21
 from baselines.base_models.sdxl import SDXL
 from baselines.highres.demofusion import DemoFusionSampler
 from baselines.highres.hidiffusion_sampler import HiDiffusionSampler
+from baselines.highres.imax import IMaxSampler
 from baselines.highres.scalecrafter import (DispersedScaleCrafterSampler, ReleaseScaleCrafterSampler,
                                             ScaleCrafterSampler)
 from baselines.paper_weights import BASE
@@ -98,3 +100,6 @@ _training_free("scalecrafter-release", "ScaleCrafter sampled as its release's sc
 _training_free("demofusion", "DemoFusion on SD 2.1 (or SDXL: --model sdxl): native size, then progressive upscaling "
                              "with skip residuals, local views and dilated sampling", DemoFusionSampler,
                models=(SD21.name, SDXL.name))
+_training_free("i-max", "I-Max on FLUX.1 [dev]: the native-size image's flow guides the target's (projected flow), "
+                        "with the release's RoPE, attention and text extrapolation (PRIS-CV/I-Max)", IMaxSampler,
+               models=(FLUX_DEV.name,), rows=("model-tables",), plans=("tiny",), suite={"limit": 1})

@@ -1,4 +1,9 @@
-"""Stage I: text to image at one size, with a base model (SD 2.1, SDXL) or ARAD (SD 2.1 + LoRA), or MultiDiffusion.
+"""Stage I: text to image at one size, with a base model (SD 2.1, SDXL, FLUX) or ARAD (SD 2.1 + LoRA), or
+MultiDiffusion, or FSTD's shifted tiles.
+
+How a model is sampled is its entry's :class:`StageOneSampling`: the suite's DDIM loop on a UNet (below,
+every model's unless its entry names another) or flow matching on a transformer's tokens
+(:mod:`baselines.flow_matching`, FLUX); :func:`generate` reads it, never the model's name, and decodes.
 
 DDIM (eta 0) with classifier-free guidance, as ``StableDiffusionPipeline`` does it: the
 negative (empty) prompt first, one UNet call on the doubled batch, then

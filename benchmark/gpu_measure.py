@@ -14,7 +14,7 @@ that cannot start in what is left is skipped, and the summary names it):
    steps (50 DDIM, 200 DDPM: no scaling);
 5. stage II alone (fstd) with no overlap, explicit and implicit overlap at 1024² (Table 4's times);
    then SDXL's: sr-plus, md, asd at 2048² and 4096² at 2 + 2 steps (s/image at those steps, peak memory, calls),
-   and FLUX's in bf16: sr-plus, fstd-t2i, asd at 1024², 2048², 4096², md to 2048² (:mod:`benchmark.gpu_plan`);
+   and FLUX's in bf16: sr-plus, fstd-t2i, asd, i-max at 1024², 2048², 4096², md to 2048² (:mod:`benchmark.gpu_plan`);
 6. the ceilings under a 32 GiB budget (the ``ceiling`` verb's search, in fresh processes):
    asd from 8192 px (tiny already passes 8192 under 4 GiB) up to the paper's 18432 px, the
    headline, first; then sr-plus from 1024 capped at 4096 px (one step at 8192² is 14 PFLOP

@@ -1,0 +1,263 @@
+"""``i-max``: I-Max's projected flow on FLUX.1 [dev] (Du et al. 2024, arXiv 2410.07536; PRIS-CV/I-Max at
+3b38c1153086f404fbfdde2b2a200c3b67c4ed83, ``pipeline_flux_imax.py``), re-implemented on diffusers' FLUX.
+
+Two phases, each a FLUX flow-matching run (:mod:`baselines.flow_matching`'s token grid):
+
+1. **Guidance**: FLUX at the native size, the target divided by ``k = round(sqrt(HW) / 1024)``
+   (the release's rule; 1 near 1 MP), statically shifted by 3, embedded guidance the run's (3.5).
+   Decoded, resized bicubically to the target in pixels, encoded again (a sample of the VAE's
+   posterior): the guidance latent ``x_g``.
+2. **Extrapolation**: fresh noise at the target, statically shifted by 6, embedded guidance 7, the
+   transformer extended for the larger image as the release extends it: rotary frequencies the
+   larger of NTK-scaled (theta x 10) and interpolated ones (divided by ``sqrt((S - 512) / 4096)``,
+   ``S`` the ids of text and image), attention scaled by ``sqrt(log_4608 L)`` (``L`` the keys), the
+   T5 tokens repeated once per native-size block of the image with their ids moved to it, and a
+   latent padded by one pixel on every side on even steps ("swin"). Each step's velocity ``v`` is
+   projected toward the guidance flow ``u = (x_t - x_g) / sigma``: with ``c = (1 + cos(pi i / N)) / 2``,
+   ``v + c (u - v) + (1 - c) (LP u - LP v)`` (the release's default "cosine_shift"), ``LP`` the
+   level-1 Haar low band of the 16-channel latent, i.e. the mean of each token's 2x2 latent pixels.
+
+Differences from the release, which ran on diffusers 0.30 (docs/methods.md, "I-Max"): the
+suite's ``--steps`` sets both phases (the release: 30 and 20); ``S - 512`` is held at least
+4096, so below the native size the rotary frequencies stay FLUX's (the release would divide by
+the root of a smaller or negative number); the decode and encode run untiled or as
+``--vae-tiling`` says (the release tiles them); a run with an odd step count ends on an unpadded
+latent (the release would end padded); the Haar low band is computed in fp32 on the token grid
+(the release: pywt on the CPU).
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers import FlowMatchEulerDiscreteScheduler
+from diffusers.utils.torch_utils import randn_tensor
+
+from baselines.base_models import Conditioning, get_base_model
+from baselines.flow_matching import cell_coordinates, image_ids, pack, unpack
+from baselines.models import TextToImageModels, load_text_to_image
+from baselines.registry import LoadContext, Method
+from baselines.sample_record import Crop, SampleRecord, StageOne
+from baselines.settings import Seeds, Settings, centre_crop, check_size, working_size
+from baselines.vae_tiling import decode
+
+NATIVE_SIDE = 1024  # the release's native resolution
+NATIVE_TOKENS = 4608  # its attention's reference length: 4096 image + 512 text tokens
+TEXT_TOKENS = 512
+MULTIPLE = 16  # px per token
+
+
+@dataclass(frozen=True)
+class IMaxSettings:
+    """The release's ``__call__`` defaults (``pipeline_flux_imax.py``), each recorded."""
+
+    guidance_extrapolated: float = 7.0
+    shift_native: float = 3.0
+    shift_extrapolated: float = 6.0
+    ntk_factor: float = 10.0
+    schedule: str = "cosine_shift"
+    proportional_attention: bool = True
+    text_duplication: bool = True
+    swin: bool = True
+
+
+def native_size(size: tuple[int, int]) -> tuple[int, int]:
+    """The guidance phase's size: the target divided by the release's integer scale, in whole tokens."""
+    scale = max(1, int(math.sqrt(size[0] * size[1]) / NATIVE_SIDE + 0.5))
+    return tuple(max(MULTIPLE, side // scale // MULTIPLE * MULTIPLE) for side in size)
+
+
+def low_band(grid: torch.Tensor) -> torch.Tensor:
+    """The level-1 Haar approximation of the unpacked latent, on its token grid: each token's 2x2 latent
+    pixels (its 4 sub-channels per latent channel) replaced by their mean."""
+    batch, channels, height, width = grid.shape
+    means = grid.float().view(batch, channels // 4, 4, height, width).mean(dim=2, keepdim=True)
+    return means.expand(-1, -1, 4, -1, -1).reshape(grid.shape).to(grid.dtype)
+
+
+def rotary_frequencies(axes_dim, theta: float, ids: torch.Tensor, ntk_factor: float, interpolation: float):
+    """FLUX's rotary cos and sin (``FluxPosEmbed``'s layout) with each axis's frequency the larger of its
+    NTK-scaled and its interpolated value, as the release's ``rope``."""
+    cos_out, sin_out = [], []
+    for axis, dim in enumerate(axes_dim):
+        exponents = torch.arange(0, dim, 2, dtype=torch.float64, device=ids.device) / dim
+        omega = torch.maximum(1.0 / (theta * ntk_factor) ** exponents, 1.0 / theta ** exponents / interpolation)
+        angles = torch.outer(ids[:, axis].float(), omega)
+        cos_out.append(angles.cos().repeat_interleave(2, dim=1).float())
+        sin_out.append(angles.sin().repeat_interleave(2, dim=1).float())
+    return torch.cat(cos_out, dim=-1), torch.cat(sin_out, dim=-1)
+
+
+class ExtrapolatedRotary(torch.nn.Module):
+    """Replaces ``transformer.pos_embed`` in the extrapolation phase (:func:`rotary_frequencies`)."""
+
+    def __init__(self, original, ntk_factor: float):
+        super().__init__()
+        self.theta, self.axes_dim, self.ntk_factor = original.theta, original.axes_dim, ntk_factor
+
+    def forward(self, ids: torch.Tensor):
+        interpolation = math.sqrt(max(ids.shape[0] - TEXT_TOKENS, NATIVE_TOKENS - TEXT_TOKENS)
+                                  / (NATIVE_TOKENS - TEXT_TOKENS))
+        return rotary_frequencies(self.axes_dim, self.theta, ids, self.ntk_factor, interpolation)
+
+
+class ScaledQuery(torch.nn.Module):
+    """A query norm whose output is multiplied by ``factor.value``: with SDPA's own 1/sqrt(d), the attention
+    scale becomes ``factor / sqrt(d)`` (the release's proportional attention, on diffusers' processor)."""
+
+    def __init__(self, norm, factor):
+        super().__init__()
+        self.norm, self.factor = norm, factor
+
+    def forward(self, x):
+        return self.norm(x) * self.factor.value
+
+
+@dataclass
+class _Factor:
+    value: float = 1.0
+
+
+@contextmanager
+def extrapolating(transformer, settings: IMaxSettings, factor: _Factor):
+    """The transformer with the release's rotary frequencies and, where asked, scaled queries; restored after."""
+    original = transformer.pos_embed
+    norms = [(attention, name, getattr(attention, name)) for module in transformer.modules()
+             for attention in [getattr(module, "attn", None)] if attention is not None
+             for name in ("norm_q", "norm_added_q") if getattr(attention, name, None) is not None]
+    transformer.pos_embed = ExtrapolatedRotary(original, settings.ntk_factor)
+    if settings.proportional_attention:
+        for attention, name, norm in norms:
+            setattr(attention, name, ScaledQuery(norm, factor))
+    try:
+        yield
+    finally:
+        transformer.pos_embed = original
+        for attention, name, norm in norms:
+            setattr(attention, name, norm)
+
+
+def _scheduler(config: dict, steps: int, shift: float, device) -> FlowMatchEulerDiscreteScheduler:
+    scheduler = FlowMatchEulerDiscreteScheduler.from_config(config, use_dynamic_shifting=False, shift=shift)
+    scheduler.set_timesteps(steps, device=device, sigmas=np.linspace(1.0, 1 / steps, steps))
+    return scheduler
+
+
+@dataclass
+class IMaxSampler:
+    """I-Max on a loaded FLUX [dev]: ``sampler(prompt, size, seeds)`` gives an image of exactly ``size``."""
+
+    method: Method
+    profile: str
+    settings: Settings
+    models: TextToImageModels
+    fast_path: Optional[dict] = None
+    imax: IMaxSettings = IMaxSettings()
+    input_factor = None
+
+    @classmethod
+    def load(cls, method: Method, context: LoadContext) -> "IMaxSampler":
+        model = context.model
+        fast = context.settings.fast_path.resolve(context.device, get_base_model(model).half_dtype)
+        models = load_text_to_image(context.profile, context.device, fast.torch_dtype, context.paths, model)
+        fast.apply([models.unet], [models.vae])
+        return cls(method, context.profile, context.settings.for_device(context.device), models,
+                   fast.as_record(context.device, context.settings.fast_path))
+
+    def velocity(self, grid, t, text: Conditioning, guidance: float, duplicate: bool, factor: _Factor):
+        """FLUX's velocity of the whole token grid, ids from its cells, the T5 tokens once per native block."""
+        transformer, (_, _, height, width) = self.models.unet, grid.shape
+        copies = ((max(1, height // 64), max(1, width // 64)) if duplicate else (1, 1))
+        hidden = text.hidden.repeat(1, copies[0] * copies[1], 1).to(transformer.dtype)
+        text_ids = torch.tensor([[0.0, 64 * i, 64 * j] for i in range(copies[0]) for j in range(copies[1])
+                                 for _ in range(text.hidden.shape[1])], device=grid.device)
+        factor.value = math.sqrt(math.log(hidden.shape[1] + height * width, NATIVE_TOKENS))
+        tokens = grid.to(transformer.dtype).flatten(2).transpose(1, 2)
+        out = transformer(hidden_states=tokens, timestep=t.expand(1).to(transformer.dtype) / 1000,
+                          guidance=torch.full([1], guidance, device=grid.device), encoder_hidden_states=hidden,
+                          pooled_projections=text.added["pooled_projections"], txt_ids=text_ids.to(transformer.dtype),
+                          img_ids=image_ids(cell_coordinates(height, width, grid.device)[0]).to(transformer.dtype)).sample
+        return out.transpose(1, 2).reshape(grid.shape).float()
+
+    def guidance_latent(self, text: Conditioning, size, native, generator) -> torch.Tensor:
+        """Phase 1: FLUX at ``native``, decoded, resized bicubically to ``size``, encoded: the packed x_g."""
+        models, steps = self.models, self.settings.steps
+        grid = pack(randn_tensor((1, 16, native[0] // 8, native[1] // 8), generator=generator,
+                                 device=models.unet.device, dtype=torch.float32))
+        scheduler = _scheduler(models.scheduler_config, steps, self.imax.shift_native, grid.device)
+        for t in scheduler.timesteps:
+            v = self.velocity(grid, t, text, self.settings.guidance, False, _Factor())
+            grid = scheduler.step(v, t, grid).prev_sample
+        config = models.vae.config
+        image = decode(models.vae, unpack(grid) / config.scaling_factor + config.shift_factor, self.settings.vae_tiling)
+        image = F.interpolate(image.float(), size=size, mode="bicubic")
+        posterior = models.vae.encode(image.to(models.vae.dtype)).latent_dist
+        latent = posterior.mean + posterior.std * randn_tensor(posterior.mean.shape, generator=generator,
+                                                               device=grid.device, dtype=posterior.mean.dtype)
+        return pack(((latent - config.shift_factor) * config.scaling_factor).float())
+
+    def projected(self, v, grid, guide, sigma: float, i: int, steps: int) -> torch.Tensor:
+        """The velocity projected toward the guidance flow (the module's docstring)."""
+        u = (grid - guide) / (sigma + 1e-6)
+        c = 0.5 * (1 + math.cos(math.pi * i / steps))
+        if self.imax.schedule == "cosine_shift":
+            return v + c * (u - v) + (1 - c) * (low_band(u) - low_band(v))
+        raise ValueError(f"unknown I-Max schedule {self.imax.schedule!r}")
+
+    def __call__(self, prompt: str, size: tuple[int, int], seeds: Seeds,
+                 source: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, SampleRecord]:
+        check_size(size)
+        working, models, steps = working_size(size, MULTIPLE), self.models, self.settings.steps
+        native, generator = native_size(working), seeds.generator("noise")
+        _, text = models.guidance_pair(prompt, working)
+        with torch.no_grad():
+            guide = self.guidance_latent(text, working, native, generator)
+            grid = pack(randn_tensor((1, 16, working[0] // 8, working[1] // 8), generator=generator,
+                                     device=guide.device, dtype=torch.float32))
+            scheduler = _scheduler(models.scheduler_config, steps, self.imax.shift_extrapolated, grid.device)
+            factor = _Factor()
+            with extrapolating(models.unet, self.imax, factor):
+                for i, t in enumerate(scheduler.timesteps):
+                    padded = self.imax.swin and i % 2 == 0
+                    x, g = (_pad(grid), _pad(guide)) if padded else (grid, guide)
+                    v = self.velocity(x, t, text, self.imax.guidance_extrapolated, self.imax.text_duplication, factor)
+                    x = scheduler.step(self.projected(v, x, g, float(t) / 1000, i, steps), t, x).prev_sample
+                    grid = _crop(x) if padded else x
+            config = models.vae.config
+            image = decode(models.vae, unpack(grid) / config.scaling_factor + config.shift_factor,
+                           self.settings.vae_tiling).clamp_(-1, 1)
+        image, crop = centre_crop(image, size)
+        stage = StageOne(working, unet_calls=2 * steps, tile_evaluations=2 * steps, details={
+            "model": models.base.title, "method": self.method.name, "size_rule": f"requested size, next multiple of "
+            f"{MULTIPLE} px", "steps": steps, "sampler": "flow-matching Euler, static shifts", "guidance":
+            f"embedded {self.settings.guidance:g} (native), {self.imax.guidance_extrapolated:g} (extrapolation)",
+            "native_size": list(native), **self.parameters()})
+        return image.to(models.vae.dtype), SampleRecord(size, stage, crop=Crop(working, crop))
+
+    def parameters(self) -> dict:
+        return {"imax": {**vars(self.imax), "source": "PRIS-CV/I-Max 3b38c11 pipeline_flux_imax.py defaults"}}
+
+    def one_step(self) -> "IMaxSampler":
+        return replace(self, settings=replace(self.settings, steps=1))
+
+    def describe(self) -> dict:
+        return {"method": self.method.name, "profile": self.profile, "backbone": None,
+                "weights": {"stage1": self.models.describe()}, "lora": None, "steps": self.settings.steps,
+                "sr_steps": None, "guidance": self.settings.guidance, "colour_fix": None,
+                "vae_tiling": self.settings.vae_tiling.as_record(), "stage1_tiling": None, "sr_tiling": None,
+                "fast_path": self.fast_path, "method_settings": self.parameters()}
+
+
+def _pad(grid: torch.Tensor) -> torch.Tensor:
+    """The token grid of the latent padded by one latent pixel of zeros on every side (the release's swin step)."""
+    return pack(F.pad(unpack(grid), (1, 1, 1, 1)))
+
+
+def _crop(grid: torch.Tensor) -> torch.Tensor:
+    return pack(unpack(grid)[:, :, 1:-1, 1:-1])

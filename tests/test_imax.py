@@ -1,0 +1,99 @@
+"""``i-max`` on tiny FLUX: each of the release's pieces against its definition (Haar low band, rotary
+frequencies, proportional attention, the native size), the transformer restored after, and a run."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from diffusers.models.embeddings import get_1d_rotary_pos_embed
+
+from helpers import CPU, load_sampler, one_thread
+
+from baselines.flow_matching import pack, unpack
+from baselines.highres.imax import (IMaxSettings, _Factor, extrapolating, low_band, native_size,
+                                    rotary_frequencies)
+from baselines.models import load_text_to_image
+from baselines.settings import Seeds, Settings
+from benchmark.errors import UsageError
+from benchmark.spec import RunSpec
+
+
+@pytest.fixture(scope="module")
+def dev():
+    return load_text_to_image("tiny", CPU, torch.float32, model="flux")
+
+
+def test_the_low_band_is_the_level_one_haar_approximation_of_the_latent():
+    latent = torch.randn(1, 16, 10, 14)
+    haar = F.interpolate(F.avg_pool2d(latent, 2), scale_factor=2, mode="nearest")  # LL band, reconstructed
+    assert torch.allclose(unpack(low_band(pack(latent))), haar, atol=1e-6)
+
+
+def test_rotary_frequencies_are_fluxs_unscaled_and_the_larger_of_ntk_and_interpolation_scaled(dev):
+    ids = torch.stack([torch.zeros(50), torch.arange(50.0) * 3, torch.arange(50.0) % 7], dim=1)
+    pos_embed = dev.unet.pos_embed
+    plain = rotary_frequencies(pos_embed.axes_dim, pos_embed.theta, ids, 1.0, 1.0)
+    assert all(torch.equal(a, b) for a, b in zip(plain, pos_embed(ids)))
+    cos, _ = rotary_frequencies(pos_embed.axes_dim, pos_embed.theta, ids, 10.0, 2.0)
+    start = 0
+    for axis, dim in enumerate(pos_embed.axes_dim):
+        common = dict(theta=pos_embed.theta, use_real=True, repeat_interleave_real=True, freqs_dtype=torch.float64)
+        ntk, _ = get_1d_rotary_pos_embed(dim, ids[:, axis], ntk_factor=10.0, **common)
+        linear, _ = get_1d_rotary_pos_embed(dim, ids[:, axis], linear_factor=2.0, **common)
+        ours = cos[:, start:start + dim]
+        assert all(torch.allclose(ours[:, k], ntk[:, k], atol=1e-6) or torch.allclose(ours[:, k], linear[:, k], atol=1e-6)
+                   for k in range(dim))
+        start += dim
+
+
+@one_thread()
+def test_scaled_queries_are_attention_at_the_proportional_scale(dev, monkeypatch):
+    """Queries times c under SDPA's 1/sqrt(d) equal SDPA at scale c/sqrt(d): the release's log-ratio scale."""
+    transformer, factor = dev.unet, _Factor(1.7)
+    inputs = dict(hidden_states=torch.randn(1, 24, 64), timestep=torch.tensor([0.5]), guidance=torch.tensor([3.5]),
+                  encoder_hidden_states=torch.randn(1, 5, 32), pooled_projections=torch.randn(1, 32),
+                  txt_ids=torch.zeros(5, 3), img_ids=torch.stack([torch.zeros(24), torch.arange(24.0) // 6,
+                                                                  torch.arange(24.0) % 6], dim=1))
+    settings = IMaxSettings(ntk_factor=1.0)
+    with torch.no_grad(), extrapolating(transformer, settings, factor):
+        scaled = transformer(**inputs).sample
+    original = F.scaled_dot_product_attention
+
+    def at_scale(query, key, value, *args, **kwargs):
+        return original(query, key, value, *args, **{**kwargs, "scale": 1.7 / math.sqrt(query.shape[-1])})
+
+    monkeypatch.setattr(F, "scaled_dot_product_attention", at_scale)
+    with torch.no_grad():
+        reference = transformer(**inputs).sample
+    monkeypatch.undo()
+    with torch.no_grad():
+        restored = transformer(**inputs).sample
+    assert torch.allclose(scaled, reference, atol=1e-5) and (scaled - restored).abs().max() > 1e-4
+    assert type(transformer.pos_embed).__name__ == "FluxPosEmbed"
+
+
+def test_the_native_size_is_the_releases_integer_division():
+    assert native_size((4096, 4096)) == (1024, 1024)
+    assert native_size((1536, 768)) == (1536, 768)
+    assert native_size((3072, 1536)) == (1536, 768)
+    assert native_size((2048, 4096)) == (672, 1360)  # scale 2.83 rounds to 3: 682 and 1365, in whole tokens
+
+
+@one_thread()
+def test_i_max_makes_the_exact_size_and_records_both_phases():
+    sampler = load_sampler("i-max", Settings(2, 2, guidance=3.5), model="flux")
+    image, record = sampler("a lighthouse", (520, 1030), Seeds(1, 2, 3))
+    assert tuple(image.shape[-2:]) == (520, 1030) and bool(torch.isfinite(image).all())
+    details = record.stage1.details
+    assert details["native_size"] == [528, 1040] and details["imax"]["schedule"] == "cosine_shift"
+    assert record.stage1.unet_calls == 4 and details["guidance"].startswith("embedded 3.5 (native), 7")
+    again, _ = sampler("a lighthouse", (520, 1030), Seeds(1, 2, 3))
+    assert torch.equal(image, again)
+
+
+def test_i_max_runs_on_flux_dev_only():
+    with pytest.raises(UsageError, match="i-max runs on the model flux"):
+        RunSpec("i-max", model="flux-schnell").resolved()
