@@ -386,7 +386,7 @@ def test_the_tables_verb_makes_the_fstd_runs_of_the_three_tilings(tmp_path):
         "sr-plus", "sr-tile", "sr-tile-plus", "ar-plus", "ar-tile", "asd", "md", "hidiffusion", "scalecrafter",
         "demofusion"]
     figure7 = [(spec.method, spec.size, spec.limit) for spec in made if spec.size and spec.limit == 1]
-    assert {spec.model for spec in made if spec.size and spec.limit is None} == {"sd21", "sdxl"}  # each model's table
+    assert {spec.model for spec in made if spec.size and spec.limit is None} == {"sd21", "sdxl", "flux", "flux-schnell"}
     assert figure7 == [(name, (side, side), 1) for side in FIGURE7_SIDES["tiny"]
                        for name in ("sr-plus", "sr-tile", "sr-tile-plus", "ar-plus", "ar-tile", "asd", "md",
                                     "hidiffusion", "scalecrafter", "demofusion")]

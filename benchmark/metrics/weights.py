@@ -172,7 +172,18 @@ def weight_files(
                 [lpips_linear_path()], True, hash_files),
         _record("clip", f"{clip_model} / {clip_pretrained}", "CLIP score (OpenCLIP)",
                 clip_candidates(clip_model, clip_pretrained, paths.get("clip")), real, hash_files),
+        # optional: a missing one skips its metric alone
+        _record("hpsv2", "HPS_v2.1_compressed.pt", "HPSv2.1 (open_clip ViT-H-14; optional)",
+                _preference_candidates("hps"), False, hash_files),
+        _record("pickscore", "PickScore_v1/config.json", "PickScore (transformers CLIPModel folder; optional)",
+                _preference_candidates("pickscore"), False, hash_files),
     ]
+
+
+def _preference_candidates(which: str) -> list[Path]:
+    from benchmark.metrics.preference import hps_candidates, pickscore_candidates
+
+    return hps_candidates() if which == "hps" else pickscore_candidates()
 
 
 def missing_error(records: list[WeightFile]) -> MissingWeightsError:

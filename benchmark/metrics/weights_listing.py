@@ -35,6 +35,8 @@ METRIC_SOURCES = {
     "lpips-alexnet": "torchvision fetches it on first use (torch.hub's checkpoints/); or copy the file there",
     "lpips-linear": "ships inside the lpips package (pip install lpips)",
     "clip": "open_clip fetches it on first use into the Hugging Face cache (open_clip.create_model_and_transforms)",
+    "hpsv2": "`hf download xswu/HPSv2 HPS_v2.1_compressed.pt` where there is internet, or the file via $ASD_HPSV2",
+    "pickscore": "`hf download yuvalkirstain/PickScore_v1` where there is internet, or the folder via $ASD_PICKSCORE",
 }
 
 
