@@ -14,7 +14,7 @@ from typing import Optional
 
 import torch
 
-from baselines.base_models import Conditioning
+from baselines.base_models import Conditioning, get_base_model
 from baselines.models import TextToImageModels, load_text_to_image
 from baselines.registry import LoadContext, Method
 from baselines.sample_record import Crop, SampleRecord, StageOne
@@ -39,7 +39,7 @@ class TrainingFreeSampler:
     def load(cls, method: Method, context: LoadContext) -> "TrainingFreeSampler":
         """The run's base model on the profile (``paper``: the user's weights, every missing piece named), fast
         path applied."""
-        fast = context.settings.fast_path.resolve(context.device)
+        fast = context.settings.fast_path.resolve(context.device, get_base_model(context.model).half_dtype)
         models = load_text_to_image(context.profile, context.device, fast.torch_dtype, context.paths, context.model)
         fast.apply([models.unet], [models.vae])
         return cls(method, context.profile, context.settings.for_device(context.device), models,

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
@@ -39,12 +39,11 @@ import torch.nn.functional as F
 from diffusers import FlowMatchEulerDiscreteScheduler
 from diffusers.utils.torch_utils import randn_tensor
 
-from baselines.base_models import Conditioning, get_base_model
+from baselines.base_models import Conditioning
 from baselines.flow_matching import cell_coordinates, image_ids, pack, unpack
-from baselines.models import TextToImageModels, load_text_to_image
-from baselines.registry import LoadContext, Method
+from baselines.highres.base import TrainingFreeSampler
 from baselines.sample_record import Crop, SampleRecord, StageOne
-from baselines.settings import Seeds, Settings, centre_crop, check_size, working_size
+from baselines.settings import Seeds, centre_crop, check_size, working_size
 from baselines.vae_tiling import decode
 
 NATIVE_SIDE = 1024  # the release's native resolution
@@ -150,25 +149,11 @@ def _scheduler(config: dict, steps: int, shift: float, device) -> FlowMatchEuler
 
 
 @dataclass
-class IMaxSampler:
-    """I-Max on a loaded FLUX [dev]: ``sampler(prompt, size, seeds)`` gives an image of exactly ``size``."""
+class IMaxSampler(TrainingFreeSampler):
+    """I-Max on a loaded FLUX [dev]: ``sampler(prompt, size, seeds)`` gives an image of exactly ``size`` (its own
+    two phases in place of the UNet methods' one DDIM latent)."""
 
-    method: Method
-    profile: str
-    settings: Settings
-    models: TextToImageModels
-    fast_path: Optional[dict] = None
     imax: IMaxSettings = IMaxSettings()
-    input_factor = None
-
-    @classmethod
-    def load(cls, method: Method, context: LoadContext) -> "IMaxSampler":
-        model = context.model
-        fast = context.settings.fast_path.resolve(context.device, get_base_model(model).half_dtype)
-        models = load_text_to_image(context.profile, context.device, fast.torch_dtype, context.paths, model)
-        fast.apply([models.unet], [models.vae])
-        return cls(method, context.profile, context.settings.for_device(context.device), models,
-                   fast.as_record(context.device, context.settings.fast_path))
 
     def velocity(self, grid, t, text: Conditioning, guidance: float, duplicate: bool, factor: _Factor):
         """FLUX's velocity of the whole token grid, ids from its cells, the T5 tokens once per native block."""
@@ -242,16 +227,6 @@ class IMaxSampler:
 
     def parameters(self) -> dict:
         return {"imax": {**vars(self.imax), "source": "PRIS-CV/I-Max 3b38c11 pipeline_flux_imax.py defaults"}}
-
-    def one_step(self) -> "IMaxSampler":
-        return replace(self, settings=replace(self.settings, steps=1))
-
-    def describe(self) -> dict:
-        return {"method": self.method.name, "profile": self.profile, "backbone": None,
-                "weights": {"stage1": self.models.describe()}, "lora": None, "steps": self.settings.steps,
-                "sr_steps": None, "guidance": self.settings.guidance, "colour_fix": None,
-                "vae_tiling": self.settings.vae_tiling.as_record(), "stage1_tiling": None, "sr_tiling": None,
-                "fast_path": self.fast_path, "method_settings": self.parameters()}
 
 
 def _pad(grid: torch.Tensor) -> torch.Tensor:
