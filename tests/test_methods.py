@@ -40,10 +40,10 @@ def stages_of(name: str) -> Stages:
     return stages
 
 
-def test_the_built_in_methods_are_the_papers_eight_fstd_in_stage_one_and_three_training_free_ones():
+def test_the_built_in_methods_are_the_papers_eight_fstd_in_stage_one_and_four_training_free_ones():
     assert BUILT_IN == ["sr-plus", "sr-tile", "sr-tile-plus", "ar-plus", "ar-tile", "asd", "md", "fstd-t2i", "fstd",
                         "hidiffusion", "scalecrafter", "scalecrafter-disperse", "scalecrafter-release",
-                        "demofusion"]
+                        "demofusion", "i-max"]
 
 
 @pytest.mark.parametrize("name", STAGED)
