@@ -189,9 +189,9 @@ def test_paper_loads_a_flux_folder_in_the_published_layout_with_its_t5_tokenizer
     assert image.image.shape == (1, 3, 128, 128)
 
 
-def test_the_flux_table_runs_every_method_declared_for_flux_fstd_t2i_included():
+def test_the_flux_table_runs_every_method_declared_for_flux_fstd_t2i_and_i_max_included():
     from benchmark.reporting.paper_runs import specs
 
     runs = specs(RunSpec("sr-plus", "tiny", dataset="synthetic"), model="flux")
-    assert {r.method for r in runs} == {"sr-plus", "sr-tile", "sr-tile-plus", "asd", "md", "fstd-t2i"}
+    assert {r.method for r in runs} == {"sr-plus", "sr-tile", "sr-tile-plus", "asd", "md", "fstd-t2i", "i-max"}
     assert {r.model for r in runs} == {"flux"} and len({r.size for r in runs}) >= 2

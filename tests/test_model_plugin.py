@@ -60,7 +60,7 @@ def test_a_model_plugin_runs_sr_plus_through_the_api_and_the_command_line(model_
     with contextlib.redirect_stdout(listing):
         assert main(["list", "--include", str(model_plugin)]) == 0
     assert re.search(rf"  {NAME} +SD 2.1's layout, other random weights \[.*my_model\.py\]", listing.getvalue())
-    assert re.search(r"  sr-plus .*\(models: sd21, sdxl, my-sd21\)", listing.getvalue())
+    assert re.search(r"  sr-plus .*\(models: sd21, flux, flux-schnell, sdxl, my-sd21\)", listing.getvalue())
 
 
 def test_a_method_that_names_its_models_refuses_a_plugin_model_naming_them(model_plugin):

@@ -176,14 +176,14 @@ def test_suites_are_api_calls_as_data_and_baselines_of_command_lines_still_read(
     assert tiny[-1]["verb"] == "timing" and all(step["verb"] == "run" for step in tiny[:-1])
     assert {RunSpec.from_record(step["spec"]).method for step in tiny[:-1]} == {
         "sr-plus", "sr-tile", "sr-tile-plus", "ar-plus", "ar-tile", "asd", "md", "fstd", "hidiffusion",
-        "scalecrafter", "demofusion"}
+        "scalecrafter", "demofusion", "fstd-t2i", "i-max"}
     one_each = [RunSpec.from_record(step["spec"]) for step in guard.suite("tiny", ["demofusion"])]
     # the method's own suite step on SD 2.1, the model's small one (over the method's) on SDXL
     assert [(spec.model, spec.limit, spec.size, spec.steps) for spec in one_each] == [
         ("sd21", 1, (1024, 1024), 2), ("sdxl", 1, (256, 1152), 2)]
     asd = [RunSpec.from_record(step["spec"]) for step in guard.suite("tiny", ["asd"])]
     assert [(spec.method, spec.model, spec.backbone) for spec in asd] == [
-        ("asd", "sd21", None), ("asd", "sdxl", None), ("asd", "sd21", "stablesr")]
+        ("asd", "sd21", None), ("asd", "sdxl", None), ("asd", "flux", None), ("asd", "sd21", "stablesr")]
     assert guard.legacy_step(["run", "--method", "asd", "--size", "256x512", "--limit", "2", "--no-progress"]) == {
         "verb": "run", "spec": RunSpec("asd", size=(256, 512), limit=2, progress=False).as_record()}
     assert guard.legacy_step(["study", "--steps", "30", "--no-progress"]) == {

@@ -122,13 +122,13 @@ def test_an_unknown_model_is_refused_naming_the_known_ones(capsys):
     from benchmark.cli import main
 
     assert main(["run", "--model", "sd3", "--method", "sr-plus", "--limit", "1", "--no-score"]) == 2
-    assert capsys.readouterr().err.strip() == "error: unknown model 'sd3'; known models: sd21, sdxl"
+    assert capsys.readouterr().err.strip() == "error: unknown model 'sd3'; known models: sd21, flux, flux-schnell, sdxl"
 
 
 def test_a_method_entry_names_registered_models_only():
     from baselines.registry import Method, RegistrationError
 
-    with pytest.raises(RegistrationError, match=r"model 'sd3' \(known: sd21, sdxl\)"):
+    with pytest.raises(RegistrationError, match=r"model 'sd3' \(known: sd21, flux, flux-schnell, sdxl\)"):
         Method("mine", "a method", lambda method, context: None, models=("sd21", "sd3"))
 
 
@@ -138,8 +138,9 @@ def test_list_shows_the_models_and_which_methods_run_on_them(capsys):
     assert main(["list"]) == 0
     output = capsys.readouterr().out
     models = output.split("models (stage I, --model):\n")[1].split("profiles:")[0]
-    assert [line.split()[0] for line in models.splitlines()] == ["sd21", "sdxl"]
-    assert "(models: sd21, sdxl)" in next(line for line in output.splitlines() if line.startswith("  sr-plus "))
+    assert [line.split()[0] for line in models.splitlines()] == ["sd21", "flux", "flux-schnell", "sdxl"]
+    assert "(models: sd21, flux, flux-schnell, sdxl)" in next(line for line in output.splitlines()
+                                                          if line.startswith("  sr-plus "))
     assert "(models: sd21)" in next(line for line in output.splitlines() if line.startswith("  ar-plus "))
 
 
