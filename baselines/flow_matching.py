@@ -60,22 +60,31 @@ def image_ids(coordinates: torch.Tensor) -> torch.Tensor:
     return torch.stack([torch.zeros_like(rows), rows, cols], dim=-1)
 
 
+def transformer_velocity(transformer, tiles: torch.Tensor, t: torch.Tensor, text: torch.Tensor,
+                         text_ids: torch.Tensor, pooled: torch.Tensor, guidance: Optional[float],
+                         coordinates: torch.Tensor) -> torch.Tensor:
+    """One FLUX call on token-grid ``tiles`` (n, 4C, h, w) that share the cell ``coordinates`` (2, h, w): their
+    velocity in fp32, as FluxPipeline calls the transformer (timestep / 1000, the embedded guidance if any)."""
+    count, channels, height, width = tiles.shape
+    dtype = transformer.dtype
+    tokens = tiles.to(dtype).flatten(2).transpose(1, 2)
+    embedded = None if guidance is None else torch.full([count], guidance, device=tiles.device)
+    out = transformer(hidden_states=tokens, timestep=t.expand(count).to(dtype) / 1000, guidance=embedded,
+                      encoder_hidden_states=text.to(dtype).expand(count, *text.shape[1:]),
+                      pooled_projections=pooled.expand(count, -1), txt_ids=text_ids.to(tiles.device, dtype),
+                      img_ids=image_ids(coordinates).to(tiles.device, dtype)).sample
+    return out.transpose(1, 2).reshape(count, channels, height, width).float()
+
+
 def velocity(transformer, positive: Conditioning, guidance: Optional[float]) -> Denoiser:
     """A tile denoiser: FLUX's velocity of each token grid tile; ``positions`` (the engine's tile ``cond``) are
     the tiles' coordinates, None for each tile's own. Tiles with ids of their own take one call each (the
     transformer takes one set of ids per batch)."""
-    text = positive.hidden.to(transformer.dtype)
-    text_ids = torch.zeros(text.shape[1], 3, device=text.device, dtype=text.dtype)
+    text, pooled = positive.hidden, positive.added["pooled_projections"]
+    text_ids = torch.zeros(text.shape[1], 3, device=text.device)
 
     def call(tiles: torch.Tensor, t: torch.Tensor, coordinates: torch.Tensor) -> torch.Tensor:
-        count, channels, height, width = tiles.shape
-        tokens = tiles.to(transformer.dtype).flatten(2).transpose(1, 2)
-        embedded = None if guidance is None else torch.full([count], guidance, device=tiles.device)
-        out = transformer(hidden_states=tokens, timestep=t.expand(count).to(transformer.dtype) / 1000,
-                          guidance=embedded, encoder_hidden_states=text.expand(count, *text.shape[1:]),
-                          pooled_projections=positive.added["pooled_projections"].expand(count, -1),
-                          txt_ids=text_ids, img_ids=image_ids(coordinates).to(tiles.device, transformer.dtype)).sample
-        return out.transpose(1, 2).reshape(count, channels, height, width).float()
+        return transformer_velocity(transformer, tiles, t, text, text_ids, pooled, guidance, coordinates)
 
     def denoise(tiles: torch.Tensor, t: torch.Tensor, positions: Optional[torch.Tensor]) -> torch.Tensor:
         if positions is None:

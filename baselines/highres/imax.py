@@ -40,7 +40,7 @@ from diffusers import FlowMatchEulerDiscreteScheduler
 from diffusers.utils.torch_utils import randn_tensor
 
 from baselines.base_models import Conditioning
-from baselines.flow_matching import cell_coordinates, image_ids, pack, unpack
+from baselines.flow_matching import cell_coordinates, pack, transformer_velocity, unpack
 from baselines.highres.base import TrainingFreeSampler
 from baselines.sample_record import Crop, SampleRecord, StageOne
 from baselines.settings import Seeds, centre_crop, check_size, working_size
@@ -159,16 +159,12 @@ class IMaxSampler(TrainingFreeSampler):
         """FLUX's velocity of the whole token grid, ids from its cells, the T5 tokens once per native block."""
         transformer, (_, _, height, width) = self.models.unet, grid.shape
         copies = ((max(1, height // 64), max(1, width // 64)) if duplicate else (1, 1))
-        hidden = text.hidden.repeat(1, copies[0] * copies[1], 1).to(transformer.dtype)
+        hidden = text.hidden.repeat(1, copies[0] * copies[1], 1)
         text_ids = torch.tensor([[0.0, 64 * i, 64 * j] for i in range(copies[0]) for j in range(copies[1])
                                  for _ in range(text.hidden.shape[1])], device=grid.device)
         factor.value = math.sqrt(math.log(hidden.shape[1] + height * width, NATIVE_TOKENS))
-        tokens = grid.to(transformer.dtype).flatten(2).transpose(1, 2)
-        out = transformer(hidden_states=tokens, timestep=t.expand(1).to(transformer.dtype) / 1000,
-                          guidance=torch.full([1], guidance, device=grid.device), encoder_hidden_states=hidden,
-                          pooled_projections=text.added["pooled_projections"], txt_ids=text_ids.to(transformer.dtype),
-                          img_ids=image_ids(cell_coordinates(height, width, grid.device)[0]).to(transformer.dtype)).sample
-        return out.transpose(1, 2).reshape(grid.shape).float()
+        return transformer_velocity(transformer, grid, t, hidden, text_ids, text.added["pooled_projections"], guidance,
+                                    cell_coordinates(height, width, grid.device)[0])
 
     def guidance_latent(self, text: Conditioning, size, native, generator) -> torch.Tensor:
         """Phase 1: FLUX at ``native``, decoded, resized bicubically to ``size``, encoded: the packed x_g."""
