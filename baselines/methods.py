@@ -55,10 +55,14 @@ def _built_in(name: str, summary: str, stages: Stages, **entry) -> Method:
 
 _built_in("sr-plus", "the base model (SD 2.1, or any --model) directly at the target size", Stages("base"),
           rows=("table1", "table2", "figure7"), plans=("tiny", "gpu"), models=(ANY_MODEL,))
+#: On SDXL and FLUX, which take no LoRA, sr-tile-plus computes what asd does and sr-tile differs from it only in
+#: stage II's tiles, which their SD 2.1 steps hold: the suite runs them on SD 2.1 alone.
 _built_in("sr-tile", "SD 2.1 (or SDXL, FLUX) at the model's nearest bucket, then tiled SR without overlap",
-          Stages("base", "bucket", "nonoverlap"), rows=("table1", "figure7"), models=ALL_BUILT_IN)
+          Stages("base", "bucket", "nonoverlap"), rows=("table1", "figure7"), models=ALL_BUILT_IN,
+          suite_models=(SD21.name,))
 _built_in("sr-tile-plus", "SD 2.1 (or SDXL, FLUX) at the model's nearest bucket, then FSTD (implicit overlap)",
-          Stages("base", "bucket", "implicit"), twin="sr-tile", rows=("table1", "figure7"), models=ALL_BUILT_IN)
+          Stages("base", "bucket", "implicit"), twin="sr-tile", rows=("table1", "figure7"), models=ALL_BUILT_IN,
+          suite_models=(SD21.name,))
 _built_in("ar-plus", "ARAD (SD 2.1 + LoRA) directly at the target size", Stages("arad"),
           rows=("table1", "table2", "table3", "figure7"), plans=("tiny", "gpu"))
 _built_in("ar-tile", "ARAD at the nearest bucket, then tiled SR without overlap",

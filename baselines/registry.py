@@ -91,6 +91,8 @@ class Method:
     origin: Optional[str] = None  # who registered it: "built-in", else the module (filled in on registration)
     #: RunSpec fields of its step in the tiny regression suite, e.g. {"limit": 1} (None: two synthetic items)
     suite: Optional[dict] = field(default=None, hash=False)
+    #: the base models its tiny-suite steps run on (None: every one of ``models`` whose entry has a suite)
+    suite_models: Optional[tuple[str, ...]] = None
 
     def __post_init__(self):
         object.__setattr__(self, "needs", tuple(PIECE_ALIASES.get(piece, piece) for piece in self.needs))
@@ -101,6 +103,8 @@ class Method:
                      if piece not in PIECES]
         problems += [f"model {model!r} (known: {', '.join(base_models())})" for model in self.models
                      if model not in base_models() and model != ANY_MODEL]
+        problems += [f"suite model {model!r} (not among its models)" for model in self.suite_models or ()
+                     if model not in self.model_names]
         if not self.name or not all(c.isalnum() or c in "-_." for c in self.name):
             problems.append("name (letters, digits, '-', '_', '.')")
         if not callable(self.load):

@@ -42,7 +42,7 @@ from baselines.base_models import DEFAULT_GUIDANCE, Conditioning, as_conditionin
 from baselines.models import TextToImageModels
 from baselines.tiled_sampling import sample
 from baselines.tiling import Denoiser, TiledDenoiser, TilingConfig
-from baselines.vae_tiling import VaeTiling, decode, vae_factor
+from baselines.vae_tiling import VaeTiling, decode_latents, vae_factor
 
 UNTILED = TilingConfig("none")
 
@@ -125,9 +125,7 @@ def generate(models: TextToImageModels, prompt: str, size: tuple[int, int], *, s
     latent, tiled, sampler = sampling_of(models).denoise(
         models, negative, positive, (size[0] // factor, size[1] // factor), steps=steps, guidance=guidance,
         tiling=tiling, generator=generator, global_positions=global_positions, offsets=offsets)
-    config = models.vae.config
-    latent = latent / config.scaling_factor + (getattr(config, "shift_factor", None) or 0)
-    image = decode(models.vae, latent, vae_tiling).clamp_(-1, 1)
+    image = decode_latents(models.vae, latent, vae_tiling).clamp_(-1, 1)
     return Stage1Result(image.to(models.vae.dtype), tiled.calls, tiled.tile_evaluations, sampler)
 
 

@@ -246,6 +246,21 @@ def decode(vae, latent: torch.Tensor, tiling: VaeTiling) -> torch.Tensor:
     crop = lambda rows, cols: z[..., rows[0]:rows[1], cols[0]:cols[1]]
     return _run_tiled(_decoder(vae), vae.decoder, crop, latent_hw, tiling, factor, out)
 
+def decode_latents(vae, latent: torch.Tensor, tiling: VaeTiling) -> torch.Tensor:
+    """The image of a diffusion model's latent: the VAE's scaling undone, and its shift (FLUX's VAE has
+    one), then :func:`decode`."""
+    config = vae.config
+    return decode(vae, latent.float() / config.scaling_factor + (getattr(config, "shift_factor", None) or 0), tiling)
+
+
+def encode_latents(vae, pixels: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """A diffusion model's latent of ``pixels``, untiled: a posterior sample drawn from ``generator`` (the
+    mean without one), shifted and scaled as :func:`decode_latents` undoes."""
+    dist = vae.encode(pixels).latent_dist
+    z = dist.sample(generator=generator) if generator is not None else dist.mode()
+    return (z - (getattr(vae.config, "shift_factor", None) or 0)) * vae.config.scaling_factor
+
+
 
 @torch.no_grad()
 def encode_moments(vae, region: ImageRegion, size: tuple[int, int], tiling: VaeTiling) -> torch.Tensor:

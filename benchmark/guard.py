@@ -52,12 +52,17 @@ def suite(profile: str, methods: Optional[Iterable[str]] = None) -> list[dict]:
     wanted = None if methods is None else [get_method(name).name for name in methods]
     steps = [_run_step(RunSpec(name, profile, **{"dataset": "synthetic", "limit": 2, "progress": False,
                                                   **(get_method(name).suite or {}), **model_suite(model)}))
-             for name in in_plan(profile) if wanted is None or name in wanted for model in get_method(name).model_names
+             for name in in_plan(profile) if wanted is None or name in wanted for model in suite_models(get_method(name))
              if get_base_model(model).suite is not None]
     steps += [_run_step(RunSpec(name, profile, backbone="stablesr", dataset="synthetic", limit=1, sr_steps=4,
                                 progress=False))
               for name in in_plan("stablesr") if wanted is None or name in wanted]
     return steps + ([{"verb": "timing", "args": {"profile": profile, "repeats": REPEATS}}] if wanted is None else [])
+
+
+def suite_models(method) -> tuple[str, ...]:
+    """The base models a method's suite steps run on: those it names for the suite, else every one it runs on."""
+    return method.suite_models or method.model_names
 
 
 def model_suite(model: str) -> dict:

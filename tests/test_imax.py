@@ -1,29 +1,57 @@
-"""``i-max`` on tiny FLUX: each of the release's pieces against its definition (Haar low band, rotary
-frequencies, proportional attention, the native size), the transformer restored after, and a run."""
+"""``i-max`` on tiny FLUX: both phases against the authors' own pipeline and transformer (PRIS-CV/I-Max, run
+on the same tiny weights: tests/fixtures/imax/, its json names the commit, the stand-ins and the command),
+each of the release's pieces against its definition (Haar low band, rotary frequencies, proportional
+attention, the native size), the transformer restored after, and a run."""
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 from diffusers.models.embeddings import get_1d_rotary_pos_embed
+from safetensors.torch import load_file
 
 from helpers import CPU, load_sampler, one_thread
 
 from baselines.flow_matching import pack, unpack
-from baselines.highres.imax import (IMaxSettings, _Factor, extrapolating, low_band, native_size,
+from baselines.highres.imax import (_Factor, extrapolating, low_band, native_size,
                                     rotary_frequencies)
 from baselines.models import load_text_to_image
 from baselines.settings import Seeds, Settings
+from baselines.vae_tiling import VaeTiling
 from benchmark.errors import UsageError
 from benchmark.spec import RunSpec
+
+
+FIXTURE = Path(__file__).parent / "fixtures" / "imax"
 
 
 @pytest.fixture(scope="module")
 def dev():
     return load_text_to_image("tiny", CPU, torch.float32, model="flux")
+
+
+@one_thread()
+def test_both_phases_end_on_the_releases_latents():
+    """The release at its defaults on the same tiny FLUX, noise and text: phase 1 at half the side (fewer
+    than 4096 tokens: interpolated frequencies), resized and re-encoded, phase 2 with two copies of the
+    text, proportional attention, swin padding and the cosine-shift projection."""
+    record = json.loads((FIXTURE / "release.json").read_text())
+    release = load_file(FIXTURE / record["latents_file"])
+    settings = Settings(record["steps"], 1, guidance=3.5, vae_tiling=VaeTiling("off"))
+    sampler = load_sampler("i-max", settings, model="flux")
+    _, text = sampler.models.guidance_pair(record["prompt"], tuple(record["size"]))
+    with torch.no_grad():
+        native, target = sampler.sample(text, tuple(record["size"]), torch.Generator().manual_seed(record["seed"]))
+    ours = {"native": native, "target": target}
+    for phase, latent in ours.items():
+        pooled = F.avg_pool2d(unpack(latent), record["pool"])
+        assert pooled.shape == release[phase].shape
+        assert (pooled - release[phase]).abs().max() < 1e-4 * release[phase].abs().max(), phase
 
 
 def test_the_low_band_is_the_level_one_haar_approximation_of_the_latent():
@@ -57,8 +85,7 @@ def test_scaled_queries_are_attention_at_the_proportional_scale(dev, monkeypatch
                   encoder_hidden_states=torch.randn(1, 5, 32), pooled_projections=torch.randn(1, 32),
                   txt_ids=torch.zeros(5, 3), img_ids=torch.stack([torch.zeros(24), torch.arange(24.0) // 6,
                                                                   torch.arange(24.0) % 6], dim=1))
-    settings = IMaxSettings(ntk_factor=1.0)
-    with torch.no_grad(), extrapolating(transformer, settings, factor):
+    with torch.no_grad(), extrapolating(transformer, 1.0, factor):
         scaled = transformer(**inputs).sample
     original = F.scaled_dot_product_attention
 
@@ -66,7 +93,7 @@ def test_scaled_queries_are_attention_at_the_proportional_scale(dev, monkeypatch
         return original(query, key, value, *args, **{**kwargs, "scale": 1.7 / math.sqrt(query.shape[-1])})
 
     monkeypatch.setattr(F, "scaled_dot_product_attention", at_scale)
-    with torch.no_grad():
+    with torch.no_grad(), extrapolating(transformer, 1.0):
         reference = transformer(**inputs).sample
     monkeypatch.undo()
     with torch.no_grad():

@@ -11,7 +11,7 @@ from helpers import CPU, one_thread
 from baselines.base_models import DEFAULT_MODEL, base_models, get_base_model
 from baselines.base_models.sdxl import SDXL_BUCKETS
 from baselines.models import WeightPaths
-from baselines.registry import LoadContext, get_method, in_plan
+from baselines.registry import LoadContext, Method, RegistrationError, get_method, in_plan
 from baselines.settings import Seeds, Settings, nearest_bucket
 from benchmark import guard
 from benchmark.regression import identity
@@ -92,8 +92,13 @@ def test_only_the_arad_methods_stay_on_sd21_and_are_refused_on_sdxl_naming_their
 def test_the_tiny_suite_runs_each_method_on_each_of_its_models_small_off_the_default():
     steps = [RunSpec.from_record(step["spec"]) for step in guard.suite("tiny") if step["verb"] == "run"]
     pairs = {(spec.method, spec.model) for spec in steps if spec.backbone is None}
-    assert pairs == {(name, model) for name in in_plan("tiny") for model in get_method(name).model_names
+    assert pairs == {(name, model) for name in in_plan("tiny")
+                     for model in get_method(name).suite_models or get_method(name).model_names
                      if get_base_model(model).suite is not None}  # None: another model's steps hold its code
+    assert {model for name, model in pairs if name == "asd"} == {"sd21", "sdxl", "flux"}
+    assert {model for name, model in pairs if name in ("sr-tile", "sr-tile-plus")} == {"sd21"}  # asd holds the rest
+    with pytest.raises(RegistrationError, match="suite model 'flux' \\(not among its models\\)"):
+        Method("on-sd21", "a method", lambda method, context: None, suite_models=("flux",))
     for spec in steps:
         if spec.backbone is None:  # every model's own suite fields; StableSR's steps are stage II's own
             wanted = {key: value for key, value in get_base_model(spec.model).suite.items()}

@@ -7,6 +7,7 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 
+from baselines.vae_tiling import encode_latents
 from datasets_build.sizes import Size
 
 from .buckets import BucketDataset
@@ -22,15 +23,6 @@ def noise_scheduler():
     from diffusers import DDPMScheduler
 
     return DDPMScheduler(**NOISE_SCHEDULE, prediction_type="epsilon")
-
-
-def encode_latents(vae, pixels: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    dist = vae.encode(pixels).latent_dist
-    z = dist.sample(generator=generator) if generator is not None else dist.mode()
-    shift = getattr(vae.config, "shift_factor", None)
-    if shift:
-        z = z - shift
-    return z * vae.config.scaling_factor
 
 
 def diffusion_loss(unet, scheduler, latents: torch.Tensor, hidden: torch.Tensor, noise: torch.Tensor,

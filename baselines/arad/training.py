@@ -13,13 +13,15 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from baselines.vae_tiling import encode_latents
+
 from .. import lora as _lora
 from ..lora import DEFAULT_ADAPTER, base_identity, save_arad_lora
 from .buckets import BucketBatchSampler, BucketDataset
 from .checkpoints import CHECKPOINTS, STATE_VERSION, latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
 from .config import TrainConfig, TrainingError, bucket_sizes
 from .data import TrainingData
-from .loss import NOISE_SCHEDULE, diffusion_loss, encode_latents, module_dtype, noise_scheduler
+from .loss import NOISE_SCHEDULE, diffusion_loss, module_dtype, noise_scheduler
 from .train_models import as_train_models, check_sizes, encode_captions
 
 LOSSES = "losses.json"

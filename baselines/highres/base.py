@@ -19,7 +19,7 @@ from baselines.models import TextToImageModels, load_text_to_image
 from baselines.registry import LoadContext, Method
 from baselines.sample_record import Crop, SampleRecord, StageOne
 from baselines.settings import Settings, Seeds, centre_crop, check_size, working_size
-from baselines.vae_tiling import decode, vae_factor
+from baselines.vae_tiling import decode_latents, vae_factor
 
 MULTIPLE = 64  # px: latent sides divisible by the UNet's 8
 
@@ -52,8 +52,7 @@ class TrainingFreeSampler:
         factor = vae_factor(self.models.vae)
         negative, positive = self.models.guidance_pair(prompt, working)
         latent, stage = self.latent(negative, positive, (working[0] // factor, working[1] // factor), seeds)
-        image = decode(self.models.vae, latent.float() / self.models.vae.config.scaling_factor,
-                       self.settings.vae_tiling).clamp_(-1, 1)
+        image = decode_latents(self.models.vae, latent, self.settings.vae_tiling).clamp_(-1, 1)
         image, crop = centre_crop(image, size)
         stage = replace(stage, size=working, details={
             "model": self.models.base.title, "method": self.method.name,

@@ -4,8 +4,8 @@
 Two phases, each a FLUX flow-matching run (:mod:`baselines.flow_matching`'s token grid):
 
 1. **Guidance**: FLUX at the native size, the target divided by ``k = round(sqrt(HW) / 1024)``
-   (the release's rule; 1 near 1 MP), statically shifted by 3, embedded guidance the run's (3.5).
-   Decoded, resized bicubically to the target in pixels, encoded again (a sample of the VAE's
+   (the release's rule; 1 near 1 MP), statically shifted by 3, embedded guidance the run's (3.5),
+   FLUX's rotary frequencies interpolated as in phase 2 (below 4096 image tokens they rise). Decoded, resized bicubically to the target in pixels, encoded again (a sample of the VAE's
    posterior): the guidance latent ``x_g``.
 2. **Extrapolation**: fresh noise at the target, statically shifted by 6, embedded guidance 7, the
    transformer extended for the larger image as the release extends it: rotary frequencies the
@@ -18,12 +18,12 @@ Two phases, each a FLUX flow-matching run (:mod:`baselines.flow_matching`'s toke
    level-1 Haar low band of the 16-channel latent, i.e. the mean of each token's 2x2 latent pixels.
 
 Differences from the release, which ran on diffusers 0.30 (docs/methods.md, "I-Max"): the
-suite's ``--steps`` sets both phases (the release: 30 and 20); ``S - 512`` is held at least
-4096, so below the native size the rotary frequencies stay FLUX's (the release would divide by
-the root of a smaller or negative number); the decode and encode run untiled or as
-``--vae-tiling`` says (the release tiles them); a run with an odd step count ends on an unpadded
-latent (the release would end padded); the Haar low band is computed in fp32 on the token grid
-(the release: pywt on the CPU).
+suite's ``--steps`` sets both phases (the release: 30 and 20); the decode and encode run untiled or
+as ``--vae-tiling`` says (the release tiles them); the posterior sample is drawn from the run's
+noise generator (the release: torch's global one); a run with an odd step count ends on an unpadded
+latent (the release would end padded); the Haar low band is computed in fp32 on the token grid (the
+release: pywt on the CPU). With those set alike, both phases' latents equal the release's run on the
+same tiny FLUX (tests/test_imax.py, fixture tests/fixtures/imax/).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from baselines.flow_matching import cell_coordinates, pack, transformer_velocity
 from baselines.highres.base import TrainingFreeSampler
 from baselines.sample_record import Crop, SampleRecord, StageOne
 from baselines.settings import Seeds, centre_crop, check_size, working_size
-from baselines.vae_tiling import decode
+from baselines.vae_tiling import decode_latents, encode_latents
 
 NATIVE_SIDE = 1024  # the release's native resolution
 NATIVE_TOKENS = 4608  # its attention's reference length: 4096 image + 512 text tokens
@@ -94,15 +94,15 @@ def rotary_frequencies(axes_dim, theta: float, ids: torch.Tensor, ntk_factor: fl
 
 
 class ExtrapolatedRotary(torch.nn.Module):
-    """Replaces ``transformer.pos_embed`` in the extrapolation phase (:func:`rotary_frequencies`)."""
+    """Replaces ``transformer.pos_embed`` in both phases (:func:`rotary_frequencies`; the release's ``rope``
+    interpolates by the token count at every size, so at 4096 image tokens and NTK 1 it is FLUX's own)."""
 
     def __init__(self, original, ntk_factor: float):
         super().__init__()
         self.theta, self.axes_dim, self.ntk_factor = original.theta, original.axes_dim, ntk_factor
 
     def forward(self, ids: torch.Tensor):
-        interpolation = math.sqrt(max(ids.shape[0] - TEXT_TOKENS, NATIVE_TOKENS - TEXT_TOKENS)
-                                  / (NATIVE_TOKENS - TEXT_TOKENS))
+        interpolation = math.sqrt(max(ids.shape[0] - TEXT_TOKENS, 1) / (NATIVE_TOKENS - TEXT_TOKENS))
         return rotary_frequencies(self.axes_dim, self.theta, ids, self.ntk_factor, interpolation)
 
 
@@ -124,14 +124,15 @@ class _Factor:
 
 
 @contextmanager
-def extrapolating(transformer, settings: IMaxSettings, factor: _Factor):
-    """The transformer with the release's rotary frequencies and, where asked, scaled queries; restored after."""
+def extrapolating(transformer, ntk_factor: float, factor: Optional[_Factor] = None):
+    """The transformer with the release's rotary frequencies and, given a ``factor``, scaled queries;
+    restored after."""
     original = transformer.pos_embed
     norms = [(attention, name, getattr(attention, name)) for module in transformer.modules()
              for attention in [getattr(module, "attn", None)] if attention is not None
              for name in ("norm_q", "norm_added_q") if getattr(attention, name, None) is not None]
-    transformer.pos_embed = ExtrapolatedRotary(original, settings.ntk_factor)
-    if settings.proportional_attention:
+    transformer.pos_embed = ExtrapolatedRotary(original, ntk_factor)
+    if factor is not None:
         for attention, name, norm in norms:
             setattr(attention, name, ScaledQuery(norm, factor))
     try:
@@ -166,22 +167,44 @@ class IMaxSampler(TrainingFreeSampler):
         return transformer_velocity(transformer, grid, t, hidden, text_ids, text.added["pooled_projections"], guidance,
                                     cell_coordinates(height, width, grid.device)[0])
 
-    def guidance_latent(self, text: Conditioning, size, native, generator) -> torch.Tensor:
-        """Phase 1: FLUX at ``native``, decoded, resized bicubically to ``size``, encoded: the packed x_g."""
+    def native_flow(self, text: Conditioning, native, generator) -> torch.Tensor:
+        """Phase 1: FLUX at ``native`` (the release's rotary interpolation, NTK 1), the packed result."""
         models, steps = self.models, self.settings.steps
         grid = pack(randn_tensor((1, 16, native[0] // 8, native[1] // 8), generator=generator,
                                  device=models.unet.device, dtype=torch.float32))
         scheduler = _scheduler(models.scheduler_config, steps, self.imax.shift_native, grid.device)
-        for t in scheduler.timesteps:
-            v = self.velocity(grid, t, text, self.settings.guidance, False, _Factor())
-            grid = scheduler.step(v, t, grid).prev_sample
-        config = models.vae.config
-        image = decode(models.vae, unpack(grid) / config.scaling_factor + config.shift_factor, self.settings.vae_tiling)
-        image = F.interpolate(image.float(), size=size, mode="bicubic")
-        posterior = models.vae.encode(image.to(models.vae.dtype)).latent_dist
-        latent = posterior.mean + posterior.std * randn_tensor(posterior.mean.shape, generator=generator,
-                                                               device=grid.device, dtype=posterior.mean.dtype)
-        return pack(((latent - config.shift_factor) * config.scaling_factor).float())
+        with extrapolating(models.unet, 1.0):
+            for t in scheduler.timesteps:
+                v = self.velocity(grid, t, text, self.settings.guidance, False, _Factor())
+                grid = scheduler.step(v, t, grid).prev_sample
+        return grid
+
+    def guidance_latent(self, native_grid: torch.Tensor, size, generator) -> torch.Tensor:
+        """Phase 1's image decoded, resized bicubically to ``size`` and encoded again: the packed x_g."""
+        vae = self.models.vae
+        image = F.interpolate(decode_latents(vae, unpack(native_grid), self.settings.vae_tiling), size=size,
+                              mode="bicubic")
+        return pack(encode_latents(vae, image.to(vae.dtype), generator).float())
+
+    def extrapolated_flow(self, text: Conditioning, guide: torch.Tensor, generator) -> torch.Tensor:
+        """Phase 2: fresh noise at the target, each velocity projected toward the guidance flow."""
+        models, steps = self.models, self.settings.steps
+        grid = pack(randn_tensor(unpack(guide).shape, generator=generator, device=guide.device, dtype=torch.float32))
+        scheduler = _scheduler(models.scheduler_config, steps, self.imax.shift_extrapolated, grid.device)
+        factor = _Factor()
+        with extrapolating(models.unet, self.imax.ntk_factor, factor if self.imax.proportional_attention else None):
+            for i, t in enumerate(scheduler.timesteps):
+                padded = self.imax.swin and i % 2 == 0
+                x, g = (_pad(grid), _pad(guide)) if padded else (grid, guide)
+                v = self.velocity(x, t, text, self.imax.guidance_extrapolated, self.imax.text_duplication, factor)
+                x = scheduler.step(self.projected(v, x, g, float(t) / 1000, i, steps), t, x).prev_sample
+                grid = _crop(x) if padded else x
+        return grid
+
+    def sample(self, text: Conditioning, size, generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Both phases' packed results at ``size`` (whole tokens), noise and posterior from ``generator``."""
+        native = self.native_flow(text, native_size(size), generator)
+        return native, self.extrapolated_flow(text, self.guidance_latent(native, size, generator), generator)
 
     def projected(self, v, grid, guide, sigma: float, i: int, steps: int) -> torch.Tensor:
         """The velocity projected toward the guidance flow (the module's docstring)."""
@@ -198,21 +221,8 @@ class IMaxSampler(TrainingFreeSampler):
         native, generator = native_size(working), seeds.generator("noise")
         _, text = models.guidance_pair(prompt, working)
         with torch.no_grad():
-            guide = self.guidance_latent(text, working, native, generator)
-            grid = pack(randn_tensor((1, 16, working[0] // 8, working[1] // 8), generator=generator,
-                                     device=guide.device, dtype=torch.float32))
-            scheduler = _scheduler(models.scheduler_config, steps, self.imax.shift_extrapolated, grid.device)
-            factor = _Factor()
-            with extrapolating(models.unet, self.imax, factor):
-                for i, t in enumerate(scheduler.timesteps):
-                    padded = self.imax.swin and i % 2 == 0
-                    x, g = (_pad(grid), _pad(guide)) if padded else (grid, guide)
-                    v = self.velocity(x, t, text, self.imax.guidance_extrapolated, self.imax.text_duplication, factor)
-                    x = scheduler.step(self.projected(v, x, g, float(t) / 1000, i, steps), t, x).prev_sample
-                    grid = _crop(x) if padded else x
-            config = models.vae.config
-            image = decode(models.vae, unpack(grid) / config.scaling_factor + config.shift_factor,
-                           self.settings.vae_tiling).clamp_(-1, 1)
+            _, grid = self.sample(text, working, generator)
+            image = decode_latents(models.vae, unpack(grid), self.settings.vae_tiling).clamp_(-1, 1)
         image, crop = centre_crop(image, size)
         stage = StageOne(working, unet_calls=2 * steps, tile_evaluations=2 * steps, details={
             "model": models.base.title, "method": self.method.name, "size_rule": f"requested size, next multiple of "
