@@ -16,7 +16,7 @@ from PIL import Image
 from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
 
 from benchmark.metrics.clip_score import TINY_BASE, TINY_OVERRIDES
-from benchmark.metrics.preference import (HPS_FILE, PICKSCORE_REPO, TINY_PICKSCORE, load_hps, load_pickscore)
+from benchmark.metrics.preference import HPS_FILE, TINY_PICKSCORE, load_hps, load_pickscore
 from benchmark.metrics.registry import NotApplicable
 from benchmark.metrics.weights import seeded, weight_files
 
@@ -93,4 +93,3 @@ def test_both_load_from_the_published_layouts_and_weights_lists_them(images, hub
     # the loaded weights are the stand-ins', not the tiny profile's
     assert not np.allclose(hps.score(images, PROMPTS), load_hps("tiny").score(images, PROMPTS))
     assert not np.allclose(pick.score(images, PROMPTS), load_pickscore("tiny").score(images, PROMPTS))
-    assert PICKSCORE_REPO.endswith("PickScore_v1")
