@@ -59,7 +59,8 @@ def test_a_tiny_run_is_scored_with_the_agreed_schema(scored_run, dataset):
     scores = results["scores"]
     assert set(scores) == {"fid", "kid", "kid_std", "fid_patch", "kid_patch", "kid_patch_std", "inception_score",
                            "clip_score", "psnr_y", "ssim_y", "lpips", "seam_score", "glcm_score", "compression_ratio",
-                           "repetition", "hpsv2", "pickscore", "fid_per_ratio", "kid_per_ratio", "patch_protocol", "skipped",
+                           "repetition", "hpsv2", "pickscore", "image_reward", "fid_per_ratio", "kid_per_ratio",
+                           "patch_protocol", "skipped",
                            "oom_samples_skipped", "failed_samples_skipped", "images",
                            "intervals", "bootstrap", "fid_infinity"}
     assert scores["oom_samples_skipped"] == scores["failed_samples_skipped"] == 0 and scores["images"] == 4

@@ -7,7 +7,6 @@ encoder's structure features), the encoder's features and the CFW decode within 
 """
 
 import json
-import math
 from pathlib import Path
 
 import pytest
@@ -15,26 +14,14 @@ import torch
 from diffusers import DDPMScheduler
 from safetensors.torch import load_file
 
+from helpers import fixture_weight
+
 from baselines.stablesr.architecture import PAPER_ARCH, PARITY, build_networks, parameter_counts
 from baselines.stablesr.convert import convert, rules
 from baselines.stablesr.schedule import STABLESR_SCHEDULER, RespacedDDPMScheduler, space_timesteps
 
 FIXTURE = Path(__file__).parent / "fixtures" / "stablesr"
 TOLERANCE = 1e-4
-
-
-def fixture_weight(index: int, key: str, shape) -> torch.Tensor:
-    """The fixture's weights (its README and parity.json say how): a sine hash of the position, no RNG."""
-    n = math.prod(shape)
-    x = torch.arange(1, n + 1, dtype=torch.float64)
-    u = torch.frac(torch.sin(x * 12.9898 + index * 78.233) * 43758.5453)
-    if key.endswith("weight") and len(shape) >= 2:
-        t = u * math.sqrt(3 / math.prod(shape[1:]))
-    elif key.endswith("weight"):
-        t = 1 + 0.1 * u
-    else:
-        t = 0.1 * u
-    return t.reshape(shape).float()
 
 
 @pytest.fixture(scope="module")

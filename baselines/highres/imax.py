@@ -5,7 +5,8 @@ Two phases, each a FLUX flow-matching run (:mod:`baselines.flow_matching`'s toke
 
 1. **Guidance**: FLUX at the native size, the target divided by ``k = round(sqrt(HW) / 1024)``
    (the release's rule; 1 near 1 MP), statically shifted by 3, embedded guidance the run's (3.5),
-   FLUX's rotary frequencies interpolated as in phase 2 (below 4096 image tokens they rise). Decoded, resized bicubically to the target in pixels, encoded again (a sample of the VAE's
+   FLUX's rotary frequencies interpolated as in phase 2 (below 4096 image tokens they rise).
+   Decoded, resized bicubically to the target in pixels, encoded again (a sample of the VAE's
    posterior): the guidance latent ``x_g``.
 2. **Extrapolation**: fresh noise at the target, statically shifted by 6, embedded guidance 7, the
    transformer extended for the larger image as the release extends it: rotary frequencies the

@@ -55,7 +55,8 @@ TINY_PICKSCORE = dict(text_config=dict(hidden_size=32, intermediate_size=64, num
                       projection_dim=32)
 
 
-def _hub_snapshots(repo: str) -> Path:
+def hub_snapshots(repo: str) -> Path:
+    """The hub cache's snapshots folder of ``repo`` (it may not exist)."""
     from huggingface_hub import constants
 
     return Path(constants.HF_HUB_CACHE) / ("models--" + repo.replace("/", "--")) / "snapshots"
@@ -64,7 +65,7 @@ def _hub_snapshots(repo: str) -> Path:
 def hps_candidates() -> list[Path]:
     """Where HPSv2.1's file is looked for: ``$ASD_HPSV2``, then the hub cache's snapshots of xswu/HPSv2."""
     given = os.environ.get(HPS_VARIABLE)
-    snapshots = _hub_snapshots(HPS_REPO)
+    snapshots = hub_snapshots(HPS_REPO)
     cached = sorted(snapshots.glob(f"*/{HPS_FILE}")) if snapshots.is_dir() else []
     return ([Path(given).expanduser()] if given else []) + cached + [snapshots / "*" / HPS_FILE]
 
@@ -72,12 +73,13 @@ def hps_candidates() -> list[Path]:
 def pickscore_candidates() -> list[Path]:
     """Where PickScore's folder is looked for (by its config.json): ``$ASD_PICKSCORE``, then the hub cache."""
     given = os.environ.get(PICKSCORE_VARIABLE)
-    snapshots = _hub_snapshots(PICKSCORE_REPO)
+    snapshots = hub_snapshots(PICKSCORE_REPO)
     cached = sorted(snapshots.glob("*/config.json")) if snapshots.is_dir() else []
     return ([Path(given).expanduser() / "config.json"] if given else []) + cached + [snapshots / "*" / "config.json"]
 
 
-def _found(candidates: list[Path], name: str, variable: str) -> Path:
+def found_weights(candidates: list[Path], name: str, variable: str) -> Path:
+    """The first candidate that is a file, else a skip naming them all and ``$variable``."""
     found = next((path for path in candidates if path.is_file()), None)
     if found is None:
         raise NotApplicable(f"{name} weights not found (looked in {', '.join(map(str, candidates))}); copy them "
@@ -105,7 +107,7 @@ def load_hps(profile: str, device=None, seed: int = 0, architecture: str = HPS_A
                                                                        **copy.deepcopy(TINY_OVERRIDES))
         tokenizer, label, weights = open_clip.get_tokenizer(TINY_BASE), f"tiny ({TINY_BASE})", f"random (seed {seed})"
     else:
-        file = _found(hps_candidates(), "HPSv2.1", HPS_VARIABLE)
+        file = found_weights(hps_candidates(), "HPSv2.1", HPS_VARIABLE)
         with _quiet_logging():  # the state dict is loaded below
             net, _, preprocess = open_clip.create_model_and_transforms(architecture, pretrained=None)
         state = torch.load(file, map_location="cpu", weights_only=True)
@@ -131,7 +133,7 @@ def load_pickscore(profile: str, device=None, seed: int = 0) -> PreferenceModel:
             net = CLIPModel(CLIPConfig(**TINY_PICKSCORE))
         label, weights = "tiny CLIPModel", f"random (seed {seed})"
     else:
-        folder = _found(pickscore_candidates(), "PickScore", PICKSCORE_VARIABLE).parent
+        folder = found_weights(pickscore_candidates(), "PickScore", PICKSCORE_VARIABLE).parent
         net = CLIPModel.from_pretrained(folder, local_files_only=True)
         label, weights = PICKSCORE_REPO, str(folder)
     net = net.to(device or "cpu").eval()
@@ -157,13 +159,14 @@ def _tensor(output) -> torch.Tensor:
     return output if isinstance(output, torch.Tensor) else output.pooler_output
 
 
-def _score(context: "ScoringContext", key: str, load) -> MetricValue:
+def score_pairs(context: "ScoringContext", key: str, load, module: str = __name__) -> MetricValue:
+    """A preference model's score of every (image, prompt) pair of the run, in batches of 16, and their mean."""
     model = context.cached(key, lambda: load(context.profile, device=context.device))
     prompts = [record["prompt"] for record in context.records]
     values = np.concatenate([model.score(context.images[start:start + 16], prompts[start:start + 16])
                              for start in range(0, len(context.images), 16)])
     conventions = model.conventions
-    return MetricValue(float(values.mean()), context.convention("benchmark.metrics.preference", conventions["score"],
+    return MetricValue(float(values.mean()), context.convention(module, conventions["score"],
                                                                 conventions["model"], conventions["pretrained"],
                                                                 preprocess=conventions["preprocess"]),
                        per_image=[float(v) for v in values])
@@ -175,7 +178,7 @@ def _score(context: "ScoringContext", key: str, load) -> MetricValue:
                  source="Wu et al. 2023 (HPSv2, arXiv 2306.09341): HPS_v2.1_compressed.pt on open_clip ViT-H-14, "
                         "cos(image, text) as the hpsv2 package scores")
 def hpsv2(context: "ScoringContext") -> MetricValue:
-    return _score(context, "hpsv2", load_hps)
+    return score_pairs(context, "hpsv2", load_hps)
 
 
 @register_metric(applies_to=(TEXT_TO_IMAGE,), tolerance={"rel": 0.02, "abs": 0.05}, higher_is_better=True,
@@ -184,4 +187,4 @@ def hpsv2(context: "ScoringContext") -> MetricValue:
                  source="Kirstain et al. 2023 (Pick-a-Pic, arXiv 2305.01569): yuvalkirstain/PickScore_v1, "
                         "logit_scale.exp() * cos(image, text) as its model card")
 def pickscore(context: "ScoringContext") -> MetricValue:
-    return _score(context, "pickscore", load_pickscore)
+    return score_pairs(context, "pickscore", load_pickscore)

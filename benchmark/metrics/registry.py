@@ -196,3 +196,4 @@ from benchmark.metrics import builtin as _builtin  # noqa: E402,F401  (registers
 from benchmark.metrics import detail as _detail  # noqa: E402,F401  (Diffusion-4K's GLCM score, compression ratio)
 from benchmark.metrics import repetition as _repetition  # noqa: E402,F401  (the repetition score)
 from benchmark.metrics import preference as _preference  # noqa: E402,F401  (HPSv2.1, PickScore)
+from benchmark.metrics import image_reward as _image_reward  # noqa: E402,F401  (ImageReward)

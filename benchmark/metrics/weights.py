@@ -177,13 +177,16 @@ def weight_files(
                 _preference_candidates("hps"), False, hash_files),
         _record("pickscore", "PickScore_v1/config.json", "PickScore (transformers CLIPModel folder; optional)",
                 _preference_candidates("pickscore"), False, hash_files),
+        _record("image_reward", "ImageReward.pt", "ImageReward (BLIP; med_config.json and a bert-base-uncased "
+                "tokenizer beside it or cached; optional)", _preference_candidates("image_reward"), False, hash_files),
     ]
 
 
 def _preference_candidates(which: str) -> list[Path]:
+    from benchmark.metrics import image_reward
     from benchmark.metrics.preference import hps_candidates, pickscore_candidates
 
-    return hps_candidates() if which == "hps" else pickscore_candidates()
+    return {"hps": hps_candidates, "pickscore": pickscore_candidates, "image_reward": image_reward.candidates}[which]()
 
 
 def missing_error(records: list[WeightFile]) -> MissingWeightsError:

@@ -37,6 +37,9 @@ METRIC_SOURCES = {
     "clip": "open_clip fetches it on first use into the Hugging Face cache (open_clip.create_model_and_transforms)",
     "hpsv2": "`hf download xswu/HPSv2 HPS_v2.1_compressed.pt` where there is internet, or the file via $ASD_HPSV2",
     "pickscore": "`hf download yuvalkirstain/PickScore_v1` where there is internet, or the folder via $ASD_PICKSCORE",
+    "image_reward": "`hf download THUDM/ImageReward ImageReward.pt med_config.json` and `hf download bert-base-uncased` "
+                    "where there is internet (or the package's own ~/.cache/ImageReward), or the folder via "
+                    "$ASD_IMAGEREWARD",
 }
 
 
