@@ -1,26 +1,33 @@
 """HPSv2.1 and PickScore: each against its reference's own forward (open_clip's CLIP, transformers' CLIPModel),
-loaded from stand-in files in the published layouts (the hub cache, the environment's paths), listed by
-``weights``, and skipped with where they were looked for when missing."""
+HPSv2.1's images through its fork's own eval transform (tests/fixtures/hpsv2/), loaded from stand-in files in the
+published layouts (the hub cache, the environment's paths), listed by ``weights``, and skipped with where they were
+looked for when missing."""
 
 from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 
 import numpy as np
 import open_clip
 import pytest
 import torch
 from huggingface_hub import constants
+import torch.nn.functional as F
 from PIL import Image
+from safetensors.torch import load_file
 from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
 
+from helpers import fixture_image
+
 from benchmark.metrics.clip_score import TINY_BASE, TINY_OVERRIDES
-from benchmark.metrics.preference import HPS_FILE, TINY_PICKSCORE, load_hps, load_pickscore
+from benchmark.metrics.preference import HPS_FILE, TINY_PICKSCORE, hps_transform, load_hps, load_pickscore
 from benchmark.metrics.registry import NotApplicable
 from benchmark.metrics.weights import seeded, weight_files
 
 PROMPTS = ["a lighthouse", "a red bicycle"]
+HPS_FIXTURE = Path(__file__).parent / "fixtures" / "hpsv2"
 
 
 @pytest.fixture
@@ -37,10 +44,23 @@ def hub(tmp_path, monkeypatch):
     return tmp_path / "hub"
 
 
+def test_hps_images_go_through_the_forks_own_eval_transform():
+    """Wide, square, tall and small images: the longest side to 224, zero-padded, as hpsv2.img_score's."""
+    record = json.loads((HPS_FIXTURE / "transform.json").read_text())
+    stored, transform = load_file(HPS_FIXTURE / record["file"]), hps_transform()
+    for index, image in enumerate(record["images"]):
+        pixels = transform(Image.fromarray(fixture_image(image["fixture_image"], *image["size"])))
+        assert pixels.shape == (3, 224, 224)
+        assert torch.allclose(F.avg_pool2d(pixels[None], record["pool"])[0], stored[f"image{index}"], atol=1e-6)
+    corner = F.avg_pool2d(transform(Image.fromarray(fixture_image(0, 300, 500)))[None], 4)[0][:, 0, 0]
+    assert torch.allclose(corner, stored["image0"][:, 0, 0]) and not torch.allclose(corner, stored["image0"][:, 28, 28])
+
+
 def test_hps_is_open_clips_own_image_text_cosine(images):
     model = load_hps("tiny")
     with seeded(0):
-        net, _, preprocess = open_clip.create_model_and_transforms(TINY_BASE, **copy.deepcopy(TINY_OVERRIDES))
+        net = open_clip.create_model(TINY_BASE, **copy.deepcopy(TINY_OVERRIDES))
+    preprocess = hps_transform(net.visual.image_size[0])
     pixels = torch.stack([preprocess(Image.fromarray(image)) for image in images])
     with torch.no_grad():
         image_features, text_features, _ = net.eval()(pixels, open_clip.get_tokenizer(TINY_BASE)(PROMPTS))

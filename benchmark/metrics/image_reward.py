@@ -31,12 +31,13 @@ from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 import torch
+from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from PIL import Image
 from torchvision import transforms
 from transformers import BertTokenizerFast, BlipTextConfig, BlipTextModel, BlipVisionConfig, BlipVisionModel
 
 from benchmark.metrics.images import to_rgb_array
-from benchmark.metrics.preference import RULE, PreferenceModel, found_weights, hub_snapshots, score_pairs
+from benchmark.metrics import preference  # as a module: the registry imports both, in either order
 from benchmark.metrics.registry import TEXT_TO_IMAGE, NotApplicable, register_metric
 from benchmark.metrics.weights import seeded, uses_random_weights
 
@@ -47,7 +48,6 @@ REPO, FILE, VARIABLE = "THUDM/ImageReward", "ImageReward.pt", "ASD_IMAGEREWARD"
 PACKAGE_FOLDER = Path("~/.cache/ImageReward")  # where the package's load() downloads to
 TOKENIZER_REPOS = ("bert-base-uncased", "google-bert/bert-base-uncased")
 MEAN, STD, TOKENS = 0.16717362830052426, 1.0333394966054072, 35
-CLIP_MEAN, CLIP_STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
 #: BLIP's ViT-L/16 (``create_vit("large", 224)``: 1024 wide, 24 blocks of 16 heads, MLP ratio 4, LayerNorm eps 1e-6).
 VISION_L16 = dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, patch_size=16)
 #: BLIP's med_config.json, the text encoder's: BERT-base with two added tokens, cross-attending to 1024-wide images.
@@ -138,7 +138,7 @@ def load_weights(model: RewardModel, release: dict, source: Path):
 def candidates() -> list[Path]:
     """Where ImageReward.pt is looked for: ``$ASD_IMAGEREWARD``, the package's download folder, the hub cache."""
     given = os.environ.get(VARIABLE)
-    snapshots = hub_snapshots(REPO)
+    snapshots = preference.hub_snapshots(REPO)
     cached = sorted(snapshots.glob(f"*/{FILE}")) if snapshots.is_dir() else []
     return ([Path(given).expanduser() / FILE] if given else []) + [PACKAGE_FOLDER.expanduser() / FILE] + cached \
         + [snapshots / "*" / FILE]
@@ -157,14 +157,15 @@ def paper_tokenizer(folder: Path) -> BertTokenizerFast:
                         f"Hugging Face cache ({', '.join(TOKENIZER_REPOS)})")
 
 
-def load_image_reward(profile: str, device=None, seed: int = 0, vision: Optional[dict] = None) -> PreferenceModel:
+def load_image_reward(profile: str, device=None, seed: int = 0,
+                      vision: Optional[dict] = None) -> "preference.PreferenceModel":
     """ImageReward on ``profile`` (``vision``: the ViT's size, for stand-ins in tests; the release's is ViT-L/16)."""
     if uses_random_weights(profile):
         with seeded(seed):
             model = RewardModel(TINY_VISION, dict(TINY_MED_CONFIG, vocab_size=len(tiny_vocabulary())))
         tokenizer, label, weights = tokenizer_from_vocabulary(tiny_vocabulary()), "tiny BLIP", f"random (seed {seed})"
     else:
-        file = found_weights(candidates(), "ImageReward", VARIABLE)
+        file = preference.found_weights(candidates(), "ImageReward", VARIABLE)
         config_file = file.parent / "med_config.json"
         med_config = {**MED_CONFIG, **(json.loads(config_file.read_text()) if config_file.is_file() else {})}
         tokenizer = paper_tokenizer(file.parent)
@@ -174,7 +175,7 @@ def load_image_reward(profile: str, device=None, seed: int = 0, vision: Optional
     model = model.to(device or "cpu").eval()
     preprocess = transforms.Compose([transforms.Resize(224, interpolation=transforms.InterpolationMode.BICUBIC),
                                      transforms.CenterCrop(224), transforms.ToTensor(),
-                                     transforms.Normalize(CLIP_MEAN, CLIP_STD)])
+                                     transforms.Normalize(OPENAI_DATASET_MEAN, OPENAI_DATASET_STD)])
 
     @torch.no_grad()
     def score(images, prompts) -> np.ndarray:
@@ -183,9 +184,9 @@ def load_image_reward(profile: str, device=None, seed: int = 0, vision: Optional
         tokens = tokenizer(list(prompts), padding="max_length", truncation=True, max_length=TOKENS, return_tensors="pt")
         return model(pixels, tokens.input_ids.to(device_of), tokens.attention_mask.to(device_of)).double().cpu().numpy()
 
-    return PreferenceModel(score, {"model": label, "pretrained": weights,
-                                   "score": "(MLP([CLS] of the text encoder over the image) - 0.16717) / 1.03334, as "
-                                            "ImageReward.score", "preprocess": RULE + " (the release's transform)"})
+    return preference.PreferenceModel(score, {
+        "model": label, "pretrained": weights, "preprocess": preference.RULE + " (the release's transform)",
+        "score": "(MLP([CLS] of the text encoder over the image) - 0.16717) / 1.03334, as ImageReward.score"})
 
 
 @register_metric(applies_to=(TEXT_TO_IMAGE,), tolerance={"rel": 0.02, "abs": 0.02}, higher_is_better=True,
@@ -194,4 +195,4 @@ def load_image_reward(profile: str, device=None, seed: int = 0, vision: Optional
                  source="Xu et al. 2023 (ImageReward, arXiv 2304.05977): THUDM/ImageReward's ImageReward.pt on BLIP, "
                         "scored as ImageReward.score")
 def image_reward(context: "ScoringContext"):
-    return score_pairs(context, "image_reward", load_image_reward, "benchmark.metrics.image_reward")
+    return preference.score_pairs(context, "image_reward", load_image_reward, "benchmark.metrics.image_reward")

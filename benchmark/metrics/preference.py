@@ -5,9 +5,10 @@
   (hub repo ``xswu/HPSv2``; under ``state_dict`` or bare); the score of an image and its prompt is
   the cosine of their normalised embeddings (the package's ``logits_per_image`` diagonal, no
   temperature), about 0.2-0.35 on real models. The package pins pytest 7.2 and its own open_clip
-  fork, so it is not installed here: the model is open_clip's ViT-H-14 with its eval transform
-  (shortest side to 224, bicubic, centre crop, OpenAI mean and std); the fork's transform is not
-  verified against it.
+  fork, so it is not installed here: the model is open_clip's ViT-H-14, and images go through the
+  fork's eval transform as ``img_score`` builds it (``light_augmentation=True``: the image as a tensor,
+  its longest side resized to 224, bicubic, zero-padded to a square, OpenAI mean and std; held to the
+  fork's own code in tests/test_preference.py, fixture tests/fixtures/hpsv2/).
 * **PickScore** (Kirstain et al. 2023, "Pick-a-Pic", arXiv 2305.01569; the model card of
   ``yuvalkirstain/PickScore_v1``): a transformers ``CLIPModel`` folder; the score is the model's
   ``logit_scale.exp()`` times the cosine of ``get_image_features`` and ``get_text_features``, as
@@ -16,8 +17,8 @@
   (shortest side 224, bicubic, centre crop, OpenAI mean and std); its tokens are CLIP's BPE, here
   open_clip's (the text tower is causal and pooled at end-of-text, so padding does not matter).
 
-Images larger than the model's input (224²) are scored as each reference scores them: the
-shortest side resized to 224, the centre cropped (recorded). On ``paper`` the weights come from
+Images of any size are scored as each reference scores them (recorded): HPSv2.1 sees the whole image,
+padded; PickScore its centre, cropped. On ``paper`` the weights come from
 ``$ASD_HPSV2`` (the file) / ``$ASD_PICKSCORE`` (the folder) or the Hugging Face cache, offline; a
 missing one skips its metric with where it was looked for (``python -m benchmark weights`` lists
 both, not needed to score). On ``tiny`` both are small random towers of the same classes, labelled.
@@ -34,7 +35,10 @@ from typing import TYPE_CHECKING, Callable, Optional, Sequence
 import numpy as np
 import open_clip
 import torch
+import torchvision.transforms.functional as TF
+from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from PIL import Image
+from torchvision.transforms import InterpolationMode
 from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
 
 from benchmark.metrics.clip_score import TINY_BASE, TINY_OVERRIDES, _quiet_logging
@@ -49,6 +53,7 @@ HPS_REPO, HPS_FILE, HPS_ARCHITECTURE = "xswu/HPSv2", "HPS_v2.1_compressed.pt", "
 PICKSCORE_REPO = "yuvalkirstain/PickScore_v1"
 HPS_VARIABLE, PICKSCORE_VARIABLE = "ASD_HPSV2", "ASD_PICKSCORE"
 RULE = "shortest side resized to 224 (bicubic), centre crop 224"
+HPS_RULE = "longest side resized to 224 (bicubic, on the tensor), zero-padded to 224 x 224"
 TINY_PICKSCORE = dict(text_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2),
                       vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                                          num_attention_heads=2, image_size=224, patch_size=32),
@@ -95,6 +100,23 @@ class PreferenceModel:
     conventions: dict
 
 
+def hps_transform(size: int = 224) -> Callable[[Image.Image], torch.Tensor]:
+    """HPSv2's eval transform (its open_clip fork's ``ResizeMaxSize`` with fill 0, as ``hpsv2.img_score`` builds
+    it): the image as a float tensor, its longest side resized to ``size`` (bicubic), centred on a zero square,
+    normalised with OpenAI's mean and std. The fork leaves an image whose longest side is already ``size``
+    unpadded (and so unstackable unless square); here every image is padded."""
+    def transform(image: Image.Image) -> torch.Tensor:
+        tensor = TF.to_tensor(image.convert("RGB"))
+        height, width = tensor.shape[1:]
+        new = tuple(round(side * size / max(height, width)) for side in (height, width))
+        tensor = TF.resize(tensor, list(new), InterpolationMode.BICUBIC)
+        pad_h, pad_w = size - new[0], size - new[1]
+        tensor = TF.pad(tensor, [pad_w // 2, pad_h // 2, pad_w - pad_w // 2, pad_h - pad_h // 2], fill=0)
+        return TF.normalize(tensor, OPENAI_DATASET_MEAN, OPENAI_DATASET_STD)
+
+    return transform
+
+
 def _pixels(images, preprocess) -> torch.Tensor:
     return torch.stack([preprocess(Image.fromarray(to_rgb_array(image))) for image in images])
 
@@ -103,17 +125,16 @@ def load_hps(profile: str, device=None, seed: int = 0, architecture: str = HPS_A
     """HPSv2.1 on ``profile`` (``architecture``: open_clip's config name, for stand-ins in tests)."""
     if uses_random_weights(profile):
         with seeded(seed), _quiet_logging():  # open_clip warns that no weights were loaded: intended here
-            net, _, preprocess = open_clip.create_model_and_transforms(TINY_BASE, pretrained=None,
-                                                                       **copy.deepcopy(TINY_OVERRIDES))
+            net = open_clip.create_model(TINY_BASE, pretrained=None, **copy.deepcopy(TINY_OVERRIDES))
         tokenizer, label, weights = open_clip.get_tokenizer(TINY_BASE), f"tiny ({TINY_BASE})", f"random (seed {seed})"
     else:
         file = found_weights(hps_candidates(), "HPSv2.1", HPS_VARIABLE)
         with _quiet_logging():  # the state dict is loaded below
-            net, _, preprocess = open_clip.create_model_and_transforms(architecture, pretrained=None)
+            net = open_clip.create_model(architecture, pretrained=None)
         state = torch.load(file, map_location="cpu", weights_only=True)
         net.load_state_dict(state.get("state_dict", state))
         tokenizer, label, weights = open_clip.get_tokenizer(architecture), architecture, f"{HPS_REPO}/{file.name}"
-    net = net.to(device or "cpu").eval()
+    net, preprocess = net.to(device or "cpu").eval(), hps_transform(net.visual.image_size[0])
 
     @torch.no_grad()
     def score(images, prompts) -> np.ndarray:
@@ -123,7 +144,7 @@ def load_hps(profile: str, device=None, seed: int = 0, architecture: str = HPS_A
         return (image * text).sum(-1).double().cpu().numpy()
 
     return PreferenceModel(score, {"model": label, "pretrained": weights, "score": "cos(image, text), as hpsv2",
-                                   "preprocess": RULE + " (open_clip eval transform)"})
+                                   "preprocess": HPS_RULE + " (HPSv2's open_clip fork, light_augmentation)"})
 
 
 def load_pickscore(profile: str, device=None, seed: int = 0) -> PreferenceModel:
