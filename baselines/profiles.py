@@ -113,7 +113,7 @@ register_profile(Profile(
               "(the oracle's method only)",
     analytic=True, min_side=8, run_defaults=ORACLE_DEFAULTS, default=True, regression=True))
 register_profile(Profile(
-    "tiny", "small configs of the base models (SD 2.1, SDXL) and the x4 upscaler, fixed-seed random weights; "
+    "tiny", "small configs of the base models (SD 2.1, SDXL, FLUX) and the x4 upscaler, fixed-seed random weights; "
             "seconds on a CPU (machinery, not image quality)",
     architecture="tiny", steps=(4, 8), sample_limit=3, trains_lora=True, default=True, regression=True))
 register_profile(Profile(
