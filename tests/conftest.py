@@ -1,10 +1,13 @@
 """Every test session gets its own asd-bench cache (tiny LoRAs, data sets, FID statistics):
 nothing is read from or left in the user's, and what one test builds the others reuse, across
-the parallel workers of one session too. Under pytest-xdist each worker runs torch on as many
+the parallel workers of one session too. ``$ASD_TEST_CACHE`` names that folder instead: CI points it
+at the regression guard's own, which builds the same tiny LoRA, data set and statistics beside the
+tests (deterministically, written atomically, under the same file locks), so they are built once. Under pytest-xdist each worker runs torch on as many
 threads as its share of the cores (one, on two cores with two workers), and so do the processes
 it starts: threads fighting over shared cores are several times slower than one each."""
 
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -23,8 +26,9 @@ def pytest_configure(config):
 def asd_cache(tmp_path_factory, worker_id):
     # the workers' base folders share a parent: one cache for the session, whatever the worker count
     root = tmp_path_factory.getbasetemp()
-    folder = (root.parent if worker_id != "master" else root) / "asd-bench-cache"
-    folder.mkdir(exist_ok=True)
+    shared = os.environ.get("ASD_TEST_CACHE")
+    folder = Path(shared) if shared else (root.parent if worker_id != "master" else root) / "asd-bench-cache"
+    folder.mkdir(parents=True, exist_ok=True)
     previous = os.environ.get("ASD_BENCH_CACHE")
     os.environ["ASD_BENCH_CACHE"] = str(folder)
     yield folder
