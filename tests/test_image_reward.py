@@ -13,10 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from huggingface_hub import constants
 
 from helpers import fixture_image, fixture_weight
 
-from benchmark.metrics import weight_files
+from benchmark.metrics import image_reward, weight_files
 from benchmark.metrics.image_reward import (TINY_MED_CONFIG, TINY_VISION, VARIABLE, load_image_reward,
                                             tiny_vocabulary)
 from benchmark.metrics.registry import NotApplicable
@@ -69,6 +70,17 @@ def test_a_stand_in_folder_scores_as_the_release(record, tmp_path, monkeypatch):
     assert listed["image_reward"].present and not listed["image_reward"].needed
 
 
+def test_the_packages_own_download_folder_is_found_when_no_folder_is_named(record, tmp_path, monkeypatch):
+    """Whoever ran ``ImageReward.load`` holds its files in ``~/.cache/ImageReward``: found there, offline."""
+    monkeypatch.delenv(VARIABLE, raising=False)
+    monkeypatch.setattr(image_reward, "PACKAGE_FOLDER", stand_in(tmp_path / "ImageReward", record))
+    assert image_reward.candidates()[0] == tmp_path / "ImageReward" / "ImageReward.pt"
+    model = load_image_reward("paper", vision=vision_of(record))
+    case = record["cases"][1]
+    reward = model.score([fixture_image(case["image"]["fixture_image"], *case["image"]["size"])], [case["prompt"]])
+    assert np.allclose(reward, case["reward"], atol=1e-5)
+
+
 def test_a_checkpoint_that_does_not_fit_names_its_keys_and_a_missing_one_where_it_was_looked_for(
         record, tmp_path, monkeypatch):
     key = "blip.text_encoder.encoder.layer.1.crossattention.self.key.weight"
@@ -76,7 +88,10 @@ def test_a_checkpoint_that_does_not_fit_names_its_keys_and_a_missing_one_where_i
     with pytest.raises(NotApplicable, match="missing text_encoder.encoder.layer.1.crossattention.self.key.weight"):
         load_image_reward("paper", vision=vision_of(record))
     monkeypatch.setenv(VARIABLE, str(tmp_path / "nowhere"))
-    with pytest.raises(NotApplicable, match=f"ImageReward weights not found.*nowhere.*{VARIABLE}"):
+    monkeypatch.setattr(image_reward, "PACKAGE_FOLDER", tmp_path / "no-package-download")  # a user's own files
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))  # are not found by this test
+    with pytest.raises(NotApplicable, match=f"ImageReward weights not found.*nowhere.*no-package-download.*hub.*"
+                                            f"{VARIABLE}"):
         load_image_reward("paper")
 
 
