@@ -80,8 +80,8 @@ def velocity(transformer, positive: Conditioning, guidance: Optional[float]) -> 
     """A tile denoiser: FLUX's velocity of each token grid tile; ``positions`` (the engine's tile ``cond``) are
     the tiles' coordinates, None for each tile's own. Tiles with ids of their own take one call each (the
     transformer takes one set of ids per batch)."""
-    text, pooled = positive.hidden, positive.added["pooled_projections"]
-    text_ids = torch.zeros(text.shape[1], 3, device=text.device)
+    text, pooled = positive.hidden.to(transformer.dtype), positive.added["pooled_projections"]  # once, not per call
+    text_ids = torch.zeros(text.shape[1], 3, device=text.device, dtype=transformer.dtype)
 
     def call(tiles: torch.Tensor, t: torch.Tensor, coordinates: torch.Tensor) -> torch.Tensor:
         return transformer_velocity(transformer, tiles, t, text, text_ids, pooled, guidance, coordinates)

@@ -162,8 +162,9 @@ class IMaxSampler(TrainingFreeSampler):
         transformer, (_, _, height, width) = self.models.unet, grid.shape
         copies = ((max(1, height // 64), max(1, width // 64)) if duplicate else (1, 1))
         hidden = text.hidden.repeat(1, copies[0] * copies[1], 1)
-        text_ids = torch.tensor([[0.0, 64 * i, 64 * j] for i in range(copies[0]) for j in range(copies[1])
-                                 for _ in range(text.hidden.shape[1])], device=grid.device)
+        blocks = torch.tensor([[0.0, 64 * i, 64 * j] for i in range(copies[0]) for j in range(copies[1])],
+                              device=grid.device)
+        text_ids = blocks.repeat_interleave(text.hidden.shape[1], dim=0)  # each copy's tokens at its block
         factor.value = math.sqrt(math.log(hidden.shape[1] + height * width, NATIVE_TOKENS))
         return transformer_velocity(transformer, grid, t, hidden, text_ids, text.added["pooled_projections"], guidance,
                                     cell_coordinates(height, width, grid.device)[0])
