@@ -27,10 +27,11 @@ def test_stage_one_is_timed_against_a_diffusers_pipeline_that_makes_the_same_ima
 
 
 def spin(seconds: float):
-    """``seconds`` of this process's CPU time, spent working: on a CPU the guard times CPU time, in which a sleep
-    would not count, and a wall-clock spin on a loaded machine would count for less than asked."""
-    end = time.process_time() + seconds
-    while time.process_time() < end:
+    """``seconds`` of this thread's CPU time, spent working: on a CPU the guard times CPU time, in which a sleep
+    would not count; a wall-clock spin on a loaded machine, or one ended by the process's clock while other
+    threads of it run, would count for less than asked."""
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
         pass
 
 
