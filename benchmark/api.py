@@ -109,16 +109,19 @@ def _model_job(spec: RunSpec, sampler: Optional[Sampler], shard, device: torch.d
 
 
 def score(run_dirs: Iterable[Path], device: str = "cpu", patch_protocol: str = DEFAULT_PATCH_PROTOCOL,
-          include: Iterable[str] = (), bootstrap: int = Bootstrap.resamples, protocols: str = "") -> list[Finished]:
+          include: Iterable[str] = (), bootstrap: int = Bootstrap.resamples, protocols: str = "",
+          metrics: str = "") -> list[Finished]:
     """(Re-)score finished model runs from their saved images; rewrites each ``results.json`` (and the
     bootstrap's replicates: ``bootstrap`` resamples per score's interval, 0 for none). ``protocols``: published
-    protocol presets to score the images under too (``all`` or names, ``benchmark.metrics.presets``)."""
+    protocol presets to score the images under too (``all`` or names, ``benchmark.metrics.presets``); ``metrics``:
+    opt-in metrics to compute too (``all`` or names, e.g. pyiqa's ``musiq,maniqa,clipiqa``)."""
     load_plugins(include)
     quiet_libraries()
     resamples = Bootstrap(bootstrap)  # a bad count is refused before any run is read
     shard = current_shard(device_of(device))
     chosen = shard.device(device_of(device))
-    return [Finished(Path(out), score_run(Path(out), chosen, patch_protocol, shard, resamples, protocols), shard.main)
+    return [Finished(Path(out), score_run(Path(out), chosen, patch_protocol, shard, resamples, protocols,
+                                                 metrics), shard.main)
             for out in run_dirs]
 
 

@@ -36,6 +36,7 @@ def command(args: argparse.Namespace) -> int:
     for metric in metrics():
         applies = " and ".join(sorted(metric.applies_to))
         print(f"  {metric.name:16s} {applies}" + (", against references" if metric.needs_references else "")
+              + (", opt-in (score --metrics)" if metric.opt_in else "")
               + ("" if metric.origin == "built-in" else f" [{metric.origin}]"))
         if metric.source:
             print(f"  {'':16s} source: {metric.source}")

@@ -115,6 +115,22 @@ def add_protocols(parser):
                              "table \"How much the protocol moves a score\" (default: none)")
 
 
+def _opt_in_metrics(text: str) -> str:
+    from benchmark.metrics.registry import resolve_opt_in
+
+    try:
+        return ",".join(resolve_opt_in(text))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def add_opt_in_metrics(parser):
+    parser.add_argument("--metrics", type=_opt_in_metrics, default="", metavar="all|METRIC[,METRIC...]",
+                        help="also compute opt-in metrics, those too costly or on too large a package for every run "
+                             "(`list` marks them; e.g. pyiqa's musiq, maniqa, clipiqa, which need the iqa extra) "
+                             "(default: none)")
+
+
 def add_bootstrap(parser):
     parser.add_argument("--bootstrap", type=int, default=spec_default("bootstrap"), metavar="N",
                         help="resamples of the seeded bootstrap over the generated images that gives every score its "

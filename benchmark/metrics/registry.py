@@ -75,6 +75,7 @@ class Metric:
     skipped_extras: tuple = ()  # extra keys that share the metric's skipped reason when it is skipped
     inapplicable_reason: Optional[str] = None  # skipped reason on runs of a task outside applies_to
     source: Optional[str] = None  # where its definition comes from (paper, code at a commit, or ours), for `list`
+    opt_in: bool = False  # scored only when asked for (``score --metrics NAME``): costly, or on an optional package
 
     def reason_for_task(self, task: str) -> str:
         """Why the metric is skipped on a run of ``task`` (a task outside ``applies_to``)."""
@@ -100,7 +101,7 @@ def register_metric(name: Optional[str] = None, *, applies_to: Iterable[str] = T
                     tolerance: Optional[Mapping] = None, column: Optional[str] = None, digits: int = 2,
                     higher_is_better: Optional[bool] = None, needs_stage2_tiles: bool = False,
                     extras: Optional[Mapping[str, Any]] = None, skipped_extras: Iterable[str] = (),
-                    inapplicable_reason: Optional[str] = None, source: Optional[str] = None):
+                    inapplicable_reason: Optional[str] = None, source: Optional[str] = None, opt_in: bool = False):
     """Decorator: register ``function(context) -> MetricValue`` (or a float, or None) as a metric.
 
     ``name`` defaults to the function's name; a name already registered raises ValueError.
@@ -108,7 +109,8 @@ def register_metric(name: Optional[str] = None, *, applies_to: Iterable[str] = T
     the metric fills (via ``MetricValue.extra``) with their value when it is not computed;
     ``skipped_extras`` those of them that are skipped with the metric's reason. ``source``: where its
     definition comes from (a paper, code at a commit, or "ours" with the doc that defines it), which
-    ``list`` shows. Returns the function unchanged.
+    ``list`` shows. ``opt_in``: scored only on runs scored with ``--metrics`` naming it (a metric too costly, or on
+    a package too large, for every run). Returns the function unchanged.
     """
     if callable(name):  # used bare: @register_metric
         return register_metric()(name)
@@ -124,7 +126,7 @@ def register_metric(name: Optional[str] = None, *, applies_to: Iterable[str] = T
                         MappingProxyType(dict(tolerance if tolerance is not None else {"rel": 0.02})), column,
                         int(digits), higher_is_better, bool(needs_stage2_tiles),
                         BUILT_IN if module.startswith(_BUILTIN_PACKAGE) else origin_of(module), MappingProxyType(extras),
-                        tuple(skipped_extras), inapplicable_reason, source)
+                        tuple(skipped_extras), inapplicable_reason, source, bool(opt_in))
         _add(metric)
         return function
 
@@ -157,6 +159,23 @@ def get_metric(name: str) -> Metric:
 def metrics() -> list[Metric]:
     """Every registered metric, in registration order (built-ins first)."""
     return list(_REGISTRY.values())
+
+
+def chosen_metrics(opted: Iterable[str] = ()) -> list[Metric]:
+    """The metrics a scoring computes: every one not opt-in, and the opt-in ones named in ``opted``."""
+    return [metric for metric in _REGISTRY.values() if not metric.opt_in or metric.name in set(opted)]
+
+
+def resolve_opt_in(text: str) -> tuple[str, ...]:
+    """The opt-in metrics ``text`` names (``all``, or names separated by commas); a name that is not an opt-in
+    metric raises ValueError naming those that are."""
+    opt_in = [metric.name for metric in _REGISTRY.values() if metric.opt_in]
+    names = opt_in if text.strip() == "all" else [name.strip() for name in text.split(",") if name.strip()]
+    wrong = [name for name in names if name not in opt_in]
+    if wrong:
+        raise ValueError(f"not an opt-in metric: {', '.join(wrong)} (every other metric is scored on every run); "
+                         f"the opt-in metrics: {', '.join(opt_in) or 'none'}")
+    return tuple(dict.fromkeys(names))
 
 
 def metric_names() -> tuple[str, ...]:
@@ -197,3 +216,4 @@ from benchmark.metrics import detail as _detail  # noqa: E402,F401  (Diffusion-4
 from benchmark.metrics import repetition as _repetition  # noqa: E402,F401  (the repetition score)
 from benchmark.metrics import preference as _preference  # noqa: E402,F401  (HPSv2.1, PickScore)
 from benchmark.metrics import image_reward as _image_reward  # noqa: E402,F401  (ImageReward)
+from benchmark.metrics import iqa as _iqa  # noqa: E402,F401  (pyiqa's MUSIQ, MANIQA, CLIP-IQA: opt-in)

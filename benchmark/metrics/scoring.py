@@ -62,15 +62,16 @@ def check_weights(profile: str):
 
 def score_run(out: Path, device: Optional[torch.device] = None,
               patch_protocol: str = metrics.patches.DEFAULT_PROTOCOL, shard: Optional[Shard] = None,
-              bootstrap: Bootstrap = Bootstrap(), protocols: str = "") -> dict:
+              bootstrap: Bootstrap = Bootstrap(), protocols: str = "", opted: str = "") -> dict:
     """Score the finished run in ``out`` and rewrite its results.json (atomically), the bootstrap's replicates
     in ``bootstrap.json``; returns the results.
 
     ``patch_protocol`` is how ``fid_patch`` / ``kid_patch`` cut crops: ``grid`` or ``random:K[:SEED]``.
     ``protocols`` names published presets (``all`` or a comma-separated list) to score the images under as
-    well (``scores.protocols``); empty: none.
+    well (``scores.protocols``); empty: none. ``opted`` names opt-in metrics to compute too (``all`` or names).
     """
     chosen = preset_registry.resolve(protocols) if protocols else []  # an unknown name fails before any work
+    opted_in = registry.resolve_opt_in(opted) if opted else ()
     out = Path(out)
     if not (out / "results.json").is_file():
         raise ScoringError(f"{out} holds no finished run (no results.json); run it with `python -m benchmark run`")
@@ -78,7 +79,8 @@ def score_run(out: Path, device: Optional[torch.device] = None,
     if "per_image" not in results or is_analytic(results.get("profile")):
         raise ScoringError(f"{out} is not a model run; oracle runs carry their own figures")
     shard = shard or current(device)
-    scored = score(out, results, device, metrics.PatchProtocol.parse(patch_protocol), shard, bootstrap, chosen)
+    scored = score(out, results, device, metrics.PatchProtocol.parse(patch_protocol), shard, bootstrap, chosen,
+                   opted_in)
     if shard.main:
         replicated = scored.pop(BOOTSTRAP_KEY, None)
         if replicated is not None:
@@ -115,13 +117,14 @@ def _fresh(default):
 
 def score(out: Path, results: dict, device: Optional[torch.device] = None,
           patch_protocol: metrics.PatchProtocol = metrics.PatchProtocol(), shard: Shard = Shard(),
-          bootstrap: Bootstrap = Bootstrap(), presets: tuple = ()) -> dict:
+          bootstrap: Bootstrap = Bootstrap(), presets: tuple = (), opted: tuple = ()) -> dict:
     """The ``scores`` (with a ``bootstrap`` interval per score), ``metric_conventions`` and ``metrics_profile``
     of a run, and its per-image figures (on rank 0; the other processes of a sharded run compute their share
-    of the features, then get {}). The bootstrap's replicates come under ``BOOTSTRAP_KEY``, for the file."""
+    of the features, then get {}). The bootstrap's replicates come under ``BOOTSTRAP_KEY``, for the file. The
+    metrics are every registered one but the opt-in ones not in ``opted``."""
     profile = metrics_profile(results["profile"])
     check_weights(profile)
-    registered = registry.metrics()
+    registered = registry.chosen_metrics(opted)
     all_rows = results["per_image"]
     rows = [row for row in all_rows if row.get("status", "ok") == "ok"]  # unmade samples have no image
     skipped_counts = {"oom_samples_skipped": sum(row.get("status") == "oom" for row in all_rows),
@@ -132,7 +135,7 @@ def score(out: Path, results: dict, device: Optional[torch.device] = None,
         reason = "no finished image: " + _unfinished(all_rows)
         return {**_protocol(protocol_record(results, rows, {}, patch_protocol, None, origins, profile)),
                 "scores": {**values, "patch_protocol": patch_protocol.label,
-                           "skipped": dict.fromkeys(registry.metric_names(), reason),
+                           "skipped": dict.fromkeys((m.name for m in registered), reason),
                            **skipped_counts, "images": 0, "intervals": {}, "bootstrap": None},
                 "metric_conventions": {}, "metrics_profile": profile, "per_image": all_rows}
     context = ScoringContext(

@@ -179,7 +179,15 @@ def weight_files(
                 _preference_candidates("pickscore"), False, hash_files),
         _record("image_reward", "ImageReward.pt", "ImageReward (BLIP; med_config.json and a bert-base-uncased "
                 "tokenizer beside it or cached; optional)", _preference_candidates("image_reward"), False, hash_files),
+        *(_record(name, model.file, f"{model.title} (pyiqa; opt-in, optional)", model.candidates(), False, hash_files)
+          for name, model in _iqa_models().items()),
     ]
+
+
+def _iqa_models() -> dict:
+    from benchmark.metrics.iqa import MODELS
+
+    return MODELS
 
 
 def _preference_candidates(which: str) -> list[Path]:

@@ -40,6 +40,9 @@ METRIC_SOURCES = {
     "image_reward": "`hf download THUDM/ImageReward ImageReward.pt med_config.json` and `hf download bert-base-uncased` "
                     "where there is internet (or the package's own ~/.cache/ImageReward), or the folder via "
                     "$ASD_IMAGEREWARD",
+    **dict.fromkeys(("musiq", "maniqa"), "pyiqa fetches it on first use into its cache (`hf download "
+                    "chaofengc/IQA-PyTorch-Weights FILE` where there is internet), or the folder via $ASD_IQA"),
+    "clipiqa": "pyiqa (or openai-clip) fetches OpenAI's RN50.pt on first use into its cache, or the folder via $ASD_IQA",
 }
 
 
