@@ -25,9 +25,9 @@ from benchmark.spec import RunSpec
 from datasets_fixtures import make_dataset
 
 ROOT = Path(__file__).resolve().parent.parent
-SIZES = [(128, 192), (128, 128), (192, 128)] * 2  # two images per size: FID per ratio too
-QUICK = ["--method", "asd", "--limit", "6", "--steps", "1", "--sr-steps", "2", "--no-progress"]
-SPEC = RunSpec("asd", limit=6, steps=1, sr_steps=2, progress=False)  # QUICK, in one process
+SIZES = [(128, 192), (192, 128)] * 2  # two images per size: FID per ratio too
+QUICK = ["--method", "asd", "--limit", "4", "--steps", "1", "--sr-steps", "2", "--no-progress"]
+SPEC = RunSpec("asd", limit=4, steps=1, sr_steps=2, progress=False)  # QUICK, in one process
 #: What a record or results.json may differ in between two runs of the same samples.
 MEASURED = {"seconds", "peak_memory_mib", "peak_reserved_mib", "environment", "resumed_samples",
             "seconds_per_sample", "seconds_per_sample_std", "seconds_per_sample_min", "seconds_per_image",
@@ -112,7 +112,7 @@ def test_a_sharded_run_equals_one_process_and_a_killed_rank_resumes(tmp_path, si
         shutil.copytree(lora, cache / lora.name)
     launcher = launch(["run", *arguments, "--out", str(sharded), "--no-score"], cache)
     rank1 = rank_process(launcher, 1)
-    first = sharded / "samples" / "00001.json"  # rank 1's first sample (samples 1, 3, 5 are its)
+    first = sharded / "samples" / "00001.json"  # rank 1's first sample (samples 1 and 3 are its)
     while not first.exists():
         assert launcher.poll() is None, finish(launcher)[1]
         time.sleep(0.05)
@@ -121,7 +121,7 @@ def test_a_sharded_run_equals_one_process_and_a_killed_rank_resumes(tmp_path, si
     assert status != 0, output
     kept = {name: (path.stat().st_mtime_ns, path.read_bytes()) for name, path in samples(sharded).items()
             if name.endswith(".json")}
-    assert "00001.json" in kept and "00003.json" not in kept and "00005.json" not in kept, sorted(kept)
+    assert "00001.json" in kept and "00003.json" not in kept, sorted(kept)
 
     status, output = finish(launch(["run", *arguments, "--out", str(sharded)], cache))
     assert status == 0, output
@@ -144,11 +144,11 @@ def test_a_sharded_run_equals_one_process_and_a_killed_rank_resumes(tmp_path, si
             assert (record["rank"], record["world_size"]) == (int(name[:5]) % 2, 2), name
     assert results["processes"]["world_size"] == 2 and results["processes"]["ranks"] == [0, 1]
     assert results_one["processes"] == {**results_one["processes"], "world_size": 1, "ranks": [0]}
-    assert results["resumed_samples"] == len(kept) and results["finished_samples"] == 6
+    assert results["resumed_samples"] == len(kept) and results["finished_samples"] == 4
     assert results_one["scores"]["fid"] is not None
     for metric in ("fid", "kid", "inception_score", "seam_score"):  # float64 from float32 features of the same images
         assert results["scores"][metric] == pytest.approx(results_one["scores"][metric], rel=1e-5), metric
-    # CLIP's float32 embeddings round differently in a batch of 3 than in one of 6
+    # CLIP's float32 embeddings round differently in a batch of 2 than in one of 4
     assert results["scores"]["clip_score"] == pytest.approx(results_one["scores"]["clip_score"], rel=1e-5)
     assert read(sharded / "run.json", cache) == read(one / "run.json", session_cache)
     for row, row_one in zip(results["per_image"], results_one["per_image"]):  # per image, as the mean above
