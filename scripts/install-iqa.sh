@@ -9,4 +9,4 @@ python -m pip install -q opencv-python-headless addict einops "setuptools<82"
 # pip then reports pyiqa's declared dependencies that are left out as conflicts (exit status 0): the point here
 python -m pip install -q --no-deps "pyiqa>=0.1.16,<0.2" "openai-clip>=1.0" 2>&1 \
     | { grep -v "dependency resolver\|requires\|WARNING: Location" || true; }
-python -c "import pyiqa, clip, cv2, addict, einops" && echo "pyiqa $(python -c 'import pyiqa; print(pyiqa.__version__)') ready for musiq, maniqa, clipiqa"
+python -W ignore -c "import pyiqa, clip, cv2, addict, einops" && echo "pyiqa $(python -c 'import pyiqa; print(pyiqa.__version__)') ready for musiq, maniqa, clipiqa"

@@ -69,6 +69,7 @@ class Model:
     """One of pyiqa's no-reference metrics: its file, what it is, how its score reads."""
 
     title: str
+    column: str  # the report's column, shown where a run in the table was scored with it
     file: str
     score: str
     digits: int
@@ -88,13 +89,14 @@ class Model:
 
 
 MODELS = {
-    "musiq": Model("MUSIQ (KonIQ-10k)", "musiq_koniq_ckpt-e95806b9.pth", "MOS, about 0-100", 2, 2.0,
+    "musiq": Model("MUSIQ (KonIQ-10k)", "MUSIQ↑", "musiq_koniq_ckpt-e95806b9.pth", "MOS, about 0-100", 2, 2.0,
                    "Ke et al. 2021 (MUSIQ, arXiv 2108.05997), KonIQ-10k checkpoint, as pyiqa's `musiq`"),
-    "maniqa": Model("MANIQA (KonIQ-10k)", "ckpt_koniq10k.pt", "about 0-1, mean of 20 uniform 224 px crops", 3, 0.02,
+    "maniqa": Model("MANIQA (KonIQ-10k)", "MANIQA↑", "ckpt_koniq10k.pt",
+                    "about 0-1, mean of 20 uniform 224 px crops", 3, 0.02,
                     "Yang et al. 2022 (MANIQA, arXiv 2204.08958), KonIQ-10k checkpoint, as pyiqa's `maniqa`"),
-    "clipiqa": Model("CLIP-IQA (CLIP RN50)", CLIP_FILE, "0-1, softmax on the positive of 5 antonym prompt pairs",
-                     3, 0.02, "Wang et al. 2023 (CLIP-IQA, arXiv 2207.12396), OpenAI CLIP RN50, as pyiqa's "
-                              "`clipiqa`"),
+    "clipiqa": Model("CLIP-IQA (CLIP RN50)", "CLIP-IQA↑", CLIP_FILE,
+                     "0-1, softmax on the positive of 5 antonym prompt pairs", 3, 0.02,
+                     "Wang et al. 2023 (CLIP-IQA, arXiv 2207.12396), OpenAI CLIP RN50, as pyiqa's `clipiqa`"),
 }
 
 
@@ -206,7 +208,7 @@ def _register(name: str, model: Model):
             conventions.pop("pretrained"), **conventions), per_image=values)
 
     compute.__name__ = name
-    register_metric(name, higher_is_better=True, digits=model.digits, opt_in=True,
+    register_metric(name, higher_is_better=True, digits=model.digits, opt_in=True, column=model.column,
                     tolerance={"rel": 0.02, "abs": model.tolerance}, source=model.source)(compute)
 
 
