@@ -73,7 +73,8 @@ def test_the_built_ins_come_first_with_the_regression_tolerances_and_report_colu
     assert tolerances()["scores.lpips"] == {"abs": 0.005}
     assert registry.report_columns() == [("kid", "KID↓", 4), ("fid_patch", "patch FID↓", 2),
                                          ("kid_patch", "patch KID↓", 4), ("glcm_score", "GLCM↑", 3),
-                                         ("compression_ratio", "compression↓", 2), ("repetition", "repetition↓", 2)]
+                                         ("compression_ratio", "compression↓", 2), ("repetition", "repetition↓", 2),
+                                         ("musiq", "MUSIQ↑", 2), ("maniqa", "MANIQA↑", 3), ("clipiqa", "CLIP-IQA↑", 3)]
     assert get_metric("seam_score").needs_stage2_tiles and get_metric("fid").needs_references
     assert get_metric("clip_score").applies_to == {TEXT_TO_IMAGE}
     assert get_metric("psnr_y").applies_to == {SUPER_RESOLUTION}
