@@ -5,6 +5,7 @@ scripts/install-iqa.sh)."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import warnings
 from pathlib import Path
@@ -17,6 +18,7 @@ from PIL import Image
 from helpers import fixture_image
 
 from benchmark import api
+from benchmark.cli import score as score_verb
 from benchmark.metrics import registry
 from benchmark.metrics.iqa import CLIP_RN50, MAX_SIDE, MODELS, VARIABLE, load_iqa
 from benchmark.metrics.registry import NotApplicable
@@ -110,6 +112,17 @@ def test_a_missing_file_skips_with_where_it_was_looked_for(folder):
     with pytest.raises(NotApplicable, match=rf"MUSIQ \(KonIQ-10k\) weights not found \(looked in {folder}/"
                                             r"musiq_koniq_ckpt-e95806b9\.pth, .*pyiqa/musiq_koniq"):
         load_iqa("musiq", "paper")
+
+
+def test_score_takes_metrics_all_or_names_and_refuses_one_that_is_not_opt_in(capsys):
+    parser = argparse.ArgumentParser()
+    score_verb.add_arguments(parser)
+    assert parser.parse_args(["run"]).metrics == ""
+    assert parser.parse_args(["run", "--metrics", "all"]).metrics == "musiq,maniqa,clipiqa"
+    assert parser.parse_args(["run", "--metrics", "clipiqa"]).metrics == "clipiqa"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["run", "--metrics", "fid"])
+    assert "not an opt-in metric: fid" in capsys.readouterr().err
 
 
 def test_weights_lists_each_file_with_where_it_is_looked_for(folder):

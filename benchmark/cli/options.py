@@ -97,35 +97,39 @@ def add_patch_protocol(parser):
                              "(default: %(default)s)")
 
 
-def _protocols(text: str) -> str:
+def _names(resolve):
+    """An argparse type: ``all`` or names separated by commas, as ``resolve`` reads them (its ValueError, which
+    names the known ones, becomes the usage error); empty, the default, is none."""
+    def parse(text: str) -> str:
+        try:
+            return ",".join(resolve(text)) if text else ""
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    return parse
+
+
+def _preset_names(text: str) -> list[str]:
     from benchmark.metrics.presets import resolve
 
-    if not text:  # the default: no presets
-        return ""
-    try:
-        return ",".join(preset.name for preset in resolve(text))
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
+    return [preset.name for preset in resolve(text)]
+
+
+def _opt_in_names(text: str) -> tuple[str, ...]:
+    from benchmark.metrics.registry import resolve_opt_in
+
+    return resolve_opt_in(text)
 
 
 def add_protocols(parser):
-    parser.add_argument("--protocols", type=_protocols, default="", metavar="all|PRESET[,PRESET...]",
+    parser.add_argument("--protocols", type=_names(_preset_names), default="", metavar="all|PRESET[,PRESET...]",
                         help="also score the images under published evaluation protocols (`list` shows the presets "
                              "and their sources), each value with its interval, into scores.protocols: the report's "
                              "table \"How much the protocol moves a score\" (default: none)")
 
 
-def _opt_in_metrics(text: str) -> str:
-    from benchmark.metrics.registry import resolve_opt_in
-
-    try:
-        return ",".join(resolve_opt_in(text))
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-
-
 def add_opt_in_metrics(parser):
-    parser.add_argument("--metrics", type=_opt_in_metrics, default="", metavar="all|METRIC[,METRIC...]",
+    parser.add_argument("--metrics", type=_names(_opt_in_names), default="", metavar="all|METRIC[,METRIC...]",
                         help="also compute opt-in metrics, those too costly or on too large a package for every run "
                              "(`list` marks them; e.g. pyiqa's musiq, maniqa, clipiqa, which need the iqa extra) "
                              "(default: none)")
