@@ -103,7 +103,7 @@ def test_maniqa_loads_pyiqas_params_layout_and_names_the_keys_that_do_not_fit(fo
         load_iqa("maniqa", "paper", crops=1)
     torch.save({"params": {f"module.{key}": value for key, value in state.items()}}, file)
     loaded, image = load_iqa("maniqa", "paper", crops=1), fixture_image(3, 224, 224)
-    assert loaded.conventions["pretrained"] == str(file) and loaded.conventions["crops"] == 1
+    assert loaded.conventions["pretrained"] == str(file) and loaded.conventions["crops_per_image"] == 1
     assert loaded.score(image) == pytest.approx(made.score(image), abs=1e-6)
 
 
@@ -147,3 +147,7 @@ def test_a_tiny_run_scored_with_metrics_musiq_gets_it_with_an_interval_and_not_w
     assert scores["intervals"]["musiq"]["low"] <= scores["musiq"] <= scores["intervals"]["musiq"]["high"]
     assert scored.results["metric_conventions"]["musiq"]["random_weights"] is True
     assert "maniqa" not in scores and "clipiqa" not in scores
+    (markdown, *_) = api.report(tmp_path, html=False)
+    headers = [line for line in markdown.read_text().splitlines() if line.startswith("| method")]
+    assert any("MUSIQ↑" in line for line in headers)  # a column only where a run in the table was scored with it
+    assert not any("MANIQA↑" in line for line in headers)

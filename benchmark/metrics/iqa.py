@@ -195,7 +195,7 @@ def load_iqa(name: str, profile: str, device=None, seed: int = 0, crops: int = 2
     version = importlib.metadata.version("pyiqa")
     return Scorer(metric.eval(), device, {"library": f"pyiqa {version}", "mode": model.score, "model": model.title,
                            "pretrained": f"random (seed {seed})" if random else str(file), "preprocess": SIZE_RULE,
-                           **({"crops": crops} if name == "maniqa" else {})})
+                           **({"crops_per_image": crops} if name == "maniqa" else {})})
 
 
 def _register(name: str, model: Model):

@@ -69,7 +69,7 @@ def _convention(metric: str, convention: dict) -> str:
     if convention.get("subsets") is not None:
         parts.append(f"{convention['subsets']} subsets of {convention['subset_size']}")
     crops = convention.get("crops")
-    if crops:
+    if isinstance(crops, dict):  # the patch metrics' crop record (a plugin's own "crops" may be anything)
         parts.append(f"{crops['protocol']} crops of {crops['crop_px']} px at native resolution ("
                      f"{convention['generated_crops']['crops']} generated, {convention['reference_crops']['crops']} "
                      "reference)")
