@@ -39,7 +39,7 @@ from transformers import BertTokenizerFast, BlipTextConfig, BlipTextModel, BlipV
 from benchmark.metrics.images import to_rgb_array
 from benchmark.metrics import preference  # as a module: the registry imports both, in either order
 from benchmark.metrics.registry import TEXT_TO_IMAGE, NotApplicable, register_metric
-from benchmark.metrics.weights import seeded, uses_random_weights
+from benchmark.metrics.weights import misfit, seeded, uses_random_weights
 
 if TYPE_CHECKING:
     from benchmark.metrics.context import ScoringContext
@@ -127,11 +127,9 @@ def load_weights(model: RewardModel, release: dict, source: Path):
     """``release`` into ``model``, every key it needs present and of its shape (extra ones, e.g. BLIP's
     projection heads and position-id buffers, are not used)."""
     state, wanted = converted(release), model.state_dict()
-    missing = sorted(set(wanted) - set(state))
-    wrong = sorted(key for key in set(wanted) & set(state) if wanted[key].shape != state[key].shape)
-    if missing or wrong:
-        raise NotApplicable(f"{source} does not fit ImageReward's BLIP: missing {', '.join(missing[:6]) or 'none'}"
-                            f"{' ...' if len(missing) > 6 else ''}; wrong shape {', '.join(wrong[:6]) or 'none'}")
+    problem = misfit(wanted, state, extra_allowed=True)
+    if problem:
+        raise NotApplicable(f"{source} does not fit ImageReward's BLIP: {problem}")
     model.load_state_dict({key: state[key] for key in wanted})
 
 

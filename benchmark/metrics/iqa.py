@@ -49,7 +49,7 @@ from PIL import Image
 from benchmark.metrics import preference  # as a module: the registry imports both, in either order
 from benchmark.metrics.images import to_rgb_array
 from benchmark.metrics.registry import MetricValue, NotApplicable, register_metric
-from benchmark.metrics.weights import seeded, uses_random_weights
+from benchmark.metrics.weights import misfit, seeded, uses_random_weights
 
 if TYPE_CHECKING:
     from benchmark.metrics.context import ScoringContext
@@ -120,15 +120,9 @@ def _read_state(file: Path) -> dict:
 
 def load_state(net: torch.nn.Module, state: dict, file: Path, title: str):
     """``state`` into ``net``, every key present and of its shape; a misfit names the keys."""
-    wanted = net.state_dict()
-    missing = sorted(set(wanted) - set(state))
-    unexpected = sorted(set(state) - set(wanted))
-    wrong = sorted(key for key in set(wanted) & set(state) if tuple(wanted[key].shape) != tuple(state[key].shape))
-    if missing or unexpected or wrong:
-        def named(keys):
-            return ", ".join(keys[:6]) + (" ..." if len(keys) > 6 else "") or "none"
-        raise NotApplicable(f"{file} does not fit {title}: missing {named(missing)}; unexpected {named(unexpected)}; "
-                            f"wrong shape {named(wrong)}")
+    problem = misfit(net.state_dict(), state)
+    if problem:
+        raise NotApplicable(f"{file} does not fit {title}: {problem}")
     net.load_state_dict(state)
 
 

@@ -85,6 +85,22 @@ def _sha256(path: str, size: int, mtime_ns: int) -> str:
     return digest.hexdigest()
 
 
+def misfit(wanted: Mapping, given: Mapping, extra_allowed: bool = False) -> Optional[str]:
+    """How the state dict ``given`` fails to fit ``wanted``'s keys and shapes, up to six keys of each kind named
+    ("missing ...; [unexpected ...;] wrong shape ..."); None where it fits. ``extra_allowed``: keys ``wanted``
+    lacks are not counted (a release that holds heads this model does not use)."""
+    def named(keys: list) -> str:
+        return ", ".join(keys[:6]) + (" ..." if len(keys) > 6 else "") or "none"
+
+    missing = sorted(set(wanted) - set(given))
+    unexpected = [] if extra_allowed else sorted(set(given) - set(wanted))
+    wrong = sorted(key for key in set(wanted) & set(given) if tuple(wanted[key].shape) != tuple(given[key].shape))
+    if not (missing or unexpected or wrong):
+        return None
+    return "; ".join([f"missing {named(missing)}", *([] if extra_allowed else [f"unexpected {named(unexpected)}"]),
+                      f"wrong shape {named(wrong)}"])
+
+
 def _explicit(path: "str | os.PathLike", filename: str) -> list[Path]:
     path = Path(path).expanduser()
     return [path / filename] if path.is_dir() else [path]
