@@ -22,7 +22,7 @@ numbers come from pyiqa).
 **Size rule** (recorded): all three were trained on KonIQ-10k's 1024 x 768 photographs, and MUSIQ's and CLIP-IQA's
 cost grows with the area (MUSIQ's full-resolution patches attend to each other: 16k tokens at 4096²). An image
 whose longer side is above 1024 is resized (PIL bicubic, antialiased) to a longer side of 1024 first; smaller
-images go in as they are. **Opt-in**: MANIQA's 20 ViT-B/8 crops cost minutes an image on a CPU, and pyiqa is an
+images go in as they are. **Opt-in**: MANIQA's 20 ViT-B/8 crops cost about a minute an image on a CPU, and pyiqa is an
 optional dependency, so these are scored only when asked (``score RUN --metrics musiq,maniqa,clipiqa`` or
 ``all``). **Weights** (``paper``): ``$ASD_IQA`` (a folder holding the files under their release names), pyiqa's
 own cache (``torch.hub.get_dir()/pyiqa``; RN50 under ``.../clip``, or openai-clip's ``~/.cache/clip``), then

@@ -163,7 +163,8 @@ def metrics() -> list[Metric]:
 
 def chosen_metrics(opted: Iterable[str] = ()) -> list[Metric]:
     """The metrics a scoring computes: every one not opt-in, and the opt-in ones named in ``opted``."""
-    return [metric for metric in _REGISTRY.values() if not metric.opt_in or metric.name in set(opted)]
+    opted = set(opted)
+    return [metric for metric in _REGISTRY.values() if not metric.opt_in or metric.name in opted]
 
 
 def resolve_opt_in(text: str) -> tuple[str, ...]:
