@@ -11,9 +11,11 @@ A memory budget (:class:`MemoryBudget`, ``--memory-budget 32GiB``) is a limit th
 really cannot exceed while a sample runs (:func:`memory_budget`): on CUDA the caching
 allocator's ``set_per_process_memory_fraction`` (budget / device total), so a larger GPU
 behaves like the paper's 32 GB card; on a CPU the soft ``RLIMIT_AS`` of the process, set to
-the address space at sample start plus the budget minus the resident size, so that no more
-than the budget's worth of new memory can be mapped (torch then raises its "can't allocate
-memory" RuntimeError, Python a MemoryError). :func:`is_out_of_memory` tells those errors,
+the address space at sample start plus the budget minus what the process holds
+(:func:`held_bytes`: the resident size, and what glibc's heaps hold free after a trim, which the
+allocator reuses without mapping more and which would otherwise be budget on top of the budget),
+so that no more than the budget's worth of memory can be used (torch then raises its "can't allocate memory"
+RuntimeError, Python a MemoryError). :func:`is_out_of_memory` tells those errors,
 and CUDA's ``OutOfMemoryError``, from every other.
 """
 
@@ -115,7 +117,7 @@ _UNITS = {"b": 1, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40,
           "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
 _UNIT_NAMES = {"b": "B", "kib": "KiB", "mib": "MiB", "gib": "GiB", "tib": "TiB",
                "kb": "kB", "mb": "MB", "gb": "GB", "tb": "TB"}
-CPU_ENFORCEMENT = "RLIMIT_AS: address space at sample start + budget - resident"
+CPU_ENFORCEMENT = "RLIMIT_AS: address space at sample start + budget - (resident + free heap)"
 CUDA_ENFORCEMENT = "cuda set_per_process_memory_fraction (budget / device total)"
 
 
@@ -203,15 +205,15 @@ def memory_budget(budget: Optional[MemoryBudget], device: torch.device):
             torch.cuda.set_per_process_memory_fraction(1.0, device)
         return
     check_budget(budget, device)
-    resident, mapped = _status_bytes("VmRSS"), _status_bytes("VmSize")
-    if resident is None or mapped is None:
+    held, mapped = held_bytes(), _status_bytes("VmSize")
+    if held is None or mapped is None:
         raise MemoryBudgetError("/proc/self/status has no VmRSS or VmSize: a CPU memory budget cannot be enforced")
-    if budget.bytes <= resident:
+    if budget.bytes <= held:
         raise OutOfMemoryBudget(
-            f"the memory budget {budget.text} is below the {resident / 2**20:.0f} MiB the process "
+            f"the memory budget {budget.text} is below the {held / 2**20:.0f} MiB the process "
             "already holds at sample start")
     soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-    limit = mapped + budget.bytes - resident
+    limit = mapped + budget.bytes - held
     if soft != resource.RLIM_INFINITY:
         limit = min(limit, soft)
     if hard != resource.RLIM_INFINITY:
@@ -239,8 +241,30 @@ def release_memory(device: torch.device):
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
-    elif sys.platform.startswith("linux"):
-        try:  # glibc keeps freed small blocks; hand them back so the next sample starts lean
-            ctypes.CDLL("libc.so.6").malloc_trim(0)
-        except (OSError, AttributeError):
-            pass
+    else:
+        _trimmed_heap_free_bytes()  # glibc keeps freed small blocks; hand them back so the next sample starts lean
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd",
+                                                     "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+def held_bytes() -> Optional[int]:
+    """What a CPU budget counts as held: the resident size plus what glibc's heaps hold free after a
+    trim (no longer resident, but reused without mapping more); None without ``/proc/self/status``."""
+    free = _trimmed_heap_free_bytes()
+    resident = _status_bytes("VmRSS")
+    return None if resident is None else resident + free
+
+
+def _trimmed_heap_free_bytes() -> int:
+    """Hand glibc's free heap pages back to the system, then the bytes its heaps still hold free
+    (``mallinfo2().fordblks``, all arenas); 0 where the C library is not glibc ≥ 2.33."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.malloc_trim(0)
+        libc.mallinfo2.restype = _MallInfo2
+        return int(libc.mallinfo2().fordblks)
+    except (OSError, AttributeError):
+        return 0
