@@ -87,13 +87,17 @@ def test_timing_refuses_zero_repeats_and_a_profile_without_models(tmp_path):
     assert not timing_path(tmp_path, "tiny").exists()
 
 
-def _busy_loops(count: int = 2) -> list[subprocess.Popen]:
+def _busy_loops(count: int = 1) -> list[subprocess.Popen]:
     return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
 
 
-def test_the_stage_one_guard_holds_beside_two_busy_loops_and_fails_on_a_30_percent_slower_stage_one(
+def test_the_stage_one_guard_holds_beside_a_busy_loop_and_fails_on_a_30_percent_slower_stage_one(
         tmp_path, monkeypatch, single_thread):
     """The guard's own settings (its size and steps, one thread, warm-up, fastest of 10 in CPU time): what CI runs.
+
+    Beside one busy loop: in CI this test shares two cores with the other worker and the guard, so that is four
+    processes on two cores, more than the guard itself meets (three). With two loops (five on two) the loaded ratio
+    once read 1.278 against a quiet 1.086, past the 15 % tolerance: at that load CPU time is not load-free.
 
     The quiet and the 30 % slower stage I are timed in alternating rounds against one reference minimum, so that
     a load that comes and goes beside the tests (CI's guard, other workers) meets both alike: timed one after the
