@@ -3,9 +3,9 @@
 FID and IS both read one Inception pass: images are resized with PIL bicubic to 299x299
 in float32 (clean-fid "clean" mode, no quantisation), scaled to [-1, 1] by (x - 128) / 128,
 and the network returns the 2048-d pool3 features and the class logits. Real weights are
-the TF 2015-12-05 graph as clean-fid's TorchScript file; the `tiny` profile uses
-torchvision's Inception-v3 architecture with seeded random weights, so numbers from it
-check the plumbing, never the paper.
+the TF 2015-12-05 graph as clean-fid's TorchScript file; the `tiny` metric networks (of the
+`tiny` and `paper-arch` profiles) use a small stand-in with its interface and seeded random
+weights, so numbers from it check the plumbing, never the paper.
 """
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ class InceptionOutputs:
 
 
 def load_inception(profile: str, path=None, seed: int = 0, device=None) -> InceptionV3:
-    """The profile's Inception-v3: clean-fid's TorchScript file, or random weights for `tiny`.
+    """The profile's Inception-v3: clean-fid's TorchScript file, or the seeded tiny stand-in for `tiny`.
 
     `path` is the weight file or a folder holding inception-2015-12-05.pt; by default it
     is looked for where clean-fid caches it.
@@ -84,25 +84,32 @@ def load_inception(profile: str, path=None, seed: int = 0, device=None) -> Incep
     return InceptionV3(base.layers, base.output, conventions).to(device).eval()
 
 
-def _random_inception(seed: int) -> InceptionV3:
-    from torchvision.models import inception_v3
+#: The tiny stand-in's convolution widths: four 3x3 stride-2 layers (299 -> 17 px), then a 1x1 to the 2048 features.
+TINY_WIDTHS = (3, 16, 32, 64, 128)
 
-    # torchvision's own TF-style init (std 0.1) makes activations explode through
-    # BatchNorm in eval mode; He-normal convolutions keep features of order 1.
-    with seeded(seed):
-        net = inception_v3(weights=None, aux_logits=False, init_weights=False)
-        for module in net.modules():
-            if isinstance(module, nn.Conv2d):
+
+def _random_inception(seed: int) -> InceptionV3:
+    """A small stand-in with Inception-v3's interface (299-px input, 2048-d pooled features, 1008 logits) and seeded
+    random weights, as the other tiny metric networks are small (CLIP's is a two-layer ViT): its numbers check the
+    plumbing, never the paper, and the full network's 6 GFLOPs an image were most of a tiny run's scoring."""
+    with seeded(seed):  # every layer made inside: their biases keep PyTorch's default (seeded) init
+        layers = []
+        for inputs, outputs in zip(TINY_WIDTHS, TINY_WIDTHS[1:]):
+            layers += [nn.Conv2d(inputs, outputs, 3, stride=2), nn.ReLU()]
+        body = nn.Sequential(*layers, nn.Conv2d(TINY_WIDTHS[-1], 2048, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(1))
+        for module in body.modules():
+            if isinstance(module, nn.Conv2d):  # He-normal: features of order 1 through the ReLUs
                 nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
-    head, net.fc = net.fc, nn.Identity()
+        head = nn.Linear(2048, 1008)
     conventions = {
-        "network": "Inception-v3, torchvision architecture",
+        "network": f"tiny stand-in: {len(TINY_WIDTHS) - 1} stride-2 3x3 convolutions {TINY_WIDTHS}, 1x1 to 2048, "
+                   "ReLU, global average pool",
         "weights": f"random (seed {seed})",
         "init": "He-normal convolutions, PyTorch default linear layer",
         "features": "avgpool, 2048-d",
         "logits": f"{head.out_features} classes, output layer without bias",
     }
-    return InceptionV3(net, head, conventions)
+    return InceptionV3(body, head, conventions)
 
 
 def clean_resize(image: ImageLike) -> np.ndarray:

@@ -66,14 +66,17 @@ class ModelJob:
                                  if self.stage_two_alone else "captions")}
 
     def warm_up(self):
-        """One small untimed sample; with ``--compile`` also one step per stage at every size of
-        the plan, so that compilation (one graph per shape) stays out of the samples' seconds."""
+        """One small untimed sample at one step per stage (where the method offers ``one_step``: the
+        first call's costs are in the first step, and a bucket method's stage I is full-size whatever
+        the size asked); with ``--compile`` also one at every size of the plan, so that compilation
+        (one graph per shape) stays out of the samples' seconds."""
         start = time.perf_counter()
         sizes = [(MIN_SIDE, MIN_SIDE)]
         if (getattr(self.pipeline, "fast_path", None) or {}).get("compile"):
             sizes += sorted({tuple(sample.size) for sample in self.plan.samples})
-        for number, size in enumerate(sizes):
-            pipeline = self.pipeline if number == 0 else self.pipeline.one_step()
+        one_step = getattr(self.pipeline, "one_step", None)
+        pipeline = one_step() if one_step else self.pipeline
+        for size in sizes:
             source = None
             if self.stage_two_alone:
                 factor = self.pipeline.input_factor
