@@ -9,7 +9,7 @@ folder="${1:-runs/example-plugin}"
 mkdir -p "$folder"
 python -m venv --system-site-packages "$folder/venv"
 "$folder/venv/bin/python" -m pip install -q --no-deps -e examples/plugin
-"$folder/venv/bin/python" -m benchmark run --method sd21-bicubic --limit 2 --size 256x384 --runs "$folder/runs"  # and scores it
+"$folder/venv/bin/python" -m benchmark run --method sd21-bicubic --limit 2 --size 256x384 --steps 2 --runs "$folder/runs"  # and scores it
 "$folder/venv/bin/python" -m benchmark report --runs "$folder/runs"
 grep -q "^| sd21-bicubic " "$folder/runs/reports/tiny.md"
 grep -q "sharpness" "$folder/runs/reports/tiny.md"
