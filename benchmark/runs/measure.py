@@ -192,7 +192,9 @@ def check_budget(budget: Optional[MemoryBudget], device: torch.device):
 
 @contextmanager
 def memory_budget(budget: Optional[MemoryBudget], device: torch.device):
-    """Hold the process to ``budget`` during the block (see the module docstring); restore after."""
+    """Hold the process to ``budget`` during the block (see the module docstring); restore after. On a CPU the
+    trim inside :func:`held_bytes` falls in the sample's seconds: 0.3 ms on a lean heap, 50 ms once after a
+    gigabyte was freed inside it (measured here)."""
     if budget is None:
         yield
         return
