@@ -22,6 +22,7 @@ and CUDA's ``OutOfMemoryError``, from every other.
 from __future__ import annotations
 
 import ctypes
+import functools
 import gc
 import re
 import resource
@@ -260,13 +261,24 @@ def held_bytes() -> Optional[int]:
     return None if resident is None else resident + free
 
 
+@functools.lru_cache(maxsize=None)
+def _glibc() -> Optional[ctypes.CDLL]:
+    """The C library, loaded once (a budget trims at every sample's start); None where it is not glibc."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.malloc_trim  # noqa: B018  (glibc's, looked up now: a C library without it is not used)
+    except (OSError, AttributeError):
+        return None
+    if hasattr(libc, "mallinfo2"):  # glibc >= 2.33
+        libc.mallinfo2.restype = _MallInfo2
+    return libc
+
+
 def _trimmed_heap_free_bytes() -> int:
     """Hand glibc's free heap pages back to the system, then the bytes its heaps still hold free
     (``mallinfo2().fordblks``, all arenas); 0 where the C library is not glibc ≥ 2.33."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.malloc_trim(0)
-        libc.mallinfo2.restype = _MallInfo2
-        return int(libc.mallinfo2().fordblks)
-    except (OSError, AttributeError):
+    libc = _glibc()
+    if libc is None:
         return 0
+    libc.malloc_trim(0)
+    return int(libc.mallinfo2().fordblks) if hasattr(libc, "mallinfo2") else 0
