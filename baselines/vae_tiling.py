@@ -100,49 +100,71 @@ def spread(items: list, count: int) -> list:
 # --------------------------------------------------------------------------- shared GroupNorm statistics
 
 
+#: A tile's core inside its sample window: (top, bottom), (left, right) in the window's latent px.
+Core = tuple[tuple[int, int], tuple[int, int]]
+
+
+def _layer_hw(x: torch.Tensor, window_hw: tuple[int, int]) -> tuple[int, int]:
+    """A layer's spatial size; an attention block's GroupNorm sees (B, C, H * W): the window's shape, scaled."""
+    if x.dim() == 4:
+        return tuple(x.shape[-2:])
+    scale = math.sqrt(x.shape[-1] / (window_hw[0] * window_hw[1]))
+    return round(window_hw[0] * scale), round(window_hw[1] * scale)
+
+
+def _core_statistics(x: torch.Tensor, groups: int, cores: list[Core],
+                     window_hw: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-group mean and variance over the tiles' cores, one window at a time and on views, so that no
+    copy of the batch is made (the batch of sample windows is the largest thing a tiled decode holds).
+    The windows' moments are pooled exactly: mean of the means, variance within plus between."""
+    height, width = _layer_hw(x, window_hw)
+    scale = height // window_hw[0]
+    spatial = x.reshape(x.shape[0], groups, -1, height, width)  # B, G, C/G, h, w: a view
+    means, variances, counts = [], [], []
+    for window, ((top, bottom), (left, right)) in enumerate(cores):
+        core = spatial[window, :, :, top * scale:bottom * scale, left * scale:right * scale]
+        variance, mean = torch.var_mean(core.float(), dim=(1, 2, 3), unbiased=False)
+        means.append(mean), variances.append(variance), counts.append((bottom - top) * (right - left))
+    weights = torch.tensor(counts, dtype=torch.float32, device=x.device)[:, None] / sum(counts)
+    means, variances = torch.stack(means), torch.stack(variances)
+    mean = (weights * means).sum(0)
+    return mean, (weights * (variances + (means - mean).square())).sum(0)
+
+
 @contextmanager
-def shared_group_norms(module: nn.Module, masks: Optional[torch.Tensor] = None) -> Iterator[dict]:
+def shared_group_norms(module: nn.Module, cores: Optional[list[Core]] = None,
+                       window_hw: Optional[tuple[int, int]] = None) -> Iterator[dict]:
     """Every GroupNorm in ``module`` normalises with statistics shared across calls.
 
     The first call of each GroupNorm gathers its per-group mean and variance over the whole
-    batch (all sample windows as one image), over the pixels where ``masks`` (B, 1, h, w,
-    at any resolution: resized to each layer's) is set, else over all; later calls reuse
-    them. Yields the statistics (GroupNorm -> (mean, var)); the modules are restored on exit.
+    batch (all sample windows as one image): over the tiles' ``cores`` in their windows
+    (``window_hw`` latent px; scaled to each layer's resolution) where given, else over all
+    pixels; later calls reuse them. Yields the statistics (GroupNorm -> (mean, var)); the
+    modules are restored on exit. Normalising is one multiply-add per element in float32
+    (scale and shift folded per channel), so that it holds one tensor of the layer's size.
     """
     stats: dict[nn.GroupNorm, tuple[torch.Tensor, torch.Tensor]] = {}
     norms = [m for m in module.modules() if isinstance(m, nn.GroupNorm)]
 
-    def pixel_weights(x: torch.Tensor) -> torch.Tensor:
-        """The masks at ``x``'s resolution, flattened: (B, 1, 1, pixels)."""
-        if x.dim() == 4:
-            size = x.shape[-2:]
-        else:  # an attention block's GroupNorm sees (B, C, H * W): the masks' shape, scaled
-            scale = math.sqrt(x.shape[-1] / (masks.shape[-2] * masks.shape[-1]))
-            size = (round(masks.shape[-2] * scale), round(masks.shape[-1] * scale))
-        return F.interpolate(masks.float(), size=size, mode="nearest").reshape(x.shape[0], 1, 1, -1)
-
     def gather(norm: nn.GroupNorm, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        grouped = x.float().reshape(x.shape[0], norm.num_groups, -1, x[0, 0].numel())  # B, G, C/G, pixels
-        if masks is None:
-            return grouped.mean(dim=(0, 2, 3)), grouped.var(dim=(0, 2, 3), unbiased=False)
-        weight = pixel_weights(x)
-        count = weight.sum() * grouped.shape[2]
-        mean = (grouped * weight).sum(dim=(0, 2, 3)) / count
-        var = ((grouped - mean[None, :, None, None]).square() * weight).sum(dim=(0, 2, 3)) / count
-        return mean, var
+        if cores is None:
+            variance, mean = torch.var_mean(x.reshape(x.shape[0], norm.num_groups, -1).float(), dim=(0, 2),
+                                            unbiased=False)
+            return mean, variance
+        return _core_statistics(x, norm.num_groups, cores, window_hw)
 
     def shared(norm: nn.GroupNorm):
         def forward(x: torch.Tensor) -> torch.Tensor:
             if norm not in stats:
                 stats[norm] = gather(norm, x)
             mean, var = stats[norm]
-            grouped = x.reshape(x.shape[0], norm.num_groups, -1).float()
-            normed = (grouped - mean[None, :, None]) * torch.rsqrt(var + norm.eps)[None, :, None]
-            normed = normed.reshape(x.shape).to(x.dtype)
+            per_group = x.shape[1] // norm.num_groups
+            scale = torch.rsqrt(var + norm.eps).repeat_interleave(per_group)
+            shift = -mean.repeat_interleave(per_group) * scale
             if norm.affine:
-                shape = (1, -1) + (1,) * (x.dim() - 2)
-                normed = normed * norm.weight.view(shape) + norm.bias.view(shape)
-            return normed
+                scale, shift = scale * norm.weight.float(), shift * norm.weight.float() + norm.bias.float()
+            shape = (1, -1) + (1,) * (x.dim() - 2)
+            return torch.addcmul(shift.view(shape), x, scale.view(shape)).to(x.dtype)
 
         return forward
 
@@ -155,21 +177,19 @@ def shared_group_norms(module: nn.Module, masks: Optional[torch.Tensor] = None) 
             del norm.forward  # back to the class's forward
 
 
-def sample_windows(latent_hw: tuple[int, int], tiling: VaeTiling) -> tuple[list, torch.Tensor]:
+def sample_windows(latent_hw: tuple[int, int], tiling: VaeTiling) -> tuple[list, list[Core], tuple[int, int]]:
     """Where the shared statistics are gathered: ``tiling.sample_tiles`` tiles spread evenly
     over the grid (all of them if there are no more), each in a window of one tile and its
-    halo moved inside the image, and the masks of the tiles in their windows. The tiles'
-    own pixels count, so that with every tile sampled each pixel of the image counts once."""
+    halo moved inside the image; the tiles' cores in their windows, and the windows' size.
+    The cores' pixels count, so that with every tile sampled each pixel of the image counts once."""
     height, width = (min(tiling.tile + 2 * tiling.halo, side) for side in latent_hw)
-    windows, masks = [], torch.zeros((0, 1, height, width), dtype=torch.bool)
+    windows, cores = [], []
     for rows, cols in spread(tiles(latent_hw, tiling.tile), tiling.sample_tiles):
         top = min(max(0, (rows[0] + rows[1] - height) // 2), latent_hw[0] - height)
         left = min(max(0, (cols[0] + cols[1] - width) // 2), latent_hw[1] - width)
         windows.append(((top, top + height), (left, left + width)))
-        mask = torch.zeros((1, 1, height, width), dtype=torch.bool)
-        mask[..., rows[0] - top:rows[1] - top, cols[0] - left:cols[1] - left] = True
-        masks = torch.cat([masks, mask])
-    return windows, masks
+        cores.append(((rows[0] - top, rows[1] - top), (cols[0] - left, cols[1] - left)))
+    return windows, cores, (height, width)
 
 
 def _run_tiled(network: Callable[[torch.Tensor], torch.Tensor], module: nn.Module, crop_of, latent_hw, tiling,
@@ -179,9 +199,9 @@ def _run_tiled(network: Callable[[torch.Tensor], torch.Tensor], module: nn.Modul
     ``crop_of(rows, cols)`` gives the network's input for a latent region; ``factor_out`` is
     output px per latent px (decode: the VAE factor, encode: 1).
     """
-    windows, masks = sample_windows(latent_hw, tiling)
+    windows, cores, window_hw = sample_windows(latent_hw, tiling)
     halo = lambda rows, cols: (with_halo(rows, tiling.halo, latent_hw[0]), with_halo(cols, tiling.halo, latent_hw[1]))
-    with shared_group_norms(module, masks.to(out.device)):
+    with shared_group_norms(module, cores, window_hw):
         network(torch.cat([crop_of(rows, cols) for rows, cols in windows]))  # gathers the statistics
         for rows, cols in tiles(latent_hw, tiling.tile):
             (top, bottom), (left, right) = halo(rows, cols)
