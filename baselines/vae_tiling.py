@@ -33,7 +33,6 @@ from typing import Callable, Iterator, Optional
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 VAE_TILING_MODES = ("auto", "off", "diffusers", "sync")
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -148,3 +150,35 @@ def test_a_vae_with_mid_block_attention_is_tiled_too():
     with torch.no_grad():
         whole = attending.decode(latent).sample
     assert psnr(decode(attending, latent, VaeTiling("sync", tile=32, halo=12)), whole) > 35
+
+
+@pytest.mark.parametrize("attention", [False, True])
+def test_the_cores_statistics_are_those_of_their_pixels_pooled(attention):
+    """Read window by window on views and pooled: equal to the statistics of all the cores' pixels at once,
+    at a layer twice the windows' resolution, and on an attention block's (B, C, H * W) layout."""
+    from baselines.vae_tiling import _core_statistics
+
+    generator = torch.Generator().manual_seed(7)
+    widths, level = torch.arange(1.0, 4.0)[:, None, None, None], torch.tensor([-2.0, 0.5, 3.0])[:, None, None, None]
+    x = torch.randn((3, 8, 20, 24), generator=generator) * widths + level  # windows unlike each other
+    cores = [((0, 5), (1, 12)), ((3, 10), (0, 4)), ((2, 3), (5, 6))]  # in the windows' 10 x 12 latent px
+    pixels = torch.cat([x[b, :, 2 * t:2 * u, 2 * l:2 * r].reshape(4, -1)  # 4 groups of 2 channels
+                        for b, ((t, u), (l, r)) in enumerate(cores)], dim=1)
+    variance, mean = torch.var_mean(pixels, dim=1, unbiased=False)
+    layer = x.flatten(2) if attention else x
+    pooled_mean, pooled_variance = _core_statistics(layer, 4, cores, (10, 12))
+    torch.testing.assert_close(pooled_mean, mean, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(pooled_variance, variance, atol=1e-5, rtol=1e-5)
+
+
+def test_the_decode_memory_script_reports_the_decode(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    script = Path(__file__).parents[1] / "scripts" / "vae-decode-memory.py"
+    done = subprocess.run([sys.executable, str(script), "--latent", "160", "--sample-tiles", "2"],
+                          capture_output=True, text=True, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    assert figures["image"] == [640, 640] and figures["sample_tiles"] == 2
+    assert figures["seconds"] > 0 and figures["peak_above_weights_mib"] > 0

@@ -1,0 +1,53 @@
+"""Seconds and peak memory of stage II's tiled VAE decode alone (the x4 upscaler's VAE), on a CPU.
+
+    python scripts/vae-decode-memory.py --profile paper-arch --latent 256 --sample-tiles 16
+
+A random latent of ``--latent`` px a side (the x4 VAE's output is 4 times that) is decoded with
+``--vae-tiling sync`` at its default tiles; the peak is the process's resident high-water mark
+above what it held once the VAE was loaded (Linux's VmHWM, reset after the load, and VmRSS). The statistics batch, up to
+``--sample-tiles`` windows decoded as one, is what a tiled decode holds most of
+(docs/memory.md, "VAE tiling"); this separates it from the rest of a run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+
+from baselines.models import load_upscaler
+from baselines.vae_tiling import VaeTiling, decode
+
+
+def resident_mib(field: str) -> int:
+    """A memory figure of this process from /proc/self/status (VmRSS, VmHWM), in MiB."""
+    status = open("/proc/self/status").read()
+    return int(status.split(f"{field}:")[1].split()[0]) // 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--profile", default="tiny", help="tiny or paper-arch (default: tiny)")
+    parser.add_argument("--latent", type=int, default=256, help="latent side in px (default: 256, 1024² out)")
+    parser.add_argument("--sample-tiles", type=int, default=VaeTiling.sample_tiles,
+                        help="windows the shared GroupNorm statistics are gathered on (default: %(default)s)")
+    args = parser.parse_args()
+
+    vae = load_upscaler(args.profile, torch.device("cpu")).vae
+    loaded = resident_mib("VmRSS")
+    with open("/proc/self/clear_refs", "w") as clear:  # the high-water mark restarts here (Linux >= 4.0)
+        clear.write("5")
+    latent = torch.randn((1, vae.config.latent_channels, args.latent, args.latent),
+                         generator=torch.Generator().manual_seed(0))
+    start = time.perf_counter()
+    image = decode(vae, latent, VaeTiling("sync", sample_tiles=args.sample_tiles))
+    print(json.dumps({"profile": args.profile, "latent": args.latent, "image": list(image.shape[-2:]),
+                      "sample_tiles": args.sample_tiles, "threads": torch.get_num_threads(),
+                      "seconds": round(time.perf_counter() - start, 1), "weights_rss_mib": loaded,
+                      "peak_above_weights_mib": resident_mib("VmHWM") - loaded}))
+
+
+if __name__ == "__main__":
+    main()
