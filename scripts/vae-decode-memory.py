@@ -1,8 +1,9 @@
-"""Seconds and peak memory of stage II's tiled VAE decode alone (the x4 upscaler's VAE), on a CPU.
+"""Seconds and peak memory of a tiled VAE decode alone (stage II's x4 VAE, or a base model's), on a CPU.
 
     python scripts/vae-decode-memory.py --profile paper-arch --latent 256 --sample-tiles 16
+    python scripts/vae-decode-memory.py --vae sdxl --profile paper-arch --latent 256
 
-A random latent of ``--latent`` px a side (the x4 VAE's output is 4 times that) is decoded with
+A random latent of ``--latent`` px a side (the x4 VAE's output is 4 times that, a ×8 VAE's 8) is decoded with
 ``--vae-tiling sync`` at its default tiles; the peak is the process's resident high-water mark
 above what it held once the VAE was loaded (Linux's VmHWM, reset after the load, and VmRSS). The statistics batch, up to
 ``--sample-tiles`` windows decoded as one, is what a tiled decode holds most of
@@ -17,6 +18,9 @@ import time
 
 import torch
 
+from diffusers import AutoencoderKL
+
+from baselines.base_models import get_base_model
 from baselines.models import load_upscaler
 from baselines.vae_tiling import VaeTiling, decode
 
@@ -29,13 +33,19 @@ def resident_mib(field: str) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--vae", default="x4", help="x4 (stage II's), or a base model's name: sd21, sdxl, flux "
+                        "(random weights in its config; default: x4)")
     parser.add_argument("--profile", default="tiny", help="tiny or paper-arch (default: tiny)")
     parser.add_argument("--latent", type=int, default=256, help="latent side in px (default: 256, 1024² out)")
     parser.add_argument("--sample-tiles", type=int, default=VaeTiling.sample_tiles,
                         help="windows the shared GroupNorm statistics are gathered on (default: %(default)s)")
     args = parser.parse_args()
 
-    vae = load_upscaler(args.profile, torch.device("cpu")).vae
+    if args.vae == "x4":
+        vae = load_upscaler(args.profile, torch.device("cpu")).vae
+    else:
+        torch.manual_seed(0)
+        vae = AutoencoderKL.from_config(get_base_model(args.vae).vaes[args.profile]).eval()
     loaded = resident_mib("VmRSS")
     with open("/proc/self/clear_refs", "w") as clear:  # the high-water mark restarts here (Linux >= 4.0)
         clear.write("5")
@@ -43,7 +53,7 @@ def main() -> None:
                          generator=torch.Generator().manual_seed(0))
     start = time.perf_counter()
     image = decode(vae, latent, VaeTiling("sync", sample_tiles=args.sample_tiles))
-    print(json.dumps({"profile": args.profile, "latent": args.latent, "image": list(image.shape[-2:]),
+    print(json.dumps({"vae": args.vae, "profile": args.profile, "latent": args.latent, "image": list(image.shape[-2:]),
                       "sample_tiles": args.sample_tiles, "threads": torch.get_num_threads(),
                       "seconds": round(time.perf_counter() - start, 1), "weights_rss_mib": loaded,
                       "peak_above_weights_mib": resident_mib("VmHWM") - loaded}))
