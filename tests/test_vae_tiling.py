@@ -171,14 +171,15 @@ def test_the_cores_statistics_are_those_of_their_pixels_pooled(attention):
     torch.testing.assert_close(pooled_variance, variance, atol=1e-5, rtol=1e-5)
 
 
-def test_the_decode_memory_script_reports_the_decode(tmp_path):
+@pytest.mark.parametrize("vae, side", [("x4", 640), ("sdxl", 1280)])
+def test_the_decode_memory_script_reports_the_decode(vae, side):
     import json
     import subprocess
     import sys
 
     script = Path(__file__).parents[1] / "scripts" / "vae-decode-memory.py"
-    done = subprocess.run([sys.executable, str(script), "--latent", "160", "--sample-tiles", "2"],
+    done = subprocess.run([sys.executable, str(script), "--vae", vae, "--latent", "160", "--sample-tiles", "2"],
                           capture_output=True, text=True, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     figures = json.loads(done.stdout.strip().splitlines()[-1])
-    assert figures["image"] == [640, 640] and figures["sample_tiles"] == 2
+    assert figures["vae"] == vae and figures["image"] == [side, side] and figures["sample_tiles"] == 2
     assert figures["seconds"] > 0 and figures["peak_above_weights_mib"] > 0
