@@ -233,8 +233,7 @@ def load_text_to_image(profile: str, device: torch.device, dtype: Optional[torch
     architecture = random_architecture(profile)
     with _seeded(base.seed):
         unet = _ready(base.network(**base.networks[architecture]), device, dtype)
-    with _seeded(base.seed + 1):
-        vae = _stage1_vae(base, AutoencoderKL(**base.vaes[architecture]), device, dtype)
+    vae = random_stage1_vae(base, profile, device, dtype)
     return TextToImageModels(unet=unet, vae=vae, tokenizer=SimpleTokenizer(), scheduler_config=dict(base.scheduler),
                              name=f"{profile}/{base.name}", weights=_random_weights(profile, base.seed),
                              base_model=base.name, **_random_text_encoders(base, architecture, device, dtype))
@@ -270,6 +269,12 @@ def load_upscaler(profile: str, device: torch.device, dtype: Optional[torch.dtyp
         embedding = _random_text_encoders(SD21, architecture, device, dtype)["text_encoder"](tokens).last_hidden_state
     return UpscalerModels(unet, vae, embedding, dict(UPSCALER_SCHEDULER), dict(UPSCALER_LOW_RES_SCHEDULER),
                           UPSCALER_NOISE_LEVEL, name=f"{profile}/x4-upscaler", weights=_random_weights(profile))
+
+
+def random_stage1_vae(base: BaseModel, profile: str, device: torch.device, dtype: torch.dtype) -> AutoencoderKL:
+    """Stage I's VAE of a random-weight profile as a run loads it: the base model's seed + 1, its dtype rule."""
+    with _seeded(base.seed + 1):
+        return _stage1_vae(base, AutoencoderKL(**base.vaes[random_architecture(profile)]), device, dtype)
 
 
 def _stage1_vae(base: BaseModel, vae: AutoencoderKL, device: torch.device, dtype: torch.dtype) -> AutoencoderKL:

@@ -5,7 +5,7 @@
 
 A random latent of ``--latent`` px a side (the x4 VAE's output is 4 times that, a ×8 VAE's 8) is decoded with
 ``--vae-tiling sync`` at its default tiles; the peak is the process's resident high-water mark
-above what it held once the VAE was loaded (Linux's VmHWM, reset after the load, and VmRSS). The statistics batch, up to
+above what it held once the VAE was loaded (benchmark.runs.measure's, reset after the load). The statistics batch, up to
 ``--sample-tiles`` windows decoded as one, is what a tiled decode holds most of
 (docs/memory.md, "VAE tiling"); this separates it from the rest of a run.
 """
@@ -14,21 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
 import torch
 
-from diffusers import AutoencoderKL
-
 from baselines.base_models import get_base_model
-from baselines.models import load_upscaler
+from baselines.models import load_upscaler, random_stage1_vae
 from baselines.vae_tiling import VaeTiling, decode
-
-
-def resident_mib(field: str) -> int:
-    """A memory figure of this process from /proc/self/status (VmRSS, VmHWM), in MiB."""
-    status = open("/proc/self/status").read()
-    return int(status.split(f"{field}:")[1].split()[0]) // 1024
+from benchmark.runs.measure import measured, status_bytes
 
 
 def main() -> None:
@@ -41,23 +33,20 @@ def main() -> None:
                         help="windows the shared GroupNorm statistics are gathered on (default: %(default)s)")
     args = parser.parse_args()
 
+    cpu = torch.device("cpu")
     if args.vae == "x4":
-        vae = load_upscaler(args.profile, torch.device("cpu")).vae
+        vae = load_upscaler(args.profile, cpu).vae
     else:
-        torch.manual_seed(0)
-        vae = AutoencoderKL.from_config(get_base_model(args.vae).vaes[args.profile]).eval()
-    loaded = resident_mib("VmRSS")
-    with open("/proc/self/clear_refs", "w") as clear:  # the high-water mark restarts here (Linux >= 4.0)
-        clear.write("5")
+        vae = random_stage1_vae(get_base_model(args.vae), args.profile, cpu, torch.float32)
+    loaded = status_bytes("VmRSS") / 2**20
     latent = torch.randn((1, vae.config.latent_channels, args.latent, args.latent),
                          generator=torch.Generator().manual_seed(0))
-    start = time.perf_counter()
-    image = decode(vae, latent, VaeTiling("sync", sample_tiles=args.sample_tiles))
+    with measured(cpu) as measurement:  # the high-water mark restarts here
+        image = decode(vae, latent, VaeTiling("sync", sample_tiles=args.sample_tiles))
     print(json.dumps({"vae": args.vae, "profile": args.profile, "latent": args.latent, "image": list(image.shape[-2:]),
                       "sample_tiles": args.sample_tiles, "threads": torch.get_num_threads(),
-                      "seconds": round(time.perf_counter() - start, 1), "weights_rss_mib": loaded,
-                      "peak_above_weights_mib": resident_mib("VmHWM") - loaded}))
-
+                      "seconds": round(measurement.seconds, 1), "weights_rss_mib": round(loaded),
+                      "peak_above_weights_mib": round(measurement.peak_memory_mib - loaded)}))
 
 if __name__ == "__main__":
     main()

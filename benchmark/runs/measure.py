@@ -61,7 +61,7 @@ def _reset_peak_rss() -> bool:
         return False
 
 
-def _status_bytes(key: str) -> Optional[int]:
+def status_bytes(key: str) -> Optional[int]:
     """A size from ``/proc/self/status`` (VmRSS, VmSize, VmHWM ...), None where there is none."""
     try:
         for line in (PROC / "status").read_text().splitlines():
@@ -73,7 +73,7 @@ def _status_bytes(key: str) -> Optional[int]:
 
 
 def _process_peak_rss_mib() -> float:
-    peak = _status_bytes("VmHWM")  # VmHWM follows clear_refs; ru_maxrss does not
+    peak = status_bytes("VmHWM")  # VmHWM follows clear_refs; ru_maxrss does not
     if peak is not None:
         return peak / 2**20
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -208,7 +208,7 @@ def memory_budget(budget: Optional[MemoryBudget], device: torch.device):
             torch.cuda.set_per_process_memory_fraction(1.0, device)
         return
     check_budget(budget, device)
-    held, mapped = held_bytes(), _status_bytes("VmSize")
+    held, mapped = held_bytes(), status_bytes("VmSize")
     if held is None or mapped is None:
         raise MemoryBudgetError("/proc/self/status has no VmRSS or VmSize: a CPU memory budget cannot be enforced")
     if budget.bytes <= held:
@@ -257,7 +257,7 @@ def held_bytes() -> Optional[int]:
     """What a CPU budget counts as held: the resident size plus what glibc's heaps hold free after a
     trim (no longer resident, but reused without mapping more); None without ``/proc/self/status``."""
     free = _trimmed_heap_free_bytes()
-    resident = _status_bytes("VmRSS")
+    resident = status_bytes("VmRSS")
     return None if resident is None else resident + free
 
 
