@@ -15,7 +15,9 @@ normalisation statistics (each tile's own would give each tile its own tone). Mo
   (spread evenly; each in a window with its context) run as one batch: over every pixel
   once where the image has no more tiles than that (the ASD authors' tiled VAE estimates
   them on a downscaled copy; tiles keep the image's own scale, which matters for rough
-  latents). Inside a tile the mid-block attention sees the tile and its halo only;
+  latents). Where that batch runs out of memory it is run a few windows at a time, one
+  pass per GroupNorm, to the same statistics. Inside a tile the mid-block attention sees
+  the tile and its halo only;
 - ``auto``: ``sync`` when the latent is larger than one tile, else ``off``.
 
 When one tile covers the image, every mode is the untiled call. The encoder returns the
@@ -26,13 +28,17 @@ posterior's moments, so the caller samples the latent with its own generator exa
 
 from __future__ import annotations
 
+import logging
 import math
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from typing import Callable, Iterator, Optional
+from typing import Callable, Optional
 
 import torch
 import torch.nn as nn
+from accelerate.utils.memory import clear_device_cache, should_reduce_batch_size
+
+log = logging.getLogger(__name__)
 
 VAE_TILING_MODES = ("auto", "off", "diffusers", "sync")
 
@@ -43,18 +49,22 @@ ImageRegion = Callable[[int, int, int, int], torch.Tensor]
 @dataclass(frozen=True)
 class VaeTiling:
     """How the VAE is tiled. ``tile`` and ``halo`` are in latent px; ``sample_tiles`` is how
-    many tiles, spread evenly, the shared GroupNorm statistics are gathered on."""
+    many tiles, spread evenly, the shared GroupNorm statistics are gathered on, and
+    ``sample_batch`` how many of their windows run at once (all of them by default, halved
+    while they run out of memory: the statistics are the same, the time grows)."""
 
     mode: str = "auto"
     tile: int = 128
     halo: int = 16
     sample_tiles: int = 16
+    sample_batch: Optional[int] = None
 
     def __post_init__(self):
         if self.mode not in VAE_TILING_MODES:
             raise ValueError(f"unknown VAE tiling {self.mode!r}; choose one of {', '.join(VAE_TILING_MODES)}")
-        if self.tile < 8 or self.halo < 0 or self.sample_tiles < 1:
-            raise ValueError(f"VAE tiles need tile >= 8, halo >= 0 and sample_tiles >= 1 latent px, got {self}")
+        if self.tile < 8 or self.halo < 0 or self.sample_tiles < 1 or (self.sample_batch or 1) < 1:
+            raise ValueError(f"VAE tiles need tile >= 8 latent px, halo >= 0, sample_tiles >= 1 and sample_batch "
+                             f">= 1, got {self}")
 
     def effective(self, latent_hw: tuple[int, int]) -> str:
         """The mode used for a latent of this size: ``auto`` resolved, ``off`` where one tile covers it."""
@@ -111,11 +121,11 @@ def _layer_hw(x: torch.Tensor, window_hw: tuple[int, int]) -> tuple[int, int]:
     return round(window_hw[0] * scale), round(window_hw[1] * scale)
 
 
-def _core_statistics(x: torch.Tensor, groups: int, cores: list[Core],
-                     window_hw: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-group mean and variance over the tiles' cores, one window at a time and on views, so that no
-    copy of the batch is made (the batch of sample windows is the largest thing a tiled decode holds).
-    The windows' moments are pooled exactly: mean of the means, variance within plus between."""
+def _window_moments(x: torch.Tensor, groups: int, cores: list[Core],
+                    window_hw: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-window, per-group mean and variance over each tile's core, and the cores' pixel counts: one window at a
+    time and on views, so that no copy of the batch is made (the batch of sample windows is the largest thing a
+    tiled decode holds)."""
     height, width = _layer_hw(x, window_hw)
     scale = height // window_hw[0]
     spatial = x.reshape(x.shape[0], groups, -1, height, width)  # B, G, C/G, h, w: a view
@@ -124,39 +134,82 @@ def _core_statistics(x: torch.Tensor, groups: int, cores: list[Core],
         core = spatial[window, :, :, top * scale:bottom * scale, left * scale:right * scale]
         variance, mean = torch.var_mean(core.float(), dim=(1, 2, 3), unbiased=False)
         means.append(mean), variances.append(variance), counts.append((bottom - top) * (right - left))
-    weights = torch.tensor(counts, dtype=torch.float32, device=x.device)[:, None] / sum(counts)
-    means, variances = torch.stack(means), torch.stack(variances)
+    counts = torch.tensor(counts, dtype=torch.float32, device=x.device)
+    return torch.stack(means), torch.stack(variances), counts
+
+
+def _pooled(means: torch.Tensor, variances: torch.Tensor, counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Windows' moments pooled exactly, each weighted by its pixels: mean of the means, variance within plus
+    between."""
+    weights = counts[:, None] / counts.sum()
     mean = (weights * means).sum(0)
     return mean, (weights * (variances + (means - mean).square())).sum(0)
 
 
-@contextmanager
-def shared_group_norms(module: nn.Module, cores: Optional[list[Core]] = None,
-                       window_hw: Optional[tuple[int, int]] = None) -> Iterator[dict]:
-    """Every GroupNorm in ``module`` normalises with statistics shared across calls.
+class _Waiting(Exception):
+    """A GroupNorm's statistics wait for windows of later batches: this batch's pass ends there."""
 
-    The first call of each GroupNorm gathers its per-group mean and variance over the whole
-    batch (all sample windows as one image): over the tiles' ``cores`` in their windows
-    (``window_hw`` latent px; scaled to each layer's resolution) where given, else over all
-    pixels; later calls reuse them. Yields the statistics (GroupNorm -> (mean, var)); the
-    modules are restored on exit. Normalising is one multiply-add per element in float32
-    (scale and shift folded per channel), so that it holds one tensor of the layer's size.
+
+class SharedGroupNorms:
+    """Every GroupNorm in ``module`` normalises with statistics shared across calls (a context manager; the
+    modules are restored on exit).
+
+    Without ``cores``, a GroupNorm's first call gathers its per-group mean and variance over that call's whole
+    batch and later calls reuse them. With them, :meth:`gather` reads the statistics over the tiles' ``cores``
+    in their sample windows (``window_hw`` latent px, scaled to each layer's resolution), pooled over every
+    window. Normalising is one multiply-add per element in float32 (scale and shift folded per channel), so
+    that it holds one tensor of the layer's size. ``stats`` maps each GroupNorm to its (mean, var).
     """
-    stats: dict[nn.GroupNorm, tuple[torch.Tensor, torch.Tensor]] = {}
-    norms = [m for m in module.modules() if isinstance(m, nn.GroupNorm)]
 
-    def gather(norm: nn.GroupNorm, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if cores is None:
+    def __init__(self, module: nn.Module, cores: Optional[list[Core]] = None,
+                 window_hw: Optional[tuple[int, int]] = None):
+        self.norms = [m for m in module.modules() if isinstance(m, nn.GroupNorm)]
+        self.cores, self.window_hw = cores, window_hw
+        self.stats: dict[nn.GroupNorm, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._moments: dict[nn.GroupNorm, dict[int, tuple]] = {}  # per GroupNorm, per batch's first window
+        self._first = 0  # the first window of the batch running now
+
+    def __enter__(self) -> "SharedGroupNorms":
+        for norm in self.norms:
+            norm.forward = self._shared(norm)
+        return self
+
+    def __exit__(self, *exc_info):
+        for norm in self.norms:
+            del norm.forward  # back to the class's forward
+
+    def gather(self, network: Callable[[torch.Tensor], torch.Tensor], windows: list[torch.Tensor], batch: int):
+        """The statistics of ``network`` over the sample ``windows`` (one per core), run ``batch`` windows at a
+        time. With one batch that is one pass. With more, a GroupNorm's statistics need every batch's pixels
+        before any batch can go past it, so each pass takes every batch up to the first GroupNorm still waiting
+        and the last batch on: as many passes as GroupNorms, and the same statistics, in one batch's memory."""
+        self.stats.clear(), self._moments.clear()
+        while True:
+            for self._first in range(0, len(windows), batch):
+                try:
+                    network(torch.cat(windows[self._first:self._first + batch]))
+                except _Waiting:
+                    continue
+                return
+
+    def _statistics(self, norm: nn.GroupNorm, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.cores is None:
             variance, mean = torch.var_mean(x.reshape(x.shape[0], norm.num_groups, -1).float(), dim=(0, 2),
                                             unbiased=False)
             return mean, variance
-        return _core_statistics(x, norm.num_groups, cores, window_hw)
+        recorded = self._moments.setdefault(norm, {})
+        if self._first not in recorded:
+            cores = self.cores[self._first:self._first + x.shape[0]]
+            recorded[self._first] = _window_moments(x, norm.num_groups, cores, self.window_hw)
+        if sum(len(counts) for _, _, counts in recorded.values()) < len(self.cores):
+            raise _Waiting
+        return _pooled(*(torch.cat(parts) for parts in zip(*(recorded[first] for first in sorted(recorded)))))
 
-    def shared(norm: nn.GroupNorm):
+    def _shared(self, norm: nn.GroupNorm):
         def forward(x: torch.Tensor) -> torch.Tensor:
-            if norm not in stats:
-                stats[norm] = gather(norm, x)
-            mean, var = stats[norm]
+            if norm not in self.stats:
+                self.stats[norm] = self._statistics(norm, x)
+            mean, var = self.stats[norm]
             per_group = x.shape[1] // norm.num_groups
             scale = torch.rsqrt(var + norm.eps).repeat_interleave(per_group)
             shift = -mean.repeat_interleave(per_group) * scale
@@ -166,14 +219,6 @@ def shared_group_norms(module: nn.Module, cores: Optional[list[Core]] = None,
             return torch.addcmul(shift.view(shape), x, scale.view(shape)).to(x.dtype)
 
         return forward
-
-    for norm in norms:
-        norm.forward = shared(norm)
-    try:
-        yield stats
-    finally:
-        for norm in norms:
-            del norm.forward  # back to the class's forward
 
 
 def sample_windows(latent_hw: tuple[int, int], tiling: VaeTiling) -> tuple[list, list[Core], tuple[int, int]]:
@@ -191,6 +236,21 @@ def sample_windows(latent_hw: tuple[int, int], tiling: VaeTiling) -> tuple[list,
     return windows, cores, (height, width)
 
 
+def _gather_in_memory(shared: SharedGroupNorms, network, windows: list[torch.Tensor], batch: int):
+    """:meth:`SharedGroupNorms.gather`, the batch of windows halved while it runs out of memory (the statistics
+    do not change, the passes grow in number); one window that does not fit is out of memory."""
+    while True:
+        try:
+            return shared.gather(network, windows, batch)
+        except RuntimeError as error:  # torch's allocators, CPU and CUDA, say so in a RuntimeError
+            if batch == 1 or not should_reduce_batch_size(error):
+                raise
+        batch = (batch + 1) // 2
+        clear_device_cache(garbage_collection=True)
+        log.warning("the VAE's statistics batch ran out of memory; gathering it %d windows at a time "
+                    "(the same statistics, one pass per GroupNorm)", batch)
+
+
 def _run_tiled(network: Callable[[torch.Tensor], torch.Tensor], module: nn.Module, crop_of, latent_hw, tiling,
                factor_out: int, out: torch.Tensor) -> torch.Tensor:
     """``network`` over every tile (with its halo) into ``out``, GroupNorms shared.
@@ -200,8 +260,9 @@ def _run_tiled(network: Callable[[torch.Tensor], torch.Tensor], module: nn.Modul
     """
     windows, cores, window_hw = sample_windows(latent_hw, tiling)
     halo = lambda rows, cols: (with_halo(rows, tiling.halo, latent_hw[0]), with_halo(cols, tiling.halo, latent_hw[1]))
-    with shared_group_norms(module, cores, window_hw):
-        network(torch.cat([crop_of(rows, cols) for rows, cols in windows]))  # gathers the statistics
+    with SharedGroupNorms(module, cores, window_hw) as shared:
+        _gather_in_memory(shared, network, [crop_of(rows, cols) for rows, cols in windows],
+                          tiling.sample_batch or len(windows))
         for rows, cols in tiles(latent_hw, tiling.tile):
             (top, bottom), (left, right) = halo(rows, cols)
             result = network(crop_of((top, bottom), (left, right)))

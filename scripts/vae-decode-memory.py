@@ -2,12 +2,13 @@
 
     python scripts/vae-decode-memory.py --profile paper-arch --latent 256 --sample-tiles 16
     python scripts/vae-decode-memory.py --vae sdxl --profile paper-arch --latent 256
+    python scripts/vae-decode-memory.py --profile paper-arch --latent 160 --sample-batch 1
 
 A random latent of ``--latent`` px a side (the x4 VAE's output is 4 times that, a ×8 VAE's 8) is decoded with
 ``--vae-tiling sync`` at its default tiles; the peak is the process's resident high-water mark
 above what it held once the VAE was loaded (benchmark.runs.measure's, reset after the load). The statistics batch, up to
-``--sample-tiles`` windows decoded as one, is what a tiled decode holds most of
-(docs/memory.md, "VAE tiling"); this separates it from the rest of a run.
+``--sample-tiles`` windows decoded as one (or ``--sample-batch`` at a time, one pass per GroupNorm), is what a
+tiled decode holds most of (docs/memory.md, "VAE tiling"); this separates it from the rest of a run.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ def main() -> None:
     parser.add_argument("--latent", type=int, default=256, help="latent side in px (default: 256, 1024² out)")
     parser.add_argument("--sample-tiles", type=int, default=VaeTiling.sample_tiles,
                         help="windows the shared GroupNorm statistics are gathered on (default: %(default)s)")
+    parser.add_argument("--sample-batch", type=int, default=None,
+                        help="windows of the statistics batch run at once (default: all, halved while they run out "
+                        "of memory)")
     args = parser.parse_args()
 
     cpu = torch.device("cpu")
@@ -42,9 +46,9 @@ def main() -> None:
     latent = torch.randn((1, vae.config.latent_channels, args.latent, args.latent),
                          generator=torch.Generator().manual_seed(0))
     with measured(cpu) as measurement:  # the high-water mark restarts here
-        image = decode(vae, latent, VaeTiling("sync", sample_tiles=args.sample_tiles))
+        image = decode(vae, latent, VaeTiling("sync", sample_tiles=args.sample_tiles, sample_batch=args.sample_batch))
     print(json.dumps({"vae": args.vae, "profile": args.profile, "latent": args.latent, "image": list(image.shape[-2:]),
-                      "sample_tiles": args.sample_tiles, "threads": torch.get_num_threads(),
+                      "sample_tiles": args.sample_tiles, "sample_batch": args.sample_batch, "threads": torch.get_num_threads(),
                       "seconds": round(measurement.seconds, 1), "weights_rss_mib": round(loaded),
                       "peak_above_weights_mib": round(measurement.peak_memory_mib - loaded)}))
 

@@ -13,8 +13,8 @@ from helpers import CPU
 from baselines.bicubic import Bicubic, resize
 from baselines.models import load_upscaler
 from baselines.stage2 import FIX_TILE, adain, colour_fixed_uint8, to_uint8, wavelet
-from baselines.vae_tiling import (VAE_TILING_MODES, VaeTiling, decode, encode_moments, latent_sample,
-                                  shared_group_norms, spread, tiles, vae_factor)
+from baselines.vae_tiling import (VAE_TILING_MODES, SharedGroupNorms, VaeTiling, decode, encode_moments,
+                                  latent_sample, spread, tiles, vae_factor)
 from benchmark.runs.vae_study import psnr
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -58,6 +58,53 @@ def test_sync_decode_with_every_tile_sampled_and_a_wide_halo_is_the_untiled_deco
     assert psnr(sampled, whole) < 40  # statistics from two tiles only
 
 
+def test_the_statistics_gathered_a_few_windows_at_a_time_are_those_of_one_batch(vae):
+    """Batches of 4, 2 and 1 of the 9 sample windows: several passes, at most one per GroupNorm, none larger than
+    the batch, and the decode of one batch."""
+    latent = torch.randn((1, 4, 80, 72), generator=torch.Generator().manual_seed(2))  # 3 x 3 tiles of 32
+    one_batch = decode(vae, latent, VaeTiling("sync", tile=32, halo=12, sample_tiles=9))
+    norms = sum(isinstance(m, torch.nn.GroupNorm) for m in vae.decoder.modules())
+    calls = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(vae.decoder, "forward", _counted(vae.decoder.forward, calls))
+        for batch in (4, 2, 1):
+            calls.clear()
+            batched = decode(vae, latent, VaeTiling("sync", tile=32, halo=12, sample_tiles=9, sample_batch=batch))
+            batches, tiles_decoded = math.ceil(9 / batch), 9
+            assert max(calls) == batch and 2 * batches < len(calls) - tiles_decoded <= norms * batches
+            assert psnr(batched, one_batch) > 100, batch
+
+
+def _counted(forward, calls: list):
+    def counted(z, *args, **kwargs):
+        calls.append(z.shape[0])
+        return forward(z, *args, **kwargs)
+    return counted
+
+
+def test_a_statistics_batch_that_runs_out_of_memory_is_halved_to_the_same_decode(vae, caplog):
+    """torch's own allocator failing for batches above 2 windows: the decode halves 9 to 5, 3, 2 and goes on."""
+    latent = torch.randn((1, 4, 80, 72), generator=torch.Generator().manual_seed(2))
+    tiling = VaeTiling("sync", tile=32, halo=12, sample_tiles=9)
+    one_batch = decode(vae, latent, tiling)
+    forward = vae.decoder.forward
+
+    def tight(z, *args, **kwargs):
+        if z.shape[0] > 2:
+            torch.empty(2**50, dtype=torch.uint8)  # more than any machine: the CPU allocator's own error
+        return forward(z, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(vae.decoder, "forward", tight)
+        halved = decode(vae, latent, tiling)
+        with pytest.raises(RuntimeError, match="can't allocate memory"):
+            patch.setattr(vae.decoder, "forward", lambda z: torch.empty(2**50, dtype=torch.uint8))
+            decode(vae, latent, tiling)  # one window that does not fit is out of memory, for the runner to record
+    assert psnr(halved, one_batch) > 100
+    assert [r.getMessage().split(" at a time")[0][-9:] for r in caplog.records] == [
+        "5 windows", "3 windows", "2 windows", "5 windows", "3 windows", "2 windows", "1 windows"]
+
+
 def test_sync_encode_is_close_to_untiled(vae):
     size = (320, 256)
     image = _image(3, *size)
@@ -71,11 +118,11 @@ def test_shared_group_norms_gather_once_then_reuse(vae):
     decoder = vae.decoder
     x = torch.randn((1, 4, 24, 24), generator=torch.Generator().manual_seed(4))
     plain = decoder(x)
-    with shared_group_norms(decoder) as stats:
+    with SharedGroupNorms(decoder) as shared:
         gathered = decoder(x)  # first call: statistics of this very input, as GroupNorm's own
         crop_shared = decoder(x[..., :12, :12])
     norms = [m for m in decoder.modules() if isinstance(m, torch.nn.GroupNorm)]
-    assert len(stats) == len(norms) > 0
+    assert len(shared.stats) == len(norms) > 0
     torch.testing.assert_close(gathered, plain, atol=1e-5, rtol=1e-4)
     crop_plain = decoder(x[..., :12, :12])  # restored: the crop's own statistics again
     assert not torch.allclose(crop_shared, crop_plain, atol=1e-3)
@@ -156,7 +203,7 @@ def test_a_vae_with_mid_block_attention_is_tiled_too():
 def test_the_cores_statistics_are_those_of_their_pixels_pooled(attention):
     """Read window by window on views and pooled: equal to the statistics of all the cores' pixels at once,
     at a layer twice the windows' resolution, and on an attention block's (B, C, H * W) layout."""
-    from baselines.vae_tiling import _core_statistics
+    from baselines.vae_tiling import _pooled, _window_moments
 
     generator = torch.Generator().manual_seed(7)
     widths, level = torch.arange(1.0, 4.0)[:, None, None, None], torch.tensor([-2.0, 0.5, 3.0])[:, None, None, None]
@@ -166,20 +213,21 @@ def test_the_cores_statistics_are_those_of_their_pixels_pooled(attention):
                         for b, ((t, u), (l, r)) in enumerate(cores)], dim=1)
     variance, mean = torch.var_mean(pixels, dim=1, unbiased=False)
     layer = x.flatten(2) if attention else x
-    pooled_mean, pooled_variance = _core_statistics(layer, 4, cores, (10, 12))
+    pooled_mean, pooled_variance = _pooled(*_window_moments(layer, 4, cores, (10, 12)))
     torch.testing.assert_close(pooled_mean, mean, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(pooled_variance, variance, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("vae, side", [("x4", 640), ("sdxl", 1280)])
-def test_the_decode_memory_script_reports_the_decode(vae, side):
+@pytest.mark.parametrize("vae, side, batch", [("x4", 640, ["--sample-batch", "1"]), ("sdxl", 1280, [])])
+def test_the_decode_memory_script_reports_the_decode(vae, side, batch):
     import json
     import subprocess
     import sys
 
     script = Path(__file__).parents[1] / "scripts" / "vae-decode-memory.py"
-    done = subprocess.run([sys.executable, str(script), "--vae", vae, "--latent", "160", "--sample-tiles", "2"],
+    done = subprocess.run([sys.executable, str(script), "--vae", vae, "--latent", "160", "--sample-tiles", "2", *batch],
                           capture_output=True, text=True, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     figures = json.loads(done.stdout.strip().splitlines()[-1])
     assert figures["vae"] == vae and figures["image"] == [side, side] and figures["sample_tiles"] == 2
+    assert figures["sample_batch"] == (1 if batch else None)
     assert figures["seconds"] > 0 and figures["peak_above_weights_mib"] > 0
