@@ -175,8 +175,12 @@ FIX_TILE = 512
 
 
 def to_uint8(image: torch.Tensor) -> torch.Tensor:
-    """[-1, 1] -> 0..255 as diffusers' image processor rounds it."""
-    return ((image.float().clamp(-1, 1) / 2 + 0.5) * 255).round().to(torch.uint8)
+    """[-1, 1] -> 0..255 as diffusers' image processor rounds it, a band of rows at a time: done whole, its
+    float32 temporaries are each as large as the image (805 MB at 8192²), more than the tiled decode holds."""
+    out = torch.empty(image.shape, dtype=torch.uint8, device=image.device)
+    for top, bottom in spans(image.shape[-2], FIX_TILE):
+        out[..., top:bottom, :] = ((image[..., top:bottom, :].float().clamp(-1, 1) / 2 + 0.5) * 255).round()
+    return out
 
 
 def region_stats(region: ImageRegion, size: tuple[int, int], tile: int = FIX_TILE):

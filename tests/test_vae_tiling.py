@@ -218,6 +218,17 @@ def test_the_cores_statistics_are_those_of_their_pixels_pooled(attention):
     torch.testing.assert_close(pooled_variance, variance, atol=1e-5, rtol=1e-5)
 
 
+def test_8_bit_in_bands_of_rows_is_the_whole_image_rounded_at_once():
+    """Taller than a band, values past [-1, 1] and on every half step of 0..255: what the whole-image formula
+    gives, so that no full-size float copy is needed."""
+    generator = torch.Generator().manual_seed(3)
+    halves = (torch.arange(511.0) / 510 * 2 - 1).expand(3, 2, 511)[..., :300]
+    image = torch.cat([torch.rand((3, FIX_TILE + 70, 300), generator=generator) * 2.4 - 1.2, halves], dim=1)
+    assert torch.equal(to_uint8(image), ((image.clamp(-1, 1) / 2 + 0.5) * 255).round().to(torch.uint8))
+    assert torch.equal(to_uint8(image[None].half()),
+                       ((image[None].half().float().clamp(-1, 1) / 2 + 0.5) * 255).round().to(torch.uint8))
+
+
 @pytest.mark.parametrize("vae, side, batch", [("x4", 640, ["--sample-batch", "1"]), ("sdxl", 1280, [])])
 def test_the_decode_memory_script_reports_the_decode(vae, side, batch):
     import json
