@@ -182,8 +182,10 @@ class SharedGroupNorms:
         """The statistics of ``network`` over the sample ``windows`` (one per core), run ``batch`` windows at a
         time. With one batch that is one pass. With more, a GroupNorm's statistics need every batch's pixels
         before any batch can go past it, so each pass takes every batch up to the first GroupNorm still waiting
-        and the last batch on: as many passes as GroupNorms, and the same statistics, in one batch's memory."""
-        self.stats.clear(), self._moments.clear()
+        and the last batch on: at most as many passes as GroupNorms, and the same statistics, in one batch's
+        memory. Called again (with a smaller batch, after running out of memory), it keeps the statistics
+        already pooled: each is final once every window has passed its GroupNorm."""
+        self._moments.clear()
         while True:
             for self._first in range(0, len(windows), batch):
                 try:

@@ -218,6 +218,27 @@ def test_the_cores_statistics_are_those_of_their_pixels_pooled(attention):
     torch.testing.assert_close(pooled_variance, variance, atol=1e-5, rtol=1e-5)
 
 
+def test_statistics_pooled_before_running_out_of_memory_are_kept(vae):
+    """Out of memory in the decoder's last convolution, after every GroupNorm has pooled all 9 windows: the
+    halved batches rerun nothing but one forward (2 windows) before the tiles, and the decode is the same."""
+    latent = torch.randn((1, 4, 80, 72), generator=torch.Generator().manual_seed(2))
+    tiling = VaeTiling("sync", tile=32, halo=12, sample_tiles=9)
+    one_batch = decode(vae, latent, tiling)
+    convolve, calls = vae.decoder.conv_out.forward, []
+
+    def tight(x):
+        calls.append(x.shape[0])
+        if x.shape[0] > 2:
+            torch.empty(2**50, dtype=torch.uint8)  # the CPU allocator's own error
+        return convolve(x)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(vae.decoder.conv_out, "forward", tight)
+        halved = decode(vae, latent, tiling)
+    assert calls == [9, 5, 3, 2] + [1] * 9
+    assert psnr(halved, one_batch) > 100
+
+
 def test_8_bit_in_bands_of_rows_is_the_whole_image_rounded_at_once():
     """Taller than a band, values past [-1, 1] and on every half step of 0..255: what the whole-image formula
     gives, so that no full-size float copy is needed."""
