@@ -28,8 +28,8 @@ posterior's moments, so the caller samples the latent with its own generator exa
 
 from __future__ import annotations
 
-import logging
 import math
+import warnings
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Callable, Optional
@@ -38,7 +38,7 @@ import torch
 import torch.nn as nn
 from accelerate.utils.memory import clear_device_cache, should_reduce_batch_size
 
-log = logging.getLogger(__name__)
+from baselines.notes import SampleNote
 
 VAE_TILING_MODES = ("auto", "off", "diffusers", "sync")
 
@@ -249,8 +249,9 @@ def _gather_in_memory(shared: SharedGroupNorms, network, windows: list[torch.Ten
                 raise
         batch = (batch + 1) // 2
         clear_device_cache(garbage_collection=True)
-        log.warning("the VAE's statistics batch ran out of memory; gathering it %d windows at a time "
-                    "(the same statistics, one pass per GroupNorm)", batch)
+        warnings.warn(f"the VAE's statistics batch of {len(windows)} windows ran out of memory; gathered "
+                      f"{batch} at a time (the same statistics, up to one pass per GroupNorm: more seconds)",
+                      SampleNote, stacklevel=2)
 
 
 def _run_tiled(network: Callable[[torch.Tensor], torch.Tensor], module: nn.Module, crop_of, latent_hw, tiling,

@@ -3,6 +3,7 @@
 import json
 import resource
 import sys
+import warnings
 from dataclasses import dataclass, field
 
 import pytest
@@ -10,6 +11,7 @@ import torch
 
 from helpers import CPU, load_sampler
 
+from baselines.notes import SampleNote
 from baselines.registry import get_method
 from baselines.settings import Settings
 from benchmark import api
@@ -144,6 +146,29 @@ def test_a_sample_over_its_real_budget_is_recorded_as_oom_and_the_run_goes_on(tm
     assert again.ran == [4] and resumed["resumed_samples"] == 4
     assert (tmp_path / "samples" / "00001.json").read_bytes() == first
     assert resumed["oom_samples"] == 2 and resumed["finished_samples"] == 3
+
+
+class NotingJob(AllocatingJob):
+    """Sample 1 notes twice the same thing and warns once otherwise; sample 2 notes, then runs out of memory."""
+
+    def run_sample(self, index):
+        if index >= 1:
+            warnings.warn(f"sample {index} went the long way", SampleNote)
+        if index == 1:
+            warnings.warn("sample 1 went the long way", SampleNote)
+            warnings.warn("an ordinary warning", UserWarning)
+        if index == 2:
+            torch.empty(2**50, dtype=torch.uint8)  # the CPU allocator's own error
+        return super().run_sample(index)
+
+
+def test_what_a_method_notes_while_making_a_sample_goes_into_its_record(tmp_path):
+    with pytest.warns(UserWarning) as shown:
+        results = run(NotingJob([32, 32, 32]), 3, tmp_path, progress=False)
+    assert results["statuses"] == ["ok", "ok", "oom"]
+    assert [r.get("notes") for r in records(tmp_path)] == [
+        None, ["sample 1 went the long way"], ["sample 2 went the long way"]]
+    assert "an ordinary warning" in [str(w.message) for w in shown]  # other warnings still reach the user
 
 
 @linux_only

@@ -21,7 +21,9 @@ no measurement, so a resumed run retries failed samples (and counts them in
 ``retried_samples``); an OOM is the measurement and is kept. A warm-up that raises is noted in
 ``results.json`` (``warm_up_error``) and the samples run all the same, each failing on its own
 record if the method cannot run at all. ``results.json`` counts finished, out-of-memory and
-failed samples; its means are over finished samples, None when there is none.
+failed samples; its means are over finished samples, None when there is none. What a method
+notes while making a sample (:class:`baselines.notes.SampleNote`: a VAE decode that went on a
+few windows at a time, so the same image took longer) goes into that sample's ``notes``.
 
 Under ``accelerate launch`` the run is sharded (:mod:`benchmark.runs.shard`): rank 0 alone
 checks the directory against the parameters, writes ``run.json`` and lists the samples left,
@@ -44,6 +46,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from baselines.base_models import DEFAULT_MODEL
+from baselines.notes import sample_notes
 from benchmark.runs.measure import (MemoryBudget, check_budget, is_out_of_memory, measured, memory_budget,
                                     release_memory)
 from benchmark.runs.records import environment, read_json, write_array, write_atomic, write_json
@@ -186,7 +189,7 @@ def run(job: Job, count: int, out: Path, progress: Optional[bool] = None,
         size = job.sample_size(index)
         failure = None
         try:
-            with measured(job.device) as measurement, memory_budget(budget, job.device):
+            with measured(job.device) as measurement, sample_notes() as notes, memory_budget(budget, job.device):
                 outputs, record = job.run_sample(index)
         except Exception as error:
             failure = ({"error": _one_line(error), "status": "oom"} if is_out_of_memory(error)
@@ -208,6 +211,8 @@ def run(job: Job, count: int, out: Path, progress: Optional[bool] = None,
                       memory_kind=measurement.memory_kind, memory_budget=budget_record,
                       rank=shard.rank, world_size=shard.world)  # which process of how many made it
         record.update(failure or {})
+        if notes:
+            record["notes"] = notes
         write_json(sample_record_path(out, index), record)
         del outputs, record
 
