@@ -36,9 +36,10 @@ from typing import Callable, Optional
 
 import torch
 import torch.nn as nn
-from accelerate.utils.memory import clear_device_cache, should_reduce_batch_size
+from accelerate.utils.memory import clear_device_cache
 
 from baselines.notes import SampleNote
+from baselines.out_of_memory import is_out_of_memory
 
 VAE_TILING_MODES = ("auto", "off", "diffusers", "sync")
 
@@ -178,8 +179,8 @@ class SharedGroupNorms:
         for norm in self.norms:
             del norm.forward  # back to the class's forward
 
-    def gather(self, network: Callable[[torch.Tensor], torch.Tensor], windows: list[torch.Tensor], batch: int):
-        """The statistics of ``network`` over the sample ``windows`` (one per core), run ``batch`` windows at a
+    def gather(self, network: Callable[[torch.Tensor], torch.Tensor], windows: torch.Tensor, batch: int):
+        """The statistics of ``network`` over the sample ``windows`` (a batch, one per core), run ``batch`` at a
         time. With one batch that is one pass. With more, a GroupNorm's statistics need every batch's pixels
         before any batch can go past it, so each pass takes every batch up to the first GroupNorm still waiting
         and the last batch on: at most as many passes as GroupNorms, and the same statistics, in one batch's
@@ -189,7 +190,7 @@ class SharedGroupNorms:
         while True:
             for self._first in range(0, len(windows), batch):
                 try:
-                    network(torch.cat(windows[self._first:self._first + batch]))
+                    network(windows[self._first:self._first + batch])
                 except _Waiting:
                     continue
                 return
@@ -238,14 +239,14 @@ def sample_windows(latent_hw: tuple[int, int], tiling: VaeTiling) -> tuple[list,
     return windows, cores, (height, width)
 
 
-def _gather_in_memory(shared: SharedGroupNorms, network, windows: list[torch.Tensor], batch: int):
+def _gather_in_memory(shared: SharedGroupNorms, network, windows: torch.Tensor, batch: int):
     """:meth:`SharedGroupNorms.gather`, the batch of windows halved while it runs out of memory (the statistics
     do not change, the passes grow in number); one window that does not fit is out of memory."""
     while True:
         try:
             return shared.gather(network, windows, batch)
-        except RuntimeError as error:  # torch's allocators, CPU and CUDA, say so in a RuntimeError
-            if batch == 1 or not should_reduce_batch_size(error):
+        except Exception as error:
+            if batch == 1 or not is_out_of_memory(error):
                 raise
         batch = (batch + 1) // 2
         clear_device_cache(garbage_collection=True)
@@ -264,7 +265,7 @@ def _run_tiled(network: Callable[[torch.Tensor], torch.Tensor], module: nn.Modul
     windows, cores, window_hw = sample_windows(latent_hw, tiling)
     halo = lambda rows, cols: (with_halo(rows, tiling.halo, latent_hw[0]), with_halo(cols, tiling.halo, latent_hw[1]))
     with SharedGroupNorms(module, cores, window_hw) as shared:
-        _gather_in_memory(shared, network, [crop_of(rows, cols) for rows, cols in windows],
+        _gather_in_memory(shared, network, torch.cat([crop_of(rows, cols) for rows, cols in windows]),
                           tiling.sample_batch or len(windows))
         for rows, cols in tiles(latent_hw, tiling.tile):
             (top, bottom), (left, right) = halo(rows, cols)

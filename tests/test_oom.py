@@ -17,8 +17,9 @@ from baselines.settings import Settings
 from benchmark import api
 from benchmark.cli.summaries import run_line
 from benchmark.metrics.scoring import score_run
-from benchmark.runs.measure import (CPU_ENFORCEMENT, MemoryBudget, MemoryBudgetError, format_memory_size,
-                                    held_bytes, is_out_of_memory, parse_memory_size)
+from baselines.out_of_memory import is_out_of_memory
+from benchmark.runs.measure import (CPU_ENFORCEMENT, MemoryBudget, MemoryBudgetError, format_memory_size, held_bytes,
+                                    parse_memory_size)
 from benchmark.runs.model_job import ModelJob
 from benchmark.runs.runner import run
 from benchmark.runs.samples import plan_samples

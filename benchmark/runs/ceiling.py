@@ -31,7 +31,8 @@ import torch
 
 from baselines.base_models import DEFAULT_MODEL, name_parts
 from baselines.registry import PROMPTS, get_method
-from benchmark.runs.measure import OOM_MESSAGES, MemoryBudget
+from baselines.out_of_memory import OOM_MESSAGES
+from benchmark.runs.measure import MemoryBudget
 from benchmark.runs.records import device_name, environment, read_json, write_json
 from benchmark.runs.runner import PARTIAL_EXIT
 

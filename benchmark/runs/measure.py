@@ -15,7 +15,7 @@ the address space at sample start plus the budget minus what the process holds
 (:func:`held_bytes`: the resident size, and what glibc's heaps hold free after a trim, which the
 allocator reuses without mapping more and which would otherwise be budget on top of the budget),
 so that no more than the budget's worth of memory can be used (torch then raises its "can't allocate memory"
-RuntimeError, Python a MemoryError). :func:`is_out_of_memory` tells those errors,
+RuntimeError, Python a MemoryError). :func:`baselines.out_of_memory.is_out_of_memory` tells those errors,
 and CUDA's ``OutOfMemoryError``, from every other.
 """
 
@@ -226,17 +226,6 @@ def memory_budget(budget: Optional[MemoryBudget], device: torch.device):
         yield
     finally:
         resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
-
-
-OOM_MESSAGES = ("can't allocate memory", "cannot allocate memory", "out of memory")
-
-
-def is_out_of_memory(error: BaseException) -> bool:
-    """CUDA's OutOfMemoryError, MemoryError, or torch's CPU allocator failing."""
-    cuda_oom = getattr(torch.cuda, "OutOfMemoryError", None)
-    if isinstance(error, MemoryError) or (cuda_oom is not None and isinstance(error, cuda_oom)):
-        return True
-    return isinstance(error, RuntimeError) and any(m in str(error).lower() for m in OOM_MESSAGES)
 
 
 def release_memory(device: torch.device):

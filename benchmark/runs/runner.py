@@ -47,8 +47,8 @@ from tqdm.auto import tqdm
 
 from baselines.base_models import DEFAULT_MODEL
 from baselines.notes import sample_notes
-from benchmark.runs.measure import (MemoryBudget, check_budget, is_out_of_memory, measured, memory_budget,
-                                    release_memory)
+from baselines.out_of_memory import is_out_of_memory
+from benchmark.runs.measure import MemoryBudget, check_budget, measured, memory_budget, release_memory
 from benchmark.runs.records import environment, read_json, write_array, write_atomic, write_json
 from benchmark.runs.shard import Shard, current
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import random
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -58,7 +59,7 @@ def vae_study(profile: str, size: tuple[int, int], device: torch.device, tiling:
     rows = []
     reference_latent = None
     for mode in MODES:
-        config = VaeTiling(mode, tiling.tile, tiling.halo, tiling.sample_tiles)
+        config = replace(tiling, mode=mode)
         with measured(device) as cost:
             latent = encode_moments(vae, region, size, config).chunk(2, dim=1)[0]
             round_trip = decode(vae, latent, config)
